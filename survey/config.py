@@ -1,0 +1,68 @@
+"""Configuration: code defaults, overridden by SURVEY_-prefixed environment variables."""
+
+import os
+from datetime import timedelta
+
+PREFIX = "SURVEY_"
+
+
+class Defaults:
+    # No production secret is built in: create_app refuses to start outside debug/testing
+    # without SURVEY_SECRET_KEY.
+    SECRET_KEY = None
+    # Empty means SQLite in the instance folder (filled in by create_app).
+    DATABASE_URL = ""
+    # Base of the URLs printed in QR codes and on posters, e.g. https://hailong.quangtri.gov.vn
+    PUBLIC_URL = "http://127.0.0.1:5000"
+    # Flask-WTF: a respondent may keep the page open a long time (queue, interruption).
+    WTF_CSRF_TIME_LIMIT = int(timedelta(hours=8).total_seconds())
+    WTF_CSRF_SSL_STRICT = True
+    # Anything larger than a full questionnaire with long comments is not a survey answer.
+    MAX_CONTENT_LENGTH = 64 * 1024
+    MAX_FORM_MEMORY_SIZE = 64 * 1024
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    # None: Secure exactly when PUBLIC_URL is https (a demo on http://127.0.0.1 still works).
+    COOKIE_SECURE = None
+    PERMANENT_SESSION_LIFETIME = int(timedelta(hours=12).total_seconds())
+    BABEL_DEFAULT_LOCALE = "vi"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+    LANGUAGES = ("vi", "en")
+    # Where questionnaire files live; relative paths are taken from the project root.
+    QUESTIONNAIRE_DIR = ""
+    DEFAULT_QUESTIONNAIRE = "sipas-service"
+    # Reports: groups with fewer respondents are flagged.
+    MIN_GROUP_N = 30
+    # Integrity: answers faster than this are flagged as implausibly fast.
+    MIN_PLAUSIBLE_SECONDS = 20
+    # Integrity: more than this many submissions from one client on one counter per hour
+    # are flagged as a burst (the client key is a daily-rotating keyed hash, kept apart).
+    BURST_PER_HOUR = 5
+    # Login throttle: failures per login name or client within the window.
+    LOGIN_MAX_FAILURES = 5
+    LOGIN_WINDOW_SECONDS = 15 * 60
+    # Compress text responses when the client accepts gzip (the budget counts bytes on the wire).
+    COMPRESS_RESPONSES = True
+
+
+def _coerce(default, raw: str):
+    if isinstance(default, bool) or default is None and raw.lower() in ("true", "false", "1", "0"):
+        return raw.lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, tuple):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+def load(environ=None) -> dict:
+    """The defaults above, each overridable by SURVEY_<NAME> in the environment."""
+    environ = os.environ if environ is None else environ
+    config = {}
+    for name in dir(Defaults):
+        if not name.isupper():
+            continue
+        default = getattr(Defaults, name)
+        raw = environ.get(PREFIX + name)
+        config[name] = default if raw is None else _coerce(default, raw)
+    return config

@@ -1,0 +1,214 @@
+"""The demo province: the agencies of the 2020 Quảng Trị letter, counters, a login, responses."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import click
+from flask import current_app
+from sqlalchemy import func, insert, select
+from werkzeug.security import generate_password_hash
+
+from .db import get_session, upgrade
+from .models import (
+    Agency,
+    Answer,
+    Counter,
+    Response,
+    ServiceVolume,
+    StaffUser,
+    utcnow,
+)
+from .questionnaires import registry
+
+PROVINCE = ("QT", "UBND tỉnh Quảng Trị", "province")
+# (code, name, level, counters): the addressees of the 2020 letter, then the provincial
+# public administration service centre that hosts most counters today.
+AGENCIES = [
+    ("TTPVHCC", "Trung tâm Phục vụ hành chính công tỉnh", "province",
+     ["Quầy 1 – Tiếp nhận chung", "Quầy 2 – Trả kết quả", "Quầy 3 – Tư pháp"]),
+    ("SNV", "Sở Nội vụ", "department", ["Quầy Nội vụ"]),
+    ("STP", "Sở Tư pháp", "department", ["Quầy Hộ tịch, quốc tịch", "Quầy Lý lịch tư pháp"]),
+    ("STC", "Sở Tài chính", "department", ["Quầy Đăng ký kinh doanh", "Quầy Đầu tư"]),
+    ("SCT", "Sở Công Thương", "department", ["Quầy Công Thương"]),
+    ("SNNMT", "Sở Nông nghiệp và Môi trường", "department", ["Quầy Đất đai", "Quầy Môi trường"]),
+    ("SXD", "Sở Xây dựng", "department", ["Quầy Cấp phép xây dựng", "Quầy Giao thông vận tải"]),
+    ("SKHCN", "Sở Khoa học và Công nghệ", "department", ["Quầy Khoa học và Công nghệ"]),
+    ("SVHTTDL", "Sở Văn hóa, Thể thao và Du lịch", "department", ["Quầy Văn hóa – Du lịch"]),
+    ("SGDDT", "Sở Giáo dục và Đào tạo", "department", ["Quầy Giáo dục"]),
+    ("SYT", "Sở Y tế", "department", ["Quầy Y tế", "Quầy Dược"]),
+    ("BQLKKT", "Ban Quản lý Khu kinh tế tỉnh", "department", ["Quầy Khu kinh tế"]),
+    ("DONGHA", "UBND thành phố Đông Hà", "district", ["Quầy 1 – Đất đai", "Quầy 2 – Hộ tịch"]),
+    ("TXQT", "UBND thị xã Quảng Trị", "district", ["Quầy Một cửa"]),
+    ("VINHLINH", "UBND huyện Vĩnh Linh", "district", ["Quầy Một cửa"]),
+    ("GIOLINH", "UBND huyện Gio Linh", "district", ["Quầy Một cửa"]),
+    ("CAMLO", "UBND huyện Cam Lộ", "district", ["Quầy Một cửa"]),
+    ("TRIEUPHONG", "UBND huyện Triệu Phong", "district", ["Quầy Một cửa"]),
+    ("HAILANG", "UBND huyện Hải Lăng", "district", ["Quầy Một cửa", "Quầy Đất đai"]),
+    ("HUONGHOA", "UBND huyện Hướng Hóa", "district", ["Quầy Một cửa"]),
+    ("DAKRONG", "UBND huyện Đakrông", "district", ["Quầy Một cửa"]),
+    ("CONCO", "UBND huyện Cồn Cỏ", "district", ["Quầy Một cửa"]),
+    ("CAT", "Công an tỉnh", "vertical", ["Quầy Cư trú", "Quầy Căn cước", "Quầy Xuất nhập cảnh"]),
+    ("BCHQS", "Bộ Chỉ huy Quân sự tỉnh", "vertical", ["Quầy Một cửa"]),
+    ("CTHUE", "Cục Thuế tỉnh", "vertical", ["Quầy Thuế"]),
+    ("CHQ", "Cục Hải quan tỉnh", "vertical", ["Quầy Hải quan"]),
+    ("BHXH", "Bảo hiểm xã hội tỉnh", "vertical", ["Quầy Bảo hiểm xã hội"]),
+    ("BUUDIEN", "Bưu điện tỉnh", "vertical", ["Quầy Bưu chính công ích"]),
+]
+ADMIN_LOGIN = "admin"
+ADMIN_PASSWORD = "quangtri-demo"
+
+
+def seed_agencies(session, questionnaire_id: str) -> list[Counter]:
+    province = Agency(code=PROVINCE[0], name=PROVINCE[1], level=PROVINCE[2])
+    session.add(province)
+    counters = []
+    for code, name, level, labels in AGENCIES:
+        agency = Agency(code=code, name=name, level=level, parent=province)
+        session.add(agency)
+        for label in labels:
+            counter = Counter(agency=agency, label=label, questionnaire_id=questionnaire_id)
+            counter.issue_token()
+            session.add(counter)
+            counters.append(counter)
+    return counters
+
+
+def seed_responses(session, counters: list[Counter], count: int, seed: int = 2025) -> int:
+    """Synthetic responses with real differences between agencies and some blank items.
+
+    Each agency gets its own quality level and each criterion its own difficulty, so the
+    indices differ by agency and element the way survey results do; about 5% of items are
+    left blank, 30% of respondents gave feedback (element E), and answers spread over the
+    last six months.
+    """
+    rng = random.Random(seed)
+    reg = registry()
+    agency_quality = {}
+    now = utcnow()
+    rows, answers = [], []
+    next_id = (session.scalar(select(func.max(Response.id))) or 0) + 1
+    for i in range(count):
+        counter = rng.choice(counters)
+        questionnaire = reg.latest(counter.questionnaire_id)
+        quality = agency_quality.setdefault(counter.agency_id, rng.gauss(0.0, 0.6))
+        rid = next_id + i
+        seconds = max(25, int(rng.lognormvariate(4.4, 0.4)))
+        rows.append({
+            "id": rid,
+            "counter_id": counter.id,
+            "agency_id": counter.agency_id,
+            "questionnaire_id": questionnaire.id,
+            "questionnaire_version": questionnaire.version,
+            "submitted_at": now - timedelta(days=rng.uniform(0, 182)),
+            "locale": "vi" if rng.random() < 0.97 else "en",
+            "seconds_taken": seconds,
+            "flags": "",
+        })
+        given: dict = {}
+        for question in questionnaire.questions.values():
+            if not questionnaire.is_shown(question.id, given):
+                continue
+            value = _synthetic_answer(rng, question, quality, given)
+            if value is None:
+                continue
+            given[question.id] = value
+            if isinstance(value, list):
+                answers.extend({"response_id": rid, "question_id": question.id, "value": v}
+                               for v in value)
+            elif isinstance(value, str):
+                answers.append({"response_id": rid, "question_id": question.id, "text": value})
+            else:
+                answers.append({"response_id": rid, "question_id": question.id, "value": value})
+    if rows:
+        session.execute(insert(Response), rows)
+        session.execute(insert(Answer), answers)
+    return len(rows)
+
+
+COMMENTS = [
+    "Cán bộ hướng dẫn rất nhiệt tình.",
+    "Thời gian chờ hơi lâu, mong bố trí thêm ghế ngồi.",
+    "Nên có thêm máy lấy số thứ tự.",
+    "Thủ tục nhanh gọn, tôi rất hài lòng.",
+]
+
+
+def _synthetic_answer(rng, question, quality, given):
+    if question.type == "likert5":
+        if not question.required and rng.random() < 0.2 or rng.random() < 0.05:
+            return None
+        if question.not_applicable and rng.random() < 0.03:
+            return 0
+        difficulty = (sum(map(ord, question.id)) % 7 - 3) * 0.12
+        latent = 3.9 + quality - difficulty + rng.gauss(0, 0.8)
+        return min(5, max(1, round(latent)))
+    if question.type == "yesno":
+        return 1 if rng.random() < 0.3 else 2
+    if question.type == "text":
+        return rng.choice(COMMENTS) if rng.random() < 0.08 else None
+    codes = [o.code for o in question.options]
+    if question.type == "multiple":
+        return sorted(rng.sample(codes, k=min(len(codes), rng.randint(1, 2))))
+    if not question.required and rng.random() < 0.1:
+        return None
+    if question.id == "overall":
+        return rng.choices(codes, weights=[max(0.05, 0.6 + quality / 4), 0.3, max(0.02, 0.1 - quality / 20)])[0]
+    return rng.choice(codes)
+
+
+def seed_volumes(session, counters, field_question="field", period=None) -> None:
+    """Served transactions per agency × service field: the post-stratification totals."""
+    rng = random.Random(7)
+    period = period or utcnow().strftime("%Y")
+    questionnaire = registry().latest(current_app.config["DEFAULT_QUESTIONNAIRE"])
+    if field_question not in questionnaire.questions:
+        return
+    fields = [o.code for o in questionnaire.questions[field_question].options]
+    for agency_id in sorted({c.agency_id for c in counters}):
+        for code in fields:
+            session.add(ServiceVolume(agency_id=agency_id, service_field=str(code), period=period,
+                                      transactions=rng.randint(20, 4000)))
+
+
+@click.command("demo")
+@click.option("--responses", default=0, show_default=True,
+              help="Also add this many synthetic responses (for the reports).")
+@click.option("--reset", is_flag=True, help="Drop every table first (demo databases only).")
+def demo_command(responses, reset):
+    """Create the demo province: agencies, counters, an admin login; print the counter URLs."""
+    db_url = current_app.extensions["survey_db"].url
+    if reset:
+        from .models import Base
+
+        Base.metadata.drop_all(current_app.extensions["survey_db"].engine)
+        with current_app.extensions["survey_db"].engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    upgrade(db_url)
+    session = get_session()
+    if session.scalar(select(func.count()).select_from(Agency)):
+        counters = list(session.scalars(select(Counter).order_by(Counter.id)))
+        click.echo("The demo province is already there (use --reset to start again).")
+    else:
+        counters = seed_agencies(session, current_app.config["DEFAULT_QUESTIONNAIRE"])
+        session.add(StaffUser(login=ADMIN_LOGIN, name="Quản trị hệ thống", role="admin",
+                              password_hash=generate_password_hash(ADMIN_PASSWORD)))
+        session.flush()
+        seed_volumes(session, counters)
+        session.commit()
+        click.echo(f"Created {len(AGENCIES) + 1} agencies and {len(counters)} counters.")
+    if responses:
+        added = seed_responses(session, counters, responses)
+        session.commit()
+        click.echo(f"Added {added} synthetic responses.")
+    base = current_app.config["PUBLIC_URL"]
+    click.echo(f"\nStaff login: {base}/admin  ({ADMIN_LOGIN} / {ADMIN_PASSWORD})")
+    click.echo("Counter URLs (scan or open on a phone):")
+    for counter in counters:
+        if counter.token:
+            click.echo(f"  {base}/r/{counter.token}  {counter.agency.name} – {counter.label}")
+
+
+def init_app(app) -> None:
+    app.cli.add_command(demo_command)

@@ -1,0 +1,159 @@
+"""Forms built from a questionnaire through one map of question type -> field."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import Field, HiddenField, RadioField, SelectMultipleField, TextAreaField
+from wtforms.validators import StopValidation, ValidationError
+
+from .questionnaires import Question, Questionnaire
+
+# Every message a respondent can see, in one table (Vietnamese source, translated by Babel).
+MESSAGES = {
+    "required": _l("Vui lòng chọn một câu trả lời cho câu hỏi này."),
+    "required_text": _l("Vui lòng trả lời câu hỏi này."),
+    "required_multiple": _l("Vui lòng chọn ít nhất một lựa chọn."),
+    "invalid_choice": _l("Lựa chọn không hợp lệ."),
+    "too_long": _l("Câu trả lời dài quá %(max)d ký tự."),
+}
+
+
+class InvalidSubmission(Exception):
+    """Something no browser rendering our page could send (tampering or a stale form)."""
+
+
+class CodeField(RadioField):
+    """One code from a fixed list; a value outside the list is an invalid submission."""
+
+    def process_formdata(self, valuelist):
+        if not valuelist or valuelist[0] == "":
+            self.data = None
+            return
+        if len(valuelist) > 1:
+            raise InvalidSubmission(f"{self.name}: several values for a single choice")
+        try:
+            self.data = int(valuelist[0])
+        except ValueError as exc:
+            raise InvalidSubmission(f"{self.name}: {valuelist[0]!r} is not a code") from exc
+
+    def pre_validate(self, form):
+        if self.data is not None and self.data not in {value for value, _ in self.choices}:
+            raise InvalidSubmission(f"{self.name}: {self.data} is not one of its codes")
+
+
+class CodesField(SelectMultipleField):
+    """Several codes from a fixed list (multiple choice)."""
+
+    def process_formdata(self, valuelist):
+        try:
+            codes = [int(value) for value in valuelist if value != ""]
+        except ValueError as exc:
+            raise InvalidSubmission(f"{self.name}: not a list of codes") from exc
+        self.data = sorted(set(codes))
+
+    def pre_validate(self, form):
+        allowed = {value for value, _ in self.choices}
+        if any(code not in allowed for code in self.data or ()):
+            raise InvalidSubmission(f"{self.name}: a code outside its options")
+
+
+class TextField(TextAreaField):
+    def process_formdata(self, valuelist):
+        if len(valuelist) > 1:
+            raise InvalidSubmission(f"{self.name}: several values for a text")
+        raw = valuelist[0] if valuelist else ""
+        # Normalise so that the same words typed on different keyboards compare equal.
+        self.data = unicodedata.normalize("NFC", raw.replace("\r\n", "\n")).strip() or None
+
+
+class WhenShown:
+    """Validates a question only when the skip logic shows it; hidden answers are dropped."""
+
+    def __init__(self, questionnaire: Questionnaire, question: Question):
+        self.questionnaire = questionnaire
+        self.question = question
+
+    def __call__(self, form, field: Field):
+        if not self.questionnaire.is_shown(self.question.id, form.raw_answers()):
+            field.errors[:] = []
+            raise StopValidation()
+        empty = field.data in (None, [], "")
+        if empty and self.question.required:
+            kind = {"text": "required_text", "multiple": "required_multiple"}
+            raise StopValidation(str(MESSAGES[kind.get(self.question.type, "required")]))
+        if self.question.type == "text" and field.data and len(field.data) > self.question.max_length:
+            raise ValidationError(str(MESSAGES["too_long"]) % {"max": self.question.max_length})
+
+
+def _choices(question: Question):
+    return [(option.code, option.code) for option in question.options]
+
+
+def _code_field(questionnaire, question):
+    return CodeField(choices=_choices(question), validators=[WhenShown(questionnaire, question)],
+                     validate_choice=False)
+
+
+def _codes_field(questionnaire, question):
+    return CodesField(choices=_choices(question), validators=[WhenShown(questionnaire, question)],
+                      validate_choice=False)
+
+
+def _text_field(questionnaire, question):
+    return TextField(validators=[WhenShown(questionnaire, question)])
+
+
+# The one map from question type to the field that collects it.
+FIELD_FOR_TYPE = {
+    "likert5": _code_field,
+    "single": _code_field,
+    "yesno": _code_field,
+    "multiple": _codes_field,
+    "text": _text_field,
+}
+
+
+class ResponseForm(FlaskForm):
+    """Base of every generated questionnaire form."""
+
+    questionnaire: Questionnaire
+    # Signed time the page was served: how long the respondent took (integrity checks).
+    started = HiddenField()
+    # Random key per page view: a POST retried by a flaky connection is stored once.
+    submission_key = HiddenField()
+
+    def raw_answers(self) -> dict:
+        return {qid: self[qid].data for qid in self.questionnaire.questions}
+
+    def answers(self) -> dict:
+        """Answers to the questions the skip logic shows; blanks and hidden ones left out."""
+        raw = self.raw_answers()
+        return {
+            qid: value
+            for qid, value in raw.items()
+            if value not in (None, [], "") and self.questionnaire.is_shown(qid, raw)
+        }
+
+    def known_fields(self) -> set[str]:
+        return set(self._fields)
+
+
+_FORM_CLASSES: dict[tuple[str, int, str], type[ResponseForm]] = {}
+
+
+def form_class(questionnaire: Questionnaire) -> type[ResponseForm]:
+    """A form class with one field per question, built once per questionnaire version."""
+    key = (questionnaire.id, questionnaire.version, questionnaire.source)
+    if key not in _FORM_CLASSES:
+        _FORM_CLASSES[key] = _build_form_class(questionnaire)
+    return _FORM_CLASSES[key]
+
+
+def _build_form_class(questionnaire: Questionnaire) -> type[ResponseForm]:
+    attrs = {"questionnaire": questionnaire}
+    for question in questionnaire.questions.values():
+        attrs[question.id] = FIELD_FOR_TYPE[question.type](questionnaire, question)
+    return type(f"Form_{questionnaire.id}_v{questionnaire.version}", (ResponseForm,), attrs)

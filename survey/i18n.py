@@ -1,0 +1,55 @@
+"""Locale selection: ?lang=, the in-form language switch, a cookie, then Accept-Language."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import current_app, request
+from flask_babel import Babel, get_locale
+from werkzeug.exceptions import HTTPException
+
+LANGUAGE_FIELD = "_lang"
+COOKIE = "lang"
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+
+
+def _chosen() -> str | None:
+    """A language the user picked explicitly in this request, if any."""
+    languages = current_app.config["LANGUAGES"]
+    lang = request.args.get("lang")
+    if lang is None and request.method == "POST":
+        try:
+            lang = request.form.get(LANGUAGE_FIELD)
+        except HTTPException:  # e.g. the body was too large: the error page still renders
+            lang = None
+    return lang if lang in languages else None
+
+
+def select_locale() -> str:
+    languages = current_app.config["LANGUAGES"]
+    lang = _chosen() or request.cookies.get(COOKIE)
+    if lang in languages:
+        return lang
+    return request.accept_languages.best_match(languages) or languages[0]
+
+
+def remember_locale(response):
+    """Keep an explicit choice for the next pages (the thank-you page, a later visit)."""
+    lang = _chosen()
+    if lang:
+        response.set_cookie(COOKIE, lang, max_age=365 * 24 * 3600, samesite="Lax",
+                            secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True)
+    return response
+
+
+def localized(text) -> str:
+    """A {vi, en} text from a questionnaire file in the current locale."""
+    return text.get(str(get_locale())) if text is not None else ""
+
+
+def init_app(app) -> None:
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
+    Babel(app, locale_selector=select_locale)
+    app.after_request(remember_locale)
+    app.add_template_filter(localized, "loc")
+    app.jinja_env.globals["current_locale"] = lambda: str(get_locale())

@@ -1,0 +1,81 @@
+"""Integrity checks on anonymous submissions: timing, bursts from one client, expiry of keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+
+from flask import current_app, request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from .models import RateEvent, utcnow
+
+# Keys rotate daily and rows are deleted after this: nothing links a client across days.
+KEEP_EVENTS = timedelta(days=2)
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="survey-started")
+
+
+def start_stamp() -> str:
+    """A signed marker of when the page was served, carried by the form."""
+    return _serializer().dumps(0)
+
+
+def seconds_since(stamp: str | None) -> int | None:
+    """Seconds since the page was served, or None when the stamp is missing or forged."""
+    if not stamp:
+        return None
+    try:
+        _, signed_at = _serializer().loads(stamp, return_timestamp=True)
+    except BadSignature:
+        return None
+    return max(0, int((utcnow() - signed_at).total_seconds()))
+
+
+def client_key(scope: str) -> str:
+    """A keyed hash of the client that changes every day; never the address itself."""
+    day = utcnow().strftime("%Y-%m-%d")
+    material = "|".join(
+        (scope, day, request.remote_addr or "", request.headers.get("User-Agent", ""))
+    )
+    secret = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret, material.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def record(session: Session, scope: str, key: str) -> None:
+    session.add(RateEvent(scope=scope, key=key))
+
+
+def count_recent(session: Session, scope: str, key: str, window: timedelta) -> int:
+    since = utcnow() - window
+    return session.scalar(
+        select(func.count()).select_from(RateEvent).where(
+            RateEvent.scope == scope, RateEvent.key == key, RateEvent.at >= since
+        )
+    )
+
+
+def purge_expired(session: Session) -> int:
+    result = session.execute(delete(RateEvent).where(RateEvent.at < utcnow() - KEEP_EVENTS))
+    return result.rowcount or 0
+
+
+def submission_flags(session: Session, counter_id: int, seconds: int | None) -> list[str]:
+    """Flags for a response about to be stored; records the event the burst check counts."""
+    config = current_app.config
+    flags = []
+    if seconds is None:
+        flags.append("no_timer")
+    elif seconds < config["MIN_PLAUSIBLE_SECONDS"]:
+        flags.append("fast")
+    scope = f"submit:{counter_id}"
+    key = client_key(scope)
+    if count_recent(session, scope, key, timedelta(hours=1)) >= config["BURST_PER_HOUR"]:
+        flags.append("burst")
+    record(session, scope, key)
+    return flags

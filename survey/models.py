@@ -1,0 +1,217 @@
+"""The database tables: agencies, counters and their tokens, responses, staff, audit."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Crockford's base32 without the letters that read like digits: case-insensitive, no
+# 0/O or 1/I/L confusion when typed from a poster. 10 characters = 50 bits.
+TOKEN_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+TOKEN_LENGTH = 10
+
+AGENCY_LEVELS = ("province", "department", "district", "commune", "vertical")
+ROLES = ("admin", "agency", "analyst")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_token() -> str:
+    return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
+
+
+def normalize_token(raw: str) -> str:
+    """Tokens are case-insensitive: a typed or uppercase-encoded link finds the same counter."""
+    return raw.strip().upper()
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+class Agency(Base):
+    __tablename__ = "agency"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id"))
+    level: Mapped[str] = mapped_column(String(20), default="department")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    parent: Mapped[Agency | None] = relationship(remote_side=[id], back_populates="children")
+    children: Mapped[list[Agency]] = relationship(back_populates="parent")
+    counters: Mapped[list[Counter]] = relationship(back_populates="agency")
+
+    def __repr__(self) -> str:
+        return f"<Agency {self.code}>"
+
+
+class Counter(Base):
+    __tablename__ = "counter"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agency.id"), index=True)
+    label: Mapped[str] = mapped_column(String(200))
+    questionnaire_id: Mapped[str] = mapped_column(String(80))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    agency: Mapped[Agency] = relationship(back_populates="counters")
+    tokens: Mapped[list[CounterToken]] = relationship(
+        back_populates="counter", order_by="CounterToken.id"
+    )
+
+    @property
+    def token(self) -> str | None:
+        """The one live token, or None when every token was revoked."""
+        for token in self.tokens:
+            if token.revoked_at is None:
+                return token.token
+        return None
+
+    def issue_token(self) -> CounterToken:
+        token = CounterToken(token=new_token())
+        self.tokens.append(token)
+        return token
+
+    def __repr__(self) -> str:
+        return f"<Counter {self.id} {self.label!r}>"
+
+
+class CounterToken(Base):
+    """A counter's public token. Revoked tokens stay so an old poster gets a clear answer."""
+
+    __tablename__ = "counter_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    counter_id: Mapped[int] = mapped_column(ForeignKey("counter.id"), index=True)
+    token: Mapped[str] = mapped_column(String(16), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    revoked_reason: Mapped[str | None] = mapped_column(String(200))
+
+    counter: Mapped[Counter] = relationship(back_populates="tokens")
+
+
+class Response(Base):
+    __tablename__ = "response"
+    __table_args__ = (Index("ix_response_agency_submitted", "agency_id", "submitted_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    counter_id: Mapped[int] = mapped_column(ForeignKey("counter.id"), index=True)
+    # Copied at submit time: moving a counter to another agency later does not rewrite history.
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agency.id"))
+    questionnaire_id: Mapped[str] = mapped_column(String(80))
+    questionnaire_version: Mapped[int] = mapped_column(Integer)
+    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locale: Mapped[str] = mapped_column(String(8))
+    seconds_taken: Mapped[int | None] = mapped_column(Integer)
+    # Space-separated integrity flags, e.g. "fast burst"; empty when nothing looked odd.
+    flags: Mapped[str] = mapped_column(String(200), default="")
+    # A random key the form carries: a retried POST (weak network) is stored once.
+    submission_key: Mapped[str | None] = mapped_column(String(40), unique=True)
+
+    answers: Mapped[list[Answer]] = relationship(
+        back_populates="response", cascade="all, delete-orphan"
+    )
+    counter: Mapped[Counter] = relationship()
+    agency: Mapped[Agency] = relationship()
+
+
+class Answer(Base):
+    """One answer: a code (choice, scale point) or a text. A multiple choice gives one row
+    per chosen option."""
+
+    __tablename__ = "answer"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    response_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("response.id", ondelete="CASCADE"),
+        index=True,
+    )
+    question_id: Mapped[str] = mapped_column(String(80))
+    value: Mapped[int | None] = mapped_column(Integer)
+    text: Mapped[str | None] = mapped_column(Text)
+
+    response: Mapped[Response] = relationship(back_populates="answers")
+
+
+class ServiceVolume(Base):
+    """Transactions served per agency, service field and period: the weighting totals."""
+
+    __tablename__ = "service_volume"
+    __table_args__ = (UniqueConstraint("agency_id", "service_field", "period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agency.id"))
+    service_field: Mapped[str] = mapped_column(String(80))
+    period: Mapped[str] = mapped_column(String(20))
+    transactions: Mapped[int] = mapped_column(Integer)
+
+    agency: Mapped[Agency] = relationship()
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(20))
+    # For role "agency": the agency whose subtree this user manages.
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    agency: Mapped[Agency | None] = relationship()
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    action: Mapped[str] = mapped_column(String(40))
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str | None] = mapped_column(String(80))
+    before: Mapped[dict | None] = mapped_column(JSON)
+    after: Mapped[dict | None] = mapped_column(JSON)
+
+    user: Mapped[StaffUser | None] = relationship()
+
+
+class RateEvent(Base):
+    """Events counted by throttles and integrity checks, shared by all workers.
+
+    `key` is a keyed hash (never a raw IP address or user agent) and rows expire: see
+    survey/integrity.py. Kept apart from responses on purpose.
+    """
+
+    __tablename__ = "rate_event"
+    __table_args__ = (Index("ix_rate_event_scope_key_at", "scope", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
