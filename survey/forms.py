@@ -6,7 +6,7 @@ import unicodedata
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import Field, HiddenField, RadioField, SelectMultipleField, TextAreaField
+from wtforms import Field, HiddenField, TextAreaField
 from wtforms.validators import StopValidation, ValidationError
 
 from .questionnaires import Question, Questionnaire
@@ -25,8 +25,12 @@ class InvalidSubmission(Exception):
     """Something no browser rendering our page could send (tampering or a stale form)."""
 
 
-class CodeField(RadioField):
+class CodeField(Field):
     """One code from a fixed list; a value outside the list is an invalid submission."""
+
+    def __init__(self, codes, **kwargs):
+        super().__init__(**kwargs)
+        self.codes = frozenset(codes)
 
     def process_formdata(self, valuelist):
         if not valuelist or valuelist[0] == "":
@@ -40,11 +44,11 @@ class CodeField(RadioField):
             raise InvalidSubmission(f"{self.name}: {valuelist[0]!r} is not a code") from exc
 
     def pre_validate(self, form):
-        if self.data is not None and self.data not in {value for value, _ in self.choices}:
+        if self.data is not None and self.data not in self.codes:
             raise InvalidSubmission(f"{self.name}: {self.data} is not one of its codes")
 
 
-class CodesField(SelectMultipleField):
+class CodesField(CodeField):
     """Several codes from a fixed list (multiple choice)."""
 
     def process_formdata(self, valuelist):
@@ -55,8 +59,7 @@ class CodesField(SelectMultipleField):
         self.data = sorted(set(codes))
 
     def pre_validate(self, form):
-        allowed = {value for value, _ in self.choices}
-        if any(code not in allowed for code in self.data or ()):
+        if any(code not in self.codes for code in self.data or ()):
             raise InvalidSubmission(f"{self.name}: a code outside its options")
 
 
@@ -88,18 +91,12 @@ class WhenShown:
             raise ValidationError(str(MESSAGES["too_long"]) % {"max": self.question.max_length})
 
 
-def _choices(question: Question):
-    return [(option.code, option.code) for option in question.options]
-
-
 def _code_field(questionnaire, question):
-    return CodeField(choices=_choices(question), validators=[WhenShown(questionnaire, question)],
-                     validate_choice=False)
+    return CodeField(question.codes, validators=[WhenShown(questionnaire, question)])
 
 
 def _codes_field(questionnaire, question):
-    return CodesField(choices=_choices(question), validators=[WhenShown(questionnaire, question)],
-                      validate_choice=False)
+    return CodesField(question.codes, validators=[WhenShown(questionnaire, question)])
 
 
 def _text_field(questionnaire, question):

@@ -52,4 +52,42 @@ def init_app(app) -> None:
     Babel(app, locale_selector=select_locale)
     app.after_request(remember_locale)
     app.add_template_filter(localized, "loc")
+    register_cli(app)
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale())
+
+
+def _pybabel(*args: str) -> None:
+    from babel.messages.frontend import CommandLineInterface
+
+    CommandLineInterface().run(["pybabel", "-q", *args])
+
+
+POT = TRANSLATIONS / "messages.pot"
+ROOT = TRANSLATIONS.parent
+
+
+def extract() -> None:
+    """Write translations/messages.pot from the code and templates (Vietnamese msgids)."""
+    _pybabel("extract", "-F", str(ROOT / "babel.cfg"), "-k", "_l", "--no-location",
+             "--sort-output", "--no-wrap", "--project", "sipas-survey", "-o", str(POT), str(ROOT))
+
+
+def register_cli(app) -> None:
+    import click
+
+    @app.cli.group("translate")
+    def translate():
+        """Babel catalogue commands (wrapping pybabel)."""
+
+    @translate.command("update")
+    def update():
+        """Re-extract the messages and merge them into every catalogue."""
+        extract()
+        _pybabel("update", "-i", str(POT), "-d", str(TRANSLATIONS), "--no-wrap",
+                 "--ignore-obsolete")
+        click.echo(f"Updated {POT} and the catalogues; translate the new msgids in en.")
+
+    @translate.command("compile")
+    def compile_():
+        """Compile the .po catalogues into the .mo files the app reads."""
+        _pybabel("compile", "-d", str(TRANSLATIONS))

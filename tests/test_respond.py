@@ -1,0 +1,244 @@
+"""The citizen's path: counter URL -> questionnaire -> stored response -> thank-you page."""
+
+import pytest
+from sqlalchemy import func, select
+
+from survey.models import Answer, Response, utcnow
+
+CRITERIA_AD = "a1 a2 a3 b1 b2 b3 b4 c1 c2 c3 d1 d2 d3".split()
+
+
+def complete_answers(**overrides):
+    answers = {qid: "4" for qid in CRITERIA_AD}
+    answers.update(field="1", gave_feedback="2", gender="2", age_band="3",
+                   comment="Cán bộ hướng dẫn tận tình.")
+    answers.update(overrides)
+    return answers
+
+
+def counts(session):
+    session.expire_all()
+    return (session.scalar(select(func.count()).select_from(Response)),
+            session.scalar(select(func.count()).select_from(Answer)))
+
+
+def test_happy_path_stores_one_response_with_its_answers(client, session, make_counter,
+                                                          open_form):
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    response = client.post(f"/r/{counter.token}", data={**hidden, **complete_answers()})
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/r/{counter.token}/cam-on"
+    thanks = client.get(response.headers["Location"])
+    assert thanks.status_code == 200
+    assert "Cảm ơn bạn" in thanks.get_data(as_text=True)
+
+    stored = session.scalars(select(Response)).one()
+    assert stored.counter_id == counter.id and stored.agency_id == counter.agency_id
+    assert (stored.questionnaire_id, stored.questionnaire_version) == ("sipas-service", 1)
+    assert stored.locale == "vi"
+    assert stored.seconds_taken is not None and stored.seconds_taken >= 0
+    given = {(a.question_id, a.value, a.text) for a in stored.answers}
+    expected = {(q, 4, None) for q in CRITERIA_AD} | {
+        ("field", 1, None), ("gave_feedback", 2, None), ("gender", 2, None),
+        ("age_band", 3, None), ("comment", None, "Cán bộ hướng dẫn tận tình.")}
+    assert given == expected
+
+
+def test_page_is_vietnamese_headed_with_agency_and_counter(client, make_counter):
+    counter = make_counter()
+    page = client.get(f"/r/{counter.token}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert '<html lang="vi">' in html
+    assert "Sở Tư pháp" in html and "Quầy 3 – Tư pháp" in html
+    assert "Rất hài lòng" in html and "Không áp dụng" in html
+    assert "<script>" not in html and "style=" not in html
+
+
+def test_token_is_case_insensitive(client, make_counter):
+    counter = make_counter()
+    assert client.get(f"/r/{counter.token.lower()}").status_code == 200
+    assert client.get(f"/R/{counter.token}").status_code == 200
+
+
+def test_missing_required_answer_keeps_every_answer_and_stores_nothing(client, session,
+                                                                       make_counter, open_form):
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    answers = complete_answers()
+    del answers["c2"]
+    response = client.post(f"/r/{counter.token}", data={**hidden, **answers})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Vui lòng chọn một câu trả lời cho câu hỏi này." in html
+    assert 'id="c2-err"' in html and 'href="#q-c2"' in html
+    assert 'name="a1" value="4" checked' in html
+    assert "Cán bộ hướng dẫn tận tình." in html
+    assert counts(session) == (0, 0)
+
+
+def test_element_e_required_only_for_those_who_gave_feedback(client, session, make_counter,
+                                                              open_form):
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    response = client.post(f"/r/{counter.token}",
+                           data={**hidden, **complete_answers(gave_feedback="1")})
+    assert response.status_code == 422
+    assert 'id="e1-err"' in response.get_data(as_text=True)
+    assert counts(session) == (0, 0)
+    answers = complete_answers(gave_feedback="1", e1="5", e2="0", e3="3")
+    assert client.post(f"/r/{counter.token}", data={**hidden, **answers}).status_code == 303
+    stored = {a.question_id: a.value for a in session.scalars(select(Answer))}
+    assert (stored["e1"], stored["e2"], stored["e3"]) == (5, 0, 3)
+
+
+def test_answers_to_hidden_questions_are_ignored(client, session, make_counter, open_form):
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    answers = complete_answers(gave_feedback="2", e1="1", e2="1", e3="1")
+    assert client.post(f"/r/{counter.token}", data={**hidden, **answers}).status_code == 303
+    stored = {a.question_id for a in session.scalars(select(Answer))}
+    assert not stored & {"e1", "e2", "e3"}
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        {"a1": "7"},            # out of range
+        {"a1": "abc"},          # not a code
+        {"a1": "0"},            # not applicable where the criterion does not allow it
+        {"gender": "5"},        # not an option
+        {"unknown_question": "3"},
+        {"a1": ["4", "5"]},     # two values for a single choice
+    ],
+    ids=["out-of-range", "not-a-code", "na-not-allowed", "bad-option", "unknown-id", "two-values"],
+)
+def test_bad_codes_and_unknown_ids_are_rejected_and_store_nothing(client, session, make_counter,
+                                                                  open_form, tamper):
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    response = client.post(f"/r/{counter.token}", data={**hidden, **complete_answers(**tamper)})
+    assert response.status_code == 400
+    assert "không hợp lệ" in response.get_data(as_text=True)
+    assert counts(session) == (0, 0)
+
+
+def test_over_long_comment_is_rejected(client, session, make_counter, open_form):
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    response = client.post(f"/r/{counter.token}",
+                           data={**hidden, **complete_answers(comment="à" * 1001)})
+    assert response.status_code == 422
+    assert "dài quá 1000 ký tự" in response.get_data(as_text=True)
+    assert counts(session) == (0, 0)
+
+
+def test_one_megabyte_comment_gets_413_and_stores_nothing(client, session, make_counter,
+                                                          open_form):
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    response = client.post(f"/r/{counter.token}",
+                           data={**hidden, **complete_answers(comment="x" * 1024 * 1024)})
+    assert response.status_code == 413
+    assert "quá dài" in response.get_data(as_text=True)
+    assert counts(session) == (0, 0)
+
+
+def test_missing_csrf_token_gets_400_keeps_answers_and_stores_nothing(client, session,
+                                                                      make_counter, open_form):
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    del hidden["csrf_token"]
+    response = client.post(f"/r/{counter.token}", data={**hidden, **complete_answers()})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "hết hạn" in html and 'name="b2" value="4" checked' in html
+    assert counts(session) == (0, 0)
+    # The re-rendered page carries a fresh token: sending it again saves the answers.
+    fresh = {k: v for k, v in __import__("tests.conftest").conftest.form_fields(html).items()}
+    assert client.post(f"/r/{counter.token}", data={**fresh, **complete_answers()}).status_code \
+        == 303
+    assert counts(session)[0] == 1
+
+
+def test_a_retried_post_is_stored_once(client, session, make_counter, open_form):
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    data = {**hidden, **complete_answers()}
+    assert client.post(f"/r/{counter.token}", data=data).status_code == 303
+    assert client.post(f"/r/{counter.token}", data=data).status_code == 303
+    assert counts(session)[0] == 1
+
+
+def test_unknown_token_is_a_vietnamese_404(client):
+    response = client.get("/r/ZZZZZZZZZZ")
+    assert response.status_code == 404
+    assert "Không tìm thấy" in response.get_data(as_text=True)
+
+
+def test_revoked_token_is_410_and_refuses_answers(client, session, make_counter, open_form):
+    counter = make_counter()
+    token = counter.token
+    hidden = open_form(token)
+    counter.tokens[0].revoked_at = utcnow()
+    session.commit()
+    page = client.get(f"/r/{token}")
+    assert page.status_code == 410
+    assert "không còn được sử dụng" in page.get_data(as_text=True)
+    assert client.post(f"/r/{token}", data={**hidden, **complete_answers()}).status_code == 410
+    assert counts(session) == (0, 0)
+
+
+def test_inactive_counter_is_410(client, session, make_counter):
+    counter = make_counter()
+    counter.active = False
+    session.commit()
+    assert client.get(f"/r/{counter.token}").status_code == 410
+
+
+def test_agency_is_copied_at_submit_time(client, session, make_counter, open_form):
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    client.post(f"/r/{counter.token}", data={**hidden, **complete_answers()})
+    other = make_counter(agency_code="SYT", agency_name="Sở Y tế", label="Quầy Y tế")
+    original_agency = counter.agency_id
+    counter.agency_id = other.agency_id
+    session.commit()
+    assert session.scalars(select(Response)).one().agency_id == original_agency
+
+
+def test_english_by_query_and_switch_keeps_answers(client, session, make_counter, open_form):
+    counter = make_counter()
+    page = client.get(f"/r/{counter.token}?lang=en").get_data(as_text=True)
+    assert '<html lang="en">' in page and "Very satisfied" in page
+    hidden = open_form(counter.token)
+    switched = client.post(f"/r/{counter.token}",
+                           data={**hidden, "_lang": "vi", "a1": "2", "comment": "Tốt"})
+    html = switched.get_data(as_text=True)
+    assert switched.status_code == 200
+    assert '<html lang="vi">' in html and 'name="a1" value="2" checked' in html
+    assert counts(session) == (0, 0)
+
+
+def test_accept_language_chooses_english_on_first_visit(client, make_counter):
+    counter = make_counter()
+    page = client.get(f"/r/{counter.token}", headers={"Accept-Language": "en-US,en;q=0.9"})
+    assert '<html lang="en">' in page.get_data(as_text=True)
+
+
+def test_response_has_no_ip_or_user_agent_column(app):
+    from survey.models import Response as ResponseModel
+
+    columns = {c.name for c in ResponseModel.__table__.columns}
+    assert not columns & {"ip", "ip_address", "remote_addr", "user_agent"}
+
+
+def test_security_headers(client, make_counter):
+    counter = make_counter()
+    response = client.get(f"/r/{counter.token}")
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
