@@ -17,6 +17,8 @@ class Defaults:
     # Flask-WTF: a respondent may keep the page open a long time (queue, interruption).
     WTF_CSRF_TIME_LIMIT = int(timedelta(hours=8).total_seconds())
     WTF_CSRF_SSL_STRICT = True
+    # Validation messages come from our own translated table (survey/forms.py), not WTForms'.
+    WTF_I18N_ENABLED = False
     # Anything larger than a full questionnaire with long comments is not a survey answer.
     MAX_CONTENT_LENGTH = 64 * 1024
     MAX_FORM_MEMORY_SIZE = 64 * 1024

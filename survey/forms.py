@@ -123,7 +123,10 @@ class ResponseForm(FlaskForm):
     submission_key = HiddenField()
 
     def raw_answers(self) -> dict:
-        return {qid: self[qid].data for qid in self.questionnaire.questions}
+        # Computed once: every question's visibility check reads it during validation.
+        if getattr(self, "_raw_answers", None) is None:
+            self._raw_answers = {qid: self[qid].data for qid in self.questionnaire.questions}
+        return self._raw_answers
 
     def answers(self) -> dict:
         """Answers to the questions the skip logic shows; blanks and hidden ones left out."""

@@ -48,7 +48,7 @@ def client_key(scope: str) -> str:
 
 
 def record(session: Session, scope: str, key: str) -> None:
-    session.add(RateEvent(scope=scope, key=key))
+    session.execute(RateEvent.__table__.insert(), {"scope": scope, "key": key, "at": utcnow()})
 
 
 def count_recent(session: Session, scope: str, key: str, window: timedelta) -> int:

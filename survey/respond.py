@@ -3,38 +3,74 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
 
 from . import integrity
 from .db import get_session
 from .forms import InvalidSubmission, form_class
 from .i18n import LANGUAGE_FIELD, remember_locale
-from .models import Answer, Counter, CounterToken, Response, normalize_token
+from .models import Agency, Answer, Counter, CounterToken, Response, normalize_token, utcnow
 from .questionnaires import registry
 
 bp = Blueprint("respond", __name__)
+# Table-level inserts skip the ORM's bulk machinery on the submit path.
+RESPONSE = Response.__table__
+ANSWER = Answer.__table__
 
 
 class TokenGone(Exception):
     """The token existed but was revoked, or its counter or agency is no longer active."""
 
 
-def find_counter(token: str) -> Counter:
-    token = normalize_token(token)
-    row = get_session().scalar(
-        select(CounterToken)
-        .where(CounterToken.token == token)
-        .options(joinedload(CounterToken.counter).joinedload(Counter.agency))
-    )
+@dataclass(frozen=True)
+class AgencyView:
+    id: int
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class CounterView:
+    """What the public pages need of a counter, read in one query (the hot path)."""
+
+    id: int
+    label: str
+    questionnaire_id: str
+    agency: AgencyView
+    usable: bool
+
+    @property
+    def agency_id(self) -> int:
+        return self.agency.id
+
+
+def lookup_counter(token: str) -> CounterView:
+    """The counter behind a token, live or not; 404 when the token never existed."""
+    row = get_session().execute(
+        select(Counter.id, Counter.label, Counter.questionnaire_id, Counter.active,
+               CounterToken.revoked_at, Agency.id, Agency.code, Agency.name, Agency.active)
+        .join(Counter, Counter.id == CounterToken.counter_id)
+        .join(Agency, Agency.id == Counter.agency_id)
+        .where(CounterToken.token == normalize_token(token))
+    ).first()
     if row is None:
         abort(404)
-    counter = row.counter
-    if row.revoked_at is not None or not counter.active or not counter.agency.active:
+    (counter_id, label, questionnaire_id, counter_active, revoked_at,
+     agency_id, agency_code, agency_name, agency_active) = row
+    return CounterView(counter_id, label, questionnaire_id,
+                       AgencyView(agency_id, agency_code, agency_name),
+                       usable=revoked_at is None and counter_active and agency_active)
+
+
+def find_counter(token: str) -> CounterView:
+    """The counter behind a live token: 404 for an unknown token, 410 for a withdrawn one."""
+    counter = lookup_counter(token)
+    if not counter.usable:
         raise TokenGone()
     return counter
 
@@ -99,56 +135,62 @@ def submit(token):
     if not valid:
         return render_form(counter, token, form, status=422)
 
-    session = get_session()
-    key = form.submission_key.data or None
-    if key and session.scalar(select(Response.id).where(Response.submission_key == key)):
-        return redirect(url_for(".thanks", token=token), 303)
-
-    seconds = integrity.seconds_since(form.started.data)
-    stored = Response(
-        counter_id=counter.id,
-        agency_id=counter.agency_id,
-        questionnaire_id=questionnaire.id,
-        questionnaire_version=questionnaire.version,
-        locale=str(get_locale()),
-        seconds_taken=seconds,
-        submission_key=key,
-        flags=" ".join(integrity.submission_flags(session, counter.id, seconds)),
-    )
-    for question_id, value in form.answers().items():
-        if isinstance(value, list):
-            stored.answers.extend(Answer(question_id=question_id, value=code) for code in value)
-        elif isinstance(value, str):
-            stored.answers.append(Answer(question_id=question_id, text=value))
-        else:
-            stored.answers.append(Answer(question_id=question_id, value=value))
-    session.add(stored)
-    try:
-        session.commit()
-    except IntegrityError:
-        # The same submission_key committed by a concurrent retry: already saved once.
-        session.rollback()
-        if not key or not session.scalar(select(Response.id).where(Response.submission_key == key)):
-            raise
+    if not store_response(counter, questionnaire, form):
+        abort(400)
     return redirect(url_for(".thanks", token=token), 303)
 
 
 @bp.get("/r/<token>/cam-on")
 def thanks(token):
-    counter = find_counter_for_thanks(token)
-    return render_template("respond/thanks.html", counter=counter)
+    # Reachable for a just-revoked token too: the answers were saved before.
+    return render_template("respond/thanks.html", counter=lookup_counter(token))
 
 
-def find_counter_for_thanks(token):
-    # The thank-you page stays reachable for a just-revoked token: the answer was saved.
-    row = get_session().scalar(
-        select(CounterToken)
-        .where(CounterToken.token == normalize_token(token))
-        .options(joinedload(CounterToken.counter).joinedload(Counter.agency))
-    )
-    if row is None:
-        abort(404)
-    return row.counter
+def store_response(counter, questionnaire, form) -> bool:
+    """Store the response and its answers in one transaction; True once it is saved.
+
+    Core inserts rather than the unit of work: this is the hot path of the public side.
+    A POST retried by a flaky connection carries the same submission key, which the
+    database keeps unique, so it is stored once and acknowledged again.
+    """
+    session = get_session()
+    key = form.submission_key.data or None
+    seconds = integrity.seconds_since(form.started.data)
+    try:
+        response_id = session.execute(
+            RESPONSE.insert().returning(RESPONSE.c.id),
+            {
+                "counter_id": counter.id,
+                "agency_id": counter.agency_id,
+                "questionnaire_id": questionnaire.id,
+                "questionnaire_version": questionnaire.version,
+                "submitted_at": utcnow(),
+                "locale": str(get_locale()),
+                "seconds_taken": seconds,
+                "submission_key": key,
+                "flags": " ".join(integrity.submission_flags(session, counter.id, seconds)),
+            },
+        ).scalar_one()
+        rows = []
+        for question_id, value in form.answers().items():
+            if isinstance(value, list):
+                rows.extend({"response_id": response_id, "question_id": question_id,
+                             "value": code, "text": None} for code in value)
+            elif isinstance(value, str):
+                rows.append({"response_id": response_id, "question_id": question_id,
+                             "value": None, "text": value})
+            else:
+                rows.append({"response_id": response_id, "question_id": question_id,
+                             "value": value, "text": None})
+        if rows:
+            session.execute(ANSWER.insert(), rows)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        # Only a duplicate submission key means "already saved"; anything else is an error.
+        return bool(key) and session.scalar(
+            select(Response.id).where(Response.submission_key == key)) is not None
+    return True
 
 
 def csrf_failed():
