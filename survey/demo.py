@@ -142,7 +142,7 @@ def _synthetic_answer(rng, question, quality, given):
         if question.not_applicable and rng.random() < 0.03:
             return 0
         difficulty = (sum(map(ord, question.id)) % 7 - 3) * 0.12
-        latent = 3.9 + quality - difficulty + rng.gauss(0, 0.8)
+        latent = 4.15 + quality - difficulty + rng.gauss(0, 0.8)
         return min(5, max(1, round(latent)))
     if question.type == "yesno":
         return 1 if rng.random() < 0.3 else 2

@@ -1,0 +1,284 @@
+"""Reports blueprint: satisfaction indices per agency, element and criterion, with downloads."""
+
+from __future__ import annotations
+
+import io
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from flask import Blueprint, abort, render_template, request, send_file
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from analysis import AnalysisInputError, compute_indices, write_table
+
+from .auth import current_user, require_role, visible_agency_ids
+from .db import get_session
+from .questionnaires import registry
+from .reports_data import PERIODS, responses_frame, volume_totals
+
+bp = Blueprint("reports", __name__, url_prefix="/reports")
+
+WEIGHTINGS = {
+    "none": _l("Không gia quyền (mỗi phiếu như nhau)"),
+    "poststrat": _l("Gia quyền theo số hồ sơ đã giải quyết (cơ quan × lĩnh vực)"),
+}
+PERIOD_NAMES = {"month": _l("Tháng"), "quarter": _l("Quý"), "year": _l("Năm")}
+FIELD_QUESTION = "field"
+
+
+@dataclass
+class ReportQuery:
+    """What the analyst asked for, read from the query string and checked."""
+
+    questionnaire_id: str
+    period_kind: str = "quarter"
+    period: str = ""
+    weighting: str = "none"
+    exclude_flagged: bool = False
+
+    @classmethod
+    def from_args(cls, args) -> ReportQuery:
+        ids = registry().ids()
+        query = cls(
+            questionnaire_id=args.get("questionnaire", "sipas-service"),
+            period_kind=args.get("period_kind", "quarter"),
+            period=args.get("period", "").strip(),
+            weighting=args.get("weighting", "none"),
+            exclude_flagged=args.get("exclude_flagged") in ("1", "on", "true"),
+        )
+        if (query.questionnaire_id not in ids or query.period_kind not in PERIODS
+                or query.weighting not in WEIGHTINGS or len(query.period) > 10):
+            abort(400)
+        return query
+
+    def args(self, **changes) -> dict:
+        values = {"questionnaire": self.questionnaire_id, "period_kind": self.period_kind,
+                  "period": self.period, "weighting": self.weighting}
+        if self.exclude_flagged:
+            values["exclude_flagged"] = "1"
+        values.update(changes)
+        return {k: v for k, v in values.items() if v not in ("", None)}
+
+
+@dataclass
+class Report:
+    query: ReportQuery
+    questionnaire: object
+    table: pd.DataFrame | None = None
+    periods: list[str] = field(default_factory=list)
+    agency_names: dict[str, str] = field(default_factory=dict)
+    respondents: int = 0
+    notices: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def build_report(query: ReportQuery, by=("agency",)) -> Report:
+    """Responses in the user's scope -> the analysis library's tidy table of indices."""
+    questionnaire = registry().latest(query.questionnaire_id)
+    report = Report(query, questionnaire)
+    if not questionnaire.criteria:
+        report.error = _("Phiếu này không có tiêu chí đánh giá theo thang 5 mức.")
+        return report
+    session = get_session()
+    scope = visible_agency_ids(current_user())
+    frame = responses_frame(session, questionnaire, agency_ids=scope,
+                            period=query.period_kind,
+                            include_flagged=not query.exclude_flagged)
+    report.periods = sorted(frame["period"].dropna().unique().tolist(), reverse=True)
+    if query.period:
+        frame = frame[frame["period"] == query.period]
+    report.agency_names = dict(zip(frame["agency"], frame["agency_name"], strict=True))
+    report.respondents = len(frame)
+    if frame.empty:
+        report.error = _("Chưa có phiếu trả lời nào trong phạm vi và kỳ đã chọn.")
+        return report
+
+    elements = [(q.id, q.element) for q in questionnaire.criteria]
+    options = {"weighting": "none"}
+    if query.weighting == "poststrat":
+        totals = _totals_for(session, query, scope, frame)
+        if totals is None:
+            report.notices.append(_(
+                "Chưa có số liệu hồ sơ đã giải quyết cho kỳ này nên kết quả không gia quyền."))
+        else:
+            options = {"weighting": "poststrat", "totals": totals, "drop_empty_cells": True}
+            frame = frame.dropna(subset=[FIELD_QUESTION])
+    try:
+        report.table = compute_indices(frame, elements, by=list(by), **options,
+                                       min_n=_min_n())
+    except AnalysisInputError as exc:
+        report.error = _("Không tính được chỉ số: %(reason)s", reason=str(exc))
+    return report
+
+
+def _min_n() -> int:
+    from flask import current_app
+
+    return int(current_app.config["MIN_GROUP_N"])
+
+
+def _totals_for(session, query, scope, frame) -> pd.DataFrame | None:
+    """Served transactions for the chosen period (or its year), restricted to the sample's
+    agencies; None when the one-stop system's figures are missing."""
+    period = query.period or ""
+    totals = volume_totals(session, FIELD_QUESTION, period=period, agency_ids=scope)
+    if totals.empty and period:
+        totals = volume_totals(session, FIELD_QUESTION, period=period[:4], agency_ids=scope)
+    if totals.empty:
+        return None
+    return totals[totals["agency"].isin(frame["agency"].unique())]
+
+
+def _rows(table: pd.DataFrame, by: str, level: str, key: str | None = None) -> pd.DataFrame:
+    rows = table[(table["by"] == by) & (table["level"] == level)]
+    if key is not None:
+        rows = rows[rows["key"] == key]
+    return rows
+
+
+def agency_ranking(report: Report) -> list[dict]:
+    """One line per agency: overall index, interval, elements, and how it compares with
+    the whole scope (above/below when its interval lies wholly on one side)."""
+    table = report.table
+    whole = _rows(table, "ALL", "overall").iloc[0]
+    lines = []
+    elements = _rows(table, "agency", "element")
+    for _i, row in _rows(table, "agency", "overall").iterrows():
+        comparison = "same"
+        if not math.isnan(row["ci_low"]) and row["ci_low"] > whole["estimate"]:
+            comparison = "above"
+        elif not math.isnan(row["ci_high"]) and row["ci_high"] < whole["estimate"]:
+            comparison = "below"
+        mine = elements[elements["agency"] == row["agency"]]
+        lines.append({
+            "agency": row["agency"],
+            "name": report.agency_names.get(row["agency"], row["agency"]),
+            "estimate": row["estimate"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
+            "n": int(row["n"]), "small": row["flag"] == "small_n", "comparison": comparison,
+            "elements": dict(zip(mine["key"], mine["estimate"], strict=True)),
+        })
+    lines.sort(key=lambda line: (math.isnan(line["estimate"]), -(line["estimate"] or 0)))
+    return lines
+
+
+def _query_or_400() -> ReportQuery:
+    return ReportQuery.from_args(request.args)
+
+
+@bp.get("/")
+@require_role("admin", "agency", "analyst")
+def index():
+    query = _query_or_400()
+    report = build_report(query)
+    context = {}
+    if report.table is not None:
+        context["whole"] = _rows(report.table, "ALL", "overall").iloc[0]
+        context["whole_elements"] = _rows(report.table, "ALL", "element")
+        context["ranking"] = agency_ranking(report)
+    return render_report("reports/index.html", report, **context)
+
+
+def render_report(template: str, report: Report, **context):
+    """Render a report page with what the shared filter form needs."""
+    return render_template(template, report=report, query=report.query,
+                           weightings=WEIGHTINGS, period_names=PERIOD_NAMES,
+                           questionnaires=registry(), **context)
+
+
+def agency_detail(report: Report, code: str) -> dict | None:
+    """One agency's overall index, and per element its criteria with index, interval,
+    mean score and number who answered; None when it has no responses in the report."""
+    if report.table is None or code not in report.agency_names:
+        return None
+    table = report.table
+    rows = table[(table["by"] == "agency") & (table["agency"] == code)]
+    by_key = {(row.level, row.key): row for row in rows.itertuples(index=False)}
+    elements = []
+    for element in report.questionnaire.elements:
+        criteria = []
+        for question in report.questionnaire.criteria:
+            index = by_key.get(("criterion", question.id))
+            if question.element == element.id and index is not None:
+                criteria.append({"question": question, "index": index,
+                                 "mean": by_key.get(("mean_score", question.id))})
+        elements.append({"element": element, "index": by_key.get(("element", element.id)),
+                         "criteria": criteria})
+    return {"overall": by_key[("overall", "SIPAS")], "elements": elements}
+
+
+@bp.get("/agency/<code>")
+@require_role("admin", "agency", "analyst")
+def agency(code):
+    if code not in _visible_codes():
+        abort(404)
+    query = _query_or_400()
+    report = build_report(query)
+    return render_report("reports/agency.html", report,
+                         name=report.agency_names.get(code) or _agency_name(code),
+                         detail=agency_detail(report, code))
+
+
+def _agency_name(code: str) -> str:
+    from sqlalchemy import select
+
+    from .models import Agency
+
+    return get_session().scalar(select(Agency.name).where(Agency.code == code)) or code
+
+
+def _visible_codes() -> set[str]:
+    from sqlalchemy import select
+
+    from .models import Agency
+
+    scope = visible_agency_ids(current_user())
+    query = select(Agency.code)
+    if scope is not None:
+        query = query.where(Agency.id.in_(scope or {-1}))
+    return set(get_session().scalars(query))
+
+
+DOWNLOADS = {
+    "csv": ("text/csv; charset=utf-8", ".csv"),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ".xlsx"),
+}
+
+
+@bp.get("/indices.<fmt>")
+@require_role("admin", "agency", "analyst")
+def download(fmt):
+    if fmt not in DOWNLOADS:
+        abort(404)
+    query = _query_or_400()
+    report = build_report(query, by=("agency", "agency,period", "period"))
+    if report.table is None:
+        abort(404)
+    table = report.table.copy()
+    table.insert(table.columns.get_loc("agency") + 1, "agency_name",
+                 table["agency"].map(report.agency_names))
+    # write_table is the CLI's writer: the web download and the command line never differ.
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"indices{DOWNLOADS[fmt][1]}"
+        write_table(table, path)
+        buffer = io.BytesIO(path.read_bytes())
+    name = f"chi-so-hai-long-{query.questionnaire_id}-{query.period or 'tat-ca'}{DOWNLOADS[fmt][1]}"
+    return send_file(buffer, mimetype=DOWNLOADS[fmt][0], as_attachment=True,
+                     download_name=name, max_age=0)
+
+
+@bp.app_template_filter("pct")
+def format_percent(value, digits=2) -> str:
+    """Vietnamese number style (comma decimals), a dash for an undefined value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}".replace(".", ",")
+
+
+@bp.get("/cach-tinh")
+@require_role("admin", "agency", "analyst")
+def methods():
+    return render_template("reports/methods.html")
