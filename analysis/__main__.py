@@ -1,0 +1,173 @@
+"""Command line: ``python -m analysis indices ...`` and ``python -m analysis sample-size ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import pandas as pd
+
+from .indices import compute_indices
+from .io import (
+    AnalysisInputError,
+    read_elements,
+    read_margin,
+    read_questionnaire,
+    read_responses,
+    read_totals,
+    write_table,
+)
+from .sample_size import sample_size
+
+EPILOG = """examples:
+  python -m analysis indices responses.csv --questionnaire questionnaires/sipas-service-v1.yaml \\
+      --weighting poststrat --totals volumes.csv --by agency --by agency,period -o indices.xlsx
+  python -m analysis indices paper.csv --elements items.csv --weighting rake \\
+      --margin agency.csv --margin gender_share.csv -o indices.csv
+  python -m analysis sample-size --volumes volumes.csv --by agency --margin-of-error 0.05
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description="Satisfaction indices (SIPAS) with weighting and 95%% confidence intervals.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ind = commands.add_parser(
+        "indices",
+        help="criterion, element and overall indices per group",
+        description="Criterion, element and overall (SIPAS) indices with 95%% intervals; "
+        "always the whole file (by=ALL), plus one grouping per --by.",
+    )
+    ind.add_argument("responses", help="wide responses CSV (UTF-8, BOM optional)")
+    source = ind.add_mutually_exclusive_group(required=True)
+    source.add_argument("--questionnaire", metavar="FILE", help="questionnaire YAML file")
+    source.add_argument("--elements", metavar="MAP.csv", help="CSV with columns item,element")
+    ind.add_argument("--weighting", choices=("none", "poststrat", "rake"), default="none")
+    ind.add_argument(
+        "--totals", metavar="FILE", help="poststrat: post-stratum columns + count (CSV)"
+    )
+    ind.add_argument(
+        "--margin",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="rake: one CSV per margin, variable column + count or share (repeat, in order)",
+    )
+    ind.add_argument(
+        "--by",
+        action="append",
+        default=[],
+        metavar="VARS",
+        help="grouping, variables joined by commas, e.g. agency or agency,period (repeat)",
+    )
+    ind.add_argument("--min-n", type=int, default=30, help="flag groups below this size (30)")
+    ind.add_argument(
+        "--trim", type=float, metavar="K", help="cap weights at K times the mean weight"
+    )
+    ind.add_argument(
+        "--drop-empty-cells",
+        action="store_true",
+        help="ignore population cells without respondents instead of stopping",
+    )
+    ind.add_argument(
+        "-o", "--output", metavar="OUT", help=".csv, .xlsx or .json (default: CSV to stdout)"
+    )
+
+    ss = commands.add_parser(
+        "sample-size",
+        help="respondents needed per agency for a margin of error",
+        description="Respondents needed for a 95%% margin of error e, by the finite-population "
+        "formula and by the rule n = N/(1+N e^2).",
+    )
+    volumes = ss.add_mutually_exclusive_group(required=True)
+    volumes.add_argument(
+        "--volume", type=float, action="append", metavar="N", help="served volume (repeat)"
+    )
+    volumes.add_argument("--volumes", metavar="FILE", help="CSV with unit column(s) + count")
+    ss.add_argument(
+        "--by", metavar="VARS", help="sum the volumes per these columns (comma-separated)"
+    )
+    ss.add_argument(
+        "--margin-of-error", "-e", default="0.05", help="e.g. 0.05 or 5%% (default 0.05)"
+    )
+    ss.add_argument("--proportion", type=float, default=0.5, help="expected proportion (0.5)")
+    ss.add_argument("-o", "--output", metavar="OUT", help=".csv, .xlsx or .json (default: stdout)")
+    return parser
+
+
+def _fraction(text: str) -> float:
+    text = text.strip()
+    if text.endswith("%"):
+        return float(text[:-1]) / 100
+    return float(text)
+
+
+def run_indices(args: argparse.Namespace) -> pd.DataFrame:
+    """The ``indices`` command: read the files, call :func:`compute_indices`."""
+    emap = (
+        read_questionnaire(args.questionnaire)
+        if args.questionnaire
+        else read_elements(args.elements)
+    )
+    responses = read_responses(args.responses, emap.criteria)
+    if args.weighting == "poststrat" and not args.totals:
+        raise AnalysisInputError("--weighting poststrat needs --totals FILE")
+    if args.weighting == "rake" and not args.margin:
+        raise AnalysisInputError("--weighting rake needs at least one --margin FILE")
+    if args.weighting != "poststrat" and args.totals:
+        raise AnalysisInputError("--totals is only used with --weighting poststrat")
+    if args.weighting != "rake" and args.margin:
+        raise AnalysisInputError("--margin is only used with --weighting rake")
+    return compute_indices(
+        responses,
+        emap,
+        weighting=args.weighting,
+        totals=read_totals(args.totals) if args.totals else None,
+        margins=[read_margin(m) for m in args.margin] or None,
+        by=args.by,
+        min_n=args.min_n,
+        trim=args.trim,
+        drop_empty_cells=args.drop_empty_cells,
+    )
+
+
+def run_sample_size(args: argparse.Namespace) -> pd.DataFrame:
+    """The ``sample-size`` command."""
+    try:
+        e = _fraction(args.margin_of_error)
+    except ValueError:
+        raise AnalysisInputError(
+            f"--margin-of-error: not a number: {args.margin_of_error}"
+        ) from None
+    if args.volumes:
+        volume = read_totals(args.volumes)
+    else:
+        volume = args.volume
+    by = [b.strip() for b in args.by.split(",")] if args.by else None
+    return sample_size(volume, margin_of_error=e, proportion=args.proportion, by=by)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for input errors)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "indices":
+            table = run_indices(args)
+        else:
+            table = run_sample_size(args)
+        write_table(table, args.output)
+    except AnalysisInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""A survey design: the validated answers, the respondents' weighting cells and their weights."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .io import AnalysisInputError, _text, criterion_answers
+from .weighting import margin_counts, poststratify, rake, trim_weights
+
+__all__ = ["SurveyDesign", "make_design", "factorize"]
+
+WEIGHTINGS = ("none", "poststrat", "rake")
+
+
+def factorize(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Codes and sorted labels of a categorical column; blank values get code -1.
+
+    Values are compared as text, trimmed and in Unicode NFC, so ``"Sở Tư pháp "`` typed
+    in a spreadsheet matches ``"Sở Tư pháp"`` in the totals file.
+    """
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    labels = [_text(u) for u in uniques]
+    order = sorted({x for x in labels if x})
+    position = {x: i for i, x in enumerate(order)}
+    remap = np.array([position.get(x, -1) for x in labels] + [-1], dtype=np.int64)
+    return remap[codes], order
+
+
+@dataclass(eq=False)
+class SurveyDesign:
+    """A with-replacement sample of respondents, its answers and its (calibrated) weights.
+
+    Build it with :func:`make_design`. All respondents have base weight 1; calibration gives
+    every respondent of a weighting cell the same weight.
+
+    Attributes
+    ----------
+    data : pandas.DataFrame
+        The responses as given (grouping variables are read from it).
+    criteria : tuple of str
+        Criterion columns, in the order of ``answers``.
+    answers : numpy.ndarray
+        ``int8`` (respondents, criteria), 1-5, 0 for blank.
+    weighting : str
+        ``"none"``, ``"poststrat"`` or ``"rake"``.
+    cell : numpy.ndarray
+        Weighting cell of each respondent (post-stratum, or raking-variable combination;
+        a single cell when unweighted).
+    cell_size : numpy.ndarray
+        Respondents per cell.
+    cell_weight : numpy.ndarray
+        Final weight per cell (after trimming, if any).
+    calibrated_weight : numpy.ndarray
+        Weight per cell before trimming: the one the variance's calibration residuals use.
+    cells : pandas.DataFrame
+        Labels of the cells (weighting variables as columns).
+    margin_levels, margin_sizes : list
+        Raking only: for each margin, the level of each cell and the number of levels.
+    trim : float or None
+        The trimming cap (multiple of the mean weight), if any.
+    rake_rounds : int or None
+        Raking only: rounds of backfitting for the variance's calibration residuals (10,
+        as R's ``svyrecvar``), or None for the exact least-squares projection.
+    """
+
+    data: pd.DataFrame
+    criteria: tuple[str, ...]
+    answers: np.ndarray
+    weighting: str
+    cell: np.ndarray
+    cell_size: np.ndarray
+    cell_weight: np.ndarray
+    calibrated_weight: np.ndarray
+    cells: pd.DataFrame
+    margin_levels: list[np.ndarray] = field(default_factory=list)
+    margin_sizes: list[int] = field(default_factory=list)
+    trim: float | None = None
+    rake_rounds: int | None = 10
+    _codes: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict, repr=False)
+
+    @property
+    def n(self) -> int:
+        """Respondents in the whole file."""
+        return int(self.cell.shape[0])
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Weight of each respondent."""
+        return self.cell_weight[self.cell]
+
+    def codes(self, variable: str) -> tuple[np.ndarray, list[str]]:
+        """Codes (-1 for blank) and sorted labels of a categorical variable, cached."""
+        if variable not in self._codes:
+            if variable not in self.data.columns:
+                raise AnalysisInputError(f"responses: no column {variable!r}")
+            self._codes[variable] = factorize(self.data[variable])
+        return self._codes[variable]
+
+    def groups(self, variables: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
+        """Group of each respondent for a grouping (-1 when a grouping value is blank).
+
+        Returns the codes and a table of the groups present, in sorted order, one column
+        per variable. An empty ``variables`` puts everyone in one group.
+        """
+        if not variables:
+            return np.zeros(self.n, dtype=np.int64), pd.DataFrame(index=[0])
+        code_arrays, labels = [], []
+        for variable in variables:
+            codes, names = self.codes(variable)
+            code_arrays.append(codes)
+            labels.append(names)
+        missing = np.zeros(self.n, dtype=bool)
+        for codes in code_arrays:
+            missing |= codes < 0
+        kept = [codes[~missing] for codes in code_arrays]
+        combined = _combine(kept, [len(names) for names in labels])
+        _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+        group = np.full(self.n, -1, dtype=np.int64)
+        group[~missing] = inverse
+        table = pd.DataFrame(
+            {
+                v: [names[int(i)] for i in codes[first]]
+                for v, names, codes in zip(variables, labels, kept, strict=True)
+            }
+        )
+        return group, table
+
+
+def make_design(
+    responses: pd.DataFrame,
+    criteria: Sequence[str],
+    weighting: str = "none",
+    totals: pd.DataFrame | None = None,
+    margins: Sequence[pd.DataFrame] | None = None,
+    trim: float | None = None,
+    drop_empty_cells: bool = False,
+    rake_rounds: int | None = 10,
+) -> SurveyDesign:
+    """Validate the responses and weight them.
+
+    Parameters
+    ----------
+    responses : pandas.DataFrame
+        One row per response; criterion columns hold 1-5 or blank.
+    criteria : sequence of str
+        The criterion columns.
+    weighting : {"none", "poststrat", "rake"}
+        ``none``: every weight 1. ``poststrat``: w = N_h / n_h in each post-stratum h, the
+        post-strata being the columns of ``totals`` other than ``count``. ``rake``: iterative
+        proportional fitting to ``margins``.
+    totals : pandas.DataFrame, optional
+        For ``poststrat``: post-stratum columns plus ``count``.
+    margins : sequence of pandas.DataFrame, optional
+        For ``rake``: per margin, its variable column(s) plus ``count`` or ``share``.
+    trim : float, optional
+        Cap weights at this multiple of the mean weight (see :func:`.weighting.trim_weights`).
+    drop_empty_cells : bool, default False
+        Ignore population cells without respondents instead of stopping.
+    rake_rounds : int or None, default 10
+        Raking only: the variance's calibration residuals are the residuals of the
+        least-squares projection on the margins' dummies, computed like R's ``svyrecvar``
+        by 10 rounds of backfitting (the same to machine precision unless the margins are
+        strongly associated, where R's 10 rounds stop short by up to ~1e-5 relative). None
+        gives the exact projection.
+
+    Returns
+    -------
+    SurveyDesign
+    """
+    if weighting not in WEIGHTINGS:
+        raise AnalysisInputError(
+            f"weighting must be one of {', '.join(WEIGHTINGS)}, not {weighting!r}"
+        )
+    if len(responses) < 2:
+        raise AnalysisInputError("responses: at least 2 responses are needed")
+    answers = criterion_answers(responses, list(criteria))
+    n = len(responses)
+    design_args: dict = {}
+    if weighting == "none":
+        if totals is not None or margins:
+            raise AnalysisInputError("weighting none takes no totals or margins")
+        cell = np.zeros(n, dtype=np.int64)
+        cells = pd.DataFrame(index=[0])
+        size = np.array([n])
+        weights = np.ones(1)
+    elif weighting == "poststrat":
+        if totals is None:
+            raise AnalysisInputError("weighting poststrat needs a totals table (--totals)")
+        variables = [c for c in totals.columns if c != "count"]
+        cell, cells, size = _cells(responses, variables)
+        weights = poststratify(cells, size, totals, drop_empty_cells)
+    else:
+        if not margins:
+            raise AnalysisInputError("weighting rake needs at least one margin (--margin)")
+        counted = margin_counts(margins, n)
+        variables: list[str] = []
+        for margin in counted:
+            variables += [c for c in margin.columns if c != "count" and c not in variables]
+        cell, cells, size = _cells(responses, variables)
+        weights, levels, sizes = rake(cells, size, counted, drop_empty_cells)
+        design_args = {"margin_levels": levels, "margin_sizes": sizes}
+    calibrated = weights
+    if trim is not None:
+        weights = trim_weights(weights, size, float(trim))
+    return SurveyDesign(
+        data=responses,
+        criteria=tuple(criteria),
+        answers=answers,
+        weighting=weighting,
+        cell=cell,
+        cell_size=size.astype("float64"),
+        cell_weight=weights,
+        calibrated_weight=calibrated,
+        cells=cells,
+        trim=trim,
+        rake_rounds=rake_rounds,
+        **design_args,
+    )
+
+
+def _cells(
+    responses: pd.DataFrame, variables: Sequence[str]
+) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """Weighting cell of each respondent; blank values are kept as a value ('') here."""
+    if not variables:
+        raise AnalysisInputError("weighting: no weighting variable given")
+    missing = [v for v in variables if v not in responses.columns]
+    if missing:
+        raise AnalysisInputError(f"responses: weighting variable(s) missing: {', '.join(missing)}")
+    code_arrays, labels = [], []
+    for variable in variables:
+        codes, names = factorize(responses[variable])
+        code_arrays.append(codes + 1)  # blank becomes a level that can be named in an error
+        labels.append([""] + names)
+    combined = _combine(code_arrays, [len(names) for names in labels])
+    _, first, inverse, counts = np.unique(
+        combined, return_index=True, return_inverse=True, return_counts=True
+    )
+    cells = pd.DataFrame(
+        {
+            v: [names[int(i)] for i in codes[first]]
+            for v, names, codes in zip(variables, labels, code_arrays, strict=True)
+        }
+    )
+    return inverse.astype(np.int64), cells, counts
+
+
+def _combine(code_arrays: Sequence[np.ndarray], sizes: Sequence[int]) -> np.ndarray:
+    """One non-negative int64 per combination of codes, ordered as the tuples of codes."""
+    combined = np.zeros(len(code_arrays[0]) if code_arrays else 0, dtype=np.int64)
+    span = 1
+    for codes, size in zip(code_arrays, sizes, strict=True):
+        size = max(int(size), 1)
+        if span * size >= 2**62:  # renumber densely before the mixed radix overflows
+            present, combined = np.unique(combined, return_inverse=True)
+            span = len(present)
+        combined = combined * size + codes
+        span *= size
+    return combined

@@ -1,0 +1,411 @@
+"""Ratio estimators for domains, with Taylor-linearization variances computed from cell sums.
+
+The variance of a domain estimate is, in principle, a sum over the *whole* file of the
+respondents' calibrated, weighted influence values. Here it is computed from sums per
+(group, weighting cell) -- a *domain cell* -- so one pass over the respondents serves every
+group of a grouping and the cost does not grow with rows x groups. The algebra is in the
+Notes of :func:`domain_variance`; ``analysis/METHODS.md`` states it for analysts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from .design import SurveyDesign
+
+__all__ = [
+    "DomainCells",
+    "domain_cells",
+    "domain_variance",
+    "influence_sums",
+    "ratio",
+    "ratio_from_counts",
+]
+
+# Work on at most this many doubles per temporary array when raking (chunks of groups).
+_CHUNK_DOUBLES = 4_000_000
+
+
+@dataclass(eq=False)
+class DomainCells:
+    """Respondents split by group and weighting cell.
+
+    Attributes
+    ----------
+    n_groups : int
+        Number of groups.
+    row_cell : numpy.ndarray
+        Domain cell of each respondent, -1 for a respondent in no group (blank grouping
+        value); such respondents still count in the variance, as zeros.
+    group, cell, size : numpy.ndarray
+        For each domain cell: its group, its weighting cell, its respondents. Domain cells
+        are sorted by group.
+    starts : numpy.ndarray
+        Index of the first domain cell of each group.
+    """
+
+    n_groups: int
+    row_cell: np.ndarray
+    group: np.ndarray
+    cell: np.ndarray
+    size: np.ndarray
+    starts: np.ndarray
+
+    def group_sum(self, values: np.ndarray) -> np.ndarray:
+        """Sum per group of values given per domain cell (rows)."""
+        return np.add.reduceat(values, self.starts, axis=0)
+
+    def row_sum(self, values: np.ndarray) -> np.ndarray:
+        """Sum per domain cell of values given per respondent (all respondents)."""
+        keep = self.row_cell >= 0
+        if keep.all():
+            return np.bincount(self.row_cell, weights=values, minlength=len(self.group))
+        return np.bincount(self.row_cell[keep], weights=values[keep], minlength=len(self.group))
+
+
+def domain_cells(design: SurveyDesign, group: np.ndarray, n_groups: int) -> DomainCells:
+    """Split the respondents by group (codes 0..n_groups-1, -1 for none) and weighting cell."""
+    n_cells = len(design.cell_size)
+    keep = group >= 0
+    code = group[keep] * n_cells + design.cell[keep]
+    present, inverse, size = np.unique(code, return_inverse=True, return_counts=True)
+    row_cell = np.full(design.n, -1, dtype=np.int64)
+    row_cell[keep] = inverse
+    groups = present // n_cells
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    if len(starts) != n_groups:
+        raise ValueError("every group must have at least one respondent")
+    return DomainCells(
+        n_groups, row_cell, groups, present % n_cells, size.astype("float64"), starts
+    )
+
+
+def influence_sums(
+    design: SurveyDesign, cells: DomainCells, z: np.ndarray, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum and centred sum of squares of per-respondent influence values, per domain cell.
+
+    Parameters
+    ----------
+    design : SurveyDesign
+    cells : DomainCells
+    z : numpy.ndarray
+        Influence value of each respondent in a group (shape (m,)).
+    rows : numpy.ndarray, optional
+        Domain cell of each value of ``z`` (default ``cells.row_cell``, everyone in a group).
+
+    Returns
+    -------
+    t : numpy.ndarray
+        Sum of z over the domain cell.
+    ssd : numpy.ndarray
+        Sum over the whole weighting cell of (z_i - zbar)^2, zbar = t / n_cell, the cell's
+        respondents outside the group counting with z = 0. Computed from deviations (two
+        passes), so that it is exactly 0 when z is constant over the cell.
+    """
+    rows = cells.row_cell if rows is None else rows
+    n_pairs = len(cells.group)
+    t = np.bincount(rows, weights=z, minlength=n_pairs)
+    cell_n = design.cell_size[cells.cell]
+    zbar = t / cell_n
+    dev = z - zbar[rows]
+    ssd = np.bincount(rows, weights=dev * dev, minlength=n_pairs)
+    ssd += (cell_n - cells.size) * zbar * zbar
+    return t, ssd
+
+
+def ratio_from_counts(
+    design: SurveyDesign,
+    cells: DomainCells,
+    counts: np.ndarray,
+    num_values: np.ndarray,
+    den_values: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Domain ratios of variables with few distinct values, from counts per domain cell.
+
+    Parameters
+    ----------
+    design : SurveyDesign
+    cells : DomainCells
+    counts : numpy.ndarray
+        Shape (domain cells, k, V): respondents of the domain cell with code v, for k
+        variables (e.g. criteria) sharing the V codes.
+    num_values, den_values : numpy.ndarray
+        Shape (V,): numerator y and denominator x of a respondent with code v (for a
+        satisfaction index, y = [code >= 4] and x = [code >= 1]).
+
+    Returns
+    -------
+    estimate : numpy.ndarray
+        R = sum(w y) / sum(w x) per group and variable (shape (groups, k)); NaN where
+        sum(w x) = 0.
+    denominator : numpy.ndarray
+        sum(w x) per group and variable.
+    t, ssd : numpy.ndarray
+        Per domain cell and variable: as :func:`influence_sums` for the influence values
+        z_i = (y_i - R x_i) / sum_D(w x).
+    """
+    w = design.cell_weight[cells.cell][:, None]
+    numerator = cells.group_sum(w * (counts @ num_values))
+    denominator = cells.group_sum(w * (counts @ den_values))
+    defined = denominator > 0
+    estimate = np.divide(
+        numerator, denominator, out=np.full(numerator.shape, np.nan), where=defined
+    )
+    r = np.where(defined, estimate, 0.0)[cells.group][:, :, None]
+    inv = np.divide(1.0, denominator, out=np.zeros(denominator.shape), where=defined)
+    z = (num_values - r * den_values) * inv[cells.group][:, :, None]  # (pairs, k, V)
+    t = (counts * z).sum(axis=2)
+    cell_n = design.cell_size[cells.cell][:, None]
+    zbar = t / cell_n
+    dev = z - zbar[:, :, None]
+    ssd = (counts * dev * dev).sum(axis=2) + (cell_n - cells.size[:, None]) * zbar * zbar
+    return estimate, denominator, t, ssd
+
+
+def domain_variance(
+    design: SurveyDesign, cells: DomainCells, t: np.ndarray, ssd: np.ndarray
+) -> np.ndarray:
+    """Linearized variance of domain estimates from the influence sums per domain cell.
+
+    Parameters
+    ----------
+    design : SurveyDesign
+    cells : DomainCells
+    t, ssd : numpy.ndarray
+        Shape (domain cells, k): for k estimates, the sum of the influence values z_i over
+        the domain cell, and their sum of squares about the weighting cell's mean (see
+        :func:`influence_sums`).
+
+    Returns
+    -------
+    numpy.ndarray
+        Variance, shape (groups, k).
+
+    Notes
+    -----
+    Taylor linearization for a with-replacement sample of n respondents (no strata, no
+    clusters, no finite-population correction), domains estimated on the full design, as
+    R ``survey::svyby``: with e_i the calibration residual of the influence value z_i
+    (z_i = 0 outside the group) and x_i = w_i e_i, V = n/(n-1) * sum_i (x_i - mean(x))^2
+    over the whole file.
+
+    Post-stratification (and no weighting: one cell): e_i = z_i - zbar_h, zbar_h the
+    unweighted mean of z over post-stratum h. With w constant in h, sum_i x_i = 0 and
+
+        V = n/(n-1) * sum_(g,h) w_h^2 SSD_gh,
+
+    SSD_gh = sum over h of (z_i - zbar_h)^2, a sum per domain cell. This also holds with
+    trimmed weights, where R's residual w_t z - w_c * mean_h(w_t z / w_c) reduces to
+    w_t (z - zbar_h).
+
+    Raking: x_i = w_i z_i - c_i (X b)_i, X the dummy columns of every margin, c the raked
+    weight before trimming (c = w without trimming) and b the coefficients of the
+    unweighted least-squares projection of q = (w / c) z on X, reached as R's
+    ``svyrecvar`` does by 10 rounds of backfitting (block Gauss-Seidel over the margins,
+    in their order, from b = 0); with nearly independent margins that is the projection to
+    machine precision. Then, per group,
+
+        sum x   = sum_k w_k T_k - b' X'c,
+        sum x^2 = sum_k w_k^2 (SSD_k + T_k^2 / n_k) - 2 sum_k c_k w_k T_k (X b)_k + b' M b,
+
+    with M = X' diag(c^2) X and X'q, X'c, M built from sums per domain cell and per
+    weighting cell: the whole file is never revisited per group.
+
+    References: Binder (1983), On the variances of asymptotically normal estimators from
+    complex surveys, *Int. Stat. Rev.* 51; Lumley (2010), *Complex Surveys*, ch. 2 and 7;
+    Deville and Sarndal (1992), Calibration estimators in survey sampling, *JASA* 87.
+    """
+    n = design.n
+    scale = n / (n - 1)
+    w = design.cell_weight[cells.cell][:, None]
+    if design.weighting != "rake":
+        var = cells.group_sum(w * w * ssd)
+        return np.maximum(var * scale, 0.0)
+    return np.maximum(_raking_variance(design, cells, t, ssd) * scale, 0.0)
+
+
+@dataclass(eq=False)
+class _Margins:
+    """Whole-file cross-products of the margin dummy columns, by blocks of margins."""
+
+    sizes: list[int]
+    levels: list[np.ndarray]
+    counts: list[list[np.ndarray]]  # X_m' X_m' (diagonal blocks as vectors)
+    squares: list[list[np.ndarray]]  # X_m' diag(c^2) X_m'
+    calibrated: list[np.ndarray]  # X_m' c
+
+
+def _margins(design: SurveyDesign) -> _Margins:
+    levels, sizes = design.margin_levels, design.margin_sizes
+    nk = design.cell_size
+    ck = design.calibrated_weight
+
+    def blocks(weights):
+        out = []
+        for a in range(len(sizes)):
+            row = []
+            for b in range(len(sizes)):
+                if a == b:
+                    row.append(np.bincount(levels[a], weights=weights, minlength=sizes[a]))
+                else:
+                    row.append(
+                        np.bincount(
+                            levels[a] * sizes[b] + levels[b],
+                            weights=weights,
+                            minlength=sizes[a] * sizes[b],
+                        ).reshape(sizes[a], sizes[b])
+                    )
+            out.append(row)
+        return out
+
+    calibrated = [
+        np.bincount(levels[m], weights=ck * nk, minlength=sizes[m]) for m in range(len(sizes))
+    ]
+    return _Margins(list(sizes), list(levels), blocks(nk), blocks(ck * ck * nk), calibrated)
+
+
+def _backfit(mg: _Margins, t: list[np.ndarray], rounds: int | None) -> list[np.ndarray]:
+    """Coefficients b (per margin, shape (groups, levels, k)) of the projection of q on X.
+
+    ``t[m]`` holds X_m'q. With ``rounds`` (R: 10), block Gauss-Seidel from b = 0, which is
+    what R's backfitting computes; with None, the exact least-squares solution, the margin
+    with most levels being eliminated first (its block of X'X is diagonal).
+    """
+    n_m = len(mg.sizes)
+    if rounds is not None:
+        b = [np.zeros_like(x) for x in t]
+        for _ in range(rounds):
+            for m in range(n_m):
+                acc = t[m].copy()
+                for m2 in range(n_m):
+                    if m2 != m:
+                        acc -= np.matmul(mg.counts[m][m2], b[m2])
+                b[m] = acc / mg.counts[m][m][None, :, None]
+        return b
+    big = int(np.argmax(mg.sizes))
+    small = [m for m in range(n_m) if m != big]
+    n_big = mg.counts[big][big][None, :, None]
+    if not small:
+        return [t[big] / n_big]
+    cross = np.concatenate([mg.counts[big][m] for m in small], axis=1)
+    inner = np.block(
+        [[np.diag(mg.counts[a][a]) if a == b else mg.counts[a][b] for b in small] for a in small]
+    )
+    schur = inner - cross.T @ (cross / mg.counts[big][big][:, None])
+    s_pinv = np.linalg.pinv(schur, rcond=1e-10, hermitian=True)
+    t_small = np.concatenate([t[m] for m in small], axis=1)
+    b_small = np.matmul(s_pinv, t_small - np.matmul(cross.T, t[big] / n_big))
+    b = [None] * n_m
+    b[big] = (t[big] - np.matmul(cross, b_small)) / n_big
+    start = 0
+    for m in small:
+        b[m] = b_small[:, start : start + mg.sizes[m], :]
+        start += mg.sizes[m]
+    return b
+
+
+def _raking_variance(
+    design: SurveyDesign, cells: DomainCells, t: np.ndarray, ssd: np.ndarray
+) -> np.ndarray:
+    mg = _margins(design)
+    k = t.shape[1]
+    wk = design.cell_weight[cells.cell]
+    ck = design.calibrated_weight[cells.cell]
+    nk = design.cell_size[cells.cell]
+    sum_wz = cells.group_sum(wk[:, None] * t)
+    sum_w2z2 = cells.group_sum((wk * wk)[:, None] * (ssd + t * t / nk[:, None]))
+    qt = (wk / ck)[:, None] * t  # X'q gathers these
+    cwt = (ck * wk)[:, None] * t  # the cross term gathers these
+    lev = [mg.levels[m][cells.cell] for m in range(len(mg.sizes))]
+    rounds = design.rake_rounds
+
+    out = np.empty((cells.n_groups, k))
+    chunk = max(1, _CHUNK_DOUBLES // max(1, sum(mg.sizes) * k))
+    bounds = np.r_[cells.starts, len(cells.group)]
+    for g0 in range(0, cells.n_groups, chunk):
+        g1 = min(cells.n_groups, g0 + chunk)
+        s0, s1 = bounds[g0], bounds[g1]
+        gc = g1 - g0
+        local = cells.group[s0:s1] - g0
+        cols = np.arange(s1 - s0)
+        qt_c = qt[s0:s1]
+        t_m = []
+        for m, size in enumerate(mg.sizes):
+            gather = sparse.csr_matrix(
+                (np.ones(len(cols)), (local * size + lev[m][s0:s1], cols)),
+                shape=(gc * size, len(cols)),
+            )
+            t_m.append(np.asarray(gather @ qt_c).reshape(gc, size, k))
+        b = _backfit(mg, t_m, rounds)
+        quad = np.zeros((gc, k))
+        bv = np.zeros((gc, k))
+        fitted = np.zeros((s1 - s0, k))
+        for m in range(len(mg.sizes)):
+            mb = mg.squares[m][m][None, :, None] * b[m]
+            for m2 in range(len(mg.sizes)):
+                if m2 != m:
+                    mb = mb + np.matmul(mg.squares[m][m2], b[m2])
+            quad += (b[m] * mb).sum(axis=1)
+            bv += (b[m] * mg.calibrated[m][None, :, None]).sum(axis=1)
+            fitted += b[m][local, lev[m][s0:s1], :]
+        cross = np.add.reduceat(cwt[s0:s1] * fitted, bounds[g0:g1] - s0, axis=0)
+        sum_x = sum_wz[g0:g1] - bv
+        sum_x2 = sum_w2z2[g0:g1] - 2 * cross + quad
+        out[g0:g1] = sum_x2 - sum_x * sum_x / design.n
+    return out
+
+
+def ratio(
+    design: SurveyDesign,
+    numerator: np.ndarray,
+    denominator: np.ndarray,
+    group: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Ratio of weighted totals per domain with its linearized standard error.
+
+    Parameters
+    ----------
+    design : SurveyDesign
+    numerator, denominator : numpy.ndarray
+        y_i and x_i per respondent (use 0, not NaN, for a respondent who does not count).
+    group : numpy.ndarray, optional
+        Group code of each respondent (0..G-1, -1 for none); default: one group.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group: ``estimate`` = sum(w y) / sum(w x), ``se``, ``denominator``.
+
+    Notes
+    -----
+    Ratio estimator R = sum_D w y / sum_D w x with influence z_i = (y_i - R x_i) /
+    sum_D w x for i in the domain D and 0 elsewhere; the variance is the calibrated
+    linearization of :func:`domain_variance`, as R's ``svyby(~y, ~g, design, svyratio,
+    denominator = ~x)`` on the same design.
+    """
+    if group is None:
+        group = np.zeros(design.n, dtype=np.int64)
+    group = np.asarray(group, dtype=np.int64)
+    n_groups = int(group.max()) + 1
+    cells = domain_cells(design, group, n_groups)
+    y = np.asarray(numerator, dtype="float64")
+    x = np.asarray(denominator, dtype="float64")
+    w = design.cell_weight[cells.cell]
+    num = cells.group_sum(w * cells.row_sum(y))
+    den = cells.group_sum(w * cells.row_sum(x))
+    defined = den > 0
+    estimate = np.divide(num, den, out=np.full(num.shape, np.nan), where=defined)
+    keep = group >= 0
+    g = group[keep]
+    r = np.where(defined, estimate, 0.0)
+    inv = np.divide(1.0, den, out=np.zeros(den.shape), where=defined)
+    z = (y[keep] - r[g] * x[keep]) * inv[g]
+    t, ssd = influence_sums(design, cells, z, cells.row_cell[keep])
+    variance = domain_variance(design, cells, t[:, None], ssd[:, None])[:, 0]
+    se = np.where(defined, np.sqrt(variance), np.nan)
+    return pd.DataFrame({"estimate": estimate, "se": se, "denominator": den})

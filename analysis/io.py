@@ -1,0 +1,392 @@
+"""Reading responses, element maps, questionnaires, totals and margins; writing result tables."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+__all__ = [
+    "AnalysisInputError",
+    "ElementMap",
+    "criterion_answers",
+    "read_elements",
+    "read_margin",
+    "read_questionnaire",
+    "read_responses",
+    "read_totals",
+    "write_table",
+]
+
+
+class AnalysisInputError(ValueError):
+    """Input data that cannot be analysed; the message names the file, row, column or cell."""
+
+
+PathLike = str | os.PathLike
+
+
+class ElementMap:
+    """Which criterion belongs to which element, in the order elements first appear.
+
+    Parameters
+    ----------
+    pairs : iterable of (criterion, element)
+        One pair per criterion. Element order is the order of first appearance; criterion
+        order is the order given.
+
+    Attributes
+    ----------
+    criteria : tuple of str
+        Criterion ids, in order.
+    elements : tuple of str
+        Element ids, in order of first appearance.
+    element_of : tuple of int
+        For each criterion, the index of its element in ``elements``.
+    """
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]):
+        criteria: list[str] = []
+        elements: list[str] = []
+        element_of: list[int] = []
+        for criterion, element in pairs:
+            criterion, element = _text(criterion), _text(element)
+            if not criterion or not element:
+                raise AnalysisInputError("element map: empty criterion or element id")
+            if criterion in criteria:
+                raise AnalysisInputError(f"element map: criterion {criterion!r} is listed twice")
+            if element not in elements:
+                elements.append(element)
+            criteria.append(criterion)
+            element_of.append(elements.index(element))
+        if not criteria:
+            raise AnalysisInputError("element map: no criteria")
+        self.criteria = tuple(criteria)
+        self.elements = tuple(elements)
+        self.element_of = tuple(element_of)
+
+    @classmethod
+    def coerce(cls, value: ElementMap | Mapping | Sequence) -> ElementMap:
+        """Build from an ElementMap, a mapping element -> criteria or (criterion, element) pairs."""
+        if isinstance(value, ElementMap):
+            return value
+        if isinstance(value, Mapping):
+            return cls((c, e) for e, crits in value.items() for c in _as_list(crits))
+        return cls(value)
+
+    def criteria_of(self, element: str) -> tuple[str, ...]:
+        """The criteria of one element, in order."""
+        k = self.elements.index(element)
+        return tuple(c for c, e in zip(self.criteria, self.element_of, strict=True) if e == k)
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{e}: {list(self.criteria_of(e))}" for e in self.elements)
+        return f"ElementMap({{{parts}}})"
+
+
+def _as_list(value) -> list:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _text(value) -> str:
+    """A category value as analysed: text, trimmed, Unicode NFC (blank for missing)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    return unicodedata.normalize("NFC", str(value).strip())
+
+
+def _read_csv_text(path: PathLike, what: str, **kwargs) -> pd.DataFrame:
+    """A CSV (UTF-8, with or without BOM) with every column kept as text."""
+    try:
+        frame = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8-sig",
+            skipinitialspace=False,
+            **kwargs,
+        )
+    except FileNotFoundError:
+        raise AnalysisInputError(f"{what}: file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise AnalysisInputError(f"{what} {path}: not UTF-8 text ({exc.reason})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise AnalysisInputError(f"{what} {path}: cannot read as CSV: {exc}") from None
+    frame.columns = [_text(c) for c in frame.columns]
+    return frame
+
+
+def read_responses(path: PathLike, criteria: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read a wide responses CSV: one row per response, one column per criterion.
+
+    Parameters
+    ----------
+    path : str or path-like
+        UTF-8 CSV, with or without a byte-order mark.
+    criteria : sequence of str, optional
+        Criterion columns. They are parsed as numbers (blank = missing); every other column
+        is kept as text, so codes such as ``007`` keep their leading zeros and ``NA`` stays a
+        value, not a missing one. When omitted, every column is text.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The responses. Criterion values are validated later, by the estimators, so that a
+        DataFrame built from the database goes through the same checks.
+    """
+    try:
+        header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+    except FileNotFoundError:
+        raise AnalysisInputError(f"responses: file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise AnalysisInputError(f"responses {path}: not UTF-8 text ({exc.reason})") from None
+    except pd.errors.EmptyDataError:
+        raise AnalysisInputError(f"responses {path}: the file is empty") from None
+    wanted = set(criteria or ())
+    dtype = {c: str for c in header if c not in wanted}
+    try:
+        frame = pd.read_csv(
+            path,
+            dtype=dtype,
+            keep_default_na=False,
+            na_values={c: [""] for c in header if c in wanted},
+            encoding="utf-8-sig",
+            low_memory=False,
+        )
+    except pd.errors.ParserError as exc:
+        raise AnalysisInputError(f"responses {path}: cannot read as CSV: {exc}") from None
+    frame.columns = [_text(c) for c in frame.columns]
+    return frame
+
+
+def criterion_answers(responses: pd.DataFrame, criteria: Sequence[str]) -> np.ndarray:
+    """Validate the criterion columns and return them as a small-integer matrix.
+
+    Parameters
+    ----------
+    responses : pandas.DataFrame
+        One row per response.
+    criteria : sequence of str
+        The criterion columns.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int8`` array of shape (respondents, criteria), column-major, holding 1-5 and 0 for
+        blank (not answered or not applicable).
+
+    Raises
+    ------
+    AnalysisInputError
+        When a column is missing, or a value is neither blank nor a whole number 1-5; the
+        message names the 1-based data row, the ``response_id`` when present, and the column.
+    """
+    missing = [c for c in criteria if c not in responses.columns]
+    if missing:
+        raise AnalysisInputError(f"responses: criterion column(s) missing: {', '.join(missing)}")
+    answers = np.zeros((len(responses), len(criteria)), dtype=np.int8, order="F")
+    for j, criterion in enumerate(criteria):
+        column = responses[criterion]
+        values, bad = _criterion_values(column)
+        if bad is not None:
+            row = int(bad)
+            raw = column.iloc[row]
+            rid = ""
+            if "response_id" in responses.columns:
+                rid = f" (response_id {_text(responses['response_id'].iloc[row])})"
+            shown = raw if isinstance(raw, str) else _number_text(raw)
+            raise AnalysisInputError(
+                f"responses: row {row + 1}{rid}, column {criterion}: {shown!r} is not an "
+                "answer 1-5 or blank"
+            )
+        answers[:, j] = values
+    return answers
+
+
+def _number_text(value) -> str:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return str(int(f)) if f.is_integer() else repr(f)
+
+
+def _criterion_values(column: pd.Series) -> tuple[np.ndarray, int | None]:
+    """Codes 0 (blank) to 5 for one column, or the position of the first invalid value."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype(object)
+    if pd.api.types.is_bool_dtype(column.dtype):
+        return np.zeros(len(column), np.int8), 0 if len(column) else None
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        numbers = column.to_numpy(dtype="float64", na_value=np.nan)
+        text_blank = np.zeros(len(column), dtype=bool)
+    else:
+        raw = column.astype(object)
+        stripped = raw.map(lambda v: v.strip() if isinstance(v, str) else v)
+        text_blank = (stripped == "").to_numpy(dtype=bool) | raw.isna().to_numpy()
+        numbers = pd.to_numeric(stripped.where(~text_blank, None), errors="coerce").to_numpy(
+            dtype="float64", na_value=np.nan
+        )
+        unparsed = np.isnan(numbers) & ~text_blank
+        if unparsed.any():
+            return numbers, int(np.flatnonzero(unparsed)[0])
+    blank = np.isnan(numbers)
+    with np.errstate(invalid="ignore"):
+        valid = blank | ((numbers >= 1) & (numbers <= 5) & (numbers == np.round(numbers)))
+    if not valid.all():
+        return numbers, int(np.flatnonzero(~valid)[0])
+    return np.where(blank, 0, numbers).astype(np.int8), None
+
+
+def read_elements(path: PathLike) -> ElementMap:
+    """Read a two-column CSV ``item,element`` mapping each criterion to its element.
+
+    Element order is the order of first appearance in the file.
+    """
+    frame = _read_csv_text(path, "element map")
+    if list(frame.columns[:2]) != ["item", "element"]:
+        raise AnalysisInputError(
+            f"element map {path}: expected the columns item,element, found "
+            f"{','.join(frame.columns)}"
+        )
+    try:
+        return ElementMap(zip(frame["item"], frame["element"], strict=True))
+    except AnalysisInputError as exc:
+        raise AnalysisInputError(f"{path}: {exc}") from None
+
+
+def read_questionnaire(path: PathLike) -> ElementMap:
+    """The criteria of a questionnaire file: ``likert5`` questions in a section with ``element``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A questionnaire YAML file (format in ``questionnaires/README.md``).
+
+    Returns
+    -------
+    ElementMap
+        Criteria in file order; elements in order of first appearance among them.
+    """
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise AnalysisInputError(f"questionnaire: file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise AnalysisInputError(f"questionnaire {path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("sections"), list):
+        raise AnalysisInputError(f"questionnaire {path}: no list of sections")
+    pairs = []
+    for i, section in enumerate(data["sections"]):
+        if not isinstance(section, dict):
+            raise AnalysisInputError(f"questionnaire {path}: sections[{i}] is not a mapping")
+        element = section.get("element")
+        if element in (None, ""):
+            continue
+        for j, question in enumerate(section.get("questions") or []):
+            if not isinstance(question, dict) or "id" not in question:
+                raise AnalysisInputError(
+                    f"questionnaire {path}: sections[{i}].questions[{j}] has no id"
+                )
+            if question.get("type") == "likert5":
+                pairs.append((str(question["id"]), str(element)))
+    if not pairs:
+        raise AnalysisInputError(f"questionnaire {path}: no likert5 question in an element")
+    return ElementMap(pairs)
+
+
+def read_totals(path: PathLike) -> pd.DataFrame:
+    """Read post-stratification totals: the post-stratum columns and ``count``."""
+    frame = _read_csv_text(path, "totals")
+    return _with_numbers(frame, path, "totals", ("count",))
+
+
+def read_margin(path: PathLike) -> pd.DataFrame:
+    """Read one raking margin: the margin's variable column(s) and ``count`` or ``share``."""
+    frame = _read_csv_text(path, "margin")
+    kinds = [c for c in ("count", "share") if c in frame.columns]
+    if len(kinds) != 1:
+        raise AnalysisInputError(f"margin {path}: needs exactly one of the columns count, share")
+    return _with_numbers(frame, path, "margin", tuple(kinds))
+
+
+def _with_numbers(frame: pd.DataFrame, path, what: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    for column in columns:
+        if column not in frame.columns:
+            raise AnalysisInputError(f"{what} {path}: no {column} column")
+        numbers = pd.to_numeric(frame[column].str.strip(), errors="coerce")
+        bad = numbers.isna() | (numbers < 0)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise AnalysisInputError(
+                f"{what} {path}: row {row + 1}, column {column}: "
+                f"{frame[column].iloc[row]!r} is not a non-negative number"
+            )
+        frame[column] = numbers.astype("float64")
+    if len(frame.columns) < len(columns) + 1:
+        raise AnalysisInputError(f"{what} {path}: no variable column besides {columns[0]}")
+    return frame
+
+
+def write_table(table: pd.DataFrame, path: PathLike | None) -> None:
+    """Write a result table as CSV (UTF-8 with BOM, for Excel), XLSX or JSON records.
+
+    The format follows the extension of ``path``; ``None`` or ``-`` writes CSV to stdout
+    (without a BOM). Numbers keep full precision; missing values are blank cells (``null`` in
+    JSON); an infinite ``df`` is written ``Inf``.
+    """
+    import sys
+
+    out = _for_output(table)
+    if path is None or str(path) == "-":
+        sys.stdout.write(out.to_csv(index=False, lineterminator="\n"))
+        return
+    suffix = Path(path).suffix.lower()
+    if suffix == ".xlsx":
+        with pd.ExcelWriter(path, engine="openpyxl") as writer:
+            out.to_excel(writer, index=False, sheet_name="indices")
+    elif suffix == ".json":
+        records = [
+            {k: _json_value(v) for k, v in row.items()} for row in out.to_dict(orient="records")
+        ]
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(records, f, ensure_ascii=False, indent=1, allow_nan=False)
+            f.write("\n")
+    elif suffix in (".csv", ".txt", ""):
+        buffer = io.StringIO()
+        out.to_csv(buffer, index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+        with open(path, "w", encoding="utf-8-sig", newline="") as f:
+            f.write(buffer.getvalue())
+    else:
+        raise AnalysisInputError(f"output {path}: use a .csv, .xlsx or .json file name")
+
+
+def _for_output(table: pd.DataFrame) -> pd.DataFrame:
+    out = table.copy()
+    if "df" in out.columns:
+        out["df"] = [
+            "" if pd.isna(v) else "Inf" if math.isinf(v) else str(int(v)) for v in out["df"]
+        ]
+    return out
+
+
+def _json_value(value):
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if value == "" or (isinstance(value, str) and not value):
+        return None
+    return value

@@ -1,0 +1,246 @@
+#!/usr/bin/env Rscript
+# Expected values for the analysis reference tests, computed with R's survey package.
+#
+# Usage (from anywhere):  Rscript tests/analysis/reference/make_reference.R [OUTDIR]
+# Reads tests/analysis/data/*.csv (made by make_data.py) and writes one CSV per weighting
+# configuration to OUTDIR (default: tests/analysis/reference/expected), in the tidy layout of
+# analysis.compute_indices, plus the weight of every respondent.
+#
+# Estimators, all on svydesign(ids = ~1) with weights 1, calibrated with postStratify() or
+# rake(), optionally trimWeights(); subgroups are domains of the full design (des[idx, ]):
+#   - criterion index: svyciprop(~s, method = "xlogit") on the answered part of the group
+#     (estimate, SE, interval); Clopper-Pearson (binom.test) instead when the index is 0 or
+#     1, none below 2 answers; mean score: svymean(~y) on the answered part of the group;
+#     both are the ratio estimators sum(w s)/sum(w a), checked against svyby(svyratio);
+#   - element and overall (SIPAS) indices: svytotal() of [y >= 4] and [answered] over the
+#     group, then svycontrast() of the mean of the defined criterion ratios and of the mean
+#     of the defined element means: the joint covariance of the criteria is used (the
+#     criterion ratios from the same svycontrast are checked against the svymean ones);
+#   - element, SIPAS and mean-score intervals: estimate +- qnorm(0.975) SE, clipped.
+
+suppressPackageStartupMessages(library(survey))
+
+args <- commandArgs(trailingOnly = TRUE)
+file_arg <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+here <- dirname(normalizePath(file_arg))
+datadir <- file.path(here, "..", "data")
+outdir <- if (length(args)) args[1] else file.path(here, "expected")
+dir.create(outdir, showWarnings = FALSE, recursive = TRUE)
+
+read <- function(name) {
+  read.csv(file.path(datadir, name), fileEncoding = "UTF-8-BOM", encoding = "UTF-8",
+           colClasses = "character", na.strings = character(0), check.names = FALSE)
+}
+
+d <- read("responses.csv")
+emap <- read("elements.csv")
+crit <- emap$item
+elements <- unique(emap$element)
+for (cr in crit) {
+  v <- suppressWarnings(as.integer(d[[cr]]))
+  stopifnot(all(is.na(v) == (d[[cr]] == "")), all(is.na(v) | v %in% 1:5))
+  d[[paste0("a_", cr)]] <- as.numeric(!is.na(v))
+  d[[paste0("s_", cr)]] <- ifelse(is.na(v), 0, as.numeric(v >= 4))
+  d[[paste0("y_", cr)]] <- ifelse(is.na(v), 0, v)
+}
+d$one <- 1
+n_file <- nrow(d)
+base <- svydesign(ids = ~1, weights = ~one, data = d)
+
+pop_table <- function(tab, vars) {
+  out <- tab[, vars, drop = FALSE]
+  out$Freq <- as.numeric(tab$count)
+  out
+}
+
+totals <- read("totals_agency_field.csv")
+poststrat <- postStratify(base, ~agency + field, pop_table(totals, c("agency", "field")))
+
+m_agency <- read("margin_agency.csv")
+m_field <- read("margin_field.csv")
+m_gender <- read("margin_gender.csv")
+# A share margin is scaled to the total of the first count margin.
+share <- as.numeric(m_gender$share)
+m_gender$count <- share / sum(share) * sum(as.numeric(m_agency$count))
+raked <- rake(base, list(~agency, ~field, ~gender),
+              list(pop_table(m_agency, "agency"), pop_table(m_field, "field"),
+                   pop_table(m_gender, "gender")),
+              control = list(maxit = 1000, epsilon = 1e-12))
+
+TRIM <- 1.5  # cap at 1.5 x the mean weight
+trimmed <- function(des) trimWeights(des, upper = TRIM * mean(weights(des)), strict = TRUE)
+
+designs <- list(
+  none = base,
+  poststrat = poststrat,
+  rake = raked,
+  poststrat_trim = trimmed(poststrat),
+  rake_trim = trimmed(raked)
+)
+
+groupings <- list(character(0), "agency", "gender", c("agency", "period"), "age_band")
+group_vars <- c("agency", "gender", "period", "age_band")
+MIN_N <- 30
+Z <- qnorm(0.975)
+
+clip <- function(x, lo, hi) pmin(pmax(x, lo), hi)
+
+one_group <- function(des, idx, by_label, labels) {
+  w <- weights(des)[idx]
+  dg <- des[idx, ]
+  vars <- c(paste0("s_", crit), paste0("a_", crit))
+  tot <- svytotal(make.formula(vars), dg)
+  a_tot <- coef(tot)[paste0("a_", crit)]
+  defined <- a_tot > 0
+  ratio_expr <- function(cr) sprintf("(s_%s/a_%s)", cr, cr)
+  exprs <- list()
+  for (cr in crit[defined]) exprs[[paste0("ratio_", cr)]] <- parse(text = ratio_expr(cr))[[1]]
+  elem_text <- character(0)
+  for (el in elements) {
+    crs <- crit[emap$element == el & defined]
+    if (length(crs) == 0) next
+    txt <- sprintf("((%s)/%d)", paste(sapply(crs, ratio_expr), collapse = "+"), length(crs))
+    elem_text[el] <- txt
+    exprs[[paste0("elem_", el)]] <- parse(text = txt)[[1]]
+  }
+  if (length(elem_text)) {
+    exprs[["overall"]] <- parse(text = sprintf("((%s)/%d)", paste(elem_text, collapse = "+"),
+                                               length(elem_text)))[[1]]
+  }
+  est <- se <- numeric(0)
+  if (length(exprs)) {
+    con <- svycontrast(tot, exprs)
+    est <- coef(con)
+    se <- sqrt(pmax(diag(vcov(con)), 0))
+    names(est) <- names(se) <- names(exprs)
+  }
+  get <- function(name, what) if (name %in% names(what)) unname(what[name]) else NA_real_
+
+  n <- sum(idx)
+  wsum <- sum(w)
+  neff <- wsum^2 / sum(w^2)
+  rows <- list()
+  add <- function(level, key, estimate, se, lo, hi, method, df, n_answered, wsa, kn, dk, deff) {
+    row <- data.frame(by = by_label, level = level, key = key, estimate = estimate, se = se,
+                      ci_low = lo, ci_high = hi, ci_method = method, df = df, n = n,
+                      n_answered = n_answered, weight_sum = wsum, weight_sum_answered = wsa,
+                      kish_neff = kn, deff_kish = dk, deff = deff,
+                      flag = if (n < MIN_N) "small_n" else "", stringsAsFactors = FALSE)
+    for (v in group_vars) row[[v]] <- if (v %in% names(labels)) labels[[v]] else NA
+    rows[[length(rows) + 1]] <<- row
+  }
+  normal <- function(e, s, lo, hi) if (is.na(e)) c(NA, NA) else clip(e + c(-1, 1) * Z * s, lo, hi)
+
+  e <- get("overall", est); s <- get("overall", se); ci <- normal(e, s, 0, 1)
+  add("overall", "SIPAS", 100 * e, 100 * s, 100 * ci[1], 100 * ci[2],
+      if (is.na(e)) "none" else "normal", if (is.na(e)) NA else Inf, NA, NA, neff, n / neff, NA)
+  for (el in elements) {
+    e <- get(paste0("elem_", el), est); s <- get(paste0("elem_", el), se)
+    ci <- normal(e, s, 0, 1)
+    add("element", el, 100 * e, 100 * s, 100 * ci[1], 100 * ci[2],
+        if (is.na(e)) "none" else "normal", if (is.na(e)) NA else Inf, NA, NA, neff, n / neff,
+        NA)
+  }
+  for (kind in c("criterion", "mean_score")) {
+    for (cr in crit) {
+      a <- d[[paste0("a_", cr)]][idx]
+      v <- d[[paste0(if (kind == "criterion") "s_" else "y_", cr)]][idx]
+      n_ans <- sum(a)
+      wsa <- sum(w * a)
+      kn <- if (n_ans > 0) wsa^2 / sum(w^2 * a) else NA
+      dk <- if (n_ans > 0) n_ans / kn else NA
+      e <- s <- lo <- hi <- df <- deff <- NA; method <- "none"
+      if (n_ans > 0) {
+        answered <- des[idx & d[[paste0("a_", cr)]] == 1, ]
+        variable <- make.formula(paste0(if (kind == "criterion") "s_" else "y_", cr))
+        m <- svymean(variable, answered)
+        e <- unname(coef(m)); s <- unname(SE(m))
+        if (kind == "criterion") {
+          # the same ratio from the joint svycontrast (used for the composites)
+          name <- paste0("ratio_", cr)
+          stopifnot(abs(est[name] - e) < 1e-12, abs(se[name] - s) <= 1e-8 * s + 1e-6)
+        }
+        sigma2 <- sum(w * a * (v - e)^2) / wsa
+        spread <- length(unique(v[a == 1])) > 1
+        if (n_ans >= 2 && spread && sigma2 > 0) deff <- s^2 / (sigma2 / (n_ans - 1))
+        if (kind == "mean_score") {
+          ci <- normal(e, s, 1, 5); lo <- ci[1]; hi <- ci[2]; method <- "normal"; df <- Inf
+        } else if (n_ans >= 2) {
+          if (e > 0 && e < 1) {
+            cp <- svyciprop(variable, answered, method = "xlogit")
+            stopifnot(abs(sqrt(attr(cp, "var")) - s) <= 1e-12 * s + 1e-15,
+                      abs(coef(cp) - e) < 1e-12, degf(answered) == n_ans - 1)
+            ci <- attr(cp, "ci"); lo <- ci[1]; hi <- ci[2]; method <- "logit"; df <- n_ans - 1
+          } else {
+            x <- if (e >= 1) n_ans else 0
+            ci <- binom.test(x, n_ans)$conf.int; lo <- ci[1]; hi <- ci[2]
+            method <- "clopper-pearson"
+          }
+        }
+      }
+      k <- if (kind == "criterion") 100 else 1
+      add(kind, cr, k * e, k * s, k * lo, k * hi, method, df, n_ans, wsa, kn, dk, deff)
+    }
+  }
+  do.call(rbind, rows)
+}
+
+# Cross-check: the criterion SEs from svytotal + svycontrast equal svyby(svyratio).
+check_svyby <- function(des, out, grouping) {
+  if (!identical(grouping, "gender")) return(invisible())
+  keep <- d[[grouping]] != ""
+  sub <- des[keep, ]
+  for (cr in crit) {
+    rs <- svyby(make.formula(paste0("s_", cr)), make.formula(grouping), sub, svyratio,
+                denominator = make.formula(paste0("a_", cr)), na.rm.all = TRUE)
+    got <- out[out$level == "criterion" & out$key == cr, ]
+    m <- match(as.character(rs[[grouping]]), got[[grouping]])
+    se_by <- 100 * SE(rs)
+    ok <- is.na(se_by) | abs(se_by - got$se[m]) <= 1e-8 * pmax(1, abs(se_by))
+    if (!all(ok)) stop("svyby(svyratio) disagrees for ", cr, " by ", grouping)
+  }
+}
+
+run_config <- function(config) {
+  started <- proc.time()[["elapsed"]]
+  des <- designs[[config]]
+  parts <- list()
+  for (grouping in groupings) {
+    if (length(grouping) == 0) {
+      parts[[length(parts) + 1]] <- one_group(des, rep(TRUE, n_file), "ALL", list())
+      next
+    }
+    keys <- d[, grouping, drop = FALSE]
+    complete <- apply(keys != "", 1, all)
+    combos <- unique(keys[complete, , drop = FALSE])
+    part <- list()
+    for (i in seq_len(nrow(combos))) {
+      idx <- complete
+      for (v in grouping) idx <- idx & d[[v]] == combos[i, v]
+      part[[i]] <- one_group(des, idx, paste(grouping, collapse = "+"),
+                             as.list(combos[i, , drop = FALSE]))
+    }
+    part <- do.call(rbind, part)
+    check_svyby(des, part, grouping)
+    parts[[length(parts) + 1]] <- part
+  }
+  out <- do.call(rbind, parts)
+  out <- out[, c("by", group_vars, "level", "key", "estimate", "se", "ci_low", "ci_high",
+                 "ci_method", "df", "n", "n_answered", "weight_sum", "weight_sum_answered",
+                 "kish_neff", "deff_kish", "deff", "flag")]
+  write.csv(out, file.path(outdir, paste0(config, ".csv")), row.names = FALSE, na = "",
+            fileEncoding = "UTF-8")
+  write.csv(data.frame(response_id = d$response_id, weight = weights(des)),
+            file.path(outdir, paste0(config, "_weights.csv")), row.names = FALSE,
+            fileEncoding = "UTF-8")
+  sprintf("%s: %d rows, %.1f s", config, nrow(out), proc.time()[["elapsed"]] - started)
+}
+
+# The raking configurations are the slow ones (R backfits every column): start them first.
+order <- c("rake", "rake_trim", "none", "poststrat", "poststrat_trim")
+stopifnot(setequal(order, names(designs)))
+done <- parallel::mclapply(order, run_config, mc.cores = min(2L, parallel::detectCores()),
+                           mc.preschedule = FALSE)
+failed <- vapply(done, inherits, logical(1), "try-error")
+if (any(failed)) stop(paste(unlist(done[failed]), collapse = "\n"))
+cat(unlist(done), sep = "\n")
