@@ -10,12 +10,12 @@ from flask_babel import get_locale
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from . import integrity
+from . import integrity, paper
 from .db import get_session
 from .forms import InvalidSubmission, form_class
 from .i18n import LANGUAGE_FIELD, remember_locale
 from .models import Agency, Answer, Counter, CounterToken, Response, normalize_token, utcnow
-from .questionnaires import registry
+from .questionnaires import likert_options, registry
 
 bp = Blueprint("respond", __name__)
 # Table-level inserts skip the ORM's bulk machinery on the submit path.
@@ -216,3 +216,44 @@ def register_error_handlers(app):
     @app.errorhandler(TokenGone)
     def token_gone(_exc):
         return render_template("errors/410.html"), 410
+
+
+def published(questionnaire_id):
+    try:
+        return registry().latest(questionnaire_id)
+    except KeyError:
+        abort(404)
+
+
+def render_paper(questionnaire, counter=None):
+    response = make_response(render_template(
+        "respond/paper.html", questionnaire=questionnaire, counter=counter,
+        blocks=paper.blocks, numbers=paper.numbers(questionnaire),
+        scale=likert_options(not_applicable=True), separator=paper.MULTIPLE_SEPARATOR))
+    response.vary.add("Accept-Language")
+    return response
+
+
+@bp.get("/phieu/<questionnaire_id>")
+def paper_form(questionnaire_id):
+    """The printable A4 questionnaire, for respondents without a smartphone."""
+    return render_paper(published(questionnaire_id))
+
+
+@bp.get("/r/<token>/phieu")
+def counter_paper_form(token):
+    """The same, headed with the counter's agency and name."""
+    counter = find_counter(token)
+    return render_paper(published(counter.questionnaire_id), counter)
+
+
+@bp.get("/phieu/<questionnaire_id>.csv")
+def paper_csv(questionnaire_id):
+    """The CSV template for typing paper answers in; `python -m analysis` reads it."""
+    questionnaire = published(questionnaire_id)
+    response = make_response(paper.csv_template(questionnaire))
+    response.mimetype = "text/csv"
+    response.charset = "utf-8"
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{paper.file_name(questionnaire, "phieu-giay.csv")}"')
+    return response
