@@ -1,0 +1,410 @@
+"""The counter quick form's own indices: the share satisfied overall and the reasons tallied.
+
+The quick form (``questionnaires/counter-quick-v*.yaml``) asks an overall rating with three
+levels, coded 3 Rất hài lòng (very satisfied), 2 Hài lòng (satisfied) and 1 Không hài
+lòng (not satisfied); the reasons (multiple choice, codes as in the file) of those not
+satisfied; and a few quick ``likert5`` criteria of element ``Q``, whose indices are the
+ordinary criterion and element indices of :func:`analysis.compute_indices`.
+
+Command line::
+
+    python -m analysis.quick typed.csv --questionnaire questionnaires/counter-quick-v1.yaml \\
+        --by agency -o quick.csv      # writes quick-satisfaction.csv, -reasons, -criteria
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import stats
+
+from .design import make_design
+from .indices import compute_indices, parse_by
+from .io import (
+    AnalysisInputError,
+    _text,
+    read_margin,
+    read_questionnaire,
+    read_responses,
+    read_totals,
+    write_table,
+)
+
+__all__ = [
+    "NOT_SATISFIED",
+    "SATISFIED",
+    "VERY_SATISFIED",
+    "QuickIndices",
+    "overall_codes",
+    "quick_indices",
+    "reason_sets",
+    "wilson_interval",
+]
+
+VERY_SATISFIED, SATISFIED, NOT_SATISFIED = 3, 2, 1
+# The overall rating as a five-level answer, so that "satisfied" means the same as for a
+# criterion (4 or 5) and the estimator, variance and interval are exactly the criterion's.
+AS_FIVE_LEVELS = {VERY_SATISFIED: 5.0, SATISFIED: 4.0, NOT_SATISFIED: 1.0}
+Z975 = stats.norm.ppf(0.975)
+_SEPARATORS = re.compile(r"[;,\s]+")
+
+
+@dataclass(frozen=True)
+class QuickIndices:
+    """The three tables of the quick form, each one row per grouping x group (x key).
+
+    Attributes
+    ----------
+    satisfaction : pandas.DataFrame
+        Share satisfied (Rất hài lòng + Hài lòng among those who rated), weighted with its
+        linearized SE and logit interval, and unweighted with its Wilson interval.
+    reasons : pandas.DataFrame
+        Reasons given by those not satisfied: counts and shares.
+    criteria : pandas.DataFrame
+        The quick criteria's indices and their element ``Q``, as :func:`compute_indices`.
+    """
+
+    satisfaction: pd.DataFrame
+    reasons: pd.DataFrame
+    criteria: pd.DataFrame
+
+
+def overall_codes(column: pd.Series, name: str = "overall") -> np.ndarray:
+    """The overall rating of each response as 0 (blank), 1, 2 or 3.
+
+    Raises
+    ------
+    AnalysisInputError
+        For any other value, naming the 1-based data row and the column.
+    """
+    out = np.zeros(len(column), dtype=np.int8)
+    for i, raw in enumerate(column.tolist()):
+        text = _text(raw)
+        if text == "":
+            continue
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if number not in AS_FIVE_LEVELS:
+            raise AnalysisInputError(
+                f"responses: row {i + 1}, column {name}: {text!r} is not 3 (Rất hài lòng), "
+                "2 (Hài lòng), 1 (Không hài lòng) or blank"
+            )
+        out[i] = int(number)
+    return out
+
+
+def reason_sets(column: pd.Series, name: str = "reasons",
+                codes: Sequence[int] | None = None) -> list[frozenset[int]]:
+    """The reason codes ticked on each response.
+
+    A cell holds codes separated by ``;`` (as the paper form's typing rules say; commas
+    and spaces are accepted too), or a list of codes (a frame built from the database).
+    ``codes``, when given, are the only valid ones.
+    """
+    valid = None if codes is None else set(codes)
+    out = []
+    for i, raw in enumerate(column.tolist()):
+        if isinstance(raw, list | tuple | set | frozenset | np.ndarray):
+            parts = [_text(v) for v in raw]
+        else:
+            parts = _SEPARATORS.split(_text(raw))
+        found = set()
+        for part in parts:
+            if part == "":
+                continue
+            try:
+                number = float(part)
+            except ValueError:
+                number = math.nan
+            if not number.is_integer() or number < 0 or (valid is not None
+                                                          and int(number) not in valid):
+                raise AnalysisInputError(
+                    f"responses: row {i + 1}, column {name}: {part!r} is not a reason code"
+                    + (f" ({', '.join(map(str, sorted(valid)))})" if valid else "")
+                )
+            found.add(int(number))
+        out.append(frozenset(found))
+    return out
+
+
+def wilson_interval(successes, n, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for a binomial proportion, as fractions (NaN where n = 0).
+
+    Parameters
+    ----------
+    successes, n : array_like
+        Number of successes and of trials.
+    level : float, default 0.95
+
+    Returns
+    -------
+    low, high : numpy.ndarray
+
+    Notes
+    -----
+    With p = x / n and z the normal quantile, the bounds are
+    (p + z^2 / 2n -+ z sqrt(p (1 - p) / n + z^2 / 4n^2)) / (1 + z^2 / n): the proportions
+    the score test does not reject. Unlike the Wald interval it stays inside [0, 1] and
+    keeps close to its nominal coverage for small n and for p near 0 or 1 (Brown, Cai and
+    DasGupta, 2001). It ignores weights: it is the interval of the unweighted share.
+    Same as statsmodels ``proportion_confint(method="wilson")``.
+
+    References
+    ----------
+    Wilson, E. B. (1927) Probable inference, the law of succession, and statistical
+    inference. *JASA* 22, 209-212. Brown, L. D., Cai, T. T. and DasGupta, A. (2001)
+    Interval estimation for a binomial proportion. *Statistical Science* 16, 101-133.
+    """
+    x = np.asarray(successes, dtype="float64")
+    n = np.asarray(n, dtype="float64")
+    z = stats.norm.ppf(0.5 + level / 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = x / n
+        denominator = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denominator
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+        low = np.clip(centre - half, 0.0, 1.0)
+        high = np.clip(centre + half, 0.0, 1.0)
+    defined = n > 0
+    return np.where(defined, low, np.nan), np.where(defined, high, np.nan)
+
+
+def quick_indices(
+    responses: pd.DataFrame,
+    criteria: Sequence[str] = ("q1", "q2", "q3", "q4"),
+    *,
+    weighting: str = "none",
+    totals: pd.DataFrame | None = None,
+    margins: Sequence[pd.DataFrame] | None = None,
+    by: str | Sequence[str | Sequence[str]] | None = None,
+    min_n: int = 30,
+    trim: float | None = None,
+    drop_empty_cells: bool = False,
+    reason_labels: Mapping[int, str] | None = None,
+    overall: str = "overall",
+    reasons: str = "reasons",
+) -> QuickIndices:
+    """Share satisfied, reasons and quick-criteria indices of the counter quick form.
+
+    Parameters
+    ----------
+    responses : pandas.DataFrame
+        One row per response: ``overall`` (3, 2, 1 or blank), ``reasons`` (codes separated
+        by ``;``, or lists; optional column), the quick criteria (1-5 or blank) and the
+        grouping and weighting variables (e.g. ``agency``, ``period``). The CSV template of
+        the paper form (``/phieu/counter-quick.csv``) has exactly these columns.
+    criteria : sequence of str, default ("q1", "q2", "q3", "q4")
+        The quick criteria (element ``Q``); may be empty.
+    weighting, totals, margins, trim, drop_empty_cells
+        As :func:`analysis.compute_indices`; the same design weights every table.
+    by : str or sequence, optional
+        Groupings, e.g. ``["agency", "agency,period"]``; the whole file (``ALL``) comes
+        first.
+    min_n : int, default 30
+        Groups with fewer respondents get ``flag = "small_n"`` (as compute_indices).
+    reason_labels : mapping of int to str, optional
+        Reason code -> text. Codes outside it are rejected, and every listed reason gets
+        a row even when nobody gave it.
+    overall, reasons : str
+        Column names.
+
+    Returns
+    -------
+    QuickIndices
+        ``satisfaction``: ``by``, the grouping columns, ``n`` (respondents in the group),
+        ``n_answered`` (who rated overall), ``very_satisfied``, ``satisfied``,
+        ``not_satisfied`` (counts), ``estimate`` (weighted share satisfied, %), ``se``,
+        ``ci_low``, ``ci_high``, ``ci_method``, ``df``, ``weight_sum_answered``,
+        ``kish_neff``, ``deff``, ``unweighted`` (share satisfied, %), ``wilson_low``,
+        ``wilson_high``, ``flag``.
+        ``reasons``: ``by``, the grouping columns, ``reason``, ``label``, ``count`` (not
+        satisfied respondents who gave it), ``share`` (% of the not satisfied who gave at
+        least one reason), ``weighted_share`` (the same with the design weights),
+        ``respondents`` (not satisfied who gave a reason), ``not_satisfied``. A reason
+        typed for a respondent who was satisfied is ignored, as the web form does.
+        ``criteria``: the rows of :func:`compute_indices` for the quick criteria and
+        element ``Q``.
+
+    Notes
+    -----
+    *Share satisfied.* A respondent who rated overall is satisfied when the rating is
+    Rất hài lòng or Hài lòng (codes 3, 2). The weighted share is the ratio estimator
+    sum w [satisfied] / sum w [rated], computed as a criterion index of
+    :func:`compute_indices` on the rating recoded 3 -> 5, 2 -> 4, 1 -> 1: so its SE is the
+    same Taylor linearization (with the calibration residuals of post-stratification or
+    raking, domains on the full design as R ``svyby``) and its 95% interval the same logit
+    interval, logit(r) +- t(0.975, n_answered - 1) SE / (r (1 - r)), as R
+    ``svyciprop(method = "xlogit")``, with Clopper-Pearson at 0% and 100%.
+    The unweighted share x / n comes with the Wilson score interval
+    (:func:`wilson_interval`), the usual interval for a simple count.
+    Percentages are on 0-100.
+    """
+    for column in (overall,):
+        if column not in responses.columns:
+            raise AnalysisInputError(f"responses: no column {column!r}")
+    criteria = list(criteria)
+    rating = overall_codes(responses[overall], overall)
+    frame = responses.copy()
+    frame[overall] = pd.Series(rating, index=frame.index).map(AS_FIVE_LEVELS)
+    design = make_design(frame, [overall, *criteria], weighting=weighting, totals=totals,
+                         margins=margins, trim=trim, drop_empty_cells=drop_empty_cells)
+    pairs = [(overall, "satisfaction"), *((c, "Q") for c in criteria)]
+    table = compute_indices(design, pairs, by=by, min_n=min_n)
+
+    groupings = [()] + parse_by(by)
+    variables: list[str] = []
+    for grouping in groupings:
+        variables += [v for v in grouping if v not in variables]
+    front = ["by", *variables]
+
+    sat = table[(table["level"] == "criterion") & (table["key"] == overall)]
+    sat = sat.reset_index(drop=True)
+    given = (reason_sets(responses[reasons], reasons,
+                         None if reason_labels is None else list(reason_labels))
+             if reasons in responses.columns else [frozenset()] * len(responses))
+    codes = sorted(set(reason_labels or ()) | set().union(*given)) if given else []
+    weights = design.weights
+
+    counts, reason_rows = [], []
+    for grouping in groupings:
+        group, labels = design.groups(grouping)
+        if len(labels) == 0:
+            continue
+        size = len(labels)
+        inside = group >= 0
+        by_level = np.zeros((size, 4), dtype=np.int64)
+        np.add.at(by_level, (group[inside], rating[inside]), 1)
+        n = np.bincount(group[inside], minlength=size)
+        for g in range(size):
+            where = {"by": "+".join(grouping) if grouping else "ALL"}
+            for v in variables:
+                where[v] = labels[v].iloc[g] if v in grouping else None
+            counts.append({**where, "n_check": int(n[g]),
+                           "very_satisfied": int(by_level[g, VERY_SATISFIED]),
+                           "satisfied": int(by_level[g, SATISFIED]),
+                           "not_satisfied": int(by_level[g, NOT_SATISFIED])})
+            members = np.flatnonzero((group == g) & (rating == NOT_SATISFIED))
+            with_reason = [i for i in members if given[i]]
+            w_reason = float(weights[with_reason].sum()) if with_reason else 0.0
+            for code in codes:
+                ticked = [i for i in with_reason if code in given[i]]
+                reason_rows.append({
+                    **where,
+                    "reason": code,
+                    "label": (reason_labels or {}).get(code, ""),
+                    "count": len(ticked),
+                    "share": 100 * len(ticked) / len(with_reason) if with_reason else np.nan,
+                    "weighted_share": 100 * float(weights[ticked].sum()) / w_reason
+                    if with_reason else np.nan,
+                    "respondents": len(with_reason),
+                    "not_satisfied": len(members),
+                })
+
+    tallies = pd.DataFrame(counts)
+    if len(tallies) != len(sat) or not (tallies["n_check"].to_numpy() == sat["n"].to_numpy()).all():
+        raise AssertionError("quick_indices: groups out of step with compute_indices")
+    satisfied = tallies["very_satisfied"] + tallies["satisfied"]
+    rated = satisfied + tallies["not_satisfied"]
+    low, high = wilson_interval(satisfied, rated)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unweighted = 100 * satisfied.to_numpy(dtype="float64") / rated.to_numpy(dtype="float64")
+    satisfaction = pd.concat(
+        [
+            sat[[*front, "n", "n_answered"]],
+            tallies[["very_satisfied", "satisfied", "not_satisfied"]],
+            sat[["estimate", "se", "ci_low", "ci_high", "ci_method", "df",
+                 "weight_sum_answered", "kish_neff", "deff"]],
+            pd.DataFrame({"unweighted": unweighted, "wilson_low": 100 * low,
+                          "wilson_high": 100 * high}),
+            sat[["flag"]],
+        ],
+        axis=1,
+    )
+    reason_table = pd.DataFrame(
+        reason_rows,
+        columns=[*front, "reason", "label", "count", "share", "weighted_share", "respondents",
+                 "not_satisfied"],
+    )
+    quick = table[
+        ((table["level"] == "element") & (table["key"] == "Q"))
+        | (table["level"].isin(["criterion", "mean_score"]) & table["key"].isin(criteria))
+    ].reset_index(drop=True)
+    return QuickIndices(satisfaction, reason_table, quick)
+
+
+def _questionnaire_parts(path) -> tuple[list[str], dict[int, str]]:
+    """The quick criteria (element Q) and the reason labels (Vietnamese) of a file."""
+    emap = read_questionnaire(path)
+    criteria = list(emap.criteria_of("Q")) if "Q" in emap.elements else list(emap.criteria)
+    with open(path, encoding="utf-8-sig") as f:
+        data = yaml.safe_load(f)
+    labels: dict[int, str] = {}
+    for section in data.get("sections") or []:
+        for question in section.get("questions") or []:
+            if question.get("id") == "reasons":
+                labels = {int(o["code"]): str(o["text"]["vi"]) for o in question["options"]}
+    return criteria, labels
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.quick",
+        description="Counter quick form: share satisfied (weighted, logit 95%% interval; "
+        "unweighted, Wilson), reasons tallied, quick criteria indices.",
+    )
+    parser.add_argument("responses", help="responses CSV (e.g. the paper form's template)")
+    parser.add_argument("--questionnaire", required=True, metavar="FILE",
+                        help="the quick form's YAML file (criteria and reason labels)")
+    parser.add_argument("--weighting", choices=("none", "poststrat", "rake"), default="none")
+    parser.add_argument("--totals", metavar="FILE")
+    parser.add_argument("--margin", metavar="FILE", action="append", default=[])
+    parser.add_argument("--by", action="append", default=[], metavar="VARS")
+    parser.add_argument("--min-n", type=int, default=30)
+    parser.add_argument("--trim", type=float, metavar="K")
+    parser.add_argument("--drop-empty-cells", action="store_true")
+    parser.add_argument("-o", "--output", metavar="OUT",
+                        help="OUT.csv/.xlsx/.json: writes OUT-satisfaction, OUT-reasons and "
+                        "OUT-criteria (default: the three tables as CSV on stdout)")
+    args = parser.parse_args(argv)
+    try:
+        criteria, labels = _questionnaire_parts(args.questionnaire)
+        result = quick_indices(
+            read_responses(args.responses, criteria),
+            criteria,
+            weighting=args.weighting,
+            totals=read_totals(args.totals) if args.totals else None,
+            margins=[read_margin(m) for m in args.margin] or None,
+            by=args.by,
+            min_n=args.min_n,
+            trim=args.trim,
+            drop_empty_cells=args.drop_empty_cells,
+            reason_labels=labels or None,
+        )
+    except AnalysisInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    tables = {"satisfaction": result.satisfaction, "reasons": result.reasons,
+              "criteria": result.criteria}
+    for name, table in tables.items():
+        if args.output and args.output != "-":
+            out = Path(args.output)
+            write_table(table, out.with_name(f"{out.stem}-{name}{out.suffix or '.csv'}"))
+        else:
+            print(f"# {name}")
+            write_table(table, None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

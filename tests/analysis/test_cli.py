@@ -1,0 +1,105 @@
+"""The command line: the same numbers as the library, errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import analysis
+from analysis.__main__ import main
+
+from .helpers import DATA, ROOT, assert_tables_match, element_map, read_table, responses
+
+RESPONSES = str(DATA / "responses.csv")
+
+
+def test_questionnaire_and_outputs(tmp_path):
+    for suffix in ("csv", "xlsx", "json"):
+        out = tmp_path / f"t.{suffix}"
+        status = main(
+            ["indices", RESPONSES, "--questionnaire", str(DATA / "questionnaire.yaml"),
+             "--by", "agency,period", "--min-n", "50", "-o", str(out)]
+        )  # fmt: skip
+        assert status == 0 and out.exists()
+    library = analysis.compute_indices(responses(), element_map(), by="agency,period", min_n=50)
+    assert_tables_match(read_table(tmp_path / "t.csv"), library, atol=1e-12, rtol=1e-14)
+    records = json.loads((tmp_path / "t.json").read_text(encoding="utf-8"))
+    assert len(records) == len(library) == len(pd.read_excel(tmp_path / "t.xlsx"))
+
+
+def test_module_entry_point_writes_csv_to_stdout():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "indices",
+            RESPONSES,
+            "--elements",
+            str(DATA / "elements.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=ROOT,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("by,level,key,estimate,se,ci_low,ci_high,ci_method,df,n,")
+    assert lines[1].startswith("ALL,overall,SIPAS,")
+    assert len(lines) == 1 + 1 + 3 + 2 * 7
+
+
+def test_input_error_exits_2_with_the_cell(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "response_id,a1,a2,a3,b1,b2,c1,c2\nP-1,5,5,5,5,5,5,5\nP-2,5,7,5,5,5,5,5\n", encoding="utf-8"
+    )
+    status = main(["indices", str(bad), "--elements", str(DATA / "elements.csv")])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "row 2" in err and "P-2" in err and "a2" in err and "'7'" in err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--weighting", "poststrat"], "--totals"),
+        (["--weighting", "rake"], "--margin"),
+        (["--totals", str(DATA / "totals_agency_field.csv")], "only used"),
+    ],
+)
+def test_weighting_options_are_checked(capsys, args, message):
+    status = main(["indices", RESPONSES, "--elements", str(DATA / "elements.csv"), *args])
+    assert status == 2 and message in capsys.readouterr().err
+
+
+def test_sample_size_both_formulas(capsys):
+    assert main(["sample-size", "--volume", "1000", "--volume", "50", "-e", "5%"]) == 0
+    out = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
+    # n0 = 1.96^2 * 0.25 / 0.05^2 = 384.15; finite: 384.15 / (1 + 383.15/1000) = 277.7
+    assert list(out["n_infinite"]) == [385, 385]
+    assert list(out["n_finite_population"]) == [278, 45]
+    assert list(out["n_yamane"]) == [286, 45]  # 1000 / (1 + 1000 * 0.0025) = 285.7
+
+
+def test_sample_size_per_agency_from_volumes(tmp_path):
+    out = tmp_path / "n.csv"
+    status = main(
+        ["sample-size", "--volumes", str(DATA / "totals_agency_field.csv"), "--by", "agency",
+         "--margin-of-error", "0.1", "-o", str(out)]
+    )  # fmt: skip
+    assert status == 0
+    table = pd.read_csv(out, encoding="utf-8-sig").set_index("agency")
+    assert table.loc["Sở Tư pháp", "N"] == 9641
+    assert table.loc["UBND xã Sông Hinh", "n_yamane"] == 7  # never above N
+    assert (table["n_finite_population"] <= table["N"]).all()
+
+
+def test_sample_size_rejects_bad_margin(capsys):
+    assert main(["sample-size", "--volume", "100", "-e", "1.5"]) == 2
+    assert "margin of error" in capsys.readouterr().err

@@ -1,0 +1,236 @@
+"""The counter quick form's indices: share satisfied (weighted and not), reasons, criteria."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+from scipy import stats
+from statsmodels.stats.proportion import proportion_confint
+
+import analysis
+from analysis.quick import QuickIndices, main, quick_indices, reason_sets, wilson_interval
+
+from .helpers import ROOT
+
+QUICK_FILE = ROOT / "questionnaires" / "counter-quick-v1.yaml"
+LABELS = {1: "Phải chờ quá lâu", 4: "Thái độ của công chức chưa tốt", 8: "Lý do khác"}
+
+
+def synthetic(n=240, seed=11) -> pd.DataFrame:
+    """Quick-form answers from two agencies, typed as text the way a CSV reads them."""
+    rng = np.random.default_rng(seed)
+    agency = rng.choice(["STP", "SYT"], n, p=[0.6, 0.4])
+    field = rng.choice(["1", "2"], n)
+    unhappy = np.where(agency == "STP", 0.1, 0.3)
+    u = rng.random(n)
+    overall = np.where(u < unhappy, "1", np.where(u < 0.6, "2", "3"))
+    overall[rng.random(n) < 0.05] = ""
+    reasons = [
+        ";".join(str(c) for c in sorted(rng.choice([1, 4, 8], rng.integers(1, 3), replace=False)))
+        if o == "1" and rng.random() < 0.9
+        else ""
+        for o in overall
+    ]
+    frame = pd.DataFrame(
+        {
+            "response_id": [f"P{i:04d}" for i in range(n)],
+            "agency": agency,
+            "field": field,
+            "overall": overall,
+            "reasons": reasons,
+        }
+    )
+    for q in ("q1", "q2", "q3", "q4"):
+        values = rng.integers(1, 6, n).astype("float64")
+        values[rng.random(n) < 0.1] = np.nan
+        frame[q] = values
+    return frame
+
+
+TOTALS = pd.DataFrame(
+    {
+        "agency": ["STP", "STP", "SYT", "SYT"],
+        "field": ["1", "2", "1", "2"],
+        "count": [1200.0, 300.0, 500.0, 2000.0],
+    }
+)
+
+
+def test_wilson_interval_matches_statsmodels():
+    x = np.array([0, 1, 5, 17, 29, 30, 160])
+    n = np.array([30, 30, 12, 40, 30, 30, 187])
+    low, high = wilson_interval(x, n)
+    ref_low, ref_high = proportion_confint(x, n, alpha=0.05, method="wilson")
+    assert_allclose(low, ref_low, rtol=1e-12, atol=1e-15)
+    assert_allclose(high, ref_high, rtol=1e-12, atol=1e-15)
+    assert np.isnan(wilson_interval(0, 0)[0])
+
+
+def test_unweighted_share_counts_and_wilson():
+    frame = synthetic()
+    result = quick_indices(frame, by="agency", min_n=100)
+    assert isinstance(result, QuickIndices)
+    table = result.satisfaction
+    assert list(table["by"]) == ["ALL", "agency", "agency"]
+    for _, row in table.iterrows():
+        part = frame if row["by"] == "ALL" else frame[frame["agency"] == row["agency"]]
+        counts = part["overall"].value_counts()
+        assert (row["very_satisfied"], row["satisfied"], row["not_satisfied"]) == (
+            counts.get("3", 0),
+            counts.get("2", 0),
+            counts.get("1", 0),
+        )
+        rated = (part["overall"] != "").sum()
+        satisfied = part["overall"].isin(["2", "3"]).sum()
+        assert row["n"] == len(part) and row["n_answered"] == rated
+        assert row["unweighted"] == pytest.approx(100 * satisfied / rated)
+        # Unweighted design: the weighted estimate is the same share.
+        assert row["estimate"] == pytest.approx(row["unweighted"])
+        low, high = proportion_confint(satisfied, rated, method="wilson")
+        assert (row["wilson_low"], row["wilson_high"]) == (
+            pytest.approx(100 * low),
+            pytest.approx(100 * high),
+        )
+        assert row["ci_method"] == "logit"
+        assert row["flag"] == ("small_n" if len(part) < 100 else "")
+
+
+def test_weighted_share_is_the_ratio_with_its_linearized_se_and_logit_interval():
+    frame = synthetic()
+    result = quick_indices(frame, weighting="poststrat", totals=TOTALS, by="agency")
+    design = analysis.make_design(frame, ["q1"], weighting="poststrat", totals=TOTALS)
+    rated = frame["overall"].isin(["1", "2", "3"]).to_numpy(dtype="float64")
+    satisfied = frame["overall"].isin(["2", "3"]).to_numpy(dtype="float64")
+    group = np.where(frame["agency"] == "STP", 0, 1)
+    expected = pd.concat(
+        [analysis.ratio(design, satisfied, rated), analysis.ratio(design, satisfied, rated, group)],
+        ignore_index=True,
+    )
+    table = result.satisfaction
+    assert_allclose(table["estimate"], 100 * expected["estimate"], rtol=1e-12)
+    assert_allclose(table["se"], 100 * expected["se"], rtol=1e-10)
+    assert_allclose(table["weight_sum_answered"], expected["denominator"], rtol=1e-12)
+    # Weighting moves the estimate away from the plain share (SYT is less satisfied and
+    # weighs more in the totals).
+    assert table["estimate"].iloc[0] < table["unweighted"].iloc[0] - 1
+    # The logit interval, by hand: logit(r) +- t(0.975, n - 1) se / (r (1 - r)).
+    r, se = expected["estimate"].to_numpy(), expected["se"].to_numpy()
+    half = stats.t.ppf(0.975, table["n_answered"].to_numpy(dtype=float) - 1) * se / (r * (1 - r))
+    centre = np.log(r / (1 - r))
+    assert_allclose(table["ci_low"], 100 / (1 + np.exp(-(centre - half))), rtol=1e-10)
+    assert_allclose(table["ci_high"], 100 / (1 + np.exp(-(centre + half))), rtol=1e-10)
+
+
+def test_everyone_satisfied_gives_an_edge_interval():
+    frame = synthetic(60)
+    frame["overall"] = "3"
+    row = quick_indices(frame).satisfaction.iloc[0]
+    assert row["estimate"] == 100 and row["unweighted"] == 100
+    assert row["ci_method"] == "clopper-pearson" and row["ci_high"] == 100
+    assert row["wilson_high"] == pytest.approx(100) and row["wilson_low"] < 95
+
+
+def test_reasons_are_tallied_among_the_not_satisfied():
+    frame = pd.DataFrame(
+        {
+            "agency": ["A", "A", "A", "A", "B", "B"],
+            "overall": ["1", "1", "1", "3", "1", "2"],
+            # The satisfied respondent's typed reason is ignored (the web form hides it).
+            "reasons": ["1;4", "4", "", "1", [8], ""],
+            "q1": [1, 2, 3, 4, 5, None],
+        }
+    )
+    result = quick_indices(frame, ["q1"], by="agency", reason_labels=LABELS)
+    table = result.reasons.set_index(["by", "agency", "reason"])
+    everyone = table.loc[("ALL", None)]
+    assert list(everyone.index) == [1, 4, 8]
+    assert list(everyone["count"]) == [1, 2, 1]
+    assert list(everyone["respondents"]) == [3, 3, 3]  # not satisfied with a reason
+    assert list(everyone["not_satisfied"]) == [4, 4, 4]
+    assert_allclose(everyone["share"], [100 / 3, 200 / 3, 100 / 3])
+    assert everyone.loc[4, "label"] == "Thái độ của công chức chưa tốt"
+    a = table.loc[("agency", "A")]
+    assert list(a["count"]) == [1, 2, 0] and list(a["respondents"]) == [2, 2, 2]
+    b = table.loc[("agency", "B")]
+    assert list(b["count"]) == [0, 0, 1] and b.loc[8, "share"] == 100
+
+
+def test_weighted_reason_shares_use_the_design_weights():
+    frame = synthetic()
+    result = quick_indices(frame, weighting="poststrat", totals=TOTALS)
+    design = analysis.make_design(frame, ["q1"], weighting="poststrat", totals=TOTALS)
+    w = design.weights
+    sets = reason_sets(frame["reasons"])
+    gave = np.array([bool(s) for s in sets]) & (frame["overall"] == "1").to_numpy()
+    for _, row in result.reasons.iterrows():
+        ticked = gave & np.array([row["reason"] in s for s in sets])
+        assert row["weighted_share"] == pytest.approx(100 * w[ticked].sum() / w[gave].sum())
+
+
+def test_quick_criteria_come_from_compute_indices():
+    frame = synthetic()
+    result = quick_indices(frame, by="agency")
+    expected = analysis.compute_indices(frame, {"Q": ["q1", "q2", "q3", "q4"]}, by="agency")
+    expected = expected[expected["level"] != "overall"].reset_index(drop=True)
+    got = result.criteria
+    assert list(got["key"]) == list(expected["key"])
+    assert_allclose(got["estimate"], expected["estimate"], rtol=1e-12)
+    assert_allclose(got["se"], expected["se"], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "column,value,message",
+    [
+        ("overall", "4", "row 3, column overall: '4' is not 3"),
+        ("overall", "Hài lòng", "row 3, column overall"),
+        ("reasons", "1;x", "row 3, column reasons: 'x' is not a reason code"),
+        ("reasons", "9", "row 3, column reasons: '9' is not a reason code (1, 4, 8)"),
+    ],
+)
+def test_bad_values_name_the_row_and_column(column, value, message):
+    frame = synthetic(10)
+    frame["overall"] = "1"
+    frame.loc[2, column] = value
+    with pytest.raises(
+        analysis.AnalysisInputError, match=message.replace("(", r"\(").replace(")", r"\)")
+    ):
+        quick_indices(frame, reason_labels=LABELS)
+
+
+def test_command_line_writes_three_tables(tmp_path):
+    frame = synthetic()
+    path = tmp_path / "quick.csv"
+    frame.to_csv(path, index=False, encoding="utf-8-sig")
+    assert (
+        main(
+            [
+                str(path),
+                "--questionnaire",
+                str(QUICK_FILE),
+                "--by",
+                "agency",
+                "-o",
+                str(tmp_path / "out.csv"),
+            ]
+        )
+        == 0
+    )
+    satisfaction = pd.read_csv(tmp_path / "out-satisfaction.csv", encoding="utf-8-sig")
+    reasons = pd.read_csv(tmp_path / "out-reasons.csv", encoding="utf-8-sig")
+    criteria = pd.read_csv(tmp_path / "out-criteria.csv", encoding="utf-8-sig")
+    assert list(satisfaction["by"]) == ["ALL", "agency", "agency"]
+    # Every reason of the file is listed, with its Vietnamese label.
+    assert sorted(set(reasons["reason"])) == list(range(1, 9))
+    assert "Phải chờ quá lâu" in set(reasons["label"])
+    assert set(criteria["key"]) == {"Q", "q1", "q2", "q3", "q4"}
+
+
+def test_command_line_reports_bad_input(tmp_path, capsys):
+    frame = synthetic(10)
+    frame.loc[4, "overall"] = "5"
+    path = tmp_path / "quick.csv"
+    frame.to_csv(path, index=False)
+    assert main([str(path), "--questionnaire", str(QUICK_FILE)]) == 2
+    assert "row 5, column overall" in capsys.readouterr().err
