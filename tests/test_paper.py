@@ -148,3 +148,39 @@ def test_paper_blocks_group_consecutive_criteria_into_grids():
     (grid,) = paper.blocks(quick)
     assert grid.kind == "grid" and [q.id for q in grid.questions] == ["q1", "q2", "q3", "q4"]
     assert grid.not_applicable
+
+
+def test_typed_quick_form_sheet_gives_its_own_indices(client, tmp_path):
+    template = client.get("/phieu/counter-quick.csv").get_data().decode("utf-8-sig")
+    header = next(csv.reader(io.StringIO(template)))
+    ratings = ["3", "2", "1", "2", "3", "1", "", "2", "3", "2"]
+    reasons = ["", "", "1;4", "", "", "4", "", "", "", ""]
+    with open(tmp_path / "quick.csv", "w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header, lineterminator="\r\n")
+        writer.writeheader()
+        for i, (rating, reason) in enumerate(zip(ratings, reasons, strict=True)):
+            writer.writerow({**dict.fromkeys(header, ""), "response_id": f"Q{i}", "agency": "STP",
+                             "period": "2026-Q4", "overall": rating, "reasons": reason,
+                             "q1": str(1 + i % 5), "q2": "4", "q4": "" if i % 3 else "5"})
+    quick_file = str(ROOT / "questionnaires" / "counter-quick-v1.yaml")
+    result = subprocess.run(
+        [sys.executable, "-m", "analysis.quick", str(tmp_path / "quick.csv"),
+         "--questionnaire", quick_file, "-o", str(tmp_path / "out.csv")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "out-satisfaction.csv", encoding="utf-8-sig") as f:
+        (row,) = list(csv.DictReader(f))
+    assert (row["n_answered"], row["not_satisfied"]) == ("9", "2")
+    assert float(row["unweighted"]) == pytest.approx(700 / 9)
+    with open(tmp_path / "out-reasons.csv", encoding="utf-8-sig") as f:
+        tally = {r["reason"]: r["count"] for r in csv.DictReader(f)}
+    assert (tally["1"], tally["4"], tally["2"]) == ("1", "2", "0")
+    # The same sheet also goes through the general command (criteria of element Q).
+    general = subprocess.run(
+        [sys.executable, "-m", "analysis", "indices", str(tmp_path / "quick.csv"),
+         "--questionnaire", quick_file],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert general.returncode == 0, general.stderr
+    assert ",criterion,q1," in general.stdout
