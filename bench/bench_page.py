@@ -55,6 +55,7 @@ class Fetched:
 class PageResult:
     name: str
     fetches: list[Fetched] = field(default_factory=list)
+    page: Fetched | None = None  # the document itself, after any redirect
 
     @property
     def requests(self) -> int:
@@ -120,6 +121,7 @@ class Client:
             url = urllib.parse.urljoin(url, fetched.location)
             fetched = self.request("GET", url)
         result.fetches.append(fetched)
+        result.page = fetched
         seen = {url}
         queue = [(url, fetched)]
         while queue:
@@ -235,8 +237,7 @@ def report(results: list[PageResult], out=sys.stdout) -> bool:
     ok = True
     out.write(f"{'page':32} {'status':>6} {'req':>4} {'page B':>8} {'total B':>8}  budget\n")
     for result in results:
-        first = result.fetches[-1] if result.fetches else None
-        page_fetch = next((f for f in result.fetches if "html" in f.content_type), first)
+        page_fetch = result.page
         verdict = ""
         if result.name.startswith("questionnaire"):
             within = (result.wire_bytes <= BUDGET_BYTES and result.requests <= BUDGET_REQUESTS
