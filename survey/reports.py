@@ -278,6 +278,18 @@ def format_percent(value, digits=2) -> str:
     return f"{value:.{digits}f}".replace(".", ",")
 
 
+@bp.app_template_filter("interval")
+def format_interval(row) -> str:
+    """'low – high' of a result row, a dash when there is no interval."""
+    if isinstance(row, dict):
+        low, high = row["ci_low"], row["ci_high"]
+    else:
+        low, high = row.ci_low, row.ci_high
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return "–"
+    return f"{format_percent(low)} – {format_percent(high)}"
+
+
 @bp.get("/cach-tinh")
 @require_role("admin", "agency", "analyst")
 def methods():

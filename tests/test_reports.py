@@ -1,0 +1,151 @@
+"""Reports: the indices pages and downloads agree with the analysis library, in scope."""
+
+import io
+import re
+import openpyxl
+import pandas as pd
+import pytest
+
+from analysis import compute_indices
+from survey.models import Answer, Response, ServiceVolume
+from survey.questionnaires import Registry, default_folder
+from survey.reports_data import responses_frame
+
+from .staff import login, make_user
+
+SIPAS = Registry(default_folder()).latest("sipas-service")
+
+
+def add_response(session, counter, field=1, **answers):
+    response = Response(counter_id=counter.id, agency_id=counter.agency_id,
+                        questionnaire_id="sipas-service", questionnaire_version=1, locale="vi")
+    response.answers = [Answer(question_id="field", value=field)] + [
+        Answer(question_id=qid, value=value) for qid, value in answers.items()]
+    session.add(response)
+    session.commit()
+    return response
+
+
+def login_as(client, session, role, agency=None):
+    """A user of that role (scoped to `agency` if given), signed in through the login form."""
+    user = make_user(session, f"{role}-user", role, agency=agency)
+    login(client, user.login)
+    return user
+
+
+@pytest.fixture
+def two_agencies(session, make_counter):
+    justice = make_counter()  # Sở Tư pháp
+    health = make_counter(agency_code="SYT", agency_name="Sở Y tế", label="Quầy Y tế")
+    for value in (5, 4, 2):
+        add_response(session, justice, a1=value, a2=4, b1=0)
+    add_response(session, health, field=2, a1=1, a2=2)
+    return justice, health
+
+
+def test_anonymous_is_sent_to_login(client):
+    response = client.get("/reports/")
+    assert response.status_code == 302
+    assert "/admin/login" in response.headers["Location"]
+
+
+def test_page_shows_the_indices_the_library_computes(client, session, two_agencies):
+    login_as(client, session, "analyst")
+    html = client.get("/reports/").get_data(as_text=True)
+    assert "Sở Tư pháp" in html and "Sở Y tế" in html
+    # a1 in Sở Tư pháp: 2 of 3 answered 4 or 5 -> 66,67%; the agency's element A is the
+    # mean of a1 (66.67) and a2 (100) = 83,33.
+    detail = client.get("/reports/agency/STP").get_data(as_text=True)
+    assert "66,67" in detail and "83,33" in detail
+    # b1 was "not applicable" for everyone: undefined (a dash, 0 answered), not 0%.
+    fees = re.search(r"Phí, lệ phí[^<]*</th>(.*?)</tr>", detail).group(1)
+    assert fees == "<td>–</td><td>–</td><td>–</td><td>0</td>"
+
+
+def test_csv_download_is_the_library_table(client, session, two_agencies, app):
+    login_as(client, session, "admin")
+    response = client.get("/reports/indices.csv")
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    downloaded = pd.read_csv(io.BytesIO(response.data), encoding="utf-8-sig")
+    with app.app_context():
+        from survey.db import get_session
+
+        frame = responses_frame(get_session(), SIPAS)
+    expected = compute_indices(frame, [(q.id, q.element) for q in SIPAS.criteria],
+                               by=["agency", "agency,period", "period"])
+    assert len(downloaded) == len(expected)
+    pd.testing.assert_series_equal(downloaded["estimate"], expected["estimate"],
+                                   check_names=False, rtol=1e-12)
+    names = set(downloaded["agency_name"].dropna())
+    assert names == {"Sở Tư pháp", "Sở Y tế"}
+
+
+def test_xlsx_download_opens_with_vietnamese_names(client, session, two_agencies):
+    login_as(client, session, "admin")
+    response = client.get("/reports/indices.xlsx")
+    assert response.status_code == 200
+    sheet = openpyxl.load_workbook(io.BytesIO(response.data)).active
+    values = {cell.value for row in sheet.iter_rows() for cell in row}
+    assert "Sở Tư pháp" in values and "SIPAS" in values
+
+
+def test_poststratification_weights_by_served_transactions(client, session, two_agencies):
+    justice, health = two_agencies
+    # Sở Tư pháp: 3 respondents in field 1; one more in field 2 answering a1 = 1.
+    add_response(session, justice, field=2, a1=1)
+    session.add_all([
+        ServiceVolume(agency_id=justice.agency_id, service_field="1", period="2026",
+                      transactions=300),
+        ServiceVolume(agency_id=justice.agency_id, service_field="2", period="2026",
+                      transactions=300),
+        ServiceVolume(agency_id=health.agency_id, service_field="2", period="2026",
+                      transactions=50),
+    ])
+    session.commit()
+    login_as(client, session, "analyst")
+    detail = client.get("/reports/agency/STP?weighting=poststrat").get_data(as_text=True)
+    # Weights 100 (field 1, 3 people) and 300 (field 2, 1 person): a1 satisfied =
+    # 200 / 600 = 33,33% (unweighted it would be 2/4 = 50%).
+    assert "33,33" in detail
+    plain = client.get("/reports/agency/STP").get_data(as_text=True)
+    assert "50,00" in plain
+
+
+def test_agency_user_sees_only_its_own_subtree(client, session, two_agencies):
+    justice, health = two_agencies
+    login_as(client, session, "agency", agency=justice.agency)
+    html = client.get("/reports/").get_data(as_text=True)
+    assert "Sở Tư pháp" in html and "Sở Y tế" not in html
+    assert client.get("/reports/agency/SYT").status_code == 404
+    assert client.get("/reports/agency/STP").status_code == 200
+    downloaded = pd.read_csv(io.BytesIO(client.get("/reports/indices.csv").data),
+                             encoding="utf-8-sig")
+    assert set(downloaded["agency"].dropna()) == {"STP"}
+
+
+def test_bad_parameters_are_400(client, session, two_agencies):
+    login_as(client, session, "admin")
+    assert client.get("/reports/?weighting=magic").status_code == 400
+    assert client.get("/reports/?questionnaire=nope").status_code == 400
+    assert client.get("/reports/indices.pdf").status_code == 404
+
+
+def test_no_responses_says_so(client, session, make_counter):
+    make_counter()
+    login_as(client, session, "admin")
+    response = client.get("/reports/")
+    assert response.status_code == 200
+    assert "Chưa có phiếu trả lời nào" in response.get_data(as_text=True)
+
+
+def test_responses_frame_blanks_not_applicable_and_keeps_codes(app, session, two_agencies):
+    with app.app_context():
+        from survey.db import get_session
+
+        frame = responses_frame(get_session(), SIPAS)
+    assert len(frame) == 4
+    assert frame["b1"].isna().all()
+    assert sorted(frame["a1"].dropna().astype(int)) == [1, 2, 4, 5]
+    assert set(frame["field"]) == {"1", "2"}
+    assert set(frame["agency"]) == {"STP", "SYT"}
