@@ -20,7 +20,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["DATABASE_URL"] = "sqlite:///" + str(Path(app.instance_path) / "survey.sqlite")
     app.config["PUBLIC_URL"] = app.config["PUBLIC_URL"].rstrip("/")
 
-    from . import db, demo, i18n, questionnaires, respond, security
+    from . import admin, auth, db, demo, i18n, posters, questionnaires, respond, security
 
     security.init_app(app)
     db.init_app(app)
@@ -28,6 +28,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     questionnaires.init_app(app)
     app.register_blueprint(respond.bp)
     respond.register_error_handlers(app)
+    auth.init_app(app)
+    admin.init_app(app)
+    posters.init_app(app)
     demo.init_app(app)
     _register_error_pages(app)
 

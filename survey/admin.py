@@ -1,0 +1,747 @@
+"""Staff administration under /admin: agencies, counters, tokens, posters, imports, users."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, selectinload
+from werkzeug.security import generate_password_hash
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+)
+from wtforms.validators import InputRequired, Length, Optional
+
+from . import imports, posters
+from .auth import (
+    ROLE_LABELS,
+    audit,
+    can_see_agency,
+    current_user,
+    login_error,
+    normalize_login,
+    password_error,
+    require_role,
+    subtree_ids,
+    user_snapshot,
+    visible_agency_ids,
+)
+from .db import get_session
+from .models import (
+    ROLES,
+    Agency,
+    AuditEvent,
+    Counter,
+    CounterToken,
+    StaffUser,
+    new_token,
+    utcnow,
+)
+from .questionnaires import registry
+from .security import csrf
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+STAFF = ("admin", "agency")
+# Imports are the one place staff send more than a form; the app-wide limit stays small.
+IMPORT_MAX_BYTES = 4 * 1024 * 1024
+AUDIT_PAGE = 100
+
+
+# --- scope and lookups -------------------------------------------------------------------
+
+
+def agency_tree(db, visible: set[int] | None) -> list[tuple[Agency, int]]:
+    """Visible agencies in tree order with their depth (roots: agencies whose parent is
+    not visible)."""
+    agencies = list(db.scalars(select(Agency).order_by(Agency.code)))
+    if visible is not None:
+        agencies = [a for a in agencies if a.id in visible]
+    ids = {a.id for a in agencies}
+    children: dict[int | None, list[Agency]] = {}
+    for agency in agencies:
+        parent = agency.parent_id if agency.parent_id in ids else None
+        children.setdefault(parent, []).append(agency)
+    ordered: list[tuple[Agency, int]] = []
+
+    def walk(parent_id, depth):
+        for agency in children.get(parent_id, ()):
+            ordered.append((agency, depth))
+            walk(agency.id, depth + 1)
+
+    walk(None, 0)
+    return ordered
+
+
+def get_agency(db, agency_id: int) -> Agency:
+    """The agency, or 404 when it does not exist or is outside the user's scope."""
+    agency = db.get(Agency, agency_id)
+    if agency is None or not can_see_agency(current_user(), agency.id):
+        abort(404)
+    return agency
+
+
+def get_counter(db, counter_id: int) -> Counter:
+    counter = db.get(Counter, counter_id)
+    if counter is None or not can_see_agency(current_user(), counter.agency_id):
+        abort(404)
+    return counter
+
+
+def agency_snapshot(agency: Agency) -> dict:
+    return {"code": agency.code, "name": agency.name, "level": agency.level,
+            "parent": agency.parent.code if agency.parent else None, "active": agency.active}
+
+
+def counter_snapshot(counter: Counter) -> dict:
+    return {"agency": counter.agency.code, "label": counter.label,
+            "questionnaire": counter.questionnaire_id, "active": counter.active,
+            "token": counter.token}
+
+
+def issue_token(db, counter: Counter) -> CounterToken:
+    """A new live token that no counter has ever had (revoked tokens are never reused)."""
+    with db.no_autoflush:
+        token = counter.issue_token()
+        while db.scalar(select(CounterToken.id).where(CounterToken.token == token.token)):
+            token.token = new_token()
+    return token
+
+
+def choices(pairs) -> list[SelectChoice]:
+    return [SelectChoice(value, str(label)) for value, label in pairs]
+
+
+def questionnaire_choices() -> list[SelectChoice]:
+    reg = registry()
+    locale = str(get_locale())
+    return choices((qid, f"{reg.latest(qid).title.get(locale)} ({qid})") for qid in reg.ids())
+
+
+def agency_choices(tree, none_label=None, exclude: set[int] = frozenset()):
+    pairs = [(0, none_label)] if none_label else []
+    pairs += [(a.id, "\u2003" * depth + f"{a.name} ({a.code})")
+              for a, depth in tree if a.id not in exclude]
+    return choices(pairs)
+
+
+# --- forms -------------------------------------------------------------------------------
+
+
+class AgencyForm(FlaskForm):
+    code = StringField(_l("Mã đơn vị"), validators=[InputRequired(), Length(max=40)],
+                       description=_l("Ví dụ: SNV hoặc mã định danh của đơn vị. Không đổi "
+                                      "được sau khi tạo."))
+    name = StringField(_l("Tên đơn vị"), validators=[InputRequired(), Length(max=200)])
+    parent_id = SelectField(_l("Đơn vị cấp trên"), coerce=int)
+    level = SelectField(_l("Cấp"), choices=lambda: choices(imports.LEVEL_LABELS.items()))
+
+
+class CounterForm(FlaskForm):
+    agency_id = SelectField(_l("Đơn vị"), coerce=int)
+    label = StringField(_l("Tên quầy"), validators=[InputRequired(), Length(max=200)],
+                        description=_l("Ví dụ: Quầy 3 – Tư pháp"))
+    questionnaire_id = SelectField(_l("Mẫu phiếu khảo sát"),
+                                   description=_l("Phiếu mà mã QR của quầy này mở ra."))
+
+
+class RevokeForm(FlaskForm):
+    reason = StringField(_l("Lý do thu hồi"), validators=[InputRequired(), Length(max=200)],
+                         description=_l("Ví dụ: áp phích bị hỏng, mã bị lạm dụng."))
+    reissue = BooleanField(_l("Cấp ngay mã mới (cần in lại áp phích)"), default=True)
+
+
+class ActiveForm(FlaskForm):
+    active = HiddenField()
+
+
+class ImportForm(FlaskForm):
+    file = FileField(_l("Tệp CSV (UTF-8)"), validators=[FileRequired()])
+
+
+class UserForm(FlaskForm):
+    login = StringField(_l("Tên đăng nhập"), validators=[InputRequired(), Length(max=80)],
+                        render_kw={"autocomplete": "off", "autocapitalize": "none"})
+    name = StringField(_l("Họ và tên"), validators=[Optional(), Length(max=200)])
+    role = SelectField(_l("Vai trò"), choices=lambda: choices(ROLE_LABELS.items()))
+    agency_id = SelectField(
+        _l("Đơn vị"), coerce=int,
+        description=_l("Bắt buộc với vai trò cán bộ đơn vị: người dùng quản lý đơn vị này và "
+                       "các đơn vị trực thuộc. Với cán bộ phân tích: để trống để xem mọi đơn "
+                       "vị."))
+    password = PasswordField(_l("Mật khẩu"), validators=[Length(max=200)],
+                             render_kw={"autocomplete": "new-password"})
+    active = BooleanField(_l("Đang hoạt động"), default=True)
+
+
+def form_status(form) -> int:
+    return 422 if form.is_submitted() and form.errors else 200
+
+
+# --- dashboard ---------------------------------------------------------------------------
+
+
+@bp.get("/")
+@require_role(*ROLES)
+def dashboard():
+    user = current_user()
+    db = get_session()
+    visible = visible_agency_ids(user)
+    agencies = counters = None
+    if user.role in STAFF:
+        agency_q = select(func.count()).select_from(Agency)
+        counter_q = select(func.count()).select_from(Counter).where(Counter.active.is_(True))
+        if visible is not None:
+            agency_q = agency_q.where(Agency.id.in_(visible))
+            counter_q = counter_q.where(Counter.agency_id.in_(visible))
+        agencies, counters = db.scalar(agency_q), db.scalar(counter_q)
+    reports = "reports.index" in current_app.view_functions
+    return render_template("admin/dashboard.html", agencies=agencies, counters=counters,
+                           reports=reports)
+
+
+# --- agencies ----------------------------------------------------------------------------
+
+
+@bp.get("/agencies")
+@require_role(*STAFF)
+def agencies():
+    db = get_session()
+    tree = agency_tree(db, visible_agency_ids(current_user()))
+    counts = dict(db.execute(select(Counter.agency_id, func.count()).where(
+        Counter.active.is_(True)).group_by(Counter.agency_id)).all())
+    return render_template("admin/agencies.html", tree=tree, counts=counts)
+
+
+def _agency_form(db, agency: Agency | None):
+    user = current_user()
+    visible = visible_agency_ids(user)
+    form = AgencyForm(obj=agency)
+    tree = agency_tree(db, visible)
+    exclude = subtree_ids(db, agency.id) if agency else set()
+    # Agency users create inside their scope only, and cannot move their own agency.
+    none_label = _("— Không có (cấp cao nhất) —") if visible is None else None
+    form.parent_id.choices = agency_choices(tree, none_label, exclude)
+    locked_parent = agency is not None and visible is not None and agency.id == user.agency_id
+    if locked_parent:
+        del form.parent_id
+    elif request.method == "GET" and agency is not None:
+        form.parent_id.data = agency.parent_id or 0
+    return form, locked_parent
+
+
+@bp.route("/agencies/new", methods=["GET", "POST"])
+@require_role(*STAFF)
+def agency_new():
+    db = get_session()
+    form, _locked = _agency_form(db, None)
+    if request.method == "GET" and request.args.get("parent", "").isdigit():
+        form.parent_id.data = int(request.args["parent"])
+    if form.validate_on_submit():
+        code = form.code.data.strip().upper()
+        if not imports.CODE_PATTERN.match(code):
+            form.code.errors.append(_("Mã tối đa 40 ký tự gồm chữ cái không dấu, chữ số, dấu "
+                                      "chấm, gạch ngang, gạch dưới."))
+        elif db.scalar(select(Agency.id).where(Agency.code == code)):
+            form.code.errors.append(_("Mã này đã được dùng cho một đơn vị khác."))
+        else:
+            agency = Agency(code=code, name=imports.clean(form.name.data),
+                            level=form.level.data, parent_id=form.parent_id.data or None)
+            db.add(agency)
+            db.flush()
+            audit(db, "create", "agency", agency.id, None, agency_snapshot(agency))
+            db.commit()
+            flash(_("Đã tạo đơn vị %(name)s.", name=agency.name), "info")
+            return redirect(url_for(".agency", agency_id=agency.id), 303)
+    return render_template("admin/agency_form.html", form=form, agency=None), form_status(form)
+
+
+@bp.get("/agencies/<int:agency_id>")
+@require_role(*STAFF)
+def agency(agency_id):
+    db = get_session()
+    agency = get_agency(db, agency_id)
+    counters = db.scalars(select(Counter).where(Counter.agency_id == agency.id)
+                          .options(selectinload(Counter.tokens))
+                          .order_by(Counter.label, Counter.id)).all()
+    children = sorted(agency.children, key=lambda a: a.code)
+    return render_template("admin/agency.html", agency=agency, counters=counters,
+                           children=children, toggle=ActiveForm(),
+                           is_own=agency.id == current_user().agency_id)
+
+
+@bp.route("/agencies/<int:agency_id>/edit", methods=["GET", "POST"])
+@require_role(*STAFF)
+def agency_edit(agency_id):
+    db = get_session()
+    agency = get_agency(db, agency_id)
+    form, locked = _agency_form(db, agency)
+    del form.code  # codes are stable identifiers (CSV imports, reports): never edited
+    if form.validate_on_submit():
+        before = agency_snapshot(agency)
+        agency.name = imports.clean(form.name.data)
+        agency.level = form.level.data
+        if not locked:
+            agency.parent_id = form.parent_id.data or None
+        db.flush()
+        db.refresh(agency, ["parent"])
+        after = agency_snapshot(agency)
+        if after != before:
+            audit(db, "update", "agency", agency.id, before, after)
+        db.commit()
+        flash(_("Đã lưu thay đổi."), "info")
+        return redirect(url_for(".agency", agency_id=agency.id), 303)
+    return (render_template("admin/agency_form.html", form=form, agency=agency, locked=locked),
+            form_status(form))
+
+
+@bp.post("/agencies/<int:agency_id>/active")
+@require_role(*STAFF)
+def agency_active(agency_id):
+    db = get_session()
+    agency = get_agency(db, agency_id)
+    if agency.id == current_user().agency_id:
+        abort(403)  # an agency user cannot switch off the agency they are attached to
+    form = ActiveForm()
+    if form.validate_on_submit():
+        before = agency_snapshot(agency)
+        agency.active = form.active.data == "1"
+        if before["active"] != agency.active:
+            audit(db, "activate" if agency.active else "deactivate", "agency", agency.id,
+                  before, agency_snapshot(agency))
+            db.commit()
+        flash(_("Đơn vị đang hoạt động.") if agency.active else
+              _("Đã ngừng hoạt động đơn vị: mã QR của các quầy thuộc đơn vị sẽ báo “không "
+                "còn sử dụng”."), "info")
+    return redirect(url_for(".agency", agency_id=agency.id), 303)
+
+
+# --- counters ----------------------------------------------------------------------------
+
+
+@bp.get("/counters")
+@require_role(*STAFF)
+def counters():
+    db = get_session()
+    visible = visible_agency_ids(current_user())
+    query = (select(Counter).join(Counter.agency)
+             .options(joinedload(Counter.agency), selectinload(Counter.tokens))
+             .order_by(Agency.code, Counter.label, Counter.id))
+    if visible is not None:
+        query = query.where(Counter.agency_id.in_(visible))
+    return render_template("admin/counters.html", counters=db.scalars(query).all())
+
+
+def _counter_form(db, counter: Counter | None):
+    form = CounterForm(obj=counter)
+    form.agency_id.choices = agency_choices(agency_tree(db, visible_agency_ids(current_user())))
+    form.questionnaire_id.choices = questionnaire_choices()
+    if request.method == "GET" and counter is None:
+        form.questionnaire_id.data = current_app.config["DEFAULT_QUESTIONNAIRE"]
+        if request.args.get("agency", "").isdigit():
+            form.agency_id.data = int(request.args["agency"])
+    return form
+
+
+def _label_taken(db, agency_id: int, label: str, counter_id: int | None) -> bool:
+    query = select(Counter.id).where(Counter.agency_id == agency_id, Counter.label == label)
+    if counter_id is not None:
+        query = query.where(Counter.id != counter_id)
+    return db.scalar(query) is not None
+
+
+@bp.route("/counters/new", methods=["GET", "POST"])
+@require_role(*STAFF)
+def counter_new():
+    db = get_session()
+    form = _counter_form(db, None)
+    if form.validate_on_submit():
+        label = imports.clean(form.label.data)
+        if _label_taken(db, form.agency_id.data, label, None):
+            form.label.errors.append(_("Đơn vị này đã có một quầy cùng tên."))
+        else:
+            counter = Counter(agency=get_agency(db, form.agency_id.data), label=label,
+                              questionnaire_id=form.questionnaire_id.data)
+            db.add(counter)
+            issue_token(db, counter)
+            db.flush()
+            audit(db, "create", "counter", counter.id, None, counter_snapshot(counter))
+            db.commit()
+            flash(_("Đã tạo quầy %(label)s. Bạn có thể in áp phích ngay.", label=label), "info")
+            return redirect(url_for(".counter", counter_id=counter.id), 303)
+    return (render_template("admin/counter_form.html", form=form, counter=None),
+            form_status(form))
+
+
+@bp.get("/counters/<int:counter_id>")
+@require_role(*STAFF)
+def counter(counter_id):
+    db = get_session()
+    counter = get_counter(db, counter_id)
+    url = posters.counter_url(counter.token) if counter.token else None
+    try:
+        questionnaire = registry().latest(counter.questionnaire_id)
+    except KeyError:
+        questionnaire = None
+    return render_template("admin/counter.html", counter=counter, url=url,
+                           questionnaire=questionnaire, revoke=RevokeForm(),
+                           toggle=ActiveForm(), issue=ActiveForm(),
+                           tokens=sorted(counter.tokens, key=lambda t: t.id, reverse=True))
+
+
+@bp.route("/counters/<int:counter_id>/edit", methods=["GET", "POST"])
+@require_role(*STAFF)
+def counter_edit(counter_id):
+    db = get_session()
+    counter = get_counter(db, counter_id)
+    form = _counter_form(db, counter)
+    if form.validate_on_submit():
+        label = imports.clean(form.label.data)
+        if _label_taken(db, form.agency_id.data, label, counter.id):
+            form.label.errors.append(_("Đơn vị này đã có một quầy cùng tên."))
+        else:
+            before = counter_snapshot(counter)
+            counter.agency = get_agency(db, form.agency_id.data)
+            counter.label = label
+            counter.questionnaire_id = form.questionnaire_id.data
+            after = counter_snapshot(counter)
+            if after != before:
+                audit(db, "update", "counter", counter.id, before, after)
+            db.commit()
+            flash(_("Đã lưu thay đổi."), "info")
+            return redirect(url_for(".counter", counter_id=counter.id), 303)
+    return (render_template("admin/counter_form.html", form=form, counter=counter),
+            form_status(form))
+
+
+@bp.post("/counters/<int:counter_id>/active")
+@require_role(*STAFF)
+def counter_active(counter_id):
+    db = get_session()
+    counter = get_counter(db, counter_id)
+    form = ActiveForm()
+    if form.validate_on_submit():
+        before = counter_snapshot(counter)
+        counter.active = form.active.data == "1"
+        if before["active"] != counter.active:
+            audit(db, "activate" if counter.active else "deactivate", "counter", counter.id,
+                  before, counter_snapshot(counter))
+            db.commit()
+        flash(_("Quầy đang hoạt động.") if counter.active else
+              _("Đã ngừng hoạt động quầy: mã QR của quầy sẽ báo “không còn sử dụng”."), "info")
+    return redirect(url_for(".counter", counter_id=counter.id), 303)
+
+
+@bp.post("/counters/<int:counter_id>/token/revoke")
+@require_role(*STAFF)
+def token_revoke(counter_id):
+    db = get_session()
+    counter = get_counter(db, counter_id)
+    form = RevokeForm()
+    if not form.validate_on_submit():
+        flash(_("Vui lòng ghi lý do thu hồi mã (tối đa 200 ký tự)."), "error")
+        return redirect(url_for(".counter", counter_id=counter.id), 303)
+    before = counter_snapshot(counter)
+    live = [t for t in counter.tokens if t.revoked_at is None]
+    now = utcnow()
+    for token in live:
+        token.revoked_at = now
+        token.revoked_reason = imports.clean(form.reason.data)
+    if form.reissue.data:
+        issue_token(db, counter)
+    db.flush()
+    after = {**counter_snapshot(counter), "reason": imports.clean(form.reason.data)}
+    audit(db, "revoke_token", "counter", counter.id, before, after)
+    db.commit()
+    if form.reissue.data:
+        flash(_("Đã thu hồi mã cũ và cấp mã mới. Hãy in lại áp phích: áp phích cũ sẽ báo “không "
+                "còn sử dụng”."), "info")
+    else:
+        flash(_("Đã thu hồi mã. Quầy chưa có mã mới."), "info")
+    return redirect(url_for(".counter", counter_id=counter.id), 303)
+
+
+@bp.post("/counters/<int:counter_id>/token/issue")
+@require_role(*STAFF)
+def token_issue(counter_id):
+    db = get_session()
+    counter = get_counter(db, counter_id)
+    if ActiveForm().validate_on_submit() and counter.token is None:
+        before = counter_snapshot(counter)
+        issue_token(db, counter)
+        db.flush()
+        audit(db, "issue_token", "counter", counter.id, before, counter_snapshot(counter))
+        db.commit()
+        flash(_("Đã cấp mã mới. Hãy in áp phích cho quầy."), "info")
+    return redirect(url_for(".counter", counter_id=counter.id), 303)
+
+
+# --- posters -----------------------------------------------------------------------------
+
+
+def _printable(counter: Counter) -> bool:
+    return bool(counter.active and counter.agency.active and counter.token)
+
+
+def _file(data: bytes, mimetype: str, name: str):
+    response = send_file(io.BytesIO(data), mimetype=mimetype, download_name=name,
+                         max_age=0)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _not_printable(counter):
+    flash(_("Quầy đang ngừng hoạt động hoặc chưa có mã QR nên không in được áp phích."),
+          "error")
+    return redirect(url_for(".counter", counter_id=counter.id), 303)
+
+
+@bp.get("/counters/<int:counter_id>/poster-<any(A4,A5):size>.pdf")
+@require_role(*STAFF)
+def counter_poster(counter_id, size):
+    counter = get_counter(get_session(), counter_id)
+    if not _printable(counter):
+        return _not_printable(counter)
+    data = posters.poster_pdf([posters.poster_for(counter)], size)
+    return _file(data, "application/pdf",
+                 f"ap-phich-{counter.agency.code}-{counter.id}-{size}.pdf")
+
+
+@bp.get("/counters/<int:counter_id>/qr.<any(svg,png):fmt>")
+@require_role(*STAFF)
+def counter_qr(counter_id, fmt):
+    counter = get_counter(get_session(), counter_id)
+    if not _printable(counter):
+        return _not_printable(counter)
+    url = posters.counter_url(counter.token)
+    name = f"qr-{counter.agency.code}-{counter.id}.{fmt}"
+    if fmt == "svg":
+        return _file(posters.qr_svg(url), "image/svg+xml", name)
+    return _file(posters.qr_png(url), "image/png", name)
+
+
+@bp.get("/agencies/<int:agency_id>/posters-<any(A4,A5):size>.pdf")
+@require_role(*STAFF)
+def agency_posters(agency_id, size):
+    db = get_session()
+    agency = get_agency(db, agency_id)
+    ids = subtree_ids(db, agency.id) if request.args.get("sub") == "1" else {agency.id}
+    counters = posters.printable_counters(db, ids)
+    data = posters.poster_pdf((posters.poster_for(c) for c in counters), size)
+    return _file(data, "application/pdf", f"ap-phich-{agency.code}-{size}.pdf")
+
+
+@bp.get("/posters-<any(A4,A5):size>.pdf")
+@require_role(*STAFF)
+def all_posters(size):
+    db = get_session()
+    counters = posters.printable_counters(db, visible_agency_ids(current_user()))
+    data = posters.poster_pdf((posters.poster_for(c) for c in counters), size)
+    return _file(data, "application/pdf", f"ap-phich-tat-ca-{size}.pdf")
+
+
+# --- CSV imports -------------------------------------------------------------------------
+
+
+def _import_view(kind: str):
+    user = current_user()
+    errors, status = [], 200
+    if request.method == "POST":
+        # Exempt from the global CSRF check only to raise the size limit before the body is
+        # read; the token is checked here instead.
+        request.max_content_length = IMPORT_MAX_BYTES
+        if current_app.config.get("WTF_CSRF_ENABLED", True):
+            csrf.protect()
+    form = ImportForm()
+    if request.method == "POST":
+        if form.validate():
+            db = get_session()
+            data = form.file.data.read()
+            visible = visible_agency_ids(user)
+            try:
+                if kind == "agency":
+                    root = user.agency_id if visible is not None else None
+                    changes = imports.check_agencies(db, data, visible, root)
+                    created, updated = imports.apply_agencies(db, changes, agency_snapshot,
+                                                              audit)
+                else:
+                    changes = imports.check_counters(db, data, visible)
+                    created, updated = imports.apply_counters(db, changes, counter_snapshot,
+                                                              audit, issue_token)
+            except imports.ImportFailed as failed:
+                db.rollback()
+                errors, status = failed.errors, 422
+            else:
+                db.commit()
+                flash(_("Đã nhập xong: %(created)d mục mới, %(updated)d mục được cập nhật, "
+                        "%(same)d mục không đổi.", created=created, updated=updated,
+                        same=len(changes) - created - updated), "info")
+                return redirect(url_for(".agencies" if kind == "agency" else ".counters"), 303)
+        else:
+            status = 422
+    example = imports.AGENCY_EXAMPLE if kind == "agency" else imports.COUNTER_EXAMPLE
+    return render_template("admin/import.html", form=form, kind=kind, errors=errors,
+                           example=example, levels=imports.LEVEL_LABELS,
+                           questionnaires=registry().ids()), status
+
+
+@bp.route("/agencies/import", methods=["GET", "POST"])
+@csrf.exempt
+@require_role(*STAFF)
+def agency_import():
+    return _import_view("agency")
+
+
+@bp.route("/counters/import", methods=["GET", "POST"])
+@csrf.exempt
+@require_role(*STAFF)
+def counter_import():
+    return _import_view("counter")
+
+
+# --- users (admin only) ------------------------------------------------------------------
+
+
+@bp.get("/users")
+@require_role("admin")
+def users():
+    db = get_session()
+    rows = db.scalars(select(StaffUser).options(joinedload(StaffUser.agency))
+                      .order_by(StaffUser.login)).all()
+    return render_template("admin/users.html", users=rows)
+
+
+def _user_form(db, user: StaffUser | None):
+    form = UserForm(obj=user)
+    form.agency_id.choices = agency_choices(agency_tree(db, None), _("— Không có —"))
+    if request.method == "GET" and user is not None:
+        form.agency_id.data = user.agency_id or 0
+    return form
+
+
+def _check_user_form(db, form, user: StaffUser | None) -> bool:
+    ok = True
+    login = normalize_login(form.login.data)
+    problem = login_error(login)
+    if problem:
+        form.login.errors.append(problem)
+        ok = False
+    elif db.scalar(select(StaffUser.id).where(StaffUser.login == login,
+                                              StaffUser.id != (user.id if user else -1))):
+        form.login.errors.append(_("Tên đăng nhập này đã có người dùng."))
+        ok = False
+    if form.password.data or user is None:
+        problem = password_error(form.password.data)
+        if problem:
+            form.password.errors.append(problem)
+            ok = False
+    if form.role.data == "agency" and not form.agency_id.data:
+        form.agency_id.errors.append(_("Cán bộ đơn vị phải thuộc một đơn vị."))
+        ok = False
+    if form.role.data == "admin" and form.agency_id.data:
+        form.agency_id.errors.append(_("Quản trị hệ thống không gắn với đơn vị nào."))
+        ok = False
+    if user is not None and user.id == current_user().id and (
+            form.role.data != "admin" or not form.active.data):
+        form.role.errors.append(_("Bạn không thể tự bỏ quyền quản trị hoặc tự khóa tài khoản "
+                                  "của mình."))
+        ok = False
+    return ok
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@require_role("admin")
+def user_new():
+    db = get_session()
+    form = _user_form(db, None)
+    if form.validate_on_submit() and _check_user_form(db, form, None):
+        user = StaffUser(login=normalize_login(form.login.data),
+                         name=imports.clean(form.name.data or ""), role=form.role.data,
+                         agency_id=form.agency_id.data or None, active=form.active.data,
+                         password_hash=generate_password_hash(form.password.data))
+        db.add(user)
+        db.flush()
+        db.refresh(user, ["agency"])
+        audit(db, "create", "staff_user", user.id, None,
+              {**user_snapshot(user), "password": "set"})
+        db.commit()
+        flash(_("Đã tạo tài khoản %(login)s.", login=user.login), "info")
+        return redirect(url_for(".users"), 303)
+    return render_template("admin/user_form.html", form=form, user=None), form_status(form)
+
+
+@bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
+@require_role("admin")
+def user_edit(user_id):
+    db = get_session()
+    user = db.get(StaffUser, user_id) or abort(404)
+    form = _user_form(db, user)
+    if form.validate_on_submit() and _check_user_form(db, form, user):
+        before = user_snapshot(user)
+        user.login = normalize_login(form.login.data)
+        user.name = imports.clean(form.name.data or "")
+        user.role = form.role.data
+        user.agency_id = form.agency_id.data or None
+        user.active = form.active.data
+        after_extra = {}
+        if form.password.data:
+            user.password_hash = generate_password_hash(form.password.data)
+            after_extra["password"] = "changed"
+        db.flush()
+        db.refresh(user, ["agency"])
+        after = {**user_snapshot(user), **after_extra}
+        if after != before:
+            audit(db, "update", "staff_user", user.id, before, after)
+        db.commit()
+        flash(_("Đã lưu thay đổi."), "info")
+        return redirect(url_for(".users"), 303)
+    return render_template("admin/user_form.html", form=form, user=user), form_status(form)
+
+
+# --- audit log (admin only) --------------------------------------------------------------
+
+
+@bp.get("/audit")
+@require_role("admin")
+def audit_log():
+    db = get_session()
+    page = max(1, request.args.get("page", 1, type=int))
+    events = db.scalars(select(AuditEvent).options(joinedload(AuditEvent.user))
+                        .order_by(AuditEvent.id.desc())
+                        .offset((page - 1) * AUDIT_PAGE).limit(AUDIT_PAGE + 1)).all()
+    return render_template("admin/audit.html", events=events[:AUDIT_PAGE], page=page,
+                           more=len(events) > AUDIT_PAGE)
+
+
+def _local(value: datetime | None) -> str:
+    from flask_babel import format_datetime
+
+    return format_datetime(value, "dd/MM/yyyy HH:mm") if value else ""
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)
+    app.add_template_filter(_local, "local_time")
+    app.jinja_env.globals["has_endpoint"] = lambda name: name in current_app.view_functions
