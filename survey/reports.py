@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 from flask import Blueprint, abort, render_template, request, send_file
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from analysis import AnalysisInputError, compute_indices, write_table
+from analysis.quick import QuickIndices, quick_indices
 
 from .auth import current_user, require_role, visible_agency_ids
 from .db import get_session
@@ -74,6 +76,8 @@ class Report:
     respondents: int = 0
     notices: list[str] = field(default_factory=list)
     error: str | None = None
+    # The counter quick form's own indices (share satisfied, reasons), when it applies.
+    quick: QuickIndices | None = None
 
 
 def build_report(query: ReportQuery, by=("agency",)) -> Report:
@@ -108,11 +112,28 @@ def build_report(query: ReportQuery, by=("agency",)) -> Report:
             options = {"weighting": "poststrat", "totals": totals, "drop_empty_cells": True}
             frame = frame.dropna(subset=[FIELD_QUESTION])
     try:
-        report.table = compute_indices(frame, elements, by=list(by), **options,
-                                       min_n=_min_n())
+        if is_quick_form(questionnaire):
+            reasons = questionnaire.questions.get(QUICK_REASONS)
+            report.quick = quick_indices(
+                frame, [q.id for q in questionnaire.criteria], by=list(by), min_n=_min_n(),
+                reason_labels={o.code: o.text.get(str(get_locale())) for o in reasons.options}
+                if reasons else None, **options)
+            report.table = report.quick.criteria
+        else:
+            report.table = compute_indices(frame, elements, by=list(by), **options,
+                                           min_n=_min_n())
     except AnalysisInputError as exc:
         report.error = _("Không tính được chỉ số: %(reason)s", reason=str(exc))
     return report
+
+
+QUICK_OVERALL, QUICK_REASONS = "overall", "reasons"
+
+
+def is_quick_form(questionnaire) -> bool:
+    """A counter quick form: an overall rating coded 3/2/1 (see analysis.quick)."""
+    overall = questionnaire.questions.get(QUICK_OVERALL)
+    return overall is not None and overall.type == "single" and overall.codes == {1, 2, 3}
 
 
 def _min_n() -> int:
@@ -175,11 +196,28 @@ def index():
     query = _query_or_400()
     report = build_report(query)
     context = {}
-    if report.table is not None:
+    if report.quick is not None:
+        context["quick"] = quick_summary(report)
+    elif report.table is not None:
         context["whole"] = _rows(report.table, "ALL", "overall").iloc[0]
         context["whole_elements"] = _rows(report.table, "ALL", "element")
         context["ranking"] = agency_ranking(report)
     return render_report("reports/index.html", report, **context)
+
+
+def quick_summary(report: Report) -> dict:
+    """The quick form's share satisfied per agency (best first) and the reasons overall."""
+    satisfaction = report.quick.satisfaction
+    reasons = report.quick.reasons
+    agencies = satisfaction[satisfaction["by"] == "agency"].copy()
+    agencies["name"] = agencies["agency"].map(report.agency_names)
+    agencies = agencies.sort_values("estimate", ascending=False, na_position="last")
+    return {
+        "whole": satisfaction[satisfaction["by"] == "ALL"].iloc[0],
+        "agencies": list(agencies.itertuples(index=False)),
+        "reasons": list(reasons[reasons["by"] == "ALL"].sort_values(
+            "count", ascending=False).itertuples(index=False)),
+    }
 
 
 def render_report(template: str, report: Report, **context):
@@ -258,6 +296,12 @@ def download(fmt):
     if report.table is None:
         abort(404)
     table = report.table.copy()
+    if report.quick is not None:
+        # The quick form has three tables; ?table= picks one (share satisfied by default).
+        choice = request.args.get("table", "satisfaction")
+        if choice not in ("satisfaction", "reasons", "criteria"):
+            abort(400)
+        table = getattr(report.quick, choice).copy()
     table.insert(table.columns.get_loc("agency") + 1, "agency_name",
                  table["agency"].map(report.agency_names))
     # write_table is the CLI's writer: the web download and the command line never differ.

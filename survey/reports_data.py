@@ -43,7 +43,8 @@ def responses_frame(
 
     Columns: ``response_id``, ``agency`` (code), ``agency_name``, ``period``, ``flags``,
     one column per single-choice or yes/no question (its code as text, blank when not
-    answered), and one column per criterion (1–5, blank when not answered or "not
+    answered), one per multiple-choice question (the list of codes chosen), and one column
+    per criterion (1–5, blank when not answered or "not
     applicable"). Criterion ids are stable across versions, so older versions contribute
     to the same columns.
     """
@@ -70,7 +71,8 @@ def responses_frame(
 
     criteria = [q.id for q in questionnaire.criteria]
     groupings = [q.id for q in questionnaire.questions.values() if q.type in GROUPING_TYPES]
-    wanted = criteria + groupings
+    multiple = [q.id for q in questionnaire.questions.values() if q.type == "multiple"]
+    wanted = criteria + groupings + multiple
     answers = pd.DataFrame(
         session.execute(
             select(Answer.response_id, Answer.question_id, Answer.value)
@@ -79,8 +81,15 @@ def responses_frame(
         ).all(),
         columns=["response_id", "question_id", "value"],
     )
+    chosen = answers[answers["question_id"].isin(multiple)]
+    answers = answers[~answers["question_id"].isin(multiple)]
     wide = answers.pivot(index="response_id", columns="question_id", values="value")
-    wide = wide.reindex(index=base["response_id"], columns=wanted)
+    wide = wide.reindex(index=base["response_id"], columns=criteria + groupings)
+    for qid in multiple:
+        # A multiple choice is one list of codes per response (empty when none chosen).
+        lists = chosen[chosen["question_id"] == qid].groupby("response_id")["value"].agg(
+            lambda codes: sorted(int(c) for c in codes))
+        wide[qid] = [lists.get(rid, []) for rid in wide.index]
     for qid in criteria:
         column = wide[qid].astype("Int64")
         wide[qid] = column.mask(column == NOT_APPLICABLE)

@@ -2,6 +2,7 @@
 
 import io
 import re
+
 import openpyxl
 import pandas as pd
 import pytest
@@ -149,3 +150,30 @@ def test_responses_frame_blanks_not_applicable_and_keeps_codes(app, session, two
     assert sorted(frame["a1"].dropna().astype(int)) == [1, 2, 4, 5]
     assert set(frame["field"]) == {"1", "2"}
     assert set(frame["agency"]) == {"STP", "SYT"}
+
+
+def test_counter_quick_form_reports_share_satisfied_and_reasons(client, session, make_counter):
+    counter = make_counter(label="Quầy nhanh", questionnaire_id="counter-quick")
+    ratings = [(3, []), (2, []), (2, []), (1, [1, 3]), (1, [1])]
+    for overall, reasons in ratings:
+        response = Response(counter_id=counter.id, agency_id=counter.agency_id,
+                            questionnaire_id="counter-quick", questionnaire_version=1,
+                            locale="vi")
+        response.answers = [Answer(question_id="overall", value=overall), Answer(
+            question_id="q2", value=4)] + [Answer(question_id="reasons", value=code)
+                                           for code in reasons]
+        session.add(response)
+    session.commit()
+    login_as(client, session, "analyst")
+    html = client.get("/reports/?questionnaire=counter-quick").get_data(as_text=True)
+    # 3 of 5 rated Rất hài lòng or Hài lòng.
+    assert "Tỷ lệ hài lòng chung</h2>" not in html  # the heading carries the figure
+    assert "Tỷ lệ hài lòng chung: 60,00%" in html
+    first_reason = re.search(r"<caption>Lý do không hài lòng.*?<tbody>\s*<tr><th scope=\"row\">"
+                             r"([^<]+)</th><td>(\d+)</td><td>([^<]+)</td>", html, re.S)
+    assert first_reason.group(2) == "2" and first_reason.group(3) == "100,0"
+    reasons = pd.read_csv(io.BytesIO(client.get(
+        "/reports/indices.csv?questionnaire=counter-quick&table=reasons").data),
+        encoding="utf-8-sig")
+    whole = reasons[reasons["by"] == "ALL"].set_index("reason")
+    assert whole.loc[1, "count"] == 2 and whole.loc[3, "count"] == 1
