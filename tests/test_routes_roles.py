@@ -1,0 +1,197 @@
+"""Every route × every role gets the expected status: a new route cannot ship unprotected.
+
+The table below lists every non-public endpoint. An endpoint that is in the app but neither
+here nor in PUBLIC fails `test_every_endpoint_is_in_the_table`; add it to the table with the
+roles that may use it, and the walk checks them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from flask import url_for
+
+from survey.models import Agency, Answer, Counter, Response
+
+from .staff import login, make_user, page_token
+
+# Endpoints anyone may use, signed in or not (blueprint.* means the whole blueprint).
+PUBLIC = {"respond.*", "static", "index", "healthz", "auth.login"}
+
+ALL = ("admin", "agency", "analyst")
+STAFF = ("admin", "agency")
+ADMIN = ("admin",)
+
+
+@dataclass(frozen=True)
+class Route:
+    roles: tuple[str, ...] | None  # None: any visitor, signed in or not (e.g. logout)
+    args: dict = field(default_factory=dict)  # fixed URL arguments
+    obj: str | None = None  # "agency", "counter", "user", "agency_code": scoped argument
+    ok: dict = field(default_factory=lambda: {"GET": 200, "POST": 422})
+    data: dict = field(default_factory=dict)  # what a POST sends besides the CSRF token
+
+
+REDIRECT = {"GET": 303, "POST": 303}
+EXPECT = {
+    "auth.logout": Route(None, ok={"POST": 303}),
+    "admin.dashboard": Route(ALL),
+    "admin.agencies": Route(STAFF),
+    "admin.agency_new": Route(STAFF),
+    "admin.agency": Route(STAFF, obj="agency"),
+    "admin.agency_edit": Route(STAFF, obj="agency"),
+    "admin.agency_active": Route(STAFF, obj="agency", ok=REDIRECT, data={"active": "1"}),
+    "admin.agency_posters": Route(STAFF, {"size": "A5"}, obj="agency"),
+    "admin.agency_import": Route(STAFF),
+    "admin.counters": Route(STAFF),
+    "admin.counter_new": Route(STAFF),
+    "admin.counter": Route(STAFF, obj="counter"),
+    "admin.counter_edit": Route(STAFF, obj="counter"),
+    "admin.counter_active": Route(STAFF, obj="counter", ok=REDIRECT, data={"active": "1"}),
+    "admin.token_revoke": Route(STAFF, obj="counter", ok=REDIRECT,
+                                data={"reason": "Kiểm tra quyền", "reissue": "y"}),
+    "admin.token_issue": Route(STAFF, obj="counter", ok=REDIRECT),
+    "admin.counter_poster": Route(STAFF, {"size": "A4"}, obj="counter"),
+    "admin.counter_qr": Route(STAFF, {"fmt": "png"}, obj="counter"),
+    "admin.all_posters": Route(STAFF, {"size": "A4"}),
+    "admin.counter_import": Route(STAFF),
+    "admin.users": Route(ADMIN),
+    "admin.user_new": Route(ADMIN),
+    "admin.user_edit": Route(ADMIN, obj="user"),
+    "admin.audit_log": Route(ADMIN),
+    # Reports (survey/reports.py): every staff role, each within its agency scope.
+    "reports.index": Route(ALL),
+    "reports.agency": Route(ALL, obj="agency_code"),
+    "reports.download": Route(ALL, {"fmt": "csv"}),
+    "reports.methods": Route(ALL),
+}
+ROLES = ["anonymous", "admin", "agency", "agency-outside", "analyst"]
+
+
+def is_public(endpoint: str) -> bool:
+    return endpoint in PUBLIC or endpoint.split(".")[0] + ".*" in PUBLIC
+
+
+def rules(app):
+    for rule in app.url_map.iter_rules():
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield rule, method
+
+
+def test_every_endpoint_is_in_the_table(app):
+    unknown = sorted({rule.endpoint for rule, _ in rules(app)
+                      if not is_public(rule.endpoint) and rule.endpoint not in EXPECT})
+    assert not unknown, (
+        f"Endpoints without an access rule in tests/test_routes_roles.py: {unknown}. "
+        "Protect them (survey.auth.require_role) and add them to EXPECT, or to PUBLIC.")
+
+
+@pytest.fixture
+def world(session):
+    """A province, the agency user's agency with a child, another agency, counters, users."""
+    province = Agency(code="QT", name="UBND tỉnh Quảng Trị", level="province")
+    own = Agency(code="STP", name="Sở Tư pháp", parent=province)
+    child = Agency(code="STP-HT", name="Phòng Hộ tịch", parent=own)
+    other = Agency(code="SYT", name="Sở Y tế", parent=province)
+    counters = {}
+    for agency, label in ((child, "Quầy Hộ tịch"), (other, "Quầy Y tế")):
+        counter = Counter(agency=agency, label=label, questionnaire_id="sipas-service")
+        counter.issue_token()
+        counters[agency.code] = counter
+    session.add_all([province, own, child, other, *counters.values()])
+    session.flush()
+    # A few responses per counter, so report pages and downloads have something to show.
+    for counter in counters.values():
+        for value in (4, 5, 2):
+            session.add(Response(counter_id=counter.id, agency_id=counter.agency_id,
+                                 questionnaire_id="sipas-service", questionnaire_version=1,
+                                 locale="vi", answers=[Answer(question_id="field", value=1),
+                                                       Answer(question_id="a1", value=value)]))
+    session.commit()
+    users = {
+        "admin": make_user(session, "quantri", "admin"),
+        "agency": make_user(session, "canbo-stp", "agency", agency=own),
+        "analyst": make_user(session, "phantich", "analyst"),
+    }
+    inside = {"agency": child.id, "agency_code": child.code,
+              "counter": counters["STP-HT"].id, "user": users["agency"].id}
+    outside = {"agency": other.id, "agency_code": other.code, "counter": counters["SYT"].id}
+    return users, inside, outside
+
+
+def url_args(app, rule, route, objects):
+    args = dict(route.args)
+    names = {"agency": "agency_id", "counter": "counter_id", "user": "user_id",
+             "agency_code": "code"}
+    if route.obj:
+        args[names[route.obj]] = objects[route.obj]
+    missing = set(rule.arguments) - set(args)
+    assert not missing, f"{rule.endpoint}: give values for {missing} in EXPECT"
+    return args
+
+
+def expected(route: Route, role: str, method: str) -> int:
+    if route.roles is None:
+        return route.ok[method]
+    if role == "anonymous":
+        return 302
+    account = "agency" if role == "agency-outside" else role
+    if account not in route.roles:
+        return 403
+    if role == "agency-outside":
+        return 404
+    return route.ok[method]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_route_answers_each_role_as_expected(app, client, world, role):
+    users, inside, outside = world
+    if role != "anonymous":
+        account = "agency" if role == "agency-outside" else role
+        login(client, users[account].login)
+        token = page_token(client)
+    else:
+        token = page_token(client, "/admin/login")
+    objects = outside if role == "agency-outside" else inside
+    # Reads first, then changes; logout last so the session lasts the whole walk.
+    walk = sorted(((rule, method) for rule, method in rules(app)
+                   if rule.endpoint in EXPECT),
+                  key=lambda item: (item[0].endpoint == "auth.logout", item[1] != "GET",
+                                    item[0].endpoint))
+    mismatches = []
+    for rule, method in walk:
+        route = EXPECT[rule.endpoint]
+        if role == "agency-outside" and route.obj is None:
+            continue  # nothing outside the scope to ask for
+        if route.obj == "user" and role == "agency-outside":
+            continue
+        with app.test_request_context():
+            url = url_for(rule.endpoint, **url_args(app, rule, route, objects))
+        if method == "GET":
+            response = client.get(url)
+        else:
+            response = client.post(url, data={"csrf_token": token, **route.data})
+        want = expected(route, role, method)
+        if response.status_code != want:
+            mismatches.append(f"{method} {url} ({rule.endpoint}): {response.status_code}, "
+                              f"expected {want}")
+        if response.status_code == 302:
+            assert "/admin/login" in response.headers["Location"]
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_every_post_route_rejects_a_missing_csrf_token(app, client, world):
+    users, inside, _outside = world
+    login(client, users["admin"].login)
+    failures = []
+    for rule, method in rules(app):
+        route = EXPECT.get(rule.endpoint)
+        if method != "POST" or route is None:
+            continue
+        with app.test_request_context():
+            url = url_for(rule.endpoint, **url_args(app, rule, route, inside))
+        response = client.post(url, data=route.data)
+        if response.status_code != 400:
+            failures.append(f"POST {url}: {response.status_code}")
+    assert not failures, "\n".join(failures)
