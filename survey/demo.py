@@ -92,7 +92,7 @@ def seed_responses(session, counters: list[Counter], count: int, seed: int = 202
     for i in range(count):
         counter = rng.choice(counters)
         questionnaire = reg.latest(counter.questionnaire_id)
-        quality = agency_quality.setdefault(counter.agency_id, rng.gauss(0.0, 0.6))
+        quality = agency_quality.setdefault(counter.agency_id, rng.gauss(0.0, 0.25))
         rid = next_id + i
         seconds = max(25, int(rng.lognormvariate(4.4, 0.4)))
         rows.append({
@@ -142,7 +142,7 @@ def _synthetic_answer(rng, question, quality, given):
         if question.not_applicable and rng.random() < 0.03:
             return 0
         difficulty = (sum(map(ord, question.id)) % 7 - 3) * 0.12
-        latent = 4.15 + quality - difficulty + rng.gauss(0, 0.8)
+        latent = 4.1 + quality - difficulty + rng.gauss(0, 0.9)
         return min(5, max(1, round(latent)))
     if question.type == "yesno":
         return 1 if rng.random() < 0.3 else 2
