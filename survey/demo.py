@@ -58,6 +58,12 @@ AGENCIES = [
 ]
 ADMIN_LOGIN = "admin"
 ADMIN_PASSWORD = "quangtri-demo"
+# (login, name, role, agency code): one account per role, all with ADMIN_PASSWORD.
+DEMO_USERS = [
+    (ADMIN_LOGIN, "Quản trị hệ thống", "admin", None),
+    ("canbo-stp", "Cán bộ Sở Tư pháp", "agency", "STP"),
+    ("phantich", "Cán bộ phân tích Sở Nội vụ", "analyst", None),
+]
 
 
 def seed_agencies(session, questionnaire_id: str) -> list[Counter]:
@@ -192,8 +198,12 @@ def demo_command(responses, reset):
         click.echo("The demo province is already there (use --reset to start again).")
     else:
         counters = seed_agencies(session, current_app.config["DEFAULT_QUESTIONNAIRE"])
-        session.add(StaffUser(login=ADMIN_LOGIN, name="Quản trị hệ thống", role="admin",
-                              password_hash=generate_password_hash(ADMIN_PASSWORD)))
+        session.flush()
+        agency_ids = dict(session.execute(select(Agency.code, Agency.id)).all())
+        password_hash = generate_password_hash(ADMIN_PASSWORD)
+        for login, name, role, code in DEMO_USERS:
+            session.add(StaffUser(login=login, name=name, role=role, password_hash=password_hash,
+                                  agency_id=agency_ids[code] if code else None))
         session.flush()
         seed_volumes(session, counters)
         session.commit()
@@ -204,6 +214,9 @@ def demo_command(responses, reset):
         click.echo(f"Added {added} synthetic responses.")
     base = current_app.config["PUBLIC_URL"]
     click.echo(f"\nStaff login: {base}/admin  ({ADMIN_LOGIN} / {ADMIN_PASSWORD})")
+    for login, _name, role, code in DEMO_USERS[1:]:
+        click.echo(f"  also {login} / {ADMIN_PASSWORD}: role {role}"
+                   + (f", agency {code} and below" if code else ", every agency"))
     click.echo("Counter URLs (scan or open on a phone):")
     for counter in counters:
         if counter.token:
