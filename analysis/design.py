@@ -11,7 +11,7 @@ import pandas as pd
 from .io import AnalysisInputError, _text, criterion_answers
 from .weighting import margin_counts, poststratify, rake, trim_weights
 
-__all__ = ["SurveyDesign", "make_design", "factorize"]
+__all__ = ["SurveyDesign", "factorize", "make_design", "unique_codes"]
 
 WEIGHTINGS = ("none", "poststrat", "rake")
 
@@ -118,7 +118,7 @@ class SurveyDesign:
             missing |= codes < 0
         kept = [codes[~missing] for codes in code_arrays]
         combined = _combine(kept, [len(names) for names in labels])
-        _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+        _, first, inverse, _ = unique_codes(combined)
         group = np.full(self.n, -1, dtype=np.int64)
         group[~missing] = inverse
         table = pd.DataFrame(
@@ -170,6 +170,14 @@ def make_design(
     Returns
     -------
     SurveyDesign
+
+    Notes
+    -----
+    The design is R's ``svydesign(ids = ~1, weights = ~1)`` -- a with-replacement sample of
+    respondents -- calibrated by ``postStratify`` or ``rake`` and optionally
+    ``trimWeights``; see :mod:`analysis.weighting` for the weights and
+    :func:`analysis.estimators.domain_variance` for how calibration enters the variance
+    (Lumley, 2010, *Complex Surveys*, ch. 7).
     """
     if weighting not in WEIGHTINGS:
         raise AnalysisInputError(
@@ -237,9 +245,7 @@ def _cells(
         code_arrays.append(codes + 1)  # blank becomes a level that can be named in an error
         labels.append([""] + names)
     combined = _combine(code_arrays, [len(names) for names in labels])
-    _, first, inverse, counts = np.unique(
-        combined, return_index=True, return_inverse=True, return_counts=True
-    )
+    _, first, inverse, counts = unique_codes(combined)
     cells = pd.DataFrame(
         {
             v: [names[int(i)] for i in codes[first]]
@@ -249,6 +255,32 @@ def _cells(
     return inverse.astype(np.int64), cells, counts
 
 
+def unique_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted distinct values of non-negative integer codes, one row holding each, the
+    position of each code among them, and their counts.
+
+    Like ``np.unique(..., return_index, return_inverse, return_counts)`` except that the
+    row returned for a value is *a* row holding it (not necessarily the first). When the
+    codes are dense enough, a counting pass replaces the sort: O(n) instead of O(n log n).
+    """
+    n = len(codes)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, empty
+    span = int(codes.max()) + 1
+    if span > max(4 * n, 1 << 20):
+        values, first, inverse, counts = np.unique(
+            codes, return_index=True, return_inverse=True, return_counts=True
+        )
+        return values, first, inverse.reshape(-1), counts
+    counts = np.bincount(codes, minlength=span)
+    values = np.flatnonzero(counts)
+    rank = np.cumsum(counts > 0) - 1
+    holder = np.empty(span, dtype=np.int64)
+    holder[codes] = np.arange(n)  # any row of each value will do
+    return values, holder[values], rank[codes], counts[values]
+
+
 def _combine(code_arrays: Sequence[np.ndarray], sizes: Sequence[int]) -> np.ndarray:
     """One non-negative int64 per combination of codes, ordered as the tuples of codes."""
     combined = np.zeros(len(code_arrays[0]) if code_arrays else 0, dtype=np.int64)
@@ -256,7 +288,7 @@ def _combine(code_arrays: Sequence[np.ndarray], sizes: Sequence[int]) -> np.ndar
     for codes, size in zip(code_arrays, sizes, strict=True):
         size = max(int(size), 1)
         if span * size >= 2**62:  # renumber densely before the mixed radix overflows
-            present, combined = np.unique(combined, return_inverse=True)
+            present, _, combined, _ = unique_codes(combined)
             span = len(present)
         combined = combined * size + codes
         span *= size

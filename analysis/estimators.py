@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
-from .design import SurveyDesign
+from .design import SurveyDesign, unique_codes
 
 __all__ = [
     "DomainCells",
@@ -72,7 +71,7 @@ def domain_cells(design: SurveyDesign, group: np.ndarray, n_groups: int) -> Doma
     n_cells = len(design.cell_size)
     keep = group >= 0
     code = group[keep] * n_cells + design.cell[keep]
-    present, inverse, size = np.unique(code, return_inverse=True, return_counts=True)
+    present, _, inverse, size = unique_codes(code)
     row_cell = np.full(design.n, -1, dtype=np.int64)
     row_cell[keep] = inverse
     groups = present // n_cells
@@ -332,15 +331,12 @@ def _raking_variance(
         s0, s1 = bounds[g0], bounds[g1]
         gc = g1 - g0
         local = cells.group[s0:s1] - g0
-        cols = np.arange(s1 - s0)
         qt_c = qt[s0:s1]
         t_m = []
         for m, size in enumerate(mg.sizes):
-            gather = sparse.csr_matrix(
-                (np.ones(len(cols)), (local * size + lev[m][s0:s1], cols)),
-                shape=(gc * size, len(cols)),
-            )
-            t_m.append(np.asarray(gather @ qt_c).reshape(gc, size, k))
+            slot = ((local * size + lev[m][s0:s1]) * k)[:, None] + np.arange(k)
+            sums = np.bincount(slot.ravel(), weights=qt_c.ravel(), minlength=gc * size * k)
+            t_m.append(sums.reshape(gc, size, k))
         b = _backfit(mg, t_m, rounds)
         quad = np.zeros((gc, k))
         bv = np.zeros((gc, k))
@@ -386,7 +382,7 @@ def ratio(
     Ratio estimator R = sum_D w y / sum_D w x with influence z_i = (y_i - R x_i) /
     sum_D w x for i in the domain D and 0 elsewhere; the variance is the calibrated
     linearization of :func:`domain_variance`, as R's ``svyby(~y, ~g, design, svyratio,
-    denominator = ~x)`` on the same design.
+    denominator = ~x)`` on the same design (Binder, 1983; Lumley, 2010, sec. 2.3).
     """
     if group is None:
         group = np.zeros(design.n, dtype=np.int64)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .design import SurveyDesign, make_design
 from .estimators import (
@@ -40,7 +40,7 @@ COLUMNS = (
     "deff",
     "flag",
 )
-Z975 = stats.norm.ppf(0.975)  # 1.959964...
+Z975 = NormalDist().inv_cdf(0.975)  # 1.959963984540054, R's qnorm(0.975)
 SCORES = np.arange(6, dtype="float64")  # answer codes 0 (blank) .. 5
 SATISFIED = (SCORES >= 4).astype("float64")
 ANSWERED = (SCORES >= 1).astype("float64")
@@ -405,12 +405,15 @@ def _criterion_intervals(est, se, n_ans) -> dict[str, np.ndarray]:
     high = np.full(shape, np.nan)
     df = np.full(shape, np.nan)
     method = np.full(shape, "none", dtype=object)
+    # scipy.special, imported here: scipy.stats would add a second to every start-up
+    from scipy.special import betaincinv, stdtrit
+
     enough = np.isfinite(est) & (n_ans >= 2)
     inner = enough & (est > 0) & (est < 1)
     edge = enough & ~inner
     if inner.any():
         r, s, d = est[inner], se[inner], n_ans[inner] - 1
-        half = stats.t.ppf(0.975, d) * s / (r * (1 - r))
+        half = stdtrit(d, 0.975) * s / (r * (1 - r))
         centre = np.log(r / (1 - r))
         low[inner] = 1 / (1 + np.exp(-(centre - half)))
         high[inner] = 1 / (1 + np.exp(-(centre + half)))
@@ -420,7 +423,7 @@ def _criterion_intervals(est, se, n_ans) -> dict[str, np.ndarray]:
         # r is exactly 0 or 1 here: nobody or everybody who answered is satisfied.
         n = n_ans[edge]
         x = np.where(est[edge] >= 1, n, 0.0)
-        low[edge] = np.where(x > 0, stats.beta.ppf(0.025, np.maximum(x, 1), n - x + 1), 0.0)
-        high[edge] = np.where(x < n, stats.beta.ppf(0.975, x + 1, np.maximum(n - x, 1)), 1.0)
+        low[edge] = np.where(x > 0, betaincinv(np.maximum(x, 1), n - x + 1, 0.025), 0.0)
+        high[edge] = np.where(x < n, betaincinv(x + 1, np.maximum(n - x, 1), 0.975), 1.0)
         method[edge] = "clopper-pearson"
     return {"low": low, "high": high, "df": df, "method": method}

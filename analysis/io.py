@@ -125,7 +125,11 @@ def _read_csv_text(path: PathLike, what: str, **kwargs) -> pd.DataFrame:
     return frame
 
 
-def read_responses(path: PathLike, criteria: Sequence[str] | None = None) -> pd.DataFrame:
+def read_responses(
+    path: PathLike,
+    criteria: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Read a wide responses CSV: one row per response, one column per criterion.
 
     Parameters
@@ -136,6 +140,10 @@ def read_responses(path: PathLike, criteria: Sequence[str] | None = None) -> pd.
         Criterion columns. They are parsed as numbers (blank = missing); every other column
         is kept as text, so codes such as ``007`` keep their leading zeros and ``NA`` stays a
         value, not a missing one. When omitted, every column is text.
+    columns : sequence of str, optional
+        Read only these columns and the criteria, which saves time and memory on large
+        files. ``response_id`` is then read only if an invalid answer has to be reported.
+        A column that does not exist is reported.
 
     Returns
     -------
@@ -144,28 +152,57 @@ def read_responses(path: PathLike, criteria: Sequence[str] | None = None) -> pd.
         DataFrame built from the database goes through the same checks.
     """
     try:
-        header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+        header = [_text(c) for c in pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns]
     except FileNotFoundError:
         raise AnalysisInputError(f"responses: file not found: {path}") from None
     except UnicodeDecodeError as exc:
         raise AnalysisInputError(f"responses {path}: not UTF-8 text ({exc.reason})") from None
     except pd.errors.EmptyDataError:
         raise AnalysisInputError(f"responses {path}: the file is empty") from None
-    wanted = set(criteria or ())
-    dtype = {c: str for c in header if c not in wanted}
+    wanted = list(dict.fromkeys(criteria or ()))
+    usecols = None
+    if columns is not None:
+        keep = set(wanted) | set(columns)
+        absent = [c for c in columns if c not in header]
+        if absent:
+            raise AnalysisInputError(f"responses {path}: no column(s) {', '.join(absent)}")
+        usecols = [i for i, c in enumerate(header) if c in keep]
+    names = header if usecols is None else [header[i] for i in usecols]
+    text = {c: str for c in names if c not in wanted}
+    numbers = [c for c in names if c in wanted]
+    read = {
+        "keep_default_na": False,
+        "na_values": {c: [""] for c in numbers},
+        "encoding": "utf-8-sig",
+        "low_memory": False,
+        "usecols": usecols,
+    }
     try:
-        frame = pd.read_csv(
-            path,
-            dtype=dtype,
-            keep_default_na=False,
-            na_values={c: [""] for c in header if c in wanted},
-            encoding="utf-8-sig",
-            low_memory=False,
-        )
+        try:
+            # Fast path: criteria straight to float; anything else (a typo, "NA") fails here
+            # and is read again as text so that the error can name the row and column.
+            frame = pd.read_csv(path, dtype={**text, **dict.fromkeys(numbers, "float64")}, **read)
+        except ValueError:
+            frame = pd.read_csv(path, dtype=text, **read)
     except pd.errors.ParserError as exc:
         raise AnalysisInputError(f"responses {path}: cannot read as CSV: {exc}") from None
     frame.columns = [_text(c) for c in frame.columns]
+    if "response_id" in header and "response_id" not in frame.columns:
+        frame.attrs["response_id_source"] = str(path)
     return frame
+
+
+def _response_id(responses: pd.DataFrame, row: int) -> str:
+    """The response_id of a row, for messages; read from the file if it was left out."""
+    if "response_id" in responses.columns:
+        return _text(responses["response_id"].iloc[row])
+    source = responses.attrs.get("response_id_source")
+    if not source:
+        return ""
+    ids = pd.read_csv(
+        source, usecols=["response_id"], dtype=str, keep_default_na=False, encoding="utf-8-sig"
+    )
+    return _text(ids["response_id"].iloc[row]) if row < len(ids) else ""
 
 
 def criterion_answers(responses: pd.DataFrame, criteria: Sequence[str]) -> np.ndarray:
@@ -200,9 +237,8 @@ def criterion_answers(responses: pd.DataFrame, criteria: Sequence[str]) -> np.nd
         if bad is not None:
             row = int(bad)
             raw = column.iloc[row]
-            rid = ""
-            if "response_id" in responses.columns:
-                rid = f" (response_id {_text(responses['response_id'].iloc[row])})"
+            rid = _response_id(responses, row)
+            rid = f" (response_id {rid})" if rid else ""
             shown = raw if isinstance(raw, str) else _number_text(raw)
             raise AnalysisInputError(
                 f"responses: row {row + 1}{rid}, column {criterion}: {shown!r} is not an "

@@ -104,8 +104,9 @@ def overall_codes(column: pd.Series, name: str = "overall") -> np.ndarray:
     return out
 
 
-def reason_sets(column: pd.Series, name: str = "reasons",
-                codes: Sequence[int] | None = None) -> list[frozenset[int]]:
+def reason_sets(
+    column: pd.Series, name: str = "reasons", codes: Sequence[int] | None = None
+) -> list[frozenset[int]]:
     """The reason codes ticked on each response.
 
     A cell holds codes separated by ``;`` (as the paper form's typing rules say; commas
@@ -127,8 +128,11 @@ def reason_sets(column: pd.Series, name: str = "reasons",
                 number = float(part)
             except ValueError:
                 number = math.nan
-            if not number.is_integer() or number < 0 or (valid is not None
-                                                          and int(number) not in valid):
+            if (
+                not number.is_integer()
+                or number < 0
+                or (valid is not None and int(number) not in valid)
+            ):
                 raise AnalysisInputError(
                     f"responses: row {i + 1}, column {name}: {part!r} is not a reason code"
                     + (f" ({', '.join(map(str, sorted(valid)))})" if valid else "")
@@ -257,8 +261,15 @@ def quick_indices(
     rating = overall_codes(responses[overall], overall)
     frame = responses.copy()
     frame[overall] = pd.Series(rating, index=frame.index).map(AS_FIVE_LEVELS)
-    design = make_design(frame, [overall, *criteria], weighting=weighting, totals=totals,
-                         margins=margins, trim=trim, drop_empty_cells=drop_empty_cells)
+    design = make_design(
+        frame,
+        [overall, *criteria],
+        weighting=weighting,
+        totals=totals,
+        margins=margins,
+        trim=trim,
+        drop_empty_cells=drop_empty_cells,
+    )
     pairs = [(overall, "satisfaction"), *((c, "Q") for c in criteria)]
     table = compute_indices(design, pairs, by=by, min_n=min_n)
 
@@ -270,9 +281,13 @@ def quick_indices(
 
     sat = table[(table["level"] == "criterion") & (table["key"] == overall)]
     sat = sat.reset_index(drop=True)
-    given = (reason_sets(responses[reasons], reasons,
-                         None if reason_labels is None else list(reason_labels))
-             if reasons in responses.columns else [frozenset()] * len(responses))
+    given = (
+        reason_sets(
+            responses[reasons], reasons, None if reason_labels is None else list(reason_labels)
+        )
+        if reasons in responses.columns
+        else [frozenset()] * len(responses)
+    )
     codes = sorted(set(reason_labels or ()) | set().union(*given)) if given else []
     weights = design.weights
 
@@ -290,26 +305,34 @@ def quick_indices(
             where = {"by": "+".join(grouping) if grouping else "ALL"}
             for v in variables:
                 where[v] = labels[v].iloc[g] if v in grouping else None
-            counts.append({**where, "n_check": int(n[g]),
-                           "very_satisfied": int(by_level[g, VERY_SATISFIED]),
-                           "satisfied": int(by_level[g, SATISFIED]),
-                           "not_satisfied": int(by_level[g, NOT_SATISFIED])})
+            counts.append(
+                {
+                    **where,
+                    "n_check": int(n[g]),
+                    "very_satisfied": int(by_level[g, VERY_SATISFIED]),
+                    "satisfied": int(by_level[g, SATISFIED]),
+                    "not_satisfied": int(by_level[g, NOT_SATISFIED]),
+                }
+            )
             members = np.flatnonzero((group == g) & (rating == NOT_SATISFIED))
             with_reason = [i for i in members if given[i]]
             w_reason = float(weights[with_reason].sum()) if with_reason else 0.0
             for code in codes:
                 ticked = [i for i in with_reason if code in given[i]]
-                reason_rows.append({
-                    **where,
-                    "reason": code,
-                    "label": (reason_labels or {}).get(code, ""),
-                    "count": len(ticked),
-                    "share": 100 * len(ticked) / len(with_reason) if with_reason else np.nan,
-                    "weighted_share": 100 * float(weights[ticked].sum()) / w_reason
-                    if with_reason else np.nan,
-                    "respondents": len(with_reason),
-                    "not_satisfied": len(members),
-                })
+                reason_rows.append(
+                    {
+                        **where,
+                        "reason": code,
+                        "label": (reason_labels or {}).get(code, ""),
+                        "count": len(ticked),
+                        "share": 100 * len(ticked) / len(with_reason) if with_reason else np.nan,
+                        "weighted_share": 100 * float(weights[ticked].sum()) / w_reason
+                        if with_reason
+                        else np.nan,
+                        "respondents": len(with_reason),
+                        "not_satisfied": len(members),
+                    }
+                )
 
     tallies = pd.DataFrame(counts)
     if len(tallies) != len(sat) or not (tallies["n_check"].to_numpy() == sat["n"].to_numpy()).all():
@@ -323,18 +346,38 @@ def quick_indices(
         [
             sat[[*front, "n", "n_answered"]],
             tallies[["very_satisfied", "satisfied", "not_satisfied"]],
-            sat[["estimate", "se", "ci_low", "ci_high", "ci_method", "df",
-                 "weight_sum_answered", "kish_neff", "deff"]],
-            pd.DataFrame({"unweighted": unweighted, "wilson_low": 100 * low,
-                          "wilson_high": 100 * high}),
+            sat[
+                [
+                    "estimate",
+                    "se",
+                    "ci_low",
+                    "ci_high",
+                    "ci_method",
+                    "df",
+                    "weight_sum_answered",
+                    "kish_neff",
+                    "deff",
+                ]
+            ],
+            pd.DataFrame(
+                {"unweighted": unweighted, "wilson_low": 100 * low, "wilson_high": 100 * high}
+            ),
             sat[["flag"]],
         ],
         axis=1,
     )
     reason_table = pd.DataFrame(
         reason_rows,
-        columns=[*front, "reason", "label", "count", "share", "weighted_share", "respondents",
-                 "not_satisfied"],
+        columns=[
+            *front,
+            "reason",
+            "label",
+            "count",
+            "share",
+            "weighted_share",
+            "respondents",
+            "not_satisfied",
+        ],
     )
     quick = table[
         ((table["level"] == "element") & (table["key"] == "Q"))
@@ -364,8 +407,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "unweighted, Wilson), reasons tallied, quick criteria indices.",
     )
     parser.add_argument("responses", help="responses CSV (e.g. the paper form's template)")
-    parser.add_argument("--questionnaire", required=True, metavar="FILE",
-                        help="the quick form's YAML file (criteria and reason labels)")
+    parser.add_argument(
+        "--questionnaire",
+        required=True,
+        metavar="FILE",
+        help="the quick form's YAML file (criteria and reason labels)",
+    )
     parser.add_argument("--weighting", choices=("none", "poststrat", "rake"), default="none")
     parser.add_argument("--totals", metavar="FILE")
     parser.add_argument("--margin", metavar="FILE", action="append", default=[])
@@ -373,9 +420,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-n", type=int, default=30)
     parser.add_argument("--trim", type=float, metavar="K")
     parser.add_argument("--drop-empty-cells", action="store_true")
-    parser.add_argument("-o", "--output", metavar="OUT",
-                        help="OUT.csv/.xlsx/.json: writes OUT-satisfaction, OUT-reasons and "
-                        "OUT-criteria (default: the three tables as CSV on stdout)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="OUT.csv/.xlsx/.json: writes OUT-satisfaction, OUT-reasons and "
+        "OUT-criteria (default: the three tables as CSV on stdout)",
+    )
     args = parser.parse_args(argv)
     try:
         criteria, labels = _questionnaire_parts(args.questionnaire)
@@ -394,8 +445,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AnalysisInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    tables = {"satisfaction": result.satisfaction, "reasons": result.reasons,
-              "criteria": result.criteria}
+    tables = {
+        "satisfaction": result.satisfaction,
+        "reasons": result.reasons,
+        "criteria": result.criteria,
+    }
     for name, table in tables.items():
         if args.output and args.output != "-":
             out = Path(args.output)

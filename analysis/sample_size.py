@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .io import AnalysisInputError
 
@@ -78,7 +78,7 @@ def sample_size(
     big_n = table["N"].to_numpy(dtype="float64")
     if (~np.isfinite(big_n) | (big_n < 1)).any():
         raise AnalysisInputError("served volume N must be at least 1")
-    z = stats.norm.ppf(0.5 + confidence / 2)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
     n0 = z * z * p * (1 - p) / (e * e)
     finite = n0 / (1 + (n0 - 1) / big_n)
     yamane = big_n / (1 + big_n * e * e)
