@@ -281,3 +281,25 @@ def test_satisfied_quick_answer_in_three_taps(new_page, live):
     send(page)
     assert page.url.endswith("/cam-on")
     assert stored_answers(stored_response(live, key)) == {"overall": 3, "q2": 5}
+
+
+def test_keyboard_only_quick_form_with_checkboxes(new_page, live):
+    page = new_page("phone")
+    page.goto(f"/r/{live.tokens['quick']}")
+    key = submission_key(page)
+    keyboard_choose(page, "overall", 1)  # third option: Không hài lòng
+    assert page.locator("#q-reasons").is_visible()
+    # Checkboxes are one tab stop each; Space ticks the focused one.
+    for code in (1, 4):
+        tab_to(page, f"input[name='reasons'][value='{code}']")
+        page.keyboard.press("Space")
+        assert focus_ring(page)
+    tab_to(page, "#reason_text")
+    page.keyboard.type("Phải chờ lâu")
+    keyboard_choose(page, "q2", 2)
+    tab_to(page, "button.send")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.url.endswith("/cam-on")
+    assert stored_answers(stored_response(live, key)) == {
+        "overall": 1, "reasons": [1, 4], "reason_text": "Phải chờ lâu", "q2": 2}
