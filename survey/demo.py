@@ -160,7 +160,8 @@ def _synthetic_answer(rng, question, quality, given):
     if not question.required and rng.random() < 0.1:
         return None
     if question.id == "overall":
-        return rng.choices(codes, weights=[max(0.05, 0.6 + quality / 4), 0.3, max(0.02, 0.1 - quality / 20)])[0]
+        weights = [max(0.05, 0.6 + quality / 4), 0.3, max(0.02, 0.1 - quality / 20)]
+        return rng.choices(codes, weights=weights)[0]
     return rng.choice(codes)
 
 

@@ -59,13 +59,15 @@ def _broken(mutate):
     [
         (lambda d: d["sections"][1]["questions"][0].update(type="stars"),
          "sections[1].questions[0].type", "unknown type"),
-        (lambda d: d["sections"][1]["questions"][1].update(id=d["sections"][1]["questions"][0]["id"]),
+        (lambda d: d["sections"][1]["questions"][1].update(
+            id=d["sections"][1]["questions"][0]["id"]),
          "sections[1].questions[1].id", "duplicate question id"),
         (lambda d: d["sections"][0]["questions"][0]["text"].pop("en"),
          "sections[0].questions[0].text", "missing required key 'en'"),
         (lambda d: d["sections"][0]["questions"][0]["options"][1].update(code=1),
          "sections[0].questions[0].options[1].code", "duplicate code"),
-        (lambda d: d["sections"][0]["questions"][0].update(show_if={"question": "comment", "in": [1]}),
+        (lambda d: d["sections"][0]["questions"][0].update(
+            show_if={"question": "comment", "in": [1]}),
          "sections[0].questions[0].show_if.question", "not an earlier question"),
         (lambda d: d["sections"][1].update(element="Z"), "sections[1].element", "not one of"),
         (lambda d: d["sections"][0]["questions"][0]["text"].update(vi="Linh vực\u0301"),

@@ -24,7 +24,7 @@ def test_message_template_is_not_stale(tmp_path, monkeypatch):
     _, committed = _ids(TRANSLATIONS / "messages.pot")
     _, extracted = _ids(fresh)
     assert extracted - committed == set(), "new strings: run `flask --app wsgi translate update`"
-    assert committed - extracted == set(), "removed strings: run `flask --app wsgi translate update`"
+    assert committed - extracted == set(), "gone strings: run `flask --app wsgi translate update`"
 
 
 def test_english_catalogue_translates_every_message():
