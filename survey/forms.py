@@ -87,8 +87,8 @@ class WhenShown:
         if empty and self.question.required:
             kind = {"text": "required_text", "multiple": "required_multiple"}
             raise StopValidation(str(MESSAGES[kind.get(self.question.type, "required")]))
-        too_long = field.data and len(field.data) > self.question.max_length
-        if self.question.type == "text" and too_long:
+        is_text = self.question.type == "text"
+        if is_text and field.data and len(field.data) > self.question.max_length:
             raise ValidationError(str(MESSAGES["too_long"]) % {"max": self.question.max_length})
 
 
