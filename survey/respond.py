@@ -108,16 +108,21 @@ def questionnaire(token):
     return render_form(counter, normalize_token(token), form)
 
 
-@bp.post("/r/<token>")
-@bp.post("/R/<token>")
-def submit(token):
+def posted_form(token):
+    """The counter, its normalised token, its questionnaire and the form read from the POST."""
     counter = find_counter(token)
-    token = normalize_token(token)
     questionnaire = registry().latest(counter.questionnaire_id)
     try:
         form = form_class(questionnaire)()
     except InvalidSubmission:
         abort(400)
+    return counter, normalize_token(token), questionnaire, form
+
+
+@bp.post("/r/<token>")
+@bp.post("/R/<token>")
+def submit(token):
+    counter, token, questionnaire, form = posted_form(token)
     unknown = set(request.form) - form.known_fields() - {LANGUAGE_FIELD, "submit"}
     if unknown:
         abort(400)
@@ -197,19 +202,13 @@ def csrf_failed():
     """CSRF token missing or expired on the public form: nothing stored, answers kept."""
     from flask_babel import gettext as _
 
-    token = request.view_args.get("token", "")
-    counter = find_counter(token)
-    questionnaire = registry().latest(counter.questionnaire_id)
-    try:
-        form = form_class(questionnaire)()
-    except InvalidSubmission:
-        abort(400)
+    counter, token, _questionnaire, form = posted_form(request.view_args.get("token", ""))
     # Fresh stamp and token are rendered by the template; keep the respondent's own answers.
     notice = _(
         "Phiên trả lời đã hết hạn nên phiếu chưa được gửi. Các câu trả lời của bạn vẫn còn "
         "nguyên, vui lòng bấm “Gửi phiếu” một lần nữa."
     )
-    return render_form(counter, normalize_token(token), form, status=400, notice=notice)
+    return render_form(counter, token, form, status=400, notice=notice)
 
 
 def register_error_handlers(app):
