@@ -121,13 +121,27 @@ def counter_snapshot(counter: Counter) -> dict:
             "token": counter.token}
 
 
-def issue_token(db, counter: Counter) -> CounterToken:
-    """A new live token that no counter has ever had (revoked tokens are never reused)."""
+def issue_tokens(db, counters: list[Counter]) -> list[CounterToken]:
+    """A new live token for each counter, one that no counter ever had (revoked tokens are
+    never reused): drawn, then checked against every stored token in one query."""
     with db.no_autoflush:
-        token = counter.issue_token()
-        while db.scalar(select(CounterToken.id).where(CounterToken.token == token.token)):
-            token.token = new_token()
-    return token
+        tokens = [counter.issue_token() for counter in counters]
+        while True:
+            drawn = {t.token for t in tokens}
+            taken = set(db.scalars(select(CounterToken.token)
+                                   .where(CounterToken.token.in_(drawn))))
+            clashes = [t for t in tokens if t.token in taken]
+            if len(drawn) == len(tokens) and not clashes:
+                return tokens
+            seen = set()
+            for token in tokens:
+                if token.token in taken or token.token in seen:
+                    token.token = new_token()
+                seen.add(token.token)
+
+
+def issue_token(db, counter: Counter) -> CounterToken:
+    return issue_tokens(db, [counter])[0]
 
 
 def choices(pairs) -> list[SelectChoice]:
@@ -589,7 +603,7 @@ def _import_view(kind: str):
                 else:
                     changes = imports.check_counters(db, data, visible)
                     created, updated = imports.apply_counters(db, changes, counter_snapshot,
-                                                              audit, issue_token)
+                                                              audit, issue_tokens)
             except imports.ImportFailed as failed:
                 db.rollback()
                 errors, status = failed.errors, 422

@@ -388,10 +388,10 @@ def check_counters(db: Session, data: bytes, visible: set[int] | None) -> list[C
 
 
 def apply_counters(db: Session, changes: list[CounterChange], snapshot, audit,
-                   issue_token) -> tuple[int, int]:
-    """Create (with a token) and update the counters (the caller commits)."""
+                   issue_tokens) -> tuple[int, int]:
+    """Create (each with a token) and update the counters (the caller commits)."""
     default = current_app.config["DEFAULT_QUESTIONNAIRE"]
-    created = updated = 0
+    new, updated = [], 0
     for change in changes:
         counter = change.existing
         if counter is None:
@@ -399,10 +399,7 @@ def apply_counters(db: Session, changes: list[CounterChange], snapshot, audit,
                               questionnaire_id=change.questionnaire or default,
                               active=True if change.active is None else change.active)
             db.add(counter)
-            issue_token(db, counter)
-            db.flush()
-            created += 1
-            audit(db, "import", "counter", counter.id, None, snapshot(counter))
+            new.append(counter)
             continue
         before = snapshot(counter)
         if change.questionnaire is not None:
@@ -413,4 +410,9 @@ def apply_counters(db: Session, changes: list[CounterChange], snapshot, audit,
         if after != before:
             updated += 1
             audit(db, "import", "counter", counter.id, before, after)
-    return created, updated
+    if new:
+        issue_tokens(db, new)
+        db.flush()
+        for counter in new:
+            audit(db, "import", "counter", counter.id, None, snapshot(counter))
+    return len(new), updated
