@@ -27,6 +27,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     i18n.init_app(app)
     questionnaires.init_app(app)
     app.register_blueprint(respond.bp)
+    from . import reports
+
+    app.register_blueprint(reports.bp)
     respond.register_error_handlers(app)
     auth.init_app(app)
     admin.init_app(app)
