@@ -26,6 +26,7 @@ from flask import (
 from flask.cli import with_appcontext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from sqlalchemy import delete, select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -255,8 +256,9 @@ def login():
         if _throttled(db, name):
             minutes = max(1, current_app.config["LOGIN_WINDOW_SECONDS"] // 60)
             status = 429
-            error = _("Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau %(minutes)d phút.",
-                      minutes=minutes)
+            error = ngettext(
+                "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau %(num)d phút.",
+                "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau %(num)d phút.", minutes)
         else:
             user = db.scalar(select(StaffUser).where(StaffUser.login == name))
             valid = check_password_hash(user.password_hash if user else _dummy_hash(),
