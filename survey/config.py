@@ -43,6 +43,10 @@ class Defaults:
     # Login throttle: failures per login name or client within the window.
     LOGIN_MAX_FAILURES = 5
     LOGIN_WINDOW_SECONDS = 15 * 60
+    # Reverse proxies in front of the app (nginx, a load balancer) whose X-Forwarded-For and
+    # X-Forwarded-Proto are trusted. 0 = none: the client is the TCP peer. Without it, the
+    # login throttle and burst flags would see every client as the proxy.
+    PROXY_COUNT = 0
     # Compress text responses when the client accepts gzip (the budget counts bytes on the wire).
     COMPRESS_RESPONSES = True
 

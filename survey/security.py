@@ -81,6 +81,11 @@ def compress(response):
 
 def init_app(app) -> None:
     check_secret(app)
+    proxies = int(app.config.get("PROXY_COUNT") or 0)
+    if proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     secure = app.config.get("COOKIE_SECURE")
     if secure is None:
         secure = app.config["PUBLIC_URL"].startswith("https://")

@@ -242,3 +242,21 @@ def test_security_headers(client, make_counter):
     assert "unsafe-inline" not in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_forwarded_address_is_trusted_only_behind_a_configured_proxy(app):
+    # The login throttle and the burst flag key on the client address: behind nginx it
+    # must be the forwarded one, and never a header a client could forge directly.
+    from flask import request
+
+    from survey import create_app
+
+    headers, peer = {"X-Forwarded-For": "203.0.113.7"}, {"REMOTE_ADDR": "10.0.0.1"}
+    with app.test_client() as client:
+        client.get("/healthz", environ_base=peer, headers=headers)
+        assert request.remote_addr == "10.0.0.1"
+    behind = create_app({**app.config, "PROXY_COUNT": 1})
+    with behind.test_client() as client:
+        client.get("/healthz", environ_base=peer, headers=headers)
+        assert request.remote_addr == "203.0.113.7"
+    behind.extensions["survey_db"].engine.dispose()
