@@ -32,7 +32,7 @@ EPILOG = """examples:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m analysis",
-        description="Satisfaction indices (SIPAS) with weighting and 95%% confidence intervals.",
+        description="Satisfaction indices (SIPAS) with weighting and 95% confidence intervals.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     ind = commands.add_parser(
         "indices",
         help="criterion, element and overall indices per group",
-        description="Criterion, element and overall (SIPAS) indices with 95%% intervals; "
+        description="Criterion, element and overall (SIPAS) indices with 95% intervals; "
         "always the whole file (by=ALL), plus one grouping per --by.",
     )
     ind.add_argument("responses", help="wide responses CSV (UTF-8, BOM optional)")
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     ss = commands.add_parser(
         "sample-size",
         help="respondents needed per agency for a margin of error",
-        description="Respondents needed for a 95%% margin of error e, by the finite-population "
+        description="Respondents needed for a 95% margin of error e, by the finite-population "
         "formula and by the rule n = N/(1+N e^2).",
     )
     volumes = ss.add_mutually_exclusive_group(required=True)
