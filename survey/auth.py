@@ -205,9 +205,9 @@ def _throttled(db, login: str) -> bool:
     config = current_app.config
     window = timedelta(seconds=config["LOGIN_WINDOW_SECONDS"])
     limit = config["LOGIN_MAX_FAILURES"]
-    return (integrity.count_recent(db, NAME_SCOPE, _name_key(login), window) >= limit
-            or integrity.count_recent(db, CLIENT_SCOPE, integrity.client_key(CLIENT_SCOPE),
-                                      window) >= limit)
+    return (integrity.reached(db, NAME_SCOPE, _name_key(login), window, limit)
+            or integrity.reached(db, CLIENT_SCOPE, integrity.client_key(CLIENT_SCOPE), window,
+                                 limit))
 
 
 def _record_failure(db, login: str) -> None:

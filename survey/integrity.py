@@ -51,13 +51,20 @@ def record(session: Session, scope: str, key: str) -> None:
     session.execute(RateEvent.__table__.insert(), {"scope": scope, "key": key, "at": utcnow()})
 
 
-def count_recent(session: Session, scope: str, key: str, window: timedelta) -> int:
+def reached(session: Session, scope: str, key: str, window: timedelta, limit: int) -> bool:
+    """Whether `key` has at least `limit` events in `scope` within `window`.
+
+    Reads at most `limit` index entries: a client that floods a counter or the login page
+    must not make each of its own requests (and everyone else's) slower as it goes.
+    """
     since = utcnow() - window
-    return session.scalar(
-        select(func.count()).select_from(RateEvent).where(
-            RateEvent.scope == scope, RateEvent.key == key, RateEvent.at >= since
-        )
+    recent = (
+        select(RateEvent.id)
+        .where(RateEvent.scope == scope, RateEvent.key == key, RateEvent.at >= since)
+        .limit(limit)
+        .subquery()
     )
+    return session.scalar(select(func.count()).select_from(recent)) >= limit
 
 
 def purge_expired(session: Session) -> int:
@@ -75,7 +82,7 @@ def submission_flags(session: Session, counter_id: int, seconds: int | None) -> 
         flags.append("fast")
     scope = f"submit:{counter_id}"
     key = client_key(scope)
-    if count_recent(session, scope, key, timedelta(hours=1)) >= config["BURST_PER_HOUR"]:
+    if reached(session, scope, key, timedelta(hours=1), config["BURST_PER_HOUR"]):
         flags.append("burst")
     record(session, scope, key)
     return flags
