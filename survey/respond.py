@@ -9,6 +9,7 @@ from flask import Blueprint, abort, make_response, redirect, render_template, re
 from flask_babel import get_locale
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
 
 from . import integrity, paper
 from .db import get_session
@@ -202,7 +203,13 @@ def csrf_failed():
     """CSRF token missing or expired on the public form: nothing stored, answers kept."""
     from flask_babel import gettext as _
 
-    counter, token, _questionnaire, form = posted_form(request.view_args.get("token", ""))
+    # Runs as an error handler: an unknown or withdrawn code must still get its own page.
+    try:
+        counter, token, _questionnaire, form = posted_form(request.view_args.get("token", ""))
+    except TokenGone:
+        return render_template("errors/410.html"), 410
+    except HTTPException as exc:
+        return render_template(f"errors/{exc.code}.html"), exc.code
     # Fresh stamp and token are rendered by the template; keep the respondent's own answers.
     notice = _(
         "Phiên trả lời đã hết hạn nên phiếu chưa được gửi. Các câu trả lời của bạn vẫn còn "

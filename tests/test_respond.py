@@ -162,6 +162,17 @@ def test_missing_csrf_token_gets_400_keeps_answers_and_stores_nothing(client, se
     assert counts(session)[0] == 1
 
 
+@pytest.mark.parametrize("csrf", [None, "forged"])
+def test_post_without_valid_csrf_to_unknown_or_revoked_code(client, session, make_counter, csrf):
+    data = complete_answers() | ({"csrf_token": csrf} if csrf else {})
+    assert client.post("/r/ZZZZZZZZZZ", data=data).status_code == 404
+    counter = make_counter()
+    counter.tokens[0].revoked_at = utcnow()
+    session.commit()
+    assert client.post(f"/r/{counter.tokens[0].token}", data=data).status_code == 410
+    assert counts(session) == (0, 0)
+
+
 def test_a_retried_post_is_stored_once(client, session, make_counter, open_form):
     counter = make_counter()
     hidden = open_form(counter.token)
