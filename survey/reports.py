@@ -9,16 +9,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from flask import Blueprint, abort, render_template, request, send_file
+from flask import Blueprint, abort, current_app, render_template, request, send_file
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
 
 from analysis import AnalysisInputError, compute_indices, write_table
 from analysis.quick import QuickIndices, quick_indices
 
 from .auth import current_user, require_role, visible_agency_ids
 from .db import get_session
+from .models import Agency
 from .questionnaires import registry
 from .reports_data import PERIODS, responses_frame, volume_totals
 
@@ -73,7 +75,6 @@ class Report:
     table: pd.DataFrame | None = None
     periods: list[str] = field(default_factory=list)
     agency_names: dict[str, str] = field(default_factory=dict)
-    respondents: int = 0
     notices: list[str] = field(default_factory=list)
     error: str | None = None
     # The counter quick form's own indices (share satisfied, reasons), when it applies.
@@ -96,7 +97,6 @@ def build_report(query: ReportQuery, by=("agency",)) -> Report:
     if query.period:
         frame = frame[frame["period"] == query.period]
     report.agency_names = dict(zip(frame["agency"], frame["agency_name"], strict=True))
-    report.respondents = len(frame)
     if frame.empty:
         report.error = _("Chưa có phiếu trả lời nào trong phạm vi và kỳ đã chọn.")
         return report
@@ -137,8 +137,6 @@ def is_quick_form(questionnaire) -> bool:
 
 
 def _min_n() -> int:
-    from flask import current_app
-
     return int(current_app.config["MIN_GROUP_N"])
 
 
@@ -167,20 +165,22 @@ def agency_ranking(report: Report) -> list[dict]:
     table = report.table
     whole = _rows(table, "ALL", "overall").iloc[0]
     lines = []
-    elements = _rows(table, "agency", "element")
+    # One agency x element grid, instead of filtering the element rows once per agency.
+    elements = _rows(table, "agency", "element").pivot(index="agency", columns="key",
+                                                        values="estimate")
     for _i, row in _rows(table, "agency", "overall").iterrows():
         comparison = "same"
         if not math.isnan(row["ci_low"]) and row["ci_low"] > whole["estimate"]:
             comparison = "above"
         elif not math.isnan(row["ci_high"]) and row["ci_high"] < whole["estimate"]:
             comparison = "below"
-        mine = elements[elements["agency"] == row["agency"]]
         lines.append({
             "agency": row["agency"],
             "name": report.agency_names.get(row["agency"], row["agency"]),
             "estimate": row["estimate"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
             "n": int(row["n"]), "small": row["flag"] == "small_n", "comparison": comparison,
-            "elements": dict(zip(mine["key"], mine["estimate"], strict=True)),
+            "elements": elements.loc[row["agency"]].dropna().to_dict()
+            if row["agency"] in elements.index else {},
         })
     lines.sort(key=lambda line: (math.isnan(line["estimate"]), -(line["estimate"] or 0)))
     return lines
@@ -251,33 +251,20 @@ def agency_detail(report: Report, code: str) -> dict | None:
 @bp.get("/agency/<code>")
 @require_role("admin", "agency", "analyst")
 def agency(code):
-    if code not in _visible_codes():
-        abort(404)
-    query = _query_or_400()
-    report = build_report(query)
-    return render_report("reports/agency.html", report,
-                         name=report.agency_names.get(code) or _agency_name(code),
+    name = _visible_agency_name(code)
+    if name is None:
+        abort(404)  # outside the user's scope looks the same as not existing
+    report = build_report(_query_or_400())
+    return render_report("reports/agency.html", report, name=name,
                          detail=agency_detail(report, code))
 
 
-def _agency_name(code: str) -> str:
-    from sqlalchemy import select
-
-    from .models import Agency
-
-    return get_session().scalar(select(Agency.name).where(Agency.code == code)) or code
-
-
-def _visible_codes() -> set[str]:
-    from sqlalchemy import select
-
-    from .models import Agency
-
+def _visible_agency_name(code: str) -> str | None:
+    query = select(Agency.name).where(Agency.code == code)
     scope = visible_agency_ids(current_user())
-    query = select(Agency.code)
     if scope is not None:
         query = query.where(Agency.id.in_(scope or {-1}))
-    return set(get_session().scalars(query))
+    return get_session().scalar(query)
 
 
 DOWNLOADS = {
@@ -295,13 +282,14 @@ def download(fmt):
     report = build_report(query, by=("agency", "agency,period", "period"))
     if report.table is None:
         abort(404)
-    table = report.table.copy()
+    table = report.table
     if report.quick is not None:
         # The quick form has three tables; ?table= picks one (share satisfied by default).
         choice = request.args.get("table", "satisfaction")
         if choice not in ("satisfaction", "reasons", "criteria"):
             abort(400)
-        table = getattr(report.quick, choice).copy()
+        table = getattr(report.quick, choice)
+    table = table.copy()
     table.insert(table.columns.get_loc("agency") + 1, "agency_name",
                  table["agency"].map(report.agency_names))
     # write_table is the CLI's writer: the web download and the command line never differ.
