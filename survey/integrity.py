@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from datetime import timedelta
 
 from flask import current_app, request
@@ -15,6 +16,9 @@ from .models import RateEvent, utcnow
 
 # Keys rotate daily and rows are deleted after this: nothing links a client across days.
 KEEP_EVENTS = timedelta(days=2)
+# About one recorded event in this many also deletes the expired ones: the table stays at
+# roughly two days of events without a scheduled job, and no request pays for it often.
+PURGE_EVERY = 100
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -48,7 +52,10 @@ def client_key(scope: str) -> str:
 
 
 def record(session: Session, scope: str, key: str) -> None:
+    """Count one event (a submission, a failed login); now and then expire old ones."""
     session.execute(RateEvent.__table__.insert(), {"scope": scope, "key": key, "at": utcnow()})
+    if secrets.randbelow(PURGE_EVERY) == 0:
+        purge_expired(session)
 
 
 def reached(session: Session, scope: str, key: str, window: timedelta, limit: int) -> bool:

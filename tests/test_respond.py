@@ -271,3 +271,23 @@ def test_forwarded_address_is_trusted_only_behind_a_configured_proxy(app):
         client.get("/healthz", environ_base=peer, headers=headers)
         assert request.remote_addr == "203.0.113.7"
     behind.extensions["survey_db"].engine.dispose()
+
+
+def test_integrity_events_expire_without_a_scheduled_job(app, session, monkeypatch):
+    # What the burst check keeps about clients (keyed hashes) must not outlive two days.
+    from datetime import timedelta
+
+    from survey import integrity
+    from survey.models import RateEvent
+
+    session.add_all([RateEvent(scope="submit:1", key="old", at=utcnow() - timedelta(days=3)),
+                     RateEvent(scope="submit:1", key="new", at=utcnow())])
+    session.commit()
+    monkeypatch.setattr(integrity, "PURGE_EVERY", 1)
+    with app.test_request_context("/"):
+        from survey.db import get_session
+
+        integrity.record(get_session(), "submit:1", "another")
+        get_session().commit()
+    session.expire_all()
+    assert sorted(e.key for e in session.scalars(select(RateEvent))) == ["another", "new"]
