@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -34,8 +33,6 @@ def responses_frame(
     session: Session,
     questionnaire: Questionnaire,
     agency_ids: set[int] | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
     period: str = "quarter",
     include_flagged: bool = True,
 ) -> pd.DataFrame:
@@ -44,17 +41,12 @@ def responses_frame(
     Columns: ``response_id``, ``agency`` (code), ``agency_name``, ``period``, ``flags``,
     one column per single-choice or yes/no question (its code as text, blank when not
     answered), one per multiple-choice question (the list of codes chosen), and one column
-    per criterion (1–5, blank when not answered or "not
-    applicable"). Criterion ids are stable across versions, so older versions contribute
-    to the same columns.
+    per criterion (1–5, blank when not answered or "not applicable"). Criterion ids are
+    stable across versions, so older versions contribute to the same columns.
     """
     filters = [Response.questionnaire_id == questionnaire.id]
     if agency_ids is not None:
         filters.append(Response.agency_id.in_(agency_ids or {-1}))
-    if since is not None:
-        filters.append(Response.submitted_at >= since)
-    if until is not None:
-        filters.append(Response.submitted_at < until)
     if not include_flagged:
         filters.append(Response.flags == "")
 
