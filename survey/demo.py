@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 from werkzeug.security import generate_password_hash
 
@@ -181,8 +182,10 @@ def seed_volumes(session, counters, field_question="field", period=None) -> None
 
 @click.command("demo")
 @click.option("--responses", default=0, show_default=True,
-              help="Also add this many synthetic responses (for the reports).")
+              help="Also add this many synthetic responses (for the reports) when the demo "
+                   "province is created.")
 @click.option("--reset", is_flag=True, help="Drop every table first (demo databases only).")
+@with_appcontext
 def demo_command(responses, reset):
     """Create the demo province: agencies, counters, an admin login; print the counter URLs."""
     db_url = current_app.extensions["survey_db"].url
@@ -197,6 +200,8 @@ def demo_command(responses, reset):
     if session.scalar(select(func.count()).select_from(Agency)):
         counters = list(session.scalars(select(Counter).order_by(Counter.id)))
         click.echo("The demo province is already there (use --reset to start again).")
+        # Restarting the demo must not pile up another batch of synthetic answers.
+        responses = 0
     else:
         counters = seed_agencies(session, current_app.config["DEFAULT_QUESTIONNAIRE"])
         session.flush()
