@@ -51,9 +51,13 @@ class Defaults:
     COMPRESS_RESPONSES = True
 
 
-def _coerce(default, raw: str):
-    if isinstance(default, bool) or default is None and raw.lower() in ("true", "false", "1", "0"):
-        return raw.lower() in ("1", "true", "yes", "on")
+# Settings whose default is None ("decide from other settings") but that are booleans.
+OPTIONAL_BOOLEANS = {"COOKIE_SECURE"}
+
+
+def _coerce(name: str, default, raw: str):
+    if isinstance(default, bool) or name in OPTIONAL_BOOLEANS:
+        return raw.strip().lower() in ("1", "true", "yes", "on")
     if isinstance(default, int):
         return int(raw)
     if isinstance(default, tuple):
@@ -70,5 +74,5 @@ def load(environ=None) -> dict:
             continue
         default = getattr(Defaults, name)
         raw = environ.get(PREFIX + name)
-        config[name] = default if raw is None else _coerce(default, raw)
+        config[name] = default if raw is None else _coerce(name, default, raw)
     return config
