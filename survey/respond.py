@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from . import integrity, paper
 from .db import get_session
 from .forms import InvalidSubmission, form_class
-from .i18n import LANGUAGE_FIELD, remember_locale
+from .i18n import LANGUAGE_FIELD
 from .models import Agency, Answer, Counter, CounterToken, Response, normalize_token, utcnow
 from .questionnaires import likert_options, registry
 
@@ -128,11 +128,10 @@ def submit(token):
     if unknown:
         abort(400)
 
-    # The language switch re-renders the page in the other language with the answers kept.
+    # The language switch re-renders the page in the other language with the answers kept
+    # (i18n's after_request hook remembers the choice in a cookie).
     if request.form.get(LANGUAGE_FIELD):
-        response = render_form(counter, token, form)
-        remember_locale(response)
-        return response
+        return render_form(counter, token, form)
 
     try:
         valid = form.validate()

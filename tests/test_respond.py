@@ -230,6 +230,8 @@ def test_english_by_query_and_switch_keeps_answers(client, session, make_counter
     assert switched.status_code == 200
     assert '<html lang="vi">' in html and 'name="a1" value="2" checked' in html
     assert counts(session) == (0, 0)
+    lang_cookies = [c for c in switched.headers.getlist("Set-Cookie") if c.startswith("lang=")]
+    assert len(lang_cookies) == 1 and lang_cookies[0].startswith("lang=vi;")
 
 
 def test_accept_language_chooses_english_on_first_visit(client, make_counter):
