@@ -12,7 +12,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from .models import AGENCY_LEVELS, Agency, Counter
 from .questionnaires import registry
@@ -340,7 +340,8 @@ def check_counters(db: Session, data: bytes, visible: set[int] | None) -> list[C
     rows = read_rows(data, COUNTER_COLUMNS, COUNTER_REQUIRED)
     agencies = {a.code: a for a in db.scalars(select(Agency))}
     existing: dict[tuple[int, str], list[Counter]] = {}
-    for counter in db.scalars(select(Counter)):
+    # Tokens loaded with the counters: an update's audit snapshot names the live token.
+    for counter in db.scalars(select(Counter).options(selectinload(Counter.tokens))):
         existing.setdefault((counter.agency_id, clean(counter.label)), []).append(counter)
     questionnaires = set(registry().ids())
     errors: list[RowError] = []
