@@ -42,40 +42,36 @@ def set_headers(response):
 
 
 def compress(response):
-    """gzip text responses: the phone's budget is counted in bytes on the wire."""
+    """gzip text responses: the phone's budget is counted in bytes on the wire.
+
+    Files sent as they are on disk (the stylesheet and script, which count in the page's
+    budget) are read whole when small and compressed like any other body.
+    """
     if (
-        response.direct_passthrough
-        and request.endpoint == "static"
-        and response.status_code == 200
-        and response.mimetype in COMPRESSIBLE
-        and (response.content_length or 0) <= 256 * 1024
-        and "gzip" in request.headers.get("Accept-Encoding", "")
-    ):
-        # The stylesheet and script count in the page's budget: compress them too (whole
-        # small files only). The file's ETag becomes weak: the gzip bytes differ from it.
-        file_wrapper = response.response
-        response.direct_passthrough = False
-        response.set_data(response.get_data())
-        file_wrapper.close()
-        etag, _weak = response.get_etag()
-        if etag:
-            response.set_etag(etag, weak=True)
-    if (
-        response.direct_passthrough
-        or response.status_code < 200
-        or response.status_code == 206
-        or response.status_code in (204, 304)
+        response.status_code < 200
+        or response.status_code in (204, 206, 304)
         or "Content-Encoding" in response.headers
         or response.mimetype not in COMPRESSIBLE
         or "gzip" not in request.headers.get("Accept-Encoding", "")
     ):
         return response
+    if response.direct_passthrough:
+        if (response.content_length or 0) > 256 * 1024:
+            return response
+        file_wrapper = response.response
+        response.direct_passthrough = False
+        response.set_data(response.get_data())
+        file_wrapper.close()
     body = response.get_data()
     if len(body) < 500:
         return response
     response.set_data(gzip.compress(body, compresslevel=6, mtime=0))
     response.headers["Content-Encoding"] = "gzip"
     response.vary.add("Accept-Encoding")
+    # An ETag names the uncompressed bytes: weak now, so revalidation still matches.
+    etag, _weak = response.get_etag()
+    if etag:
+        response.set_etag(etag, weak=True)
     return response
 
 
