@@ -127,7 +127,6 @@ def require_role(*roles: str):
                 abort(403)
             return view(*args, **kwargs)
 
-        wrapped.required_roles = roles
         return wrapped
 
     return decorator

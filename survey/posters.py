@@ -41,15 +41,14 @@ class Poster:
     url: str
 
 
-def counter_url(token: str, base: str | None = None) -> str:
+def counter_url(token: str) -> str:
     """The public URL of a counter's questionnaire: exactly what its QR code encodes."""
-    base = (base if base is not None else current_app.config["PUBLIC_URL"]).rstrip("/")
-    return f"{base}/r/{token}"
+    return f"{current_app.config['PUBLIC_URL'].rstrip('/')}/r/{token}"
 
 
-def poster_for(counter: Counter, base: str | None = None) -> Poster:
+def poster_for(counter: Counter) -> Poster:
     return Poster(agency=counter.agency.name, counter=counter.label,
-                  url=counter_url(counter.token, base))
+                  url=counter_url(counter.token))
 
 
 def qr_matrix(data: str) -> list[list[bool]]:
@@ -183,11 +182,11 @@ def _nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-def poster_pdf(posters: Iterable[Poster], size: str = "A4", title: str | None = None) -> bytes:
+def poster_pdf(posters: Iterable[Poster], size: str = "A4") -> bytes:
     """One PDF with a page per poster (an empty iterable gives a one-page note)."""
     with force_locale("vi"):
         pdf = PosterPDF(size)
-        pdf.set_title(title or _("Áp phích mã QR khảo sát sự hài lòng"))
+        pdf.set_title(_("Áp phích mã QR khảo sát sự hài lòng"))
         count = 0
         for poster in posters:
             pdf.add_poster(poster)
@@ -199,8 +198,7 @@ def poster_pdf(posters: Iterable[Poster], size: str = "A4", title: str | None = 
     return bytes(pdf.output())
 
 
-def printable_counters(session: Session, agency_ids: Iterable[int] | None = None,
-                       counter_ids: Iterable[int] | None = None) -> list[Counter]:
+def printable_counters(session: Session, agency_ids: Iterable[int] | None = None) -> list[Counter]:
     """Active counters of active agencies that have a live token, in a stable order."""
     query = (
         select(Counter)
@@ -211,8 +209,6 @@ def printable_counters(session: Session, agency_ids: Iterable[int] | None = None
     )
     if agency_ids is not None:
         query = query.where(Counter.agency_id.in_(list(agency_ids)))
-    if counter_ids is not None:
-        query = query.where(Counter.id.in_(list(counter_ids)))
     return [c for c in session.scalars(query) if c.token]
 
 
