@@ -28,7 +28,7 @@ import yaml
 from scipy.special import ndtri
 
 from .design import make_design
-from .indices import compute_indices, parse_by
+from .indices import COLUMNS, compute_indices, parse_by
 from .io import (
     AnalysisInputError,
     _text,
@@ -57,6 +57,7 @@ AS_FIVE_LEVELS = {VERY_SATISFIED: 5.0, SATISFIED: 4.0, NOT_SATISFIED: 1.0}
 # scipy.special, not scipy.stats: importing scipy.stats costs about a second on every start.
 Z975 = ndtri(0.975)
 _SEPARATORS = re.compile(r"[;,\s]+")
+_LISTS = (list, tuple, set, frozenset, np.ndarray)
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,10 @@ def overall_codes(column: pd.Series, name: str = "overall") -> np.ndarray:
     AnalysisInputError
         For any other value, naming the 1-based data row and the column.
     """
-    out = np.zeros(len(column), dtype=np.int8)
-    for i, raw in enumerate(column.tolist()):
+    position, distinct = _distinct(column)
+    rating = np.zeros(len(distinct), dtype=np.int8)
+    bad = np.zeros(len(distinct), dtype=bool)
+    for k, raw in enumerate(distinct):
         text = _text(raw)
         if text == "":
             continue
@@ -96,13 +99,17 @@ def overall_codes(column: pd.Series, name: str = "overall") -> np.ndarray:
             number = float(text)
         except ValueError:
             number = math.nan
-        if number not in AS_FIVE_LEVELS:
-            raise AnalysisInputError(
-                f"responses: row {i + 1}, column {name}: {text!r} is not 3 (Rất hài lòng), "
-                "2 (Hài lòng), 1 (Không hài lòng) or blank"
-            )
-        out[i] = int(number)
-    return out
+        if number in AS_FIVE_LEVELS:
+            rating[k] = int(number)
+        else:
+            bad[k] = True
+    if bad.any():
+        row = int(np.flatnonzero(bad[position])[0])
+        raise AnalysisInputError(
+            f"responses: row {row + 1}, column {name}: {_text(column.iloc[row])!r} is not 3 "
+            "(Rất hài lòng), 2 (Hài lòng), 1 (Không hài lòng) or blank"
+        )
+    return rating[position]
 
 
 def reason_sets(
@@ -114,33 +121,67 @@ def reason_sets(
     and spaces are accepted too), or a list of codes (a frame built from the database).
     ``codes``, when given, are the only valid ones.
     """
+    position, distinct = _reason_sets_of_distinct(column, name, codes)
+    return [distinct[k] for k in position]
+
+
+def _reason_sets_of_distinct(
+    column: pd.Series, name: str, codes: Sequence[int] | None
+) -> tuple[np.ndarray, list[frozenset[int]]]:
+    """:func:`reason_sets` of the column's distinct cells, and each cell's position among them."""
     valid = None if codes is None else set(codes)
+    position, distinct = _distinct(column)
     out = []
-    for i, raw in enumerate(column.tolist()):
-        if isinstance(raw, list | tuple | set | frozenset | np.ndarray):
-            parts = [_text(v) for v in raw]
-        else:
-            parts = _SEPARATORS.split(_text(raw))
-        found = set()
-        for part in parts:
-            if part == "":
-                continue
-            try:
-                number = float(part)
-            except ValueError:
-                number = math.nan
-            if (
-                not number.is_integer()
-                or number < 0
-                or (valid is not None and int(number) not in valid)
-            ):
-                raise AnalysisInputError(
-                    f"responses: row {i + 1}, column {name}: {part!r} is not a reason code"
-                    + (f" ({', '.join(map(str, sorted(valid)))})" if valid else "")
-                )
-            found.add(int(number))
-        out.append(frozenset(found))
-    return out
+    for raw in distinct:
+        parsed = _reason_set(raw, valid)
+        if isinstance(parsed, str):
+            k = len(out)
+            row = int(np.flatnonzero(position == k)[0])
+            raise AnalysisInputError(
+                f"responses: row {row + 1}, column {name}: {parsed!r} is not a reason code"
+                + (f" ({', '.join(map(str, sorted(valid)))})" if valid else "")
+            )
+        out.append(parsed)
+    return position, out
+
+
+def _reason_set(raw, valid: set[int] | None) -> frozenset[int] | str:
+    """The codes of one cell, or the first part that is not a valid code."""
+    if isinstance(raw, tuple):
+        parts = [_text(v) for v in raw]
+    else:
+        parts = _SEPARATORS.split(_text(raw))
+    found = set()
+    for part in parts:
+        if part == "":
+            continue
+        try:
+            number = float(part)
+        except ValueError:
+            return part
+        if (
+            not number.is_integer()
+            or number < 0
+            or (valid is not None and int(number) not in valid)
+        ):
+            return part
+        found.add(int(number))
+    return frozenset(found)
+
+
+def _distinct(column: pd.Series) -> tuple[np.ndarray, list]:
+    """Each cell's position among the column's distinct values, and those values.
+
+    The values come in order of first appearance, so the first invalid one is on the
+    earliest invalid row. Parsing each distinct value once keeps the Python work to the
+    few distinct cells a coded column has, whatever the number of rows. Lists (from the
+    database) are compared as tuples.
+    """
+    values = column.tolist()
+    if any(isinstance(v, _LISTS) for v in values):
+        values = [tuple(v) if isinstance(v, _LISTS) else v for v in values]
+    position, distinct = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    return position, list(distinct)
 
 
 def wilson_interval(successes, n, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -255,9 +296,8 @@ def quick_indices(
     (:func:`wilson_interval`), the usual interval for a simple count.
     Percentages are on 0-100.
     """
-    for column in (overall,):
-        if column not in responses.columns:
-            raise AnalysisInputError(f"responses: no column {column!r}")
+    if overall not in responses.columns:
+        raise AnalysisInputError(f"responses: no column {overall!r}")
     criteria = list(criteria)
     rating = overall_codes(responses[overall], overall)
     frame = responses.copy()
@@ -273,80 +313,62 @@ def quick_indices(
     )
     pairs = [(overall, "satisfaction"), *((c, "Q") for c in criteria)]
     table = compute_indices(design, pairs, by=by, min_n=min_n)
-
-    groupings = [()] + parse_by(by)
-    variables: list[str] = []
-    for grouping in groupings:
-        variables += [v for v in grouping if v not in variables]
-    front = ["by", *variables]
-
+    # The satisfaction rows of compute_indices give the groups, in order, with their columns.
     sat = table[(table["level"] == "criterion") & (table["key"] == overall)]
     sat = sat.reset_index(drop=True)
-    given = (
-        reason_sets(
-            responses[reasons], reasons, None if reason_labels is None else list(reason_labels)
-        )
-        if reasons in responses.columns
-        else [frozenset()] * len(responses)
-    )
-    codes = sorted(set(reason_labels or ()) | set().union(*given)) if given else []
+    front = [c for c in table.columns if c not in COLUMNS]
+
+    # Reasons as a (respondent x reason code) table; only the not satisfied count.
+    if reasons in responses.columns:
+        valid = None if reason_labels is None else list(reason_labels)
+        position, distinct = _reason_sets_of_distinct(responses[reasons], reasons, valid)
+    else:
+        position, distinct = np.zeros(len(responses), dtype=np.int64), [frozenset()]
+    codes = sorted(set(reason_labels or ()).union(*distinct))
+    column_of = {code: k for k, code in enumerate(codes)}
+    ticked_distinct = np.zeros((len(distinct), len(codes)), dtype=bool)
+    for k, found in enumerate(distinct):
+        ticked_distinct[k, [column_of[code] for code in found]] = True
+    ticked = ticked_distinct[position]
+    not_satisfied = rating == NOT_SATISFIED
+    gave = not_satisfied & ticked.any(axis=1)
     weights = design.weights
 
-    counts, reason_rows = [], []
-    for grouping in groupings:
+    # Tallies per group: one pass over the respondents per grouping, never one per group.
+    by_level, n_reasons, w_reasons, count, w_count = [], [], [], [], []
+    for grouping in [()] + parse_by(by):
         group, labels = design.groups(grouping)
-        if len(labels) == 0:
-            continue
         size = len(labels)
+        if size == 0:
+            continue
         inside = group >= 0
-        by_level = np.zeros((size, 4), dtype=np.int64)
-        np.add.at(by_level, (group[inside], rating[inside]), 1)
-        n = np.bincount(group[inside], minlength=size)
-        for g in range(size):
-            where = {"by": "+".join(grouping) if grouping else "ALL"}
-            for v in variables:
-                where[v] = labels[v].iloc[g] if v in grouping else None
-            counts.append(
-                {
-                    **where,
-                    "n_check": int(n[g]),
-                    "very_satisfied": int(by_level[g, VERY_SATISFIED]),
-                    "satisfied": int(by_level[g, SATISFIED]),
-                    "not_satisfied": int(by_level[g, NOT_SATISFIED]),
-                }
-            )
-            members = np.flatnonzero((group == g) & (rating == NOT_SATISFIED))
-            with_reason = [i for i in members if given[i]]
-            w_reason = float(weights[with_reason].sum()) if with_reason else 0.0
-            for code in codes:
-                ticked = [i for i in with_reason if code in given[i]]
-                reason_rows.append(
-                    {
-                        **where,
-                        "reason": code,
-                        "label": (reason_labels or {}).get(code, ""),
-                        "count": len(ticked),
-                        "share": 100 * len(ticked) / len(with_reason) if with_reason else np.nan,
-                        "weighted_share": 100 * float(weights[ticked].sum()) / w_reason
-                        if with_reason
-                        else np.nan,
-                        "respondents": len(with_reason),
-                        "not_satisfied": len(members),
-                    }
-                )
-
-    tallies = pd.DataFrame(counts)
-    if len(tallies) != len(sat) or not (tallies["n_check"].to_numpy() == sat["n"].to_numpy()).all():
+        by_level.append(
+            np.bincount(group[inside] * 4 + rating[inside], minlength=4 * size).reshape(size, 4)
+        )
+        g = group[gave & inside]
+        w = weights[gave & inside]
+        n_reasons.append(np.bincount(g, minlength=size))
+        w_reasons.append(np.bincount(g, weights=w, minlength=size))
+        rows, k = np.nonzero(ticked[gave & inside])
+        slot = g[rows] * len(codes) + k
+        count.append(np.bincount(slot, minlength=size * len(codes)))
+        w_count.append(np.bincount(slot, weights=w[rows], minlength=size * len(codes)))
+    by_level = np.concatenate(by_level)
+    if len(by_level) != len(sat) or not (by_level.sum(axis=1) == sat["n"].to_numpy()).all():
         raise AssertionError("quick_indices: groups out of step with compute_indices")
-    satisfied = tallies["very_satisfied"] + tallies["satisfied"]
-    rated = satisfied + tallies["not_satisfied"]
+
+    very, satisfied_only, unhappy = (by_level[:, c] for c in (3, 2, 1))
+    satisfied = very + satisfied_only
+    rated = satisfied + unhappy
     low, high = wilson_interval(satisfied, rated)
     with np.errstate(invalid="ignore", divide="ignore"):
-        unweighted = 100 * satisfied.to_numpy(dtype="float64") / rated.to_numpy(dtype="float64")
+        unweighted = 100 * satisfied / rated
     satisfaction = pd.concat(
         [
             sat[[*front, "n", "n_answered"]],
-            tallies[["very_satisfied", "satisfied", "not_satisfied"]],
+            pd.DataFrame(
+                {"very_satisfied": very, "satisfied": satisfied_only, "not_satisfied": unhappy}
+            ),
             sat[
                 [
                     "estimate",
@@ -367,18 +389,35 @@ def quick_indices(
         ],
         axis=1,
     )
-    reason_table = pd.DataFrame(
-        reason_rows,
-        columns=[
-            *front,
-            "reason",
-            "label",
-            "count",
-            "share",
-            "weighted_share",
-            "respondents",
-            "not_satisfied",
+
+    n_codes = len(codes)
+    respondents = np.repeat(np.concatenate(n_reasons), n_codes)
+    w_respondents = np.repeat(np.concatenate(w_reasons), n_codes)
+    count = np.concatenate(count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(respondents > 0, 100 * count / respondents, np.nan)
+        weighted_share = np.where(
+            respondents > 0, 100 * np.concatenate(w_count) / w_respondents, np.nan
+        )
+    reason_table = pd.concat(
+        [
+            sat.loc[np.repeat(sat.index, n_codes), front].reset_index(drop=True),
+            pd.DataFrame(
+                {
+                    "reason": np.tile(np.array(codes, dtype=np.int64), len(sat)),
+                    "label": np.tile(
+                        np.array([(reason_labels or {}).get(c, "") for c in codes], dtype=object),
+                        len(sat),
+                    ),
+                    "count": count,
+                    "share": share,
+                    "weighted_share": weighted_share,
+                    "respondents": respondents,
+                    "not_satisfied": np.repeat(unhappy, n_codes),
+                }
+            ),
         ],
+        axis=1,
     )
     quick = table[
         ((table["level"] == "element") & (table["key"] == "Q"))
