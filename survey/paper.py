@@ -62,10 +62,5 @@ def blocks(section: Section) -> list[Block]:
     return out
 
 
-def numbers(questionnaire: Questionnaire) -> dict[str, int]:
-    """Question numbers, the same on paper as on the web page."""
-    return {qid: i for i, qid in enumerate(questionnaire.questions, start=1)}
-
-
 def file_name(questionnaire: Questionnaire, suffix: str) -> str:
     return f"{questionnaire.id}-v{questionnaire.version}-{suffix}"

@@ -107,6 +107,11 @@ class Questionnaire:
         return {q.id: q for section in self.sections for q in section.questions}
 
     @cached_property
+    def numbers(self) -> dict[str, int]:
+        """Question numbers, the same on the web page and on paper."""
+        return {qid: i for i, qid in enumerate(self.questions, start=1)}
+
+    @cached_property
     def section_of(self) -> dict[str, Section]:
         return {q.id: section for section in self.sections for q in section.questions}
 

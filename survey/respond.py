@@ -233,7 +233,7 @@ def published(questionnaire_id):
 def render_paper(questionnaire, counter=None):
     response = make_response(render_template(
         "respond/paper.html", questionnaire=questionnaire, counter=counter,
-        blocks=paper.blocks, numbers=paper.numbers(questionnaire),
+        blocks=paper.blocks,
         scale=likert_options(not_applicable=True), separator=paper.MULTIPLE_SEPARATOR))
     response.vary.add("Accept-Language")
     return response
