@@ -314,6 +314,11 @@ def read_questionnaire(path: PathLike) -> ElementMap:
     ElementMap
         Criteria in file order; elements in order of first appearance among them.
     """
+    return _questionnaire_elements(_load_questionnaire(path), path)
+
+
+def _load_questionnaire(path: PathLike) -> dict:
+    """The questionnaire file as a mapping with a list of sections."""
     try:
         with open(path, encoding="utf-8-sig") as f:
             data = yaml.safe_load(f)
@@ -323,6 +328,11 @@ def read_questionnaire(path: PathLike) -> ElementMap:
         raise AnalysisInputError(f"questionnaire {path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("sections"), list):
         raise AnalysisInputError(f"questionnaire {path}: no list of sections")
+    return data
+
+
+def _questionnaire_elements(data: dict, path: PathLike) -> ElementMap:
+    """The ``likert5`` questions of the sections with an ``element``, as an ElementMap."""
     pairs = []
     for i, section in enumerate(data["sections"]):
         if not isinstance(section, dict):

@@ -24,16 +24,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy.special import ndtri
 
 from .design import make_design
 from .indices import COLUMNS, compute_indices, parse_by
 from .io import (
     AnalysisInputError,
+    _load_questionnaire,
+    _questionnaire_elements,
     _text,
     read_margin,
-    read_questionnaire,
     read_responses,
     read_totals,
     write_table,
@@ -428,10 +428,9 @@ def quick_indices(
 
 def _questionnaire_parts(path) -> tuple[list[str], dict[int, str]]:
     """The quick criteria (element Q) and the reason labels (Vietnamese) of a file."""
-    emap = read_questionnaire(path)
+    data = _load_questionnaire(path)
+    emap = _questionnaire_elements(data, path)
     criteria = list(emap.criteria_of("Q")) if "Q" in emap.elements else list(emap.criteria)
-    with open(path, encoding="utf-8-sig") as f:
-        data = yaml.safe_load(f)
     labels: dict[int, str] = {}
     for section in data.get("sections") or []:
         for question in section.get("questions") or []:
