@@ -48,33 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = ind.add_mutually_exclusive_group(required=True)
     source.add_argument("--questionnaire", metavar="FILE", help="questionnaire YAML file")
     source.add_argument("--elements", metavar="MAP.csv", help="CSV with columns item,element")
-    ind.add_argument("--weighting", choices=("none", "poststrat", "rake"), default="none")
-    ind.add_argument(
-        "--totals", metavar="FILE", help="poststrat: post-stratum columns + count (CSV)"
-    )
-    ind.add_argument(
-        "--margin",
-        metavar="FILE",
-        action="append",
-        default=[],
-        help="rake: one CSV per margin, variable column + count or share (repeat, in order)",
-    )
-    ind.add_argument(
-        "--by",
-        action="append",
-        default=[],
-        metavar="VARS",
-        help="grouping, variables joined by commas, e.g. agency or agency,period (repeat)",
-    )
-    ind.add_argument("--min-n", type=int, default=30, help="flag groups below this size (30)")
-    ind.add_argument(
-        "--trim", type=float, metavar="K", help="cap weights at K times the mean weight"
-    )
-    ind.add_argument(
-        "--drop-empty-cells",
-        action="store_true",
-        help="ignore population cells without respondents instead of stopping",
-    )
+    add_design_arguments(ind)
     ind.add_argument(
         "-o", "--output", metavar="OUT", help=".csv, .xlsx or .json (default: CSV to stdout)"
     )
@@ -101,6 +75,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_design_arguments(parser: argparse.ArgumentParser) -> None:
+    """The weighting, grouping and flagging options shared by the commands that estimate."""
+    parser.add_argument("--weighting", choices=("none", "poststrat", "rake"), default="none")
+    parser.add_argument(
+        "--totals", metavar="FILE", help="poststrat: post-stratum columns + count (CSV)"
+    )
+    parser.add_argument(
+        "--margin",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="rake: one CSV per margin, variable column + count or share (repeat, in order)",
+    )
+    parser.add_argument(
+        "--by",
+        action="append",
+        default=[],
+        metavar="VARS",
+        help="grouping, variables joined by commas, e.g. agency or agency,period (repeat)",
+    )
+    parser.add_argument("--min-n", type=int, default=30, help="flag groups below this size (30)")
+    parser.add_argument(
+        "--trim", type=float, metavar="K", help="cap weights at K times the mean weight"
+    )
+    parser.add_argument(
+        "--drop-empty-cells",
+        action="store_true",
+        help="ignore population cells without respondents instead of stopping",
+    )
+
+
+def read_design_inputs(args: argparse.Namespace) -> tuple[pd.DataFrame | None, list[pd.DataFrame]]:
+    """The totals and margins the options of :func:`add_design_arguments` name, checked."""
+    if args.weighting == "poststrat" and not args.totals:
+        raise AnalysisInputError("--weighting poststrat needs --totals FILE")
+    if args.weighting == "rake" and not args.margin:
+        raise AnalysisInputError("--weighting rake needs at least one --margin FILE")
+    if args.weighting != "poststrat" and args.totals:
+        raise AnalysisInputError("--totals is only used with --weighting poststrat")
+    if args.weighting != "rake" and args.margin:
+        raise AnalysisInputError("--margin is only used with --weighting rake")
+    totals = read_totals(args.totals) if args.totals else None
+    return totals, [read_margin(m) for m in args.margin]
+
+
 def _fraction(text: str) -> float:
     text = text.strip()
     if text.endswith("%"):
@@ -115,16 +134,7 @@ def run_indices(args: argparse.Namespace) -> pd.DataFrame:
         if args.questionnaire
         else read_elements(args.elements)
     )
-    if args.weighting == "poststrat" and not args.totals:
-        raise AnalysisInputError("--weighting poststrat needs --totals FILE")
-    if args.weighting == "rake" and not args.margin:
-        raise AnalysisInputError("--weighting rake needs at least one --margin FILE")
-    if args.weighting != "poststrat" and args.totals:
-        raise AnalysisInputError("--totals is only used with --weighting poststrat")
-    if args.weighting != "rake" and args.margin:
-        raise AnalysisInputError("--margin is only used with --weighting rake")
-    totals = read_totals(args.totals) if args.totals else None
-    margins = [read_margin(m) for m in args.margin]
+    totals, margins = read_design_inputs(args)
     groupings = parse_by(args.by)
     # Only the columns the run uses are read: a large file reads faster and smaller.
     needed = [v for grouping in groupings for v in grouping]

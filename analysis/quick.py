@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
+from .__main__ import add_design_arguments, read_design_inputs
 from .design import make_design
 from .indices import COLUMNS, compute_indices, parse_by
 from .io import (
@@ -33,9 +34,7 @@ from .io import (
     _load_questionnaire,
     _questionnaire_elements,
     _text,
-    read_margin,
     read_responses,
-    read_totals,
     write_table,
 )
 
@@ -452,13 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="FILE",
         help="the quick form's YAML file (criteria and reason labels)",
     )
-    parser.add_argument("--weighting", choices=("none", "poststrat", "rake"), default="none")
-    parser.add_argument("--totals", metavar="FILE")
-    parser.add_argument("--margin", metavar="FILE", action="append", default=[])
-    parser.add_argument("--by", action="append", default=[], metavar="VARS")
-    parser.add_argument("--min-n", type=int, default=30)
-    parser.add_argument("--trim", type=float, metavar="K")
-    parser.add_argument("--drop-empty-cells", action="store_true")
+    add_design_arguments(parser)
     parser.add_argument(
         "-o",
         "--output",
@@ -469,33 +462,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         criteria, labels = _questionnaire_parts(args.questionnaire)
+        totals, margins = read_design_inputs(args)
         result = quick_indices(
             read_responses(args.responses, criteria),
             criteria,
             weighting=args.weighting,
-            totals=read_totals(args.totals) if args.totals else None,
-            margins=[read_margin(m) for m in args.margin] or None,
+            totals=totals,
+            margins=margins or None,
             by=args.by,
             min_n=args.min_n,
             trim=args.trim,
             drop_empty_cells=args.drop_empty_cells,
             reason_labels=labels or None,
         )
+        for name in ("satisfaction", "reasons", "criteria"):
+            table = getattr(result, name)
+            if args.output and args.output != "-":
+                out = Path(args.output)
+                write_table(table, out.with_name(f"{out.stem}-{name}{out.suffix or '.csv'}"))
+            else:
+                print(f"# {name}")
+                write_table(table, None)
     except AnalysisInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    tables = {
-        "satisfaction": result.satisfaction,
-        "reasons": result.reasons,
-        "criteria": result.criteria,
-    }
-    for name, table in tables.items():
-        if args.output and args.output != "-":
-            out = Path(args.output)
-            write_table(table, out.with_name(f"{out.stem}-{name}{out.suffix or '.csv'}"))
-        else:
-            print(f"# {name}")
-            write_table(table, None)
     return 0
 
 
