@@ -759,3 +759,4 @@ def init_app(app) -> None:
     app.register_blueprint(bp)
     app.add_template_filter(_local, "local_time")
     app.jinja_env.globals["has_endpoint"] = lambda name: name in current_app.view_functions
+    app.jinja_env.globals["level_label"] = lambda level: imports.LEVEL_LABELS.get(level, level)
