@@ -5,6 +5,8 @@ from sqlalchemy import func, select
 
 from survey.models import Answer, Response, utcnow
 
+from .conftest import form_fields
+
 CRITERIA_AD = "a1 a2 a3 b1 b2 b3 b4 c1 c2 c3 d1 d2 d3".split()
 
 
@@ -156,7 +158,7 @@ def test_missing_csrf_token_gets_400_keeps_answers_and_stores_nothing(client, se
     assert "hết hạn" in html and 'name="b2" value="4" checked' in html
     assert counts(session) == (0, 0)
     # The re-rendered page carries a fresh token: sending it again saves the answers.
-    fresh = {k: v for k, v in __import__("tests.conftest").conftest.form_fields(html).items()}
+    fresh = form_fields(html)
     assert client.post(f"/r/{counter.token}", data={**fresh, **complete_answers()}).status_code \
         == 303
     assert counts(session)[0] == 1
