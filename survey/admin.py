@@ -56,7 +56,7 @@ from .models import (
     Counter,
     CounterToken,
     StaffUser,
-    new_token,
+    issue_tokens,
     utcnow,
 )
 from .questionnaires import registry
@@ -110,37 +110,8 @@ def get_counter(db, counter_id: int) -> Counter:
     return counter
 
 
-def agency_snapshot(agency: Agency) -> dict:
-    return {"code": agency.code, "name": agency.name, "level": agency.level,
-            "parent": agency.parent.code if agency.parent else None, "active": agency.active}
-
-
-def counter_snapshot(counter: Counter) -> dict:
-    return {"agency": counter.agency.code, "label": counter.label,
-            "questionnaire": counter.questionnaire_id, "active": counter.active,
-            "token": counter.token}
-
-
-def issue_tokens(db, counters: list[Counter]) -> list[CounterToken]:
-    """A new live token for each counter, one that no counter ever had (revoked tokens are
-    never reused): drawn, then checked against every stored token in one query."""
-    with db.no_autoflush:
-        tokens = [counter.issue_token() for counter in counters]
-        while True:
-            drawn = {t.token for t in tokens}
-            taken = set(db.scalars(select(CounterToken.token)
-                                   .where(CounterToken.token.in_(drawn))))
-            clashes = [t for t in tokens if t.token in taken]
-            if len(drawn) == len(tokens) and not clashes:
-                return tokens
-            seen = set()
-            for token in tokens:
-                if token.token in taken or token.token in seen:
-                    token.token = new_token()
-                seen.add(token.token)
-
-
 def issue_token(db, counter: Counter) -> CounterToken:
+    """A new live token for one counter (see models.issue_tokens)."""
     return issue_tokens(db, [counter])[0]
 
 
@@ -285,7 +256,7 @@ def agency_new():
                             level=form.level.data, parent_id=form.parent_id.data or None)
             db.add(agency)
             db.flush()
-            audit(db, "create", "agency", agency.id, None, agency_snapshot(agency))
+            audit(db, "create", "agency", agency.id, None, agency.snapshot())
             db.commit()
             flash(_("Đã tạo đơn vị %(name)s.", name=agency.name), "info")
             return redirect(url_for(".agency", agency_id=agency.id), 303)
@@ -314,14 +285,14 @@ def agency_edit(agency_id):
     form, locked = _agency_form(db, agency)
     del form.code  # codes are stable identifiers (CSV imports, reports): never edited
     if form.validate_on_submit():
-        before = agency_snapshot(agency)
+        before = agency.snapshot()
         agency.name = imports.clean(form.name.data)
         agency.level = form.level.data
         if not locked:
             agency.parent_id = form.parent_id.data or None
         db.flush()
         db.refresh(agency, ["parent"])
-        after = agency_snapshot(agency)
+        after = agency.snapshot()
         if after != before:
             audit(db, "update", "agency", agency.id, before, after)
         db.commit()
@@ -340,11 +311,11 @@ def agency_active(agency_id):
         abort(403)  # an agency user cannot switch off the agency they are attached to
     form = ActiveForm()
     if form.validate_on_submit():
-        before = agency_snapshot(agency)
+        before = agency.snapshot()
         agency.active = form.active.data == "1"
         if before["active"] != agency.active:
             audit(db, "activate" if agency.active else "deactivate", "agency", agency.id,
-                  before, agency_snapshot(agency))
+                  before, agency.snapshot())
             db.commit()
         flash(_("Đơn vị đang hoạt động.") if agency.active else
               _("Đã ngừng hoạt động đơn vị: mã QR của các quầy thuộc đơn vị sẽ báo “không "
@@ -401,7 +372,7 @@ def counter_new():
             db.add(counter)
             issue_token(db, counter)
             db.flush()
-            audit(db, "create", "counter", counter.id, None, counter_snapshot(counter))
+            audit(db, "create", "counter", counter.id, None, counter.snapshot())
             db.commit()
             flash(_("Đã tạo quầy %(label)s. Bạn có thể in áp phích ngay.", label=label), "info")
             return redirect(url_for(".counter", counter_id=counter.id), 303)
@@ -436,11 +407,11 @@ def counter_edit(counter_id):
         if _label_taken(db, form.agency_id.data, label, counter.id):
             form.label.errors.append(_("Đơn vị này đã có một quầy cùng tên."))
         else:
-            before = counter_snapshot(counter)
+            before = counter.snapshot()
             counter.agency = get_agency(db, form.agency_id.data)
             counter.label = label
             counter.questionnaire_id = form.questionnaire_id.data
-            after = counter_snapshot(counter)
+            after = counter.snapshot()
             if after != before:
                 audit(db, "update", "counter", counter.id, before, after)
             db.commit()
@@ -457,11 +428,11 @@ def counter_active(counter_id):
     counter = get_counter(db, counter_id)
     form = ActiveForm()
     if form.validate_on_submit():
-        before = counter_snapshot(counter)
+        before = counter.snapshot()
         counter.active = form.active.data == "1"
         if before["active"] != counter.active:
             audit(db, "activate" if counter.active else "deactivate", "counter", counter.id,
-                  before, counter_snapshot(counter))
+                  before, counter.snapshot())
             db.commit()
         flash(_("Quầy đang hoạt động.") if counter.active else
               _("Đã ngừng hoạt động quầy: mã QR của quầy sẽ báo “không còn sử dụng”."), "info")
@@ -477,7 +448,7 @@ def token_revoke(counter_id):
     if not form.validate_on_submit():
         flash(_("Vui lòng ghi lý do thu hồi mã (tối đa 200 ký tự)."), "error")
         return redirect(url_for(".counter", counter_id=counter.id), 303)
-    before = counter_snapshot(counter)
+    before = counter.snapshot()
     live = [t for t in counter.tokens if t.revoked_at is None]
     now = utcnow()
     for token in live:
@@ -486,7 +457,7 @@ def token_revoke(counter_id):
     if form.reissue.data:
         issue_token(db, counter)
     db.flush()
-    after = {**counter_snapshot(counter), "reason": imports.clean(form.reason.data)}
+    after = {**counter.snapshot(), "reason": imports.clean(form.reason.data)}
     audit(db, "revoke_token", "counter", counter.id, before, after)
     db.commit()
     if form.reissue.data:
@@ -503,10 +474,10 @@ def token_issue(counter_id):
     db = get_session()
     counter = get_counter(db, counter_id)
     if ActiveForm().validate_on_submit() and counter.token is None:
-        before = counter_snapshot(counter)
+        before = counter.snapshot()
         issue_token(db, counter)
         db.flush()
-        audit(db, "issue_token", "counter", counter.id, before, counter_snapshot(counter))
+        audit(db, "issue_token", "counter", counter.id, before, counter.snapshot())
         db.commit()
         flash(_("Đã cấp mã mới. Hãy in áp phích cho quầy."), "info")
     return redirect(url_for(".counter", counter_id=counter.id), 303)
@@ -598,12 +569,10 @@ def _import_view(kind: str):
                 if kind == "agency":
                     root = user.agency_id if visible is not None else None
                     changes = imports.check_agencies(db, data, visible, root)
-                    created, updated = imports.apply_agencies(db, changes, agency_snapshot,
-                                                              audit)
+                    created, updated = imports.apply_agencies(db, changes)
                 else:
                     changes = imports.check_counters(db, data, visible)
-                    created, updated = imports.apply_counters(db, changes, counter_snapshot,
-                                                              audit, issue_tokens)
+                    created, updated = imports.apply_counters(db, changes)
             except imports.ImportFailed as failed:
                 db.rollback()
                 errors, status = failed.errors, 422

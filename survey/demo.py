@@ -19,6 +19,7 @@ from .models import (
     Response,
     ServiceVolume,
     StaffUser,
+    issue_tokens,
     utcnow,
 )
 from .questionnaires import registry
@@ -76,9 +77,9 @@ def seed_agencies(session, questionnaire_id: str) -> list[Counter]:
         session.add(agency)
         for label in labels:
             counter = Counter(agency=agency, label=label, questionnaire_id=questionnaire_id)
-            counter.issue_token()
             session.add(counter)
             counters.append(counter)
+    issue_tokens(session, counters)
     return counters
 
 

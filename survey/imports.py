@@ -14,7 +14,8 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from .models import AGENCY_LEVELS, Agency, Counter
+from .auth import audit
+from .models import AGENCY_LEVELS, Agency, Counter, issue_tokens
 from .questionnaires import registry
 
 MAX_ROWS = 5000
@@ -287,10 +288,10 @@ def check_agencies(db: Session, data: bytes, visible: set[int] | None,
     return list(changes.values())
 
 
-def apply_agencies(db: Session, changes: list[AgencyChange], snapshot, audit) -> tuple[int, int]:
+def apply_agencies(db: Session, changes: list[AgencyChange]) -> tuple[int, int]:
     """Create and update the agencies (the caller commits). Returns (created, updated)."""
     by_code = {a.code: a for a in db.scalars(select(Agency))}
-    before = {c.code: snapshot(c.existing) for c in changes if c.existing is not None}
+    before = {c.code: c.existing.snapshot() for c in changes if c.existing is not None}
     for change in changes:
         agency = change.existing
         if agency is None:
@@ -312,7 +313,7 @@ def apply_agencies(db: Session, changes: list[AgencyChange], snapshot, audit) ->
     created = updated = 0
     for change in changes:
         agency = by_code[change.code]
-        after = snapshot(agency)
+        after = agency.snapshot()
         if change.existing is None:
             created += 1
             audit(db, "import", "agency", agency.id, None, after)
@@ -388,8 +389,7 @@ def check_counters(db: Session, data: bytes, visible: set[int] | None) -> list[C
     return changes
 
 
-def apply_counters(db: Session, changes: list[CounterChange], snapshot, audit,
-                   issue_tokens) -> tuple[int, int]:
+def apply_counters(db: Session, changes: list[CounterChange]) -> tuple[int, int]:
     """Create (each with a token) and update the counters (the caller commits)."""
     default = current_app.config["DEFAULT_QUESTIONNAIRE"]
     new, updated = [], 0
@@ -402,12 +402,12 @@ def apply_counters(db: Session, changes: list[CounterChange], snapshot, audit,
             db.add(counter)
             new.append(counter)
             continue
-        before = snapshot(counter)
+        before = counter.snapshot()
         if change.questionnaire is not None:
             counter.questionnaire_id = change.questionnaire
         if change.active is not None:
             counter.active = change.active
-        after = snapshot(counter)
+        after = counter.snapshot()
         if after != before:
             updated += 1
             audit(db, "import", "counter", counter.id, before, after)
@@ -415,5 +415,5 @@ def apply_counters(db: Session, changes: list[CounterChange], snapshot, audit,
         issue_tokens(db, new)
         db.flush()
         for counter in new:
-            audit(db, "import", "counter", counter.id, None, snapshot(counter))
+            audit(db, "import", "counter", counter.id, None, counter.snapshot())
     return len(new), updated

@@ -16,8 +16,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 # Crockford's base32 without the letters that read like digits: case-insensitive, no
 # 0/O or 1/I/L confusion when typed from a poster. 10 characters = 50 bits.
@@ -60,6 +61,11 @@ class Agency(Base):
     children: Mapped[list[Agency]] = relationship(back_populates="parent")
     counters: Mapped[list[Counter]] = relationship(back_populates="agency")
 
+    def snapshot(self) -> dict:
+        """What the audit log records of an agency, before and after a change."""
+        return {"code": self.code, "name": self.name, "level": self.level,
+                "parent": self.parent.code if self.parent else None, "active": self.active}
+
     def __repr__(self) -> str:
         return f"<Agency {self.code}>"
 
@@ -91,6 +97,12 @@ class Counter(Base):
         token = CounterToken(token=new_token())
         self.tokens.append(token)
         return token
+
+    def snapshot(self) -> dict:
+        """What the audit log records of a counter, before and after a change."""
+        return {"agency": self.agency.code, "label": self.label,
+                "questionnaire": self.questionnaire_id, "active": self.active,
+                "token": self.token}
 
     def __repr__(self) -> str:
         return f"<Counter {self.id} {self.label!r}>"
@@ -215,3 +227,22 @@ class RateEvent(Base):
     scope: Mapped[str] = mapped_column(String(40))
     key: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def issue_tokens(session: Session, counters: list[Counter]) -> list[CounterToken]:
+    """A new live token for each counter, one that no counter ever had (revoked tokens are
+    never reused): drawn, then checked against every stored token in one query."""
+    with session.no_autoflush:
+        tokens = [counter.issue_token() for counter in counters]
+        while True:
+            drawn = {t.token for t in tokens}
+            taken = set(session.scalars(select(CounterToken.token)
+                                        .where(CounterToken.token.in_(drawn))))
+            clashes = [t for t in tokens if t.token in taken]
+            if len(drawn) == len(tokens) and not clashes:
+                return tokens
+            seen = set()
+            for token in tokens:
+                if token.token in taken or token.token in seen:
+                    token.token = new_token()
+                seen.add(token.token)
