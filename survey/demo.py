@@ -19,6 +19,7 @@ from .models import (
     Response,
     ServiceVolume,
     StaffUser,
+    answer_rows,
     issue_tokens,
     utcnow,
 )
@@ -122,13 +123,7 @@ def seed_responses(session, counters: list[Counter], count: int, seed: int = 202
             if value is None:
                 continue
             given[question.id] = value
-            if isinstance(value, list):
-                answers.extend({"response_id": rid, "question_id": question.id, "value": v}
-                               for v in value)
-            elif isinstance(value, str):
-                answers.append({"response_id": rid, "question_id": question.id, "text": value})
-            else:
-                answers.append({"response_id": rid, "question_id": question.id, "value": value})
+        answers.extend(answer_rows(rid, given))
     if rows:
         session.execute(insert(Response), rows)
         session.execute(insert(Answer), answers)

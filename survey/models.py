@@ -167,6 +167,26 @@ class Answer(Base):
     response: Mapped[Response] = relationship(back_populates="answers")
 
 
+def answer_rows(response_id: int, answers: dict) -> list[dict]:
+    """Insert parameters for a response's answers: {question id: code, codes or text}.
+
+    A multiple choice gives one row per chosen code; every row has both columns, so the
+    rows go to the database in one executemany.
+    """
+    rows = []
+    for question_id, value in answers.items():
+        if isinstance(value, list):
+            rows.extend({"response_id": response_id, "question_id": question_id,
+                         "value": code, "text": None} for code in value)
+        elif isinstance(value, str):
+            rows.append({"response_id": response_id, "question_id": question_id,
+                         "value": None, "text": value})
+        else:
+            rows.append({"response_id": response_id, "question_id": question_id,
+                         "value": value, "text": None})
+    return rows
+
+
 class ServiceVolume(Base):
     """Transactions served per agency, service field and period: the weighting totals."""
 

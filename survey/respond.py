@@ -15,7 +15,16 @@ from . import integrity, paper
 from .db import get_session
 from .forms import InvalidSubmission, form_class
 from .i18n import LANGUAGE_FIELD
-from .models import Agency, Answer, Counter, CounterToken, Response, normalize_token, utcnow
+from .models import (
+    Agency,
+    Answer,
+    Counter,
+    CounterToken,
+    Response,
+    answer_rows,
+    normalize_token,
+    utcnow,
+)
 from .questionnaires import likert_options, registry
 
 bp = Blueprint("respond", __name__)
@@ -176,17 +185,7 @@ def store_response(counter, questionnaire, form) -> bool:
                 "flags": " ".join(integrity.submission_flags(session, counter.id, seconds)),
             },
         ).scalar_one()
-        rows = []
-        for question_id, value in form.answers().items():
-            if isinstance(value, list):
-                rows.extend({"response_id": response_id, "question_id": question_id,
-                             "value": code, "text": None} for code in value)
-            elif isinstance(value, str):
-                rows.append({"response_id": response_id, "question_id": question_id,
-                             "value": None, "text": value})
-            else:
-                rows.append({"response_id": response_id, "question_id": question_id,
-                             "value": value, "text": None})
+        rows = answer_rows(response_id, form.answers())
         if rows:
             session.execute(ANSWER.insert(), rows)
         session.commit()
