@@ -195,9 +195,7 @@ CLIENT_SCOPE = "login-client"
 
 
 def _name_key(login: str) -> str:
-    # RateEvent keys are keyed hashes, never the raw identifier.
-    secret = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(secret, f"{NAME_SCOPE}|{login}".encode(), hashlib.sha256).hexdigest()[:32]
+    return integrity.keyed_hash(NAME_SCOPE, login)
 
 
 def _throttled(db, login: str) -> bool:

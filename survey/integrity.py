@@ -41,14 +41,17 @@ def seconds_since(stamp: str | None) -> int | None:
     return max(0, int((utcnow() - signed_at).total_seconds()))
 
 
+def keyed_hash(*parts: str) -> str:
+    """What RateEvent stores instead of an identifier: an HMAC under the app's secret."""
+    secret = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret, "|".join(parts).encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def client_key(scope: str) -> str:
     """A keyed hash of the client that changes every day; never the address itself."""
     day = utcnow().strftime("%Y-%m-%d")
-    material = "|".join(
-        (scope, day, request.remote_addr or "", request.headers.get("User-Agent", ""))
-    )
-    secret = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(secret, material.encode(), hashlib.sha256).hexdigest()[:32]
+    return keyed_hash(scope, day, request.remote_addr or "",
+                      request.headers.get("User-Agent", ""))
 
 
 def record(session: Session, scope: str, key: str) -> None:
