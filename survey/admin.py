@@ -48,7 +48,7 @@ from .auth import (
     user_snapshot,
     visible_agency_ids,
 )
-from .db import get_session
+from .db import get_db
 from .models import (
     ROLES,
     Agency,
@@ -192,7 +192,7 @@ def form_status(form) -> int:
 @require_role(*ROLES)
 def dashboard():
     user = current_user()
-    db = get_session()
+    db = get_db()
     visible = visible_agency_ids(user)
     agencies = counters = None
     if user.role in STAFF:
@@ -213,7 +213,7 @@ def dashboard():
 @bp.get("/agencies")
 @require_role(*STAFF)
 def agencies():
-    db = get_session()
+    db = get_db()
     tree = agency_tree(db, visible_agency_ids(current_user()))
     counts = dict(db.execute(select(Counter.agency_id, func.count()).where(
         Counter.active.is_(True)).group_by(Counter.agency_id)).all())
@@ -240,7 +240,7 @@ def _agency_form(db, agency: Agency | None):
 @bp.route("/agencies/new", methods=["GET", "POST"])
 @require_role(*STAFF)
 def agency_new():
-    db = get_session()
+    db = get_db()
     form, _locked = _agency_form(db, None)
     if request.method == "GET" and request.args.get("parent", "").isdigit():
         form.parent_id.data = int(request.args["parent"])
@@ -266,7 +266,7 @@ def agency_new():
 @bp.get("/agencies/<int:agency_id>")
 @require_role(*STAFF)
 def agency(agency_id):
-    db = get_session()
+    db = get_db()
     agency = get_agency(db, agency_id)
     counters = db.scalars(select(Counter).where(Counter.agency_id == agency.id)
                           .options(selectinload(Counter.tokens))
@@ -280,7 +280,7 @@ def agency(agency_id):
 @bp.route("/agencies/<int:agency_id>/edit", methods=["GET", "POST"])
 @require_role(*STAFF)
 def agency_edit(agency_id):
-    db = get_session()
+    db = get_db()
     agency = get_agency(db, agency_id)
     form, locked = _agency_form(db, agency)
     del form.code  # codes are stable identifiers (CSV imports, reports): never edited
@@ -305,7 +305,7 @@ def agency_edit(agency_id):
 @bp.post("/agencies/<int:agency_id>/active")
 @require_role(*STAFF)
 def agency_active(agency_id):
-    db = get_session()
+    db = get_db()
     agency = get_agency(db, agency_id)
     if agency.id == current_user().agency_id:
         abort(403)  # an agency user cannot switch off the agency they are attached to
@@ -329,7 +329,7 @@ def agency_active(agency_id):
 @bp.get("/counters")
 @require_role(*STAFF)
 def counters():
-    db = get_session()
+    db = get_db()
     visible = visible_agency_ids(current_user())
     query = (select(Counter).join(Counter.agency)
              .options(joinedload(Counter.agency), selectinload(Counter.tokens))
@@ -360,7 +360,7 @@ def _label_taken(db, agency_id: int, label: str, counter_id: int | None) -> bool
 @bp.route("/counters/new", methods=["GET", "POST"])
 @require_role(*STAFF)
 def counter_new():
-    db = get_session()
+    db = get_db()
     form = _counter_form(db, None)
     if form.validate_on_submit():
         label = imports.clean(form.label.data)
@@ -383,7 +383,7 @@ def counter_new():
 @bp.get("/counters/<int:counter_id>")
 @require_role(*STAFF)
 def counter(counter_id):
-    db = get_session()
+    db = get_db()
     counter = get_counter(db, counter_id)
     url = posters.counter_url(counter.token) if counter.token else None
     try:
@@ -399,7 +399,7 @@ def counter(counter_id):
 @bp.route("/counters/<int:counter_id>/edit", methods=["GET", "POST"])
 @require_role(*STAFF)
 def counter_edit(counter_id):
-    db = get_session()
+    db = get_db()
     counter = get_counter(db, counter_id)
     form = _counter_form(db, counter)
     if form.validate_on_submit():
@@ -424,7 +424,7 @@ def counter_edit(counter_id):
 @bp.post("/counters/<int:counter_id>/active")
 @require_role(*STAFF)
 def counter_active(counter_id):
-    db = get_session()
+    db = get_db()
     counter = get_counter(db, counter_id)
     form = ActiveForm()
     if form.validate_on_submit():
@@ -442,7 +442,7 @@ def counter_active(counter_id):
 @bp.post("/counters/<int:counter_id>/token/revoke")
 @require_role(*STAFF)
 def token_revoke(counter_id):
-    db = get_session()
+    db = get_db()
     counter = get_counter(db, counter_id)
     form = RevokeForm()
     if not form.validate_on_submit():
@@ -471,7 +471,7 @@ def token_revoke(counter_id):
 @bp.post("/counters/<int:counter_id>/token/issue")
 @require_role(*STAFF)
 def token_issue(counter_id):
-    db = get_session()
+    db = get_db()
     counter = get_counter(db, counter_id)
     if ActiveForm().validate_on_submit() and counter.token is None:
         before = counter.snapshot()
@@ -506,7 +506,7 @@ def _not_printable(counter):
 @bp.get("/counters/<int:counter_id>/poster-<any(A4,A5):size>.pdf")
 @require_role(*STAFF)
 def counter_poster(counter_id, size):
-    counter = get_counter(get_session(), counter_id)
+    counter = get_counter(get_db(), counter_id)
     if not _printable(counter):
         return _not_printable(counter)
     data = posters.poster_pdf([posters.poster_for(counter)], size)
@@ -517,7 +517,7 @@ def counter_poster(counter_id, size):
 @bp.get("/counters/<int:counter_id>/qr.<any(svg,png):fmt>")
 @require_role(*STAFF)
 def counter_qr(counter_id, fmt):
-    counter = get_counter(get_session(), counter_id)
+    counter = get_counter(get_db(), counter_id)
     if not _printable(counter):
         return _not_printable(counter)
     url = posters.counter_url(counter.token)
@@ -530,7 +530,7 @@ def counter_qr(counter_id, fmt):
 @bp.get("/agencies/<int:agency_id>/posters-<any(A4,A5):size>.pdf")
 @require_role(*STAFF)
 def agency_posters(agency_id, size):
-    db = get_session()
+    db = get_db()
     agency = get_agency(db, agency_id)
     ids = subtree_ids(db, agency.id) if request.args.get("sub") == "1" else {agency.id}
     counters = posters.printable_counters(db, ids)
@@ -541,7 +541,7 @@ def agency_posters(agency_id, size):
 @bp.get("/posters-<any(A4,A5):size>.pdf")
 @require_role(*STAFF)
 def all_posters(size):
-    db = get_session()
+    db = get_db()
     counters = posters.printable_counters(db, visible_agency_ids(current_user()))
     data = posters.poster_pdf((posters.poster_for(c) for c in counters), size)
     return _file(data, "application/pdf", f"ap-phich-tat-ca-{size}.pdf")
@@ -562,7 +562,7 @@ def _import_view(kind: str):
     form = ImportForm()
     if request.method == "POST":
         if form.validate():
-            db = get_session()
+            db = get_db()
             data = form.file.data.read()
             visible = visible_agency_ids(user)
             try:
@@ -610,7 +610,7 @@ def counter_import():
 @bp.get("/users")
 @require_role("admin")
 def users():
-    db = get_session()
+    db = get_db()
     rows = db.scalars(select(StaffUser).options(joinedload(StaffUser.agency))
                       .order_by(StaffUser.login)).all()
     return render_template("admin/users.html", users=rows)
@@ -657,7 +657,7 @@ def _check_user_form(db, form, user: StaffUser | None) -> bool:
 @bp.route("/users/new", methods=["GET", "POST"])
 @require_role("admin")
 def user_new():
-    db = get_session()
+    db = get_db()
     form = _user_form(db, None)
     if form.validate_on_submit() and _check_user_form(db, form, None):
         user = StaffUser(login=normalize_login(form.login.data),
@@ -678,7 +678,7 @@ def user_new():
 @bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
 @require_role("admin")
 def user_edit(user_id):
-    db = get_session()
+    db = get_db()
     user = db.get(StaffUser, user_id) or abort(404)
     form = _user_form(db, user)
     if form.validate_on_submit() and _check_user_form(db, form, user):
@@ -709,7 +709,7 @@ def user_edit(user_id):
 @bp.get("/audit")
 @require_role("admin")
 def audit_log():
-    db = get_session()
+    db = get_db()
     page = max(1, request.args.get("page", 1, type=int))
     events = db.scalars(select(AuditEvent).options(joinedload(AuditEvent.user))
                         .order_by(AuditEvent.id.desc())

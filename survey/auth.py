@@ -20,9 +20,9 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
+from flask import session as cookie_session
 from flask.cli import with_appcontext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -34,7 +34,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired, Length
 
 from . import integrity
-from .db import get_session
+from .db import get_db
 from .models import ROLES, Agency, AuditEvent, RateEvent, StaffUser
 
 bp = Blueprint("auth", __name__, url_prefix="/admin")
@@ -88,10 +88,10 @@ def _session_check(user: StaffUser) -> str:
 
 
 def login_user(user: StaffUser) -> None:
-    session.clear()  # a fresh session: nothing from before the login carries over
-    session[SESSION_USER] = user.id
-    session[SESSION_CHECK] = _session_check(user)
-    session.permanent = True
+    cookie_session.clear()  # a fresh session: nothing from before the login carries over
+    cookie_session[SESSION_USER] = user.id
+    cookie_session[SESSION_CHECK] = _session_check(user)
+    cookie_session.permanent = True
     g.staff_user = user
 
 
@@ -99,11 +99,11 @@ def current_user() -> StaffUser | None:
     """The signed-in, active staff user of this request, or None."""
     if "staff_user" not in g:
         user = None
-        user_id = session.get(SESSION_USER)
+        user_id = cookie_session.get(SESSION_USER)
         if user_id is not None:
-            user = get_session().get(StaffUser, user_id)
+            user = get_db().get(StaffUser, user_id)
             if (user is None or not user.active
-                    or not hmac.compare_digest(session.get(SESSION_CHECK, ""),
+                    or not hmac.compare_digest(cookie_session.get(SESSION_CHECK, ""),
                                                _session_check(user))):
                 user = None
         g.staff_user = user
@@ -158,7 +158,7 @@ def visible_agency_ids(user: StaffUser) -> set[int] | None:
         return set()
     cache = g.setdefault("visible_agencies", {})
     if user.id not in cache:
-        cache[user.id] = subtree_ids(get_session(), user.agency_id)
+        cache[user.id] = subtree_ids(get_db(), user.agency_id)
     return cache[user.id]
 
 
@@ -248,7 +248,7 @@ def login():
     form = LoginForm()
     status, error = 200, None
     if form.validate_on_submit():
-        db = get_session()
+        db = get_db()
         name = normalize_login(form.login.data)
         if _throttled(db, name):
             minutes = max(1, current_app.config["LOGIN_WINDOW_SECONDS"] // 60)
@@ -277,7 +277,7 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    session.clear()
+    cookie_session.clear()
     g.pop("staff_user", None)
     flash(_("Bạn đã đăng xuất."), "info")
     return redirect(url_for("auth.login"), 303)
@@ -299,7 +299,7 @@ def logout():
 @click.option("--update", is_flag=True, help="Change an existing user instead of failing.")
 def create_user_command(login, role, agency_code, name, password, update):
     """Create a staff user (or reset one with --update)."""
-    db = get_session()
+    db = get_db()
     login = normalize_login(login)
     problem = login_error(login) or password_error(password)
     if problem:

@@ -1,4 +1,4 @@
-"""Engine and per-request session for each app; Alembic migrations and the db CLI."""
+"""Engine and per-request database session for each app; Alembic migrations and the db CLI."""
 
 from __future__ import annotations
 
@@ -42,21 +42,21 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor.close()
 
 
-def get_db() -> Database:
+def current_database() -> Database:
     return current_app.extensions["survey_db"]
 
 
-def get_session() -> Session:
-    """The request's session, opened on first use and closed on teardown."""
+def get_db() -> Session:
+    """The request's SQLAlchemy session (named `db` everywhere), closed on teardown."""
     if "db_session" not in g:
-        g.db_session = get_db().sessionmaker()
+        g.db_session = current_database().sessionmaker()
     return g.db_session
 
 
 def close_session(_exc=None):
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()
+    db = g.pop("db_session", None)
+    if db is not None:
+        db.close()
 
 
 def alembic_config(url: str) -> AlembicConfig:
@@ -79,15 +79,16 @@ def db_cli():
 @click.option("--revision", default="head", show_default=True)
 def upgrade_command(revision):
     """Bring the database schema up to date (creates the tables on an empty database)."""
-    upgrade(get_db().url, revision)
-    click.echo(f"Database at revision {revision}: {get_db().engine.url.render_as_string()}")
+    database = current_database()
+    upgrade(database.url, revision)
+    click.echo(f"Database at revision {revision}: {database.engine.url.render_as_string()}")
 
 
 @db_cli.command("revision")
 @click.option("-m", "--message", required=True)
 def revision_command(message):
     """Create a migration from the difference between the models and the database."""
-    command.revision(alembic_config(get_db().url), message=message, autogenerate=True)
+    command.revision(alembic_config(current_database().url), message=message, autogenerate=True)
 
 
 def init_app(app: Flask) -> None:

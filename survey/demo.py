@@ -11,7 +11,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 from werkzeug.security import generate_password_hash
 
-from .db import get_session, upgrade
+from .db import get_db, upgrade
 from .models import (
     Agency,
     Answer,
@@ -69,22 +69,22 @@ DEMO_USERS = [
 ]
 
 
-def seed_agencies(session, questionnaire_id: str) -> list[Counter]:
+def seed_agencies(db, questionnaire_id: str) -> list[Counter]:
     province = Agency(code=PROVINCE[0], name=PROVINCE[1], level=PROVINCE[2])
-    session.add(province)
+    db.add(province)
     counters = []
     for code, name, level, labels in AGENCIES:
         agency = Agency(code=code, name=name, level=level, parent=province)
-        session.add(agency)
+        db.add(agency)
         for label in labels:
             counter = Counter(agency=agency, label=label, questionnaire_id=questionnaire_id)
-            session.add(counter)
+            db.add(counter)
             counters.append(counter)
-    issue_tokens(session, counters)
+    issue_tokens(db, counters)
     return counters
 
 
-def seed_responses(session, counters: list[Counter], count: int, seed: int = 2025) -> int:
+def seed_responses(db, counters: list[Counter], count: int, seed: int = 2025) -> int:
     """Synthetic responses with real differences between agencies and some blank items.
 
     Each agency gets its own quality level and each criterion its own difficulty, so the
@@ -97,7 +97,7 @@ def seed_responses(session, counters: list[Counter], count: int, seed: int = 202
     agency_quality = {}
     now = utcnow()
     rows, answers = [], []
-    next_id = (session.scalar(select(func.max(Response.id))) or 0) + 1
+    next_id = (db.scalar(select(func.max(Response.id))) or 0) + 1
     for i in range(count):
         counter = rng.choice(counters)
         questionnaire = reg.latest(counter.questionnaire_id)
@@ -125,8 +125,8 @@ def seed_responses(session, counters: list[Counter], count: int, seed: int = 202
             given[question.id] = value
         answers.extend(answer_rows(rid, given))
     if rows:
-        session.execute(insert(Response), rows)
-        session.execute(insert(Answer), answers)
+        db.execute(insert(Response), rows)
+        db.execute(insert(Answer), answers)
     return len(rows)
 
 
@@ -162,7 +162,7 @@ def _synthetic_answer(rng, question, quality, given):
     return rng.choice(codes)
 
 
-def seed_volumes(session, counters, field_question="field", period=None) -> None:
+def seed_volumes(db, counters, field_question="field", period=None) -> None:
     """Served transactions per agency × service field: the post-stratification totals."""
     rng = random.Random(7)
     period = period or utcnow().strftime("%Y")
@@ -172,7 +172,7 @@ def seed_volumes(session, counters, field_question="field", period=None) -> None
     fields = [o.code for o in questionnaire.questions[field_question].options]
     for agency_id in sorted({c.agency_id for c in counters}):
         for code in fields:
-            session.add(ServiceVolume(agency_id=agency_id, service_field=str(code), period=period,
+            db.add(ServiceVolume(agency_id=agency_id, service_field=str(code), period=period,
                                       transactions=rng.randint(20, 4000)))
 
 
@@ -192,27 +192,27 @@ def demo_command(responses, reset):
         with current_app.extensions["survey_db"].engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     upgrade(db_url)
-    session = get_session()
-    if session.scalar(select(func.count()).select_from(Agency)):
-        counters = list(session.scalars(select(Counter).order_by(Counter.id)))
+    db = get_db()
+    if db.scalar(select(func.count()).select_from(Agency)):
+        counters = list(db.scalars(select(Counter).order_by(Counter.id)))
         click.echo("The demo province is already there (use --reset to start again).")
         # Restarting the demo must not pile up another batch of synthetic answers.
         responses = 0
     else:
-        counters = seed_agencies(session, current_app.config["DEFAULT_QUESTIONNAIRE"])
-        session.flush()
-        agency_ids = dict(session.execute(select(Agency.code, Agency.id)).all())
+        counters = seed_agencies(db, current_app.config["DEFAULT_QUESTIONNAIRE"])
+        db.flush()
+        agency_ids = dict(db.execute(select(Agency.code, Agency.id)).all())
         password_hash = generate_password_hash(ADMIN_PASSWORD)
         for login, name, role, code in DEMO_USERS:
-            session.add(StaffUser(login=login, name=name, role=role, password_hash=password_hash,
+            db.add(StaffUser(login=login, name=name, role=role, password_hash=password_hash,
                                   agency_id=agency_ids[code] if code else None))
-        session.flush()
-        seed_volumes(session, counters)
-        session.commit()
+        db.flush()
+        seed_volumes(db, counters)
+        db.commit()
         click.echo(f"Created {len(AGENCIES) + 1} agencies and {len(counters)} counters.")
     if responses:
-        added = seed_responses(session, counters, responses)
-        session.commit()
+        added = seed_responses(db, counters, responses)
+        db.commit()
         click.echo(f"Added {added} synthetic responses.")
     base = current_app.config["PUBLIC_URL"]
     click.echo(f"\nStaff login: {base}/admin  ({ADMIN_LOGIN} / {ADMIN_PASSWORD})")

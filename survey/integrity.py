@@ -54,14 +54,14 @@ def client_key(scope: str) -> str:
                       request.headers.get("User-Agent", ""))
 
 
-def record(session: Session, scope: str, key: str) -> None:
+def record(db: Session, scope: str, key: str) -> None:
     """Count one event (a submission, a failed login); now and then expire old ones."""
-    session.execute(RateEvent.__table__.insert(), {"scope": scope, "key": key, "at": utcnow()})
+    db.execute(RateEvent.__table__.insert(), {"scope": scope, "key": key, "at": utcnow()})
     if secrets.randbelow(PURGE_EVERY) == 0:
-        purge_expired(session)
+        purge_expired(db)
 
 
-def reached(session: Session, scope: str, key: str, window: timedelta, limit: int) -> bool:
+def reached(db: Session, scope: str, key: str, window: timedelta, limit: int) -> bool:
     """Whether `key` has at least `limit` events in `scope` within `window`.
 
     Reads at most `limit` index entries: a client that floods a counter or the login page
@@ -74,15 +74,15 @@ def reached(session: Session, scope: str, key: str, window: timedelta, limit: in
         .limit(limit)
         .subquery()
     )
-    return session.scalar(select(func.count()).select_from(recent)) >= limit
+    return db.scalar(select(func.count()).select_from(recent)) >= limit
 
 
-def purge_expired(session: Session) -> int:
-    result = session.execute(delete(RateEvent).where(RateEvent.at < utcnow() - KEEP_EVENTS))
+def purge_expired(db: Session) -> int:
+    result = db.execute(delete(RateEvent).where(RateEvent.at < utcnow() - KEEP_EVENTS))
     return result.rowcount or 0
 
 
-def submission_flags(session: Session, counter_id: int, seconds: int | None) -> list[str]:
+def submission_flags(db: Session, counter_id: int, seconds: int | None) -> list[str]:
     """Flags for a response about to be stored; records the event the burst check counts."""
     config = current_app.config
     flags = []
@@ -92,7 +92,7 @@ def submission_flags(session: Session, counter_id: int, seconds: int | None) -> 
         flags.append("fast")
     scope = f"submit:{counter_id}"
     key = client_key(scope)
-    if reached(session, scope, key, timedelta(hours=1), config["BURST_PER_HOUR"]):
+    if reached(db, scope, key, timedelta(hours=1), config["BURST_PER_HOUR"]):
         flags.append("burst")
-    record(session, scope, key)
+    record(db, scope, key)
     return flags

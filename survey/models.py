@@ -249,14 +249,14 @@ class RateEvent(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-def issue_tokens(session: Session, counters: list[Counter]) -> list[CounterToken]:
+def issue_tokens(db: Session, counters: list[Counter]) -> list[CounterToken]:
     """A new live token for each counter, one that no counter ever had (revoked tokens are
     never reused): drawn, then checked against every stored token in one query."""
-    with session.no_autoflush:
+    with db.no_autoflush:
         tokens = [counter.issue_token() for counter in counters]
         while True:
             drawn = {t.token for t in tokens}
-            taken = set(session.scalars(select(CounterToken.token)
+            taken = set(db.scalars(select(CounterToken.token)
                                         .where(CounterToken.token.in_(drawn))))
             clashes = [t for t in tokens if t.token in taken]
             if len(drawn) == len(tokens) and not clashes:

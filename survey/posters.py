@@ -198,7 +198,7 @@ def poster_pdf(posters: Iterable[Poster], size: str = "A4") -> bytes:
     return bytes(pdf.output())
 
 
-def printable_counters(session: Session, agency_ids: Iterable[int] | None = None) -> list[Counter]:
+def printable_counters(db: Session, agency_ids: Iterable[int] | None = None) -> list[Counter]:
     """Active counters of active agencies that have a live token, in a stable order."""
     query = (
         select(Counter)
@@ -209,7 +209,7 @@ def printable_counters(session: Session, agency_ids: Iterable[int] | None = None
     )
     if agency_ids is not None:
         query = query.where(Counter.agency_id.in_(list(agency_ids)))
-    return [c for c in session.scalars(query) if c.token]
+    return [c for c in db.scalars(query) if c.token]
 
 
 @click.command("posters")
@@ -224,18 +224,18 @@ def printable_counters(session: Session, agency_ids: Iterable[int] | None = None
 def posters_command(agency_code, with_children, all_agencies, size, output):
     """Write one PDF with a poster per active counter (one agency, or --all)."""
     from .auth import subtree_ids
-    from .db import get_session
+    from .db import get_db
 
     if bool(agency_code) == bool(all_agencies):
         raise click.UsageError("Give either --agency CODE or --all.")
-    session = get_session()
+    db = get_db()
     agency_ids = None
     if agency_code:
-        agency = session.scalar(select(Agency).where(Agency.code == agency_code.strip()))
+        agency = db.scalar(select(Agency).where(Agency.code == agency_code.strip()))
         if agency is None:
             raise click.UsageError(f"No agency with code {agency_code!r}.")
-        agency_ids = subtree_ids(session, agency.id) if with_children else {agency.id}
-    counters = printable_counters(session, agency_ids)
+        agency_ids = subtree_ids(db, agency.id) if with_children else {agency.id}
+    counters = printable_counters(db, agency_ids)
     if not counters:
         raise click.ClickException("No active counter with a live token to print.")
     data = poster_pdf((poster_for(c) for c in counters), size.upper())

@@ -19,7 +19,7 @@ from analysis import AnalysisInputError, compute_indices, write_table
 from analysis.quick import QuickIndices, quick_indices
 
 from .auth import current_user, require_role, visible_agency_ids
-from .db import get_session
+from .db import get_db
 from .models import Agency
 from .questionnaires import registry
 from .reports_data import PERIODS, responses_frame, volume_totals
@@ -88,9 +88,9 @@ def build_report(query: ReportQuery, by=("agency",)) -> Report:
     if not questionnaire.criteria:
         report.error = _("Phiếu này không có tiêu chí đánh giá theo thang 5 mức.")
         return report
-    session = get_session()
+    db = get_db()
     scope = visible_agency_ids(current_user())
-    frame = responses_frame(session, questionnaire, agency_ids=scope,
+    frame = responses_frame(db, questionnaire, agency_ids=scope,
                             period=query.period_kind,
                             include_flagged=not query.exclude_flagged)
     report.periods = sorted(frame["period"].dropna().unique().tolist(), reverse=True)
@@ -104,7 +104,7 @@ def build_report(query: ReportQuery, by=("agency",)) -> Report:
     elements = [(q.id, q.element) for q in questionnaire.criteria]
     options = {"weighting": "none"}
     if query.weighting == "poststrat":
-        totals = _totals_for(session, query, scope, frame)
+        totals = _totals_for(db, query, scope, frame)
         if totals is None:
             report.notices.append(_(
                 "Chưa có số liệu hồ sơ đã giải quyết cho kỳ này nên kết quả không gia quyền."))
@@ -140,13 +140,13 @@ def _min_n() -> int:
     return int(current_app.config["MIN_GROUP_N"])
 
 
-def _totals_for(session, query, scope, frame) -> pd.DataFrame | None:
+def _totals_for(db, query, scope, frame) -> pd.DataFrame | None:
     """Served transactions for the chosen period (or its year), restricted to the sample's
     agencies; None when the one-stop system's figures are missing."""
     period = query.period or ""
-    totals = volume_totals(session, FIELD_QUESTION, period=period, agency_ids=scope)
+    totals = volume_totals(db, FIELD_QUESTION, period=period, agency_ids=scope)
     if totals.empty and period:
-        totals = volume_totals(session, FIELD_QUESTION, period=period[:4], agency_ids=scope)
+        totals = volume_totals(db, FIELD_QUESTION, period=period[:4], agency_ids=scope)
     if totals.empty:
         return None
     return totals[totals["agency"].isin(frame["agency"].unique())]
@@ -264,7 +264,7 @@ def _visible_agency_name(code: str) -> str | None:
     scope = visible_agency_ids(current_user())
     if scope is not None:
         query = query.where(Agency.id.in_(scope or {-1}))
-    return get_session().scalar(query)
+    return get_db().scalar(query)
 
 
 DOWNLOADS = {

@@ -30,7 +30,7 @@ def period_label(moment: pd.Series, period: str) -> pd.Series:
 
 
 def responses_frame(
-    session: Session,
+    db: Session,
     questionnaire: Questionnaire,
     agency_ids: set[int] | None = None,
     period: str = "quarter",
@@ -50,7 +50,7 @@ def responses_frame(
     if not include_flagged:
         filters.append(Response.flags == "")
 
-    rows = session.execute(
+    rows = db.execute(
         select(Response.id, Agency.code, Agency.name, Response.submitted_at, Response.flags)
         .join(Agency, Agency.id == Response.agency_id)
         .where(*filters)
@@ -66,7 +66,7 @@ def responses_frame(
     multiple = [q.id for q in questionnaire.questions.values() if q.type == "multiple"]
     wanted = criteria + groupings + multiple
     answers = pd.DataFrame(
-        session.execute(
+        db.execute(
             select(Answer.response_id, Answer.question_id, Answer.value)
             .join(Response, Response.id == Answer.response_id)
             .where(*filters, Answer.question_id.in_(wanted), Answer.value.is_not(None))
@@ -91,7 +91,7 @@ def responses_frame(
     return frame
 
 
-def volume_totals(session: Session, field_question: str, period: str | None = None,
+def volume_totals(db: Session, field_question: str, period: str | None = None,
                   agency_ids: set[int] | None = None) -> pd.DataFrame:
     """Served transactions per agency × service field: the post-stratification totals.
 
@@ -102,7 +102,7 @@ def volume_totals(session: Session, field_question: str, period: str | None = No
                    ServiceVolume.transactions).join(Agency, Agency.id == ServiceVolume.agency_id)
     if agency_ids is not None:
         query = query.where(ServiceVolume.agency_id.in_(agency_ids or {-1}))
-    frame = pd.DataFrame(session.execute(query).all(),
+    frame = pd.DataFrame(db.execute(query).all(),
                          columns=["agency", field_question, "period", "count"])
     if period:
         frame = frame[frame["period"].str.startswith(period)]

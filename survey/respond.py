@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from . import integrity, paper
-from .db import get_session
+from .db import get_db
 from .forms import InvalidSubmission, form_class
 from .i18n import LANGUAGE_FIELD
 from .models import (
@@ -61,7 +61,7 @@ class CounterView:
 
 def lookup_counter(token: str) -> CounterView:
     """The counter behind a token, live or not; 404 when the token never existed."""
-    row = get_session().execute(
+    row = get_db().execute(
         select(Counter.id, Counter.label, Counter.questionnaire_id, Counter.active,
                CounterToken.revoked_at, Agency.id, Agency.code, Agency.name, Agency.active)
         .join(Counter, Counter.id == CounterToken.counter_id)
@@ -167,11 +167,11 @@ def store_response(counter, questionnaire, form) -> bool:
     A POST retried by a flaky connection carries the same submission key, which the
     database keeps unique, so it is stored once and acknowledged again.
     """
-    session = get_session()
+    db = get_db()
     key = form.submission_key.data or None
     seconds = integrity.seconds_since(form.started.data)
     try:
-        response_id = session.execute(
+        response_id = db.execute(
             RESPONSE.insert().returning(RESPONSE.c.id),
             {
                 "counter_id": counter.id,
@@ -182,17 +182,17 @@ def store_response(counter, questionnaire, form) -> bool:
                 "locale": str(get_locale()),
                 "seconds_taken": seconds,
                 "submission_key": key,
-                "flags": " ".join(integrity.submission_flags(session, counter.id, seconds)),
+                "flags": " ".join(integrity.submission_flags(db, counter.id, seconds)),
             },
         ).scalar_one()
         rows = answer_rows(response_id, form.answers())
         if rows:
-            session.execute(ANSWER.insert(), rows)
-        session.commit()
+            db.execute(ANSWER.insert(), rows)
+        db.commit()
     except IntegrityError:
-        session.rollback()
+        db.rollback()
         # Only a duplicate submission key means "already saved"; anything else is an error.
-        return bool(key) and session.scalar(
+        return bool(key) and db.scalar(
             select(Response.id).where(Response.submission_key == key)) is not None
     return True
 

@@ -210,9 +210,9 @@ def test_a_revoked_token_is_never_issued_again(app, session, province, make_coun
     # Counter.issue_token and models.issue_tokens both draw from models.new_token.
     monkeypatch.setattr("survey.models.new_token", lambda: next(fresh))
     with app.app_context():
-        from survey.db import get_session
+        from survey.db import get_db
 
-        db = get_session()
+        db = get_db()
         again = db.get(Counter, counter.id)
         token = admin.issue_token(db, again)
         db.commit()

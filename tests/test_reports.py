@@ -70,9 +70,9 @@ def test_csv_download_is_the_library_table(client, session, two_agencies, app):
     assert response.headers["Content-Disposition"].startswith("attachment")
     downloaded = pd.read_csv(io.BytesIO(response.data), encoding="utf-8-sig")
     with app.app_context():
-        from survey.db import get_session
+        from survey.db import get_db
 
-        frame = responses_frame(get_session(), SIPAS)
+        frame = responses_frame(get_db(), SIPAS)
     expected = compute_indices(frame, [(q.id, q.element) for q in SIPAS.criteria],
                                by=["agency", "agency,period", "period"])
     assert len(downloaded) == len(expected)
@@ -142,9 +142,9 @@ def test_no_responses_says_so(client, session, make_counter):
 
 def test_responses_frame_blanks_not_applicable_and_keeps_codes(app, session, two_agencies):
     with app.app_context():
-        from survey.db import get_session
+        from survey.db import get_db
 
-        frame = responses_frame(get_session(), SIPAS)
+        frame = responses_frame(get_db(), SIPAS)
     assert len(frame) == 4
     assert frame["b1"].isna().all()
     assert sorted(frame["a1"].dropna().astype(int)) == [1, 2, 4, 5]

@@ -289,9 +289,9 @@ def test_integrity_events_expire_without_a_scheduled_job(app, session, monkeypat
     session.commit()
     monkeypatch.setattr(integrity, "PURGE_EVERY", 1)
     with app.test_request_context("/"):
-        from survey.db import get_session
+        from survey.db import get_db
 
-        integrity.record(get_session(), "submit:1", "another")
-        get_session().commit()
+        integrity.record(get_db(), "submit:1", "another")
+        get_db().commit()
     session.expire_all()
     assert sorted(e.key for e in session.scalars(select(RateEvent))) == ["another", "new"]
