@@ -10,7 +10,9 @@ from werkzeug.exceptions import HTTPException
 
 LANGUAGE_FIELD = "_lang"
 COOKIE = "lang"
+# The checkout's catalogues; an installed wheel carries compiled ones in survey/data (setup.py).
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+SHIPPED_TRANSLATIONS = Path(__file__).resolve().parent / "data" / "translations"
 
 
 def _chosen() -> str | None:
@@ -54,7 +56,8 @@ def localized(text, lang: str | None = None) -> str:
 
 
 def init_app(app) -> None:
-    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
+    folder = SHIPPED_TRANSLATIONS if SHIPPED_TRANSLATIONS.is_dir() else TRANSLATIONS
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(folder))
     Babel(app, locale_selector=select_locale)
     app.after_request(remember_locale)
     app.add_template_filter(localized, "loc")
