@@ -20,7 +20,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["DATABASE_URL"] = "sqlite:///" + str(Path(app.instance_path) / "survey.sqlite")
     app.config["PUBLIC_URL"] = app.config["PUBLIC_URL"].rstrip("/")
 
-    from . import admin, auth, db, demo, i18n, posters, questionnaires, respond, security
+    from . import admin, auth, db, demo, health, i18n, posters, questionnaires, respond, security
 
     security.init_app(app)
     db.init_app(app)
@@ -41,9 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     def index():
         return render_template("home.html")
 
-    @app.get("/healthz")
-    def healthz():
-        return {"status": "ok"}
+    health.init_app(app)  # /healthz for the load balancer
 
     return app
 

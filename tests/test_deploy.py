@@ -1,0 +1,125 @@
+"""Deployment: /healthz for the load balancer, and the restore drill of docs/deploy.md."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import create_engine, text
+
+from survey import create_app
+from survey.db import upgrade
+
+from .conftest import ROOT
+
+POSTGRES = [pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def run_drill(*args) -> subprocess.CompletedProcess:
+    """deploy/restore_drill.py as an operator runs it, on this checkout's code."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, ROOT / "deploy" / "restore_drill.py", *args],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+
+
+def test_healthz_is_ok_on_a_migrated_database(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "ok" and body["migrations"] == "current"
+    assert body["revision"]
+
+
+def make_app(url, tmp_path):
+    app = create_app({"TESTING": True, "SECRET_KEY": "t", "DATABASE_URL": url})
+    app.instance_path = str(tmp_path / "instance")
+    return app
+
+
+def test_healthz_is_503_before_the_migrations_run(tmp_path):
+    app = make_app(f"sqlite:///{tmp_path / 'empty.sqlite'}", tmp_path)
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json()["migrations"] == "pending"
+    upgrade(app.config["DATABASE_URL"])
+    assert app.test_client().get("/healthz").status_code == 200
+    app.extensions["survey_db"].engine.dispose()
+
+
+def test_healthz_is_503_when_the_schema_is_behind_the_code(app, client):
+    engine = app.extensions["survey_db"].engine
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0000_older'"))
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json()["revision"] == ["0000_older"]
+
+
+def test_healthz_is_503_when_the_database_is_unreachable(tmp_path):
+    app = make_app(f"sqlite:///{tmp_path / 'no-such-folder' / 'db.sqlite'}", tmp_path)
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body == {"status": "error", "database": "unreachable"}
+    # The reason stays in the log: no paths, hosts or users in the public answer.
+    assert "no-such-folder" not in response.get_data(as_text=True)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.dictionaries(st.text(min_size=1, max_size=20),
+                             st.sampled_from(["=cmd|' /C calc'!A0", "+1", "@SUM(1)", "\x00",
+                                              "'; DROP TABLE response; --", "ỗ" * 50, ""]),
+                             max_size=4))
+def test_healthz_ignores_whatever_is_sent_with_it(client, query):
+    response = client.get("/healthz", query_string=query,
+                          headers={"X-Forwarded-For": "1.2.3.4", "Cookie": "session=garbage"})
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ok"
+    assert client.post("/healthz", data=query).status_code in (400, 405)
+
+
+@pytest.mark.parametrize("database_url", POSTGRES, indirect=True)
+def test_restore_drill_restores_counts_and_serves_a_counter(app, runner, database_url):
+    result = runner.invoke(args=["demo", "--responses", "40"])
+    assert result.exit_code == 0, result.output
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        before = {row[0] for row in conn.execute(text("SELECT datname FROM pg_database"))}
+        responses = conn.execute(text("SELECT count(*) FROM response")).scalar_one()
+    assert responses == 40
+
+    drill = run_drill("--database-url", database_url)
+
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    lines = drill.stdout.splitlines()
+    assert any(line.split() == ["response", "40"] for line in lines), drill.stdout
+    assert not any("expected" in line for line in lines), drill.stdout
+    assert "  /healthz: 200" in drill.stdout
+    assert "  a counter's page /r/…: 200" in drill.stdout
+    assert lines[-1] == "restore drill passed"
+    with engine.connect() as conn:  # the restored copy was dropped again
+        after = {row[0] for row in conn.execute(text("SELECT datname FROM pg_database"))}
+    engine.dispose()
+    assert after == before
+
+
+@pytest.mark.parametrize("database_url", POSTGRES, indirect=True)
+def test_restore_drill_reports_a_backup_file_that_is_not_a_dump(app, database_url, tmp_path):
+    broken = tmp_path / "broken.dump"
+    broken.write_bytes(b"PGDMP but not really")
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        before = {row[0] for row in conn.execute(text("SELECT datname FROM pg_database"))}
+    drill = run_drill("--database-url", database_url, "--dump-file", broken)
+    assert drill.returncode == 1, drill.stdout + drill.stderr
+    assert "RESTORE DRILL FAILED" in drill.stdout and "pg_restore failed" in drill.stdout
+    assert "restore drill passed" not in drill.stdout
+    with engine.connect() as conn:  # the half-restored database is not left behind
+        after = {row[0] for row in conn.execute(text("SELECT datname FROM pg_database"))}
+    engine.dispose()
+    assert after == before
