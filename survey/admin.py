@@ -23,7 +23,6 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
-from werkzeug.security import generate_password_hash
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -37,18 +36,18 @@ from wtforms.validators import InputRequired, Length, Optional
 from . import imports, posters
 from .auth import (
     ROLE_LABELS,
-    audit,
     can_see_agency,
     current_user,
-    login_error,
-    normalize_login,
-    password_error,
     require_role,
-    subtree_ids,
-    user_snapshot,
     visible_agency_ids,
 )
 from .db import get_db
+from .domain import agencies as agency_rules
+from .domain import counters as counter_rules
+from .domain.audit import audit, user_snapshot
+from .domain.scope import subtree_ids
+from .domain.text import clean
+from .domain.users import login_error, normalize_login, password_error, role_agency_error
 from .models import (
     ROLES,
     Agency,
@@ -85,13 +84,17 @@ def agency_tree(db, visible: set[int] | None) -> list[tuple[Agency, int]]:
         parent = agency.parent_id if agency.parent_id in ids else None
         children.setdefault(parent, []).append(agency)
     ordered: list[tuple[Agency, int]] = []
-
-    def walk(parent_id, depth):
-        for agency in children.get(parent_id, ()):
-            ordered.append((agency, depth))
-            walk(agency.id, depth + 1)
-
-    walk(None, 0)
+    # An explicit stack, not recursion: a tree of any depth (even one stored before the
+    # depth limit existed) must still render.
+    stack = [(agency, 0) for agency in reversed(children.get(None, ()))]
+    seen: set[int] = set()
+    while stack:
+        agency, depth = stack.pop()
+        if agency.id in seen:
+            continue
+        seen.add(agency.id)
+        ordered.append((agency, depth))
+        stack.extend((child, depth + 1) for child in reversed(children.get(agency.id, ())))
     return ordered
 
 
@@ -127,7 +130,7 @@ def questionnaire_choices() -> list[SelectChoice]:
 
 def agency_choices(tree, none_label=None, exclude: set[int] = frozenset()):
     pairs = [(0, none_label)] if none_label else []
-    pairs += [(a.id, "\u2003" * depth + f"{a.name} ({a.code})")
+    pairs += [(a.id, "\u2003" * min(depth, agency_rules.MAX_DEPTH) + f"{a.name} ({a.code})")
               for a, depth in tree if a.id not in exclude]
     return choices(pairs)
 
@@ -141,7 +144,7 @@ class AgencyForm(FlaskForm):
                                       "được sau khi tạo."))
     name = StringField(_l("Tên đơn vị"), validators=[InputRequired(), Length(max=200)])
     parent_id = SelectField(_l("Đơn vị cấp trên"), coerce=int)
-    level = SelectField(_l("Cấp"), choices=lambda: choices(imports.LEVEL_LABELS.items()))
+    level = SelectField(_l("Cấp"), choices=lambda: choices(agency_rules.LEVEL_LABELS.items()))
 
 
 class CounterForm(FlaskForm):
@@ -181,6 +184,32 @@ class UserForm(FlaskForm):
     active = BooleanField(_l("Đang hoạt động"), default=True)
 
 
+def check_agency_form(db, form, agency: Agency | None) -> bool:
+    """The agency rules on a submitted form; the form's fields get the errors."""
+    ok = True
+    form.name.data = clean(form.name.data)
+    problem = agency_rules.name_error(form.name.data)
+    if problem:
+        form.name.errors.append(problem)
+        ok = False
+    if agency is None:
+        problem = agency_rules.code_error(form.code.data)
+        if problem:
+            form.code.errors.append(problem)
+            ok = False
+        elif db.scalar(select(Agency.id).where(
+                Agency.code == agency_rules.normalize_code(form.code.data))):
+            form.code.errors.append(_("Mã này đã được dùng cho một đơn vị khác."))
+            ok = False
+    if form.parent_id is not None:
+        problem = agency_rules.parent_error(db, agency.id if agency else None,
+                                            form.parent_id.data or None)
+        if problem:
+            form.parent_id.errors.append(problem)
+            ok = False
+    return ok
+
+
 def form_status(form) -> int:
     return 422 if form.is_submitted() and form.errors else 200
 
@@ -191,6 +220,7 @@ def form_status(form) -> int:
 @bp.get("/")
 @require_role(*ROLES)
 def dashboard():
+    """The staff home: what the signed-in user may do, with counts for staff."""
     user = current_user()
     db = get_db()
     visible = visible_agency_ids(user)
@@ -213,6 +243,7 @@ def dashboard():
 @bp.get("/agencies")
 @require_role(*STAFF)
 def agencies():
+    """The agencies in the user's scope, as a tree."""
     db = get_db()
     tree = agency_tree(db, visible_agency_ids(current_user()))
     counts = dict(db.execute(select(Counter.agency_id, func.count()).where(
@@ -240,32 +271,27 @@ def _agency_form(db, agency: Agency | None):
 @bp.route("/agencies/new", methods=["GET", "POST"])
 @require_role(*STAFF)
 def agency_new():
+    """Create an agency (agency users: below their own)."""
     db = get_db()
     form, _locked = _agency_form(db, None)
     if request.method == "GET" and request.args.get("parent", "").isdigit():
         form.parent_id.data = int(request.args["parent"])
-    if form.validate_on_submit():
-        code = form.code.data.strip().upper()
-        if not imports.CODE_PATTERN.match(code):
-            form.code.errors.append(_("Mã tối đa 40 ký tự gồm chữ cái không dấu, chữ số, dấu "
-                                      "chấm, gạch ngang, gạch dưới."))
-        elif db.scalar(select(Agency.id).where(Agency.code == code)):
-            form.code.errors.append(_("Mã này đã được dùng cho một đơn vị khác."))
-        else:
-            agency = Agency(code=code, name=imports.clean(form.name.data),
-                            level=form.level.data, parent_id=form.parent_id.data or None)
-            db.add(agency)
-            db.flush()
-            audit(db, "create", "agency", agency.id, None, agency.snapshot())
-            db.commit()
-            flash(_("Đã tạo đơn vị %(name)s.", name=agency.name), "info")
-            return redirect(url_for(".agency", agency_id=agency.id), 303)
+    if form.validate_on_submit() and check_agency_form(db, form, None):
+        agency = Agency(code=agency_rules.normalize_code(form.code.data), name=form.name.data,
+                        level=form.level.data, parent_id=form.parent_id.data or None)
+        db.add(agency)
+        db.flush()
+        audit(db, current_user(), "create", "agency", agency.id, None, agency.snapshot())
+        db.commit()
+        flash(_("Đã tạo đơn vị %(name)s.", name=agency.name), "info")
+        return redirect(url_for(".agency", agency_id=agency.id), 303)
     return render_template("admin/agency_form.html", form=form, agency=None), form_status(form)
 
 
 @bp.get("/agencies/<int:agency_id>")
 @require_role(*STAFF)
 def agency(agency_id):
+    """One agency: its counters, the agencies below it, poster downloads."""
     db = get_db()
     agency = get_agency(db, agency_id)
     counters = db.scalars(select(Counter).where(Counter.agency_id == agency.id)
@@ -280,13 +306,14 @@ def agency(agency_id):
 @bp.route("/agencies/<int:agency_id>/edit", methods=["GET", "POST"])
 @require_role(*STAFF)
 def agency_edit(agency_id):
+    """Rename an agency, change its level or (not one's own) its parent."""
     db = get_db()
     agency = get_agency(db, agency_id)
     form, locked = _agency_form(db, agency)
     del form.code  # codes are stable identifiers (CSV imports, reports): never edited
-    if form.validate_on_submit():
+    if form.validate_on_submit() and check_agency_form(db, form, agency):
         before = agency.snapshot()
-        agency.name = imports.clean(form.name.data)
+        agency.name = form.name.data
         agency.level = form.level.data
         if not locked:
             agency.parent_id = form.parent_id.data or None
@@ -294,7 +321,7 @@ def agency_edit(agency_id):
         db.refresh(agency, ["parent"])
         after = agency.snapshot()
         if after != before:
-            audit(db, "update", "agency", agency.id, before, after)
+            audit(db, current_user(), "update", "agency", agency.id, before, after)
         db.commit()
         flash(_("Đã lưu thay đổi."), "info")
         return redirect(url_for(".agency", agency_id=agency.id), 303)
@@ -305,17 +332,18 @@ def agency_edit(agency_id):
 @bp.post("/agencies/<int:agency_id>/active")
 @require_role(*STAFF)
 def agency_active(agency_id):
+    """Switch an agency on or off (never the agency the user is attached to)."""
     db = get_db()
     agency = get_agency(db, agency_id)
-    if agency.id == current_user().agency_id:
-        abort(403)  # an agency user cannot switch off the agency they are attached to
+    if not agency_rules.may_switch_active(current_user(), agency.id):
+        abort(403)
     form = ActiveForm()
     if form.validate_on_submit():
         before = agency.snapshot()
         agency.active = form.active.data == "1"
         if before["active"] != agency.active:
-            audit(db, "activate" if agency.active else "deactivate", "agency", agency.id,
-                  before, agency.snapshot())
+            audit(db, current_user(), "activate" if agency.active else "deactivate", "agency",
+                  agency.id, before, agency.snapshot())
             db.commit()
         flash(_("Đơn vị đang hoạt động.") if agency.active else
               _("Đã ngừng hoạt động đơn vị: mã QR của các quầy thuộc đơn vị sẽ báo “không "
@@ -329,6 +357,7 @@ def agency_active(agency_id):
 @bp.get("/counters")
 @require_role(*STAFF)
 def counters():
+    """The counters in the user's scope."""
     db = get_db()
     visible = visible_agency_ids(current_user())
     query = (select(Counter).join(Counter.agency)
@@ -350,32 +379,35 @@ def _counter_form(db, counter: Counter | None):
     return form
 
 
-def _label_taken(db, agency_id: int, label: str, counter_id: int | None) -> bool:
-    query = select(Counter.id).where(Counter.agency_id == agency_id, Counter.label == label)
-    if counter_id is not None:
-        query = query.where(Counter.id != counter_id)
-    return db.scalar(query) is not None
+def check_counter_label(db, form, counter_id: int | None) -> bool:
+    """The counter rules on a submitted label (cleaned in place); errors go on the field."""
+    form.label.data = clean(form.label.data)
+    problem = counter_rules.label_error(form.label.data)
+    if problem is None and counter_rules.same_label(db, form.agency_id.data, form.label.data,
+                                                    counter_id):
+        problem = _("Đơn vị này đã có một quầy cùng tên.")
+    if problem:
+        form.label.errors.append(problem)
+    return problem is None
 
 
 @bp.route("/counters/new", methods=["GET", "POST"])
 @require_role(*STAFF)
 def counter_new():
+    """Create a counter with its first QR token."""
     db = get_db()
     form = _counter_form(db, None)
-    if form.validate_on_submit():
-        label = imports.clean(form.label.data)
-        if _label_taken(db, form.agency_id.data, label, None):
-            form.label.errors.append(_("Đơn vị này đã có một quầy cùng tên."))
-        else:
-            counter = Counter(agency=get_agency(db, form.agency_id.data), label=label,
-                              questionnaire_id=form.questionnaire_id.data)
-            db.add(counter)
-            issue_token(db, counter)
-            db.flush()
-            audit(db, "create", "counter", counter.id, None, counter.snapshot())
-            db.commit()
-            flash(_("Đã tạo quầy %(label)s. Bạn có thể in áp phích ngay.", label=label), "info")
-            return redirect(url_for(".counter", counter_id=counter.id), 303)
+    if form.validate_on_submit() and check_counter_label(db, form, None):
+        label = form.label.data
+        counter = Counter(agency=get_agency(db, form.agency_id.data), label=label,
+                          questionnaire_id=form.questionnaire_id.data)
+        db.add(counter)
+        issue_token(db, counter)
+        db.flush()
+        audit(db, current_user(), "create", "counter", counter.id, None, counter.snapshot())
+        db.commit()
+        flash(_("Đã tạo quầy %(label)s. Bạn có thể in áp phích ngay.", label=label), "info")
+        return redirect(url_for(".counter", counter_id=counter.id), 303)
     return (render_template("admin/counter_form.html", form=form, counter=None),
             form_status(form))
 
@@ -383,6 +415,7 @@ def counter_new():
 @bp.get("/counters/<int:counter_id>")
 @require_role(*STAFF)
 def counter(counter_id):
+    """One counter: its link, QR code, poster downloads and token history."""
     db = get_db()
     counter = get_counter(db, counter_id)
     url = posters.counter_url(counter.token) if counter.token else None
@@ -399,24 +432,21 @@ def counter(counter_id):
 @bp.route("/counters/<int:counter_id>/edit", methods=["GET", "POST"])
 @require_role(*STAFF)
 def counter_edit(counter_id):
+    """Rename a counter, move it to another agency, change its questionnaire."""
     db = get_db()
     counter = get_counter(db, counter_id)
     form = _counter_form(db, counter)
-    if form.validate_on_submit():
-        label = imports.clean(form.label.data)
-        if _label_taken(db, form.agency_id.data, label, counter.id):
-            form.label.errors.append(_("Đơn vị này đã có một quầy cùng tên."))
-        else:
-            before = counter.snapshot()
-            counter.agency = get_agency(db, form.agency_id.data)
-            counter.label = label
-            counter.questionnaire_id = form.questionnaire_id.data
-            after = counter.snapshot()
-            if after != before:
-                audit(db, "update", "counter", counter.id, before, after)
-            db.commit()
-            flash(_("Đã lưu thay đổi."), "info")
-            return redirect(url_for(".counter", counter_id=counter.id), 303)
+    if form.validate_on_submit() and check_counter_label(db, form, counter.id):
+        before = counter.snapshot()
+        counter.agency = get_agency(db, form.agency_id.data)
+        counter.label = form.label.data
+        counter.questionnaire_id = form.questionnaire_id.data
+        after = counter.snapshot()
+        if after != before:
+            audit(db, current_user(), "update", "counter", counter.id, before, after)
+        db.commit()
+        flash(_("Đã lưu thay đổi."), "info")
+        return redirect(url_for(".counter", counter_id=counter.id), 303)
     return (render_template("admin/counter_form.html", form=form, counter=counter),
             form_status(form))
 
@@ -424,6 +454,7 @@ def counter_edit(counter_id):
 @bp.post("/counters/<int:counter_id>/active")
 @require_role(*STAFF)
 def counter_active(counter_id):
+    """Switch a counter on or off."""
     db = get_db()
     counter = get_counter(db, counter_id)
     form = ActiveForm()
@@ -431,8 +462,8 @@ def counter_active(counter_id):
         before = counter.snapshot()
         counter.active = form.active.data == "1"
         if before["active"] != counter.active:
-            audit(db, "activate" if counter.active else "deactivate", "counter", counter.id,
-                  before, counter.snapshot())
+            audit(db, current_user(), "activate" if counter.active else "deactivate",
+                  "counter", counter.id, before, counter.snapshot())
             db.commit()
         flash(_("Quầy đang hoạt động.") if counter.active else
               _("Đã ngừng hoạt động quầy: mã QR của quầy sẽ báo “không còn sử dụng”."), "info")
@@ -442,10 +473,12 @@ def counter_active(counter_id):
 @bp.post("/counters/<int:counter_id>/token/revoke")
 @require_role(*STAFF)
 def token_revoke(counter_id):
+    """Revoke the counter's live token with a reason, and by default issue a new one."""
     db = get_db()
     counter = get_counter(db, counter_id)
     form = RevokeForm()
-    if not form.validate_on_submit():
+    reason = clean(form.reason.data) if form.validate_on_submit() else ""
+    if not reason:
         flash(_("Vui lòng ghi lý do thu hồi mã (tối đa 200 ký tự)."), "error")
         return redirect(url_for(".counter", counter_id=counter.id), 303)
     before = counter.snapshot()
@@ -453,12 +486,12 @@ def token_revoke(counter_id):
     now = utcnow()
     for token in live:
         token.revoked_at = now
-        token.revoked_reason = imports.clean(form.reason.data)
+        token.revoked_reason = reason
     if form.reissue.data:
         issue_token(db, counter)
     db.flush()
-    after = {**counter.snapshot(), "reason": imports.clean(form.reason.data)}
-    audit(db, "revoke_token", "counter", counter.id, before, after)
+    after = {**counter.snapshot(), "reason": reason}
+    audit(db, current_user(), "revoke_token", "counter", counter.id, before, after)
     db.commit()
     if form.reissue.data:
         flash(_("Đã thu hồi mã cũ và cấp mã mới. Hãy in lại áp phích: áp phích cũ sẽ báo “không "
@@ -471,13 +504,15 @@ def token_revoke(counter_id):
 @bp.post("/counters/<int:counter_id>/token/issue")
 @require_role(*STAFF)
 def token_issue(counter_id):
+    """Issue a new token to a counter that has none."""
     db = get_db()
     counter = get_counter(db, counter_id)
     if ActiveForm().validate_on_submit() and counter.token is None:
         before = counter.snapshot()
         issue_token(db, counter)
         db.flush()
-        audit(db, "issue_token", "counter", counter.id, before, counter.snapshot())
+        audit(db, current_user(), "issue_token", "counter", counter.id, before,
+              counter.snapshot())
         db.commit()
         flash(_("Đã cấp mã mới. Hãy in áp phích cho quầy."), "info")
     return redirect(url_for(".counter", counter_id=counter.id), 303)
@@ -506,6 +541,7 @@ def _not_printable(counter):
 @bp.get("/counters/<int:counter_id>/poster-<any(A4,A5):size>.pdf")
 @require_role(*STAFF)
 def counter_poster(counter_id, size):
+    """One counter's poster as a PDF (A4 or A5)."""
     counter = get_counter(get_db(), counter_id)
     if not _printable(counter):
         return _not_printable(counter)
@@ -517,6 +553,7 @@ def counter_poster(counter_id, size):
 @bp.get("/counters/<int:counter_id>/qr.<any(svg,png):fmt>")
 @require_role(*STAFF)
 def counter_qr(counter_id, fmt):
+    """One counter's bare QR code as SVG or PNG."""
     counter = get_counter(get_db(), counter_id)
     if not _printable(counter):
         return _not_printable(counter)
@@ -530,6 +567,7 @@ def counter_qr(counter_id, fmt):
 @bp.get("/agencies/<int:agency_id>/posters-<any(A4,A5):size>.pdf")
 @require_role(*STAFF)
 def agency_posters(agency_id, size):
+    """One PDF with a poster per printable counter of an agency (optionally those below)."""
     db = get_db()
     agency = get_agency(db, agency_id)
     ids = subtree_ids(db, agency.id) if request.args.get("sub") == "1" else {agency.id}
@@ -541,6 +579,7 @@ def agency_posters(agency_id, size):
 @bp.get("/posters-<any(A4,A5):size>.pdf")
 @require_role(*STAFF)
 def all_posters(size):
+    """One PDF with a poster per printable counter in the user's scope."""
     db = get_db()
     counters = posters.printable_counters(db, visible_agency_ids(current_user()))
     data = posters.poster_pdf((posters.poster_for(c) for c in counters), size)
@@ -564,15 +603,13 @@ def _import_view(kind: str):
         if form.validate():
             db = get_db()
             data = form.file.data.read()
-            visible = visible_agency_ids(user)
             try:
                 if kind == "agency":
-                    root = user.agency_id if visible is not None else None
-                    changes = imports.check_agencies(db, data, visible, root)
-                    created, updated = imports.apply_agencies(db, changes)
+                    changes = imports.check_agencies(db, data, user)
+                    created, updated = imports.apply_agencies(db, changes, user)
                 else:
-                    changes = imports.check_counters(db, data, visible)
-                    created, updated = imports.apply_counters(db, changes)
+                    changes = imports.check_counters(db, data, user)
+                    created, updated = imports.apply_counters(db, changes, user)
             except imports.ImportFailed as failed:
                 db.rollback()
                 errors, status = failed.errors, 422
@@ -586,7 +623,7 @@ def _import_view(kind: str):
             status = 422
     example = imports.AGENCY_EXAMPLE if kind == "agency" else imports.COUNTER_EXAMPLE
     return render_template("admin/import.html", form=form, kind=kind, errors=errors,
-                           example=example, levels=imports.LEVEL_LABELS,
+                           example=example, levels=agency_rules.LEVEL_LABELS,
                            questionnaires=registry().ids()), status
 
 
@@ -594,6 +631,7 @@ def _import_view(kind: str):
 @csrf.exempt
 @require_role(*STAFF)
 def agency_import():
+    """Import agencies from CSV: every row checked, all or nothing."""
     return _import_view("agency")
 
 
@@ -601,6 +639,7 @@ def agency_import():
 @csrf.exempt
 @require_role(*STAFF)
 def counter_import():
+    """Import counters from CSV: every row checked, all or nothing."""
     return _import_view("counter")
 
 
@@ -610,6 +649,7 @@ def counter_import():
 @bp.get("/users")
 @require_role("admin")
 def users():
+    """Every staff account."""
     db = get_db()
     rows = db.scalars(select(StaffUser).options(joinedload(StaffUser.agency))
                       .order_by(StaffUser.login)).all()
@@ -640,11 +680,9 @@ def _check_user_form(db, form, user: StaffUser | None) -> bool:
         if problem:
             form.password.errors.append(problem)
             ok = False
-    if form.role.data == "agency" and not form.agency_id.data:
-        form.agency_id.errors.append(_("Cán bộ đơn vị phải thuộc một đơn vị."))
-        ok = False
-    if form.role.data == "admin" and form.agency_id.data:
-        form.agency_id.errors.append(_("Quản trị hệ thống không gắn với đơn vị nào."))
+    problem = role_agency_error(form.role.data, form.agency_id.data or None)
+    if problem:
+        form.agency_id.errors.append(problem)
         ok = False
     if user is not None and user.id == current_user().id and (
             form.role.data != "admin" or not form.active.data):
@@ -657,17 +695,18 @@ def _check_user_form(db, form, user: StaffUser | None) -> bool:
 @bp.route("/users/new", methods=["GET", "POST"])
 @require_role("admin")
 def user_new():
+    """Create a staff account."""
     db = get_db()
     form = _user_form(db, None)
     if form.validate_on_submit() and _check_user_form(db, form, None):
         user = StaffUser(login=normalize_login(form.login.data),
-                         name=imports.clean(form.name.data or ""), role=form.role.data,
-                         agency_id=form.agency_id.data or None, active=form.active.data,
-                         password_hash=generate_password_hash(form.password.data))
+                         name=clean(form.name.data), role=form.role.data,
+                         agency_id=form.agency_id.data or None, active=form.active.data)
+        user.set_password(form.password.data)
         db.add(user)
         db.flush()
         db.refresh(user, ["agency"])
-        audit(db, "create", "staff_user", user.id, None,
+        audit(db, current_user(), "create", "staff_user", user.id, None,
               {**user_snapshot(user), "password": "set"})
         db.commit()
         flash(_("Đã tạo tài khoản %(login)s.", login=user.login), "info")
@@ -678,25 +717,26 @@ def user_new():
 @bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
 @require_role("admin")
 def user_edit(user_id):
+    """Change a staff account: role, agency, active flag, password."""
     db = get_db()
     user = db.get(StaffUser, user_id) or abort(404)
     form = _user_form(db, user)
     if form.validate_on_submit() and _check_user_form(db, form, user):
         before = user_snapshot(user)
         user.login = normalize_login(form.login.data)
-        user.name = imports.clean(form.name.data or "")
+        user.name = clean(form.name.data)
         user.role = form.role.data
         user.agency_id = form.agency_id.data or None
         user.active = form.active.data
         after_extra = {}
         if form.password.data:
-            user.password_hash = generate_password_hash(form.password.data)
+            user.set_password(form.password.data)
             after_extra["password"] = "changed"
         db.flush()
         db.refresh(user, ["agency"])
         after = {**user_snapshot(user), **after_extra}
         if after != before:
-            audit(db, "update", "staff_user", user.id, before, after)
+            audit(db, current_user(), "update", "staff_user", user.id, before, after)
         db.commit()
         flash(_("Đã lưu thay đổi."), "info")
         return redirect(url_for(".users"), 303)
@@ -709,6 +749,7 @@ def user_edit(user_id):
 @bp.get("/audit")
 @require_role("admin")
 def audit_log():
+    """The audit log, newest first, a page at a time."""
     db = get_db()
     page = max(1, request.args.get("page", 1, type=int))
     events = db.scalars(select(AuditEvent).options(joinedload(AuditEvent.user))
@@ -728,4 +769,5 @@ def init_app(app) -> None:
     app.register_blueprint(bp)
     app.add_template_filter(_local, "local_time")
     app.jinja_env.globals["has_endpoint"] = lambda name: name in current_app.view_functions
-    app.jinja_env.globals["level_label"] = lambda level: imports.LEVEL_LABELS.get(level, level)
+    app.jinja_env.globals["level_label"] = lambda level: agency_rules.LEVEL_LABELS.get(level,
+                                                                                        level)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import re
+import unicodedata
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -16,7 +16,6 @@ from flask import (
     current_app,
     flash,
     g,
-    has_request_context,
     redirect,
     render_template,
     request,
@@ -24,18 +23,22 @@ from flask import (
 )
 from flask import session as cookie_session
 from flask.cli import with_appcontext
+from flask_babel import force_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from sqlalchemy import delete, select
-from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired, Length
 
 from . import integrity
 from .db import get_db
-from .models import ROLES, Agency, AuditEvent, RateEvent, StaffUser
+from .domain import scope
+from .domain.agencies import normalize_code
+from .domain.audit import audit, user_snapshot
+from .domain.text import clean
+from .domain.users import login_error, normalize_login, password_error, role_agency_error
+from .models import ROLES, Agency, RateEvent, StaffUser, utcnow
 
 bp = Blueprint("auth", __name__, url_prefix="/admin")
 
@@ -44,15 +47,15 @@ ROLE_LABELS = {
     "agency": _l("Cán bộ đơn vị"),
     "analyst": _l("Cán bộ phân tích"),
 }
-LOGIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,79}$")
-MIN_PASSWORD_LENGTH = 10
 
 
 @functools.cache
-def _dummy_hash() -> str:
+def _dummy_user() -> StaffUser:
     """Checked when the login name does not exist: a wrong name costs as long as a wrong
     password, so timing does not tell which logins exist."""
-    return generate_password_hash("not-a-password")
+    user = StaffUser()
+    user.set_password("not-a-password")
+    return user
 
 
 SESSION_USER = "staff_id"
@@ -62,29 +65,12 @@ SESSION_CHECK = "staff_check"
 # --- who is signed in ---------------------------------------------------------------
 
 
-def normalize_login(raw: str) -> str:
-    return (raw or "").strip().lower()
-
-
-def login_error(login: str) -> str | None:
-    """Why a login name is not acceptable, or None."""
-    if not LOGIN_PATTERN.match(login):
-        return _("Tên đăng nhập gồm 2–80 ký tự: chữ thường không dấu, chữ số, dấu chấm, "
-                 "gạch ngang hoặc gạch dưới.")
-    return None
-
-
-def password_error(password: str) -> str | None:
-    """Why a new password is not acceptable, or None."""
-    if len(password or "") < MIN_PASSWORD_LENGTH:
-        return _("Mật khẩu phải có ít nhất %(n)d ký tự.", n=MIN_PASSWORD_LENGTH)
-    return None
-
-
 def _session_check(user: StaffUser) -> str:
-    # Tied to the password hash: changing a password signs out that user's other sessions.
+    # Tied to the password hash and the session generation: a password change or a logout
+    # signs out every session of that user, including copies of its cookie.
     secret = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(secret, user.password_hash.encode(), hashlib.sha256).hexdigest()[:20]
+    bound = f"{user.password_hash}|{user.session_generation or 0}".encode()
+    return hmac.new(secret, bound, hashlib.sha256).hexdigest()[:20]
 
 
 def login_user(user: StaffUser) -> None:
@@ -100,11 +86,11 @@ def current_user() -> StaffUser | None:
     if "staff_user" not in g:
         user = None
         user_id = cookie_session.get(SESSION_USER)
-        if user_id is not None:
+        if isinstance(user_id, int):
             user = get_db().get(StaffUser, user_id)
-            if (user is None or not user.active
-                    or not hmac.compare_digest(cookie_session.get(SESSION_CHECK, ""),
-                                               _session_check(user))):
+            check = cookie_session.get(SESSION_CHECK)
+            if (user is None or not user.active or not isinstance(check, str)
+                    or not hmac.compare_digest(check, _session_check(user))):
                 user = None
         g.staff_user = user
     return g.staff_user
@@ -132,33 +118,11 @@ def require_role(*roles: str):
     return decorator
 
 
-def subtree_ids(db, root_id: int) -> set[int]:
-    """An agency and every agency below it."""
-    children: dict[int | None, list[int]] = {}
-    for agency_id, parent_id in db.execute(select(Agency.id, Agency.parent_id)):
-        children.setdefault(parent_id, []).append(agency_id)
-    found, stack = set(), [root_id]
-    while stack:
-        current = stack.pop()
-        if current not in found:
-            found.add(current)
-            stack.extend(children.get(current, ()))
-    return found
-
-
 def visible_agency_ids(user: StaffUser) -> set[int] | None:
-    """The agencies a user may see: None means all; else the user's agency and those below.
-
-    An analyst without an agency reads every agency (e.g. the Department of Home Affairs);
-    an analyst attached to an agency reads that agency's subtree, like an agency user.
-    """
-    if user.role == "admin" or user.role == "analyst" and user.agency_id is None:
-        return None
-    if user.agency_id is None:
-        return set()
+    """scope.visible_agency_ids, computed once per request and user."""
     cache = g.setdefault("visible_agencies", {})
     if user.id not in cache:
-        cache[user.id] = subtree_ids(get_db(), user.agency_id)
+        cache[user.id] = scope.visible_agency_ids(get_db(), user)
     return cache[user.id]
 
 
@@ -167,28 +131,12 @@ def can_see_agency(user: StaffUser, agency_id: int | None) -> bool:
     return visible is None or agency_id in visible
 
 
-# --- audit ----------------------------------------------------------------------------
-
-
-def audit(db, action: str, entity: str, entity_id, before: dict | None = None,
-          after: dict | None = None, user: StaffUser | None = None) -> AuditEvent:
-    """Record who changed what (added to the session; committed with the change itself)."""
-    if user is None and has_request_context():
-        user = current_user()
-    event = AuditEvent(user_id=user.id if user else None, action=action, entity=entity,
-                       entity_id=None if entity_id is None else str(entity_id),
-                       before=before, after=after)
-    db.add(event)
-    return event
-
-
-def user_snapshot(user: StaffUser) -> dict:
-    """What the audit log keeps about a user (never the password hash)."""
-    return {"login": user.login, "name": user.name, "role": user.role,
-            "agency": user.agency.code if user.agency else None, "active": user.active}
-
-
 # --- the login throttle ---------------------------------------------------------------
+# Failures are counted per login name and per client address. A client that reached the
+# limit is refused whatever name it tries (rotating the User-Agent does not help: the key
+# is the address alone). A name that reached the limit is refused only to clients that
+# failed recently themselves: a guesser elsewhere slows the name down without locking its
+# owner out, and each new address the guesser brings gets a single try.
 
 NAME_SCOPE = "login-name"
 CLIENT_SCOPE = "login-client"
@@ -198,19 +146,27 @@ def _name_key(login: str) -> str:
     return integrity.keyed_hash(NAME_SCOPE, login)
 
 
+def _client_key() -> str:
+    # Daily-rotating like integrity.client_key, but the address alone: headers are free.
+    day = utcnow().strftime("%Y-%m-%d")
+    return integrity.keyed_hash(CLIENT_SCOPE, day, request.remote_addr or "")
+
+
 def _throttled(db, login: str) -> bool:
     config = current_app.config
     window = timedelta(seconds=config["LOGIN_WINDOW_SECONDS"])
     limit = config["LOGIN_MAX_FAILURES"]
+    client = _client_key()
+    if integrity.reached(db, CLIENT_SCOPE, client, window, limit):
+        return True
     return (integrity.reached(db, NAME_SCOPE, _name_key(login), window, limit)
-            or integrity.reached(db, CLIENT_SCOPE, integrity.client_key(CLIENT_SCOPE), window,
-                                 limit))
+            and integrity.reached(db, CLIENT_SCOPE, client, window, 1))
 
 
 def _record_failure(db, login: str) -> None:
     integrity.purge_expired(db)
     integrity.record(db, NAME_SCOPE, _name_key(login))
-    integrity.record(db, CLIENT_SCOPE, integrity.client_key(CLIENT_SCOPE))
+    integrity.record(db, CLIENT_SCOPE, _client_key())
     db.commit()
 
 
@@ -235,6 +191,9 @@ def safe_next(target: str | None) -> str:
     default = url_for("admin.dashboard")
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
         return default
+    # CR/LF would split the Location header; no control or space belongs in a local path.
+    if any(char.isspace() or unicodedata.category(char)[0] == "C" for char in target):
+        return default
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
         return default
@@ -243,6 +202,7 @@ def safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
+    """The staff sign-in form, behind the login throttle."""
     if current_user() is not None and request.method == "GET":
         return redirect(safe_next(request.args.get("next")))
     form = LoginForm()
@@ -258,11 +218,10 @@ def login():
                 "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau %(num)d phút.", minutes)
         else:
             user = db.scalar(select(StaffUser).where(StaffUser.login == name))
-            valid = check_password_hash(user.password_hash if user else _dummy_hash(),
-                                        form.password.data)
+            valid = (user or _dummy_user()).check_password(form.password.data)
             if user is not None and valid and user.active:
                 _forget_failures(db, name)
-                audit(db, "login", "staff_user", user.id, user=user)
+                audit(db, user, "login", "staff_user", user.id)
                 db.commit()
                 login_user(user)
                 return redirect(safe_next(request.args.get("next")), 303)
@@ -277,6 +236,11 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    """Sign out: ends this user's sessions on the server too, so a copied cookie is dead."""
+    user = current_user()
+    if user is not None:
+        user.end_sessions()
+        get_db().commit()
     cookie_session.clear()
     g.pop("staff_user", None)
     flash(_("Bạn đã đăng xuất."), "info")
@@ -299,6 +263,12 @@ def logout():
 @click.option("--update", is_flag=True, help="Change an existing user instead of failing.")
 def create_user_command(login, role, agency_code, name, password, update):
     """Create a staff user (or reset one with --update)."""
+    # The rules' messages are the forms' (Vietnamese): no request here to pick a locale.
+    with force_locale("vi"):
+        _create_user(login, role, agency_code, name, password, update)
+
+
+def _create_user(login, role, agency_code, name, password, update):
     db = get_db()
     login = normalize_login(login)
     problem = login_error(login) or password_error(password)
@@ -306,11 +276,12 @@ def create_user_command(login, role, agency_code, name, password, update):
         raise click.BadParameter(problem)
     agency = None
     if agency_code:
-        agency = db.scalar(select(Agency).where(Agency.code == agency_code.strip()))
+        agency = db.scalar(select(Agency).where(Agency.code == normalize_code(agency_code)))
         if agency is None:
             raise click.BadParameter(f"No agency with code {agency_code!r}.")
-    elif role == "agency":
-        raise click.UsageError("Role agency needs --agency CODE.")
+    problem = role_agency_error(role, agency.id if agency else None)
+    if problem:
+        raise click.UsageError(f"{problem} (--agency CODE)")
     user = db.scalar(select(StaffUser).where(StaffUser.login == login))
     if user is not None and not update:
         raise click.ClickException(f"User {login!r} exists (use --update to change it).")
@@ -320,12 +291,12 @@ def create_user_command(login, role, agency_code, name, password, update):
         db.add(user)
     user.role = role
     user.agency = agency
-    user.name = name or user.name or ""
+    user.name = clean(name) or user.name or ""
     user.active = True
-    user.password_hash = generate_password_hash(password)
+    user.set_password(password)
     db.flush()
-    audit(db, "update" if before else "create", "staff_user", user.id, before,
-          {**user_snapshot(user), "password": "set"}, user=None)
+    audit(db, None, "update" if before else "create", "staff_user", user.id, before,
+          {**user_snapshot(user), "password": "set"})
     db.commit()
     click.echo(f"{'Updated' if before else 'Created'} {role} user {login!r}"
                + (f" for agency {agency.code}" if agency else "") + ".")

@@ -9,7 +9,6 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
-from werkzeug.security import generate_password_hash
 
 from .db import get_db, upgrade
 from .models import (
@@ -202,10 +201,11 @@ def demo_command(responses, reset):
         counters = seed_agencies(db, current_app.config["DEFAULT_QUESTIONNAIRE"])
         db.flush()
         agency_ids = dict(db.execute(select(Agency.code, Agency.id)).all())
-        password_hash = generate_password_hash(ADMIN_PASSWORD)
         for login, name, role, code in DEMO_USERS:
-            db.add(StaffUser(login=login, name=name, role=role, password_hash=password_hash,
-                                  agency_id=agency_ids[code] if code else None))
+            user = StaffUser(login=login, name=name, role=role,
+                             agency_id=agency_ids[code] if code else None)
+            user.set_password(ADMIN_PASSWORD)
+            db.add(user)
         db.flush()
         seed_volumes(db, counters)
         db.commit()

@@ -4,32 +4,25 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-import unicodedata
 from dataclasses import dataclass
 
 from flask import current_app
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from .auth import audit
-from .models import AGENCY_LEVELS, Agency, Counter, issue_tokens
+from .domain import agencies as agency_rules
+from .domain import counters as counter_rules
+from .domain.audit import audit
+from .domain.scope import visible_agency_ids
+from .domain.text import clean
+from .models import AGENCY_LEVELS, Agency, Counter, StaffUser, issue_tokens
 from .questionnaires import registry
 
 MAX_ROWS = 5000
-CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,39}$")
 TRUE_WORDS = {"1", "true", "yes", "x", "có", "co", "đúng"}
 FALSE_WORDS = {"0", "false", "no", "không", "khong", "sai"}
 
-LEVEL_LABELS = {
-    "province": _l("Cấp tỉnh"),
-    "department": _l("Sở, ban, ngành"),
-    "district": _l("Cấp huyện"),
-    "commune": _l("Cấp xã"),
-    "vertical": _l("Cơ quan ngành dọc"),
-}
 # Cell values accepted for a level besides the codes above (compared in lower case).
 LEVEL_WORDS = {
     "cấp tỉnh": "province", "tỉnh": "province",
@@ -100,11 +93,6 @@ class Row:
     def error(self, column: str | None, message: str) -> RowError:
         return RowError(self.number, self.headers.get(column, column) if column else None,
                         message)
-
-
-def clean(text: str) -> str:
-    """NFC (Excel and some keyboards give decomposed letters) and single spaces."""
-    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 def read_rows(data: bytes, columns: dict, required: tuple) -> list[Row]:
@@ -205,13 +193,15 @@ class AgencyChange:
     existing: Agency | None
 
 
-def check_agencies(db: Session, data: bytes, visible: set[int] | None,
-                   root_id: int | None) -> list[AgencyChange]:
+def check_agencies(db: Session, data: bytes, user: StaffUser) -> list[AgencyChange]:
     """Every row checked against the database and the user's scope; raises ImportFailed.
 
-    `visible` is the set of agency ids the user manages (None: all); `root_id` is an agency
-    user's own agency, which the user may edit but not move.
+    The same rules as the forms: an agency user manages its agency's subtree, may edit its
+    own agency but neither move it nor switch it on or off; the tree stays acyclic and at
+    most agency_rules.MAX_DEPTH levels deep.
     """
+    visible = visible_agency_ids(db, user)
+    root_id = user.agency_id if visible is not None else None
     rows = read_rows(data, AGENCY_COLUMNS, AGENCY_REQUIRED)
     by_code = {a.code: a for a in db.scalars(select(Agency))}
     errors: list[RowError] = []
@@ -221,24 +211,26 @@ def check_agencies(db: Session, data: bytes, visible: set[int] | None,
         name = row.cells["name"]
         parent = row.cells.get("parent", "").upper() or None
         level, active = parse_level(row, errors), parse_active(row, errors)
-        if not CODE_PATTERN.match(code):
-            errors.append(row.error("code", _(
-                "mã “%(code)s” không hợp lệ: tối đa 40 ký tự gồm chữ cái không dấu, chữ số, "
-                "dấu chấm, gạch ngang, gạch dưới.", code=row.cells["code"])))
+        problem = agency_rules.code_error(row.cells["code"])
+        if problem:
+            errors.append(row.error("code", problem))
             continue
         if code in changes:
             errors.append(row.error("code", _("mã “%(code)s” đã xuất hiện ở dòng %(row)d.",
                                               code=code, row=changes[code].row.number)))
             continue
-        if not name:
-            errors.append(row.error("name", _("thiếu tên đơn vị.")))
-        elif len(name) > 200:
-            errors.append(row.error("name", _("tên dài quá 200 ký tự.")))
+        problem = agency_rules.name_error(name)
+        if problem:
+            errors.append(row.error("name", problem))
         existing = by_code.get(code)
         if existing is not None and visible is not None and existing.id not in visible:
             errors.append(row.error("code", _("mã “%(code)s” đã được dùng cho một đơn vị "
                                               "khác.", code=code)))
             continue
+        if (existing is not None and active is not None and active != existing.active
+                and not agency_rules.may_switch_active(user, existing.id)):
+            errors.append(row.error("active", _(
+                "bạn không thể bật hoặc tắt đơn vị của mình.")))
         if parent == code:
             errors.append(row.error("parent", _("một đơn vị không thể là cấp trên của chính "
                                                 "nó.")))
@@ -268,27 +260,26 @@ def check_agencies(db: Session, data: bytes, visible: set[int] | None,
     if errors:
         raise ImportFailed(errors)
 
-    # No cycles in the tree the file would produce.
-    final_parent = {code: (a.parent.code if a.parent else None) for code, a in by_code.items()}
+    # The tree the file would produce: no cycles, not too deep. Only rows that place an
+    # agency (new ones, moved ones) are checked, so an old over-deep branch can still be
+    # renamed.
+    code_of = {a.id: code for code, a in by_code.items()}
+    final_parent = {code: code_of.get(a.parent_id) for code, a in by_code.items()}
+    placed = []
     for code, change in changes.items():
-        if change.parent is not None or change.existing is None:
+        if change.existing is None or (change.parent is not None
+                                       and change.parent != final_parent[code]):
             final_parent[code] = change.parent
-    for code, change in changes.items():
-        seen, current = {code}, final_parent.get(code)
-        while current is not None:
-            if current in seen:
-                errors.append(change.row.error("parent", _(
-                    "cấp trên “%(code)s” tạo thành vòng lặp (đơn vị nằm dưới chính nó).",
-                    code=change.parent)))
-                break
-            seen.add(current)
-            current = final_parent.get(current)
+            placed.append(code)
+    for code, message in agency_rules.tree_problems(final_parent, placed).items():
+        errors.append(changes[code].row.error("parent", message))
     if errors:
         raise ImportFailed(errors)
     return list(changes.values())
 
 
-def apply_agencies(db: Session, changes: list[AgencyChange]) -> tuple[int, int]:
+def apply_agencies(db: Session, changes: list[AgencyChange],
+                   user: StaffUser) -> tuple[int, int]:
     """Create and update the agencies (the caller commits). Returns (created, updated)."""
     by_code = {a.code: a for a in db.scalars(select(Agency))}
     before = {c.code: c.existing.snapshot() for c in changes if c.existing is not None}
@@ -316,10 +307,10 @@ def apply_agencies(db: Session, changes: list[AgencyChange]) -> tuple[int, int]:
         after = agency.snapshot()
         if change.existing is None:
             created += 1
-            audit(db, "import", "agency", agency.id, None, after)
+            audit(db, user, "import", "agency", agency.id, None, after)
         elif after != before[change.code]:
             updated += 1
-            audit(db, "import", "agency", agency.id, before[change.code], after)
+            audit(db, user, "import", "agency", agency.id, before[change.code], after)
     return created, updated
 
 
@@ -336,14 +327,17 @@ class CounterChange:
     existing: Counter | None
 
 
-def check_counters(db: Session, data: bytes, visible: set[int] | None) -> list[CounterChange]:
-    """Every row checked; counters are matched by agency code and label (re-import updates)."""
+def check_counters(db: Session, data: bytes, user: StaffUser) -> list[CounterChange]:
+    """Every row checked; counters are matched by agency code and label (re-import updates),
+    labels compared as counter_rules.label_key does for the forms."""
+    visible = visible_agency_ids(db, user)
     rows = read_rows(data, COUNTER_COLUMNS, COUNTER_REQUIRED)
     agencies = {a.code: a for a in db.scalars(select(Agency))}
     existing: dict[tuple[int, str], list[Counter]] = {}
     # Tokens loaded with the counters: an update's audit snapshot names the live token.
     for counter in db.scalars(select(Counter).options(selectinload(Counter.tokens))):
-        existing.setdefault((counter.agency_id, clean(counter.label)), []).append(counter)
+        existing.setdefault((counter.agency_id, counter_rules.label_key(counter.label)),
+                            []).append(counter)
     questionnaires = set(registry().ids())
     errors: list[RowError] = []
     seen: dict[tuple[int, str], int] = {}
@@ -359,18 +353,16 @@ def check_counters(db: Session, data: bytes, visible: set[int] | None) -> list[C
             errors.append(row.error("agency", _("không có đơn vị mã “%(code)s”.",
                                                 code=row.cells["agency"])))
             continue
-        if not label:
-            errors.append(row.error("label", _("thiếu tên quầy.")))
-            continue
-        if len(label) > 200:
-            errors.append(row.error("label", _("tên quầy dài quá 200 ký tự.")))
+        problem = counter_rules.label_error(label)
+        if problem:
+            errors.append(row.error("label", problem))
             continue
         if questionnaire is not None and questionnaire not in questionnaires:
             errors.append(row.error("questionnaire", _(
                 "không có mẫu phiếu “%(id)s”; dùng một trong: %(ids)s.", id=questionnaire,
                 ids=", ".join(sorted(questionnaires)))))
             continue
-        key = (agency.id, label)
+        key = (agency.id, counter_rules.label_key(label))
         if key in seen:
             errors.append(row.error("label", _("quầy này đã xuất hiện ở dòng %(row)d.",
                                                row=seen[key])))
@@ -389,7 +381,8 @@ def check_counters(db: Session, data: bytes, visible: set[int] | None) -> list[C
     return changes
 
 
-def apply_counters(db: Session, changes: list[CounterChange]) -> tuple[int, int]:
+def apply_counters(db: Session, changes: list[CounterChange],
+                   user: StaffUser) -> tuple[int, int]:
     """Create (each with a token) and update the counters (the caller commits)."""
     default = current_app.config["DEFAULT_QUESTIONNAIRE"]
     new, updated = [], 0
@@ -410,10 +403,10 @@ def apply_counters(db: Session, changes: list[CounterChange]) -> tuple[int, int]
         after = counter.snapshot()
         if after != before:
             updated += 1
-            audit(db, "import", "counter", counter.id, before, after)
+            audit(db, user, "import", "counter", counter.id, before, after)
     if new:
         issue_tokens(db, new)
         db.flush()
         for counter in new:
-            audit(db, "import", "counter", counter.id, None, counter.snapshot())
+            audit(db, user, "import", "counter", counter.id, None, counter.snapshot())
     return len(new), updated

@@ -19,6 +19,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
 
 # Crockford's base32 without the letters that read like digits: case-insensitive, no
 # 0/O or 1/I/L confusion when typed from a poster. 10 characters = 50 bits.
@@ -214,8 +215,23 @@ class StaffUser(Base):
     agency_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Part of what every session cookie of this user is checked against: bumped on logout
+    # and on a password change, it signs out every copy of the user's earlier cookies.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     agency: Mapped[Agency | None] = relationship()
+
+    def set_password(self, password: str) -> None:
+        """Store a salted hash (werkzeug's default, scrypt) and end the user's sessions."""
+        self.password_hash = generate_password_hash(password)
+        self.end_sessions()
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def end_sessions(self) -> None:
+        """Invalidate every session cookie issued to this user so far."""
+        self.session_generation = (self.session_generation or 0) + 1
 
 
 class AuditEvent(Base):

@@ -223,8 +223,8 @@ def printable_counters(db: Session, agency_ids: Iterable[int] | None = None) -> 
               default="posters.pdf", show_default=True)
 def posters_command(agency_code, with_children, all_agencies, size, output):
     """Write one PDF with a poster per active counter (one agency, or --all)."""
-    from .auth import subtree_ids
     from .db import get_db
+    from .domain.scope import subtree_ids
 
     if bool(agency_code) == bool(all_agencies):
         raise click.UsageError("Give either --agency CODE or --all.")

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
 from survey import create_app
-from survey.auth import subtree_ids
+from survey.domain.scope import subtree_ids
 from survey.models import Agency, AuditEvent, RateEvent, StaffUser
 
 from .staff import PASSWORD, csrf_token, login, make_user, page_token
