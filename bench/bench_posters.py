@@ -65,7 +65,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from survey import create_app
-    from survey.db import get_session
+    from survey.db import get_db
     from survey.posters import poster_for, poster_pdf, printable_counters
 
     sizes = ["A4", "A5"] if args.size == "both" else [args.size]
@@ -80,7 +80,7 @@ def main() -> int:
         for size in sizes:
             with app.app_context():
                 started = time.perf_counter()
-                counters = printable_counters(get_session())
+                counters = printable_counters(get_db())
                 data = poster_pdf((poster_for(c) for c in counters), size)
                 seconds = time.perf_counter() - started
             over |= seconds > BUDGET_SECONDS

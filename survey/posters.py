@@ -30,6 +30,8 @@ PAPER_SIZES = {"A4": (210.0, 297.0), "A5": (148.0, 210.0)}
 ERROR_CORRECTION = qrcode.constants.ERROR_CORRECT_M
 # The quiet zone the QR specification requires around the code.
 QUIET_ZONE = 4
+PT = 25.4 / 72  # millimetres per typographic point
+INK, BLUE, GREY, TINT = (0, 0, 0), (11, 83, 148), (85, 85, 85), (226, 237, 249)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class Poster:
     agency: str
     counter: str
     url: str
+    # The header line above the agency (the province); empty when the agency is the top.
+    province: str = ""
 
 
 def counter_url(token: str) -> str:
@@ -46,9 +50,26 @@ def counter_url(token: str) -> str:
     return f"{current_app.config['PUBLIC_URL'].rstrip('/')}/r/{token}"
 
 
+def province_of(agency: Agency) -> str:
+    """SURVEY_POSTER_PROVINCE when set, else the name of the agency's top ancestor."""
+    configured = (current_app.config.get("POSTER_PROVINCE") or "").strip()
+    if configured:
+        return configured
+    top, seen = agency, {id(agency)}
+    while top.parent is not None and id(top.parent) not in seen:  # a cycle stops the walk
+        top = top.parent
+        seen.add(id(top))
+    return top.name
+
+
 def poster_for(counter: Counter) -> Poster:
-    return Poster(agency=counter.agency.name, counter=counter.label,
-                  url=counter_url(counter.token))
+    """What a counter's poster shows: province, agency, counter label and its URL."""
+    agency = counter.agency
+    province = province_of(agency)
+    if " ".join(province.split()).casefold() == " ".join(agency.name.split()).casefold():
+        province = ""  # the agency is the province itself: say it once
+    return Poster(agency=agency.name, counter=counter.label, url=counter_url(counter.token),
+                  province=province)
 
 
 def qr_matrix(data: str) -> list[list[bool]]:
@@ -98,8 +119,41 @@ def qr_png(data: str, module_px: int = 16) -> bytes:
     return out.getvalue()
 
 
+@dataclass(frozen=True)
+class Block:
+    """Lines of text fitted to a width: what `PosterPDF.draw` puts on the page."""
+
+    lines: list[str]
+    style: str
+    size: float
+    line_height: float
+    width: float
+    color: tuple[int, int, int]
+
+    @property
+    def height(self) -> float:
+        return len(self.lines) * self.line_height
+
+
+def _height(items: list) -> float:
+    """Height of a column of (gap above, block or "rule") items."""
+    return sum(gap + (0 if item == "rule" else item.height) for gap, item in items)
+
+
+def page_texts(locale: str) -> dict[str, str]:
+    """The words every poster carries, in one language."""
+    with force_locale(locale):
+        return {
+            "invitation": _("Mời ông/bà quét mã QR để đánh giá mức độ hài lòng"),
+            "reassurance": _("Không cần ghi tên · khoảng 2 phút"),
+            "instruction": _("Mở camera điện thoại, hướng vào mã QR rồi chạm vào đường dẫn "
+                             "hiện ra."),
+            "link": _("Không quét được? Mở trình duyệt và gõ địa chỉ:"),
+        }
+
+
 class PosterPDF(FPDF):
-    """One document, one page per poster; the font is loaded once and embedded as a subset."""
+    """One document, one page per poster; the fonts are loaded once and embedded as subsets."""
 
     def __init__(self, size: str = "A4"):
         if size not in PAPER_SIZES:
@@ -113,36 +167,137 @@ class PosterPDF(FPDF):
         self.add_font(FONT, "B", FONTS / "NotoSans-Bold.ttf")
         self.set_creator("sipas-survey")
         self.set_lang("vi")
-        self._lines_cache: dict = {}
-        # Page texts are the same on every page: translate them once.
-        self.instruction = _("Quét mã QR để đánh giá sự hài lòng của bạn")
-        self.link_label = _("Hoặc mở đường dẫn:")
+        # Characters both weights can draw; anything else (emoji, CJK, controls) is dropped
+        # rather than printed as an empty box.
+        self.covered = frozenset(self.fonts[FONT.lower()].cmap) & frozenset(
+            self.fonts[FONT.lower() + "B"].cmap)
+        self._widths: dict[tuple[str, str], float] = {}
+        self._fits: dict[tuple, tuple[float, list[str]]] = {}
+        # Page texts are the same on every page: translate them once, in both languages.
+        self.texts = page_texts("vi")
+        self.english = page_texts("en")
 
-    def _fit(self, text: str, width: float, style: str, size: float, min_size: float,
-             max_lines: int) -> tuple[float, list[str]]:
-        """The largest font size (down to min_size) at which text fits in max_lines lines."""
-        key = (text, width, style, size, min_size, max_lines)
-        if key not in self._lines_cache:
-            while True:
-                self.set_font(FONT, style, size)
-                lines = self.multi_cell(width, text=text, dry_run=True, output="LINES",
-                                        wrapmode="WORD" if " " in text else "CHAR")
-                if len(lines) <= max_lines or size <= min_size:
+    def close_fonts(self) -> None:
+        """Release the font files (output() does it too; this covers a failed layout)."""
+        for font in self.fonts.values():
+            font.close()
+
+    def clean(self, text: str) -> str:
+        """NFC, every space-like character a plain space, only characters the font draws."""
+        text = unicodedata.normalize("NFC", text)
+        text = "".join(" " if c.isspace() else c for c in text if c.isspace() or
+                       ord(c) in self.covered and unicodedata.category(c)[0] != "C")
+        return " ".join(text.split())
+
+    def _width(self, style: str, text: str) -> float:
+        """Width in millimetres of text at 1 pt (widths scale linearly with the size)."""
+        key = (style, text)
+        if key not in self._widths:
+            self.set_font(FONT, style, 100)
+            self._widths[key] = self.get_string_width(text) / 100
+        return self._widths[key]
+
+    def _wrap(self, words: list[str], style: str, size: float, width: float) -> list[str]:
+        """Greedy line breaking on spaces; a word wider than the line is cut only here."""
+        space = self._width(style, " ") * size
+        lines: list[str] = []
+        current, used = "", 0.0
+        for word in words:
+            word_width = self._width(style, word) * size
+            if word_width > width:
+                if current:
+                    lines.append(current)
+                pieces = self._cut(word, style, size, width)
+                lines.extend(pieces[:-1])
+                current, used = pieces[-1], self._width(style, pieces[-1]) * size
+            elif current and used + space + word_width <= width:
+                current, used = f"{current} {word}", used + space + word_width
+            else:
+                if current:
+                    lines.append(current)
+                current, used = word, word_width
+        if current:
+            lines.append(current)
+        return lines
+
+    def _cut(self, word: str, style: str, size: float, width: float) -> list[str]:
+        """A word too wide for any line, in pieces that fit (the last resort of `fit`)."""
+        pieces, current = [], ""
+        for char in word:
+            if current and self._width(style, current + char) * size > width:
+                pieces.append(current)
+                current = ""
+            current += char
+        return [*pieces, current]
+
+    def fit(self, text: str, style: str, size: float, min_size: float, max_lines: int,
+            width: float) -> tuple[float, list[str]]:
+        """The largest size (down to min_size) at which text fits in max_lines whole-word lines.
+
+        Shrinking comes before breaking: a word is cut only when it is wider than the line
+        even at min_size, and lines beyond max_lines end in an ellipsis. Both happen only for
+        text no agency would print (a 60-letter word, a 300-character label).
+        """
+        key = (text, style, size, min_size, max_lines, width)
+        if key in self._fits:
+            return self._fits[key]
+        words = text.split()
+        longest = max((self._width(style, w) for w in words), default=0.0)
+        fitted = None
+        while size >= min_size:
+            if longest * size <= width:
+                lines = self._wrap(words, style, size, width)
+                if len(lines) <= max_lines:
+                    fitted = (size, lines)
                     break
-                size = max(min_size, size - 1)
-            self._lines_cache[key] = (size, lines)
-        return self._lines_cache[key]
+            size -= 0.5
+        if fitted is None:
+            lines = self._wrap(words, style, min_size, width)
+            if len(lines) > max_lines:
+                lines = lines[:max_lines]
+                last = lines[-1]
+                while last and self._width(style, last + "…") * min_size > width:
+                    last = last[:-1]
+                lines[-1] = last.rstrip() + "…"
+            fitted = (min_size, lines)
+        elif len(fitted[1]) > 1:
+            fitted = (size, self._balance(words, style, size, width, fitted[1]))
+        self._fits[key] = fitted
+        return fitted
+
+    def _balance(self, words: list[str], style: str, size: float, width: float,
+                 lines: list[str]) -> list[str]:
+        """The same number of lines, as even as they go (no lone word on the last line)."""
+        low = max(self._width(style, w) for w in words) * size
+        high = width
+        while high - low > 0.5:
+            middle = (low + high) / 2
+            if len(self._wrap(words, style, size, middle)) <= len(lines):
+                high = middle
+            else:
+                low = middle
+        return self._wrap(words, style, size, high)
 
     def text_block(self, y: float, text: str, style: str, size: float, min_size: float,
-                    max_lines: int, width: float, leading: float = 1.2) -> float:
-        size, lines = self._fit(text, width, style, size, min_size, max_lines)
-        self.set_font(FONT, style, size)
-        line_height = size * leading * 25.4 / 72
-        left = (self.w - width) / 2
-        for line in lines:
+                   max_lines: int, width: float, leading: float = 1.25,
+                   color: tuple[int, int, int] = INK) -> float:
+        """Draw text centred in lines of at most `width`, from y; the y below it."""
+        block = self.block(text, style, size, min_size, max_lines, width, leading, color)
+        return self.draw(block, y)
+
+    def block(self, text: str, style: str, size: float, min_size: float, max_lines: int,
+              width: float, leading: float = 1.25, color: tuple[int, int, int] = INK) -> Block:
+        size, lines = self.fit(self.clean(text), style, size, min_size, max_lines, width)
+        return Block(lines, style, size, leading * size * PT, width, color)
+
+    def draw(self, block: Block, y: float) -> float:
+        self.set_font(FONT, block.style, block.size)
+        self.set_text_color(*block.color)
+        left = (self.w - block.width) / 2
+        for line in block.lines:
             self.set_xy(left, y)
-            self.cell(width, line_height, line, align="C")
-            y += line_height
+            self.cell(block.width, block.line_height, line, align="C")
+            y += block.line_height
         return y
 
     def _qr(self, data: str, x: float, y: float, side: float) -> None:
@@ -158,44 +313,105 @@ class PosterPDF(FPDF):
                 self.rect(x + start * module, top, length * module, module, style="F")
 
     def add_poster(self, poster: Poster) -> None:
+        """One page: header, counter, invitation, the code as large as fits, how to answer.
+
+        The top (who asks) flows down from the top margin, the bottom (how, and the link)
+        rests on the bottom margin, and the code takes the space between. English lines
+        go first when names are so long that the code would get small.
+        """
         self.add_page()
         k = self.w / PAPER_SIZES["A4"][0]  # A5 is the A4 layout scaled down
-        margin = 16 * k
+        margin = 13 * k
         width = self.w - 2 * margin
-        self.set_text_color(0, 0, 0)
-        y = self.text_block(margin, _nfc(poster.agency), "", 24 * k, 13 * k, 3, width)
-        y = self.text_block(y + 3 * k, _nfc(poster.counter), "B", 34 * k, 16 * k, 2, width)
-        self.set_draw_color(11, 83, 148)
-        self.set_line_width(0.8 * k)
-        self.line(margin + width * 0.3, y + 5 * k, margin + width * 0.7, y + 5 * k)
-        y = self.text_block(y + 10 * k, self.instruction, "", 20 * k, 11 * k, 1, width)
-        # Reserve the bottom for the written link, give the QR code what remains.
-        bottom = self.h - margin - 22 * k
-        side = min(width, bottom - (y + 2 * k))
-        self._qr(poster.url, (self.w - side) / 2, y + 2 * k, side)
-        y = self.text_block(y + 4 * k + side, self.link_label, "", 13 * k, 9 * k, 1, width)
-        self.text_block(y, poster.url, "B", 19 * k, 9 * k, 2, width)
+        for english in (True, False):
+            top, bottom = self._top(poster, k, width, english), self._bottom(poster, k, width,
+                                                                              english)
+            room = self.h - 2 * margin - _height(top) - _height(bottom)
+            side = min(width * 0.86, room - 16 * k)
+            if side >= width * 0.55:
+                break
+        y = margin
+        for gap, item in top:
+            y += gap
+            if item == "rule":
+                self.set_draw_color(*BLUE)
+                self.set_line_width(0.5 * k)
+                self.line(margin, y, self.w - margin, y)
+            else:
+                y = self.draw(item, y)
+        qr_top = y + (room - side) / 2
+        self._qr(poster.url, (self.w - side) / 2, qr_top, side)
+        # A frame draws the eye to the code; it lies outside the quiet zone.
+        self.set_draw_color(*BLUE)
+        self.set_line_width(0.7 * k)
+        pad = 1.5 * k
+        self.rect((self.w - side) / 2 - pad, qr_top - pad, side + 2 * pad, side + 2 * pad,
+                  round_corners=True, corner_radius=4 * k)
+        y = self.h - margin - _height(bottom)
+        for index, (gap, item) in enumerate(bottom):
+            if index == 0 and item.lines:  # the reassurance, on a light band
+                text = self._width(item.style, item.lines[0]) * item.size
+                self.set_fill_color(*TINT)
+                self.rect((self.w - text) / 2 - 5 * k, y - 0.5 * k, text + 10 * k,
+                          item.height + 1 * k, style="F", round_corners=True,
+                          corner_radius=item.height / 2)
+            y = self.draw(item, y + gap)
 
+    def _top(self, poster: Poster, k: float, width: float, english: bool) -> list:
+        """(gap above, block or "rule") from the header down to the invitation."""
+        items: list = []
+        province = self.clean(poster.province).upper()
+        if province:
+            items.append((0, self.block(province, "", 13 * k, 8 * k, 2, width, color=BLUE)))
+        items.append((1 * k if province else 0,
+                      self.block(poster.agency, "B", 19 * k, 11 * k, 2, width, color=BLUE)))
+        items.append((3 * k, "rule"))
+        items.append((8 * k, self.block(poster.counter, "B", 34 * k, 15 * k, 3, width)))
+        items.append((7 * k, self.block(self.texts["invitation"], "B", 25 * k, 14 * k, 2,
+                                        width)))
+        if english and self.english["invitation"] != self.texts["invitation"]:
+            items.append((1 * k, self.block(self.english["invitation"], "", 14 * k, 9 * k, 1,
+                                            width, color=GREY)))
+        return items
 
-def _nfc(text: str) -> str:
-    # Precomposed letters map one-to-one to the font's glyphs and extract back intact.
-    return unicodedata.normalize("NFC", text)
+    def _bottom(self, poster: Poster, k: float, width: float, english: bool) -> list:
+        """(gap above, block) for the reassurance, the instruction and the written link."""
+        items = [(0, self.block(self.texts["reassurance"], "B", 17 * k, 11 * k, 1, width,
+                                leading=1.5))]
+        if english and self.english["reassurance"] != self.texts["reassurance"]:
+            items.append((0, self.block(self.english["reassurance"], "", 12 * k, 8 * k, 1,
+                                        width, color=GREY)))
+        items.append((5 * k, self.block(self.texts["instruction"], "", 13 * k, 8 * k, 2,
+                                        width)))
+        if english and self.english["instruction"] != self.texts["instruction"]:
+            items.append((0, self.block(self.english["instruction"], "", 11 * k, 7 * k, 2,
+                                        width, color=GREY)))
+        items.append((5 * k, self.block(self.texts["link"], "", 13 * k, 8 * k, 1, width)))
+        if english and self.english["link"] != self.texts["link"]:
+            items.append((0, self.block(self.english["link"], "", 11 * k, 7 * k, 1, width,
+                                        color=GREY)))
+        items.append((1 * k, self.block(poster.url, "B", 20 * k, 9 * k, 2, width,
+                                        color=BLUE)))
+        return items
 
 
 def poster_pdf(posters: Iterable[Poster], size: str = "A4") -> bytes:
     """One PDF with a page per poster (an empty iterable gives a one-page note)."""
     with force_locale("vi"):
         pdf = PosterPDF(size)
-        pdf.set_title(_("Áp phích mã QR khảo sát sự hài lòng"))
-        count = 0
-        for poster in posters:
-            pdf.add_poster(poster)
-            count += 1
-        if not count:
-            pdf.add_page()
-            pdf.text_block(40, _("Không có quầy nào đang hoạt động để in."), "", 16, 10, 3,
-                            pdf.w - 40)
-    return bytes(pdf.output())
+        try:
+            pdf.set_title(_("Áp phích mã QR khảo sát sự hài lòng"))
+            count = 0
+            for poster in posters:
+                pdf.add_poster(poster)
+                count += 1
+            if not count:
+                pdf.add_page()
+                pdf.text_block(40, _("Không có quầy nào đang hoạt động để in."), "", 16, 10,
+                               3, pdf.w - 40)
+            return bytes(pdf.output())
+        finally:
+            pdf.close_fonts()
 
 
 def printable_counters(db: Session, agency_ids: Iterable[int] | None = None) -> list[Counter]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import os
 import re
@@ -11,11 +12,13 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from pypdf import PdfReader
 
 from survey.models import Agency, Counter
-from survey.posters import Poster, poster_pdf, qr_matrix
+from survey.posters import Poster, PosterPDF, page_texts, poster_for, poster_pdf, qr_matrix
 
 from .staff import login, make_user
 
@@ -26,6 +29,15 @@ VIETNAMESE = unicodedata.normalize("NFC", "".join(
     for base in "aăâeêioôơuưyAĂÂEÊIOÔƠUƯY"
     for tone in ("", "\u0300", "\u0301", "\u0303", "\u0309", "\u0323")
 ) + "đĐ")
+
+
+INVITATION = "Mời ông/bà quét mã QR để đánh giá mức độ hài lòng"
+REASSURANCE = "Không cần ghi tên · khoảng 2 phút"
+# The longest names a province prints: a branch of the provincial centre, a 120-letter label.
+LONG_AGENCY = "Trung tâm Phục vụ hành chính công tỉnh Quảng Trị – Chi nhánh khu vực Đông Hà"
+LONG_LABEL = ("Quầy 12 – Tiếp nhận và trả kết quả hồ sơ đất đai, nhà ở, xây dựng, "
+              "đăng ký kinh doanh và chứng thực bản sao từ bản chính")
+MM = 72 / 25.4  # PDF points per millimetre
 
 
 def tool(name: str) -> str:
@@ -63,6 +75,32 @@ def pdf_text(pdf: bytes, tmp_path: Path) -> list[str]:
     return [" ".join(page.split()) for page in text.split("\f")[:-1]]
 
 
+def pdf_layout_lines(pdf: bytes, tmp_path: Path) -> list[list[str]]:
+    """Each page's lines as `pdftotext -layout` sees them: where the lines break."""
+    source = tmp_path / "layout.pdf"
+    source.write_bytes(pdf)
+    text = subprocess.run([tool("pdftotext"), "-layout", "-enc", "UTF-8", str(source), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    return [[line for line in page.splitlines() if line.strip()]
+            for page in text.split("\f")[:-1]]
+
+
+def pdf_word_boxes(pdf: bytes, tmp_path: Path) -> list[tuple[float, float, list[tuple]]]:
+    """(width, height, [(word, x_min, y_min, x_max, y_max)]) per page, in points."""
+    source = tmp_path / "boxes.pdf"
+    source.write_bytes(pdf)
+    out = subprocess.run([tool("pdftotext"), "-bbox", "-enc", "UTF-8", str(source), "-"],
+                         capture_output=True, text=True, check=True).stdout
+    pages = []
+    for width, height, body in re.findall(
+            r'<page width="([\d.]+)" height="([\d.]+)">(.*?)</page>', out, re.S):
+        words = [(html.unescape(word), *map(float, box)) for *box, word in re.findall(
+            r'<word xMin="([\d.-]+)" yMin="([\d.-]+)" xMax="([\d.-]+)" yMax="([\d.-]+)">'
+            r'(.*?)</word>', body)]
+        pages.append((float(width), float(height), words))
+    return pages
+
+
 # --- the PDF itself: no database needed -------------------------------------------------
 
 
@@ -72,15 +110,22 @@ def test_poster_qr_decodes_to_the_counter_url_and_names_keep_their_diacritics(
     url = f"{URL}/r/K7M2QX9PZA"
     with app.app_context():
         pdf = poster_pdf([Poster("Sở Tài nguyên và Môi trường tỉnh Quảng Trị",
-                                 "Quầy 3 – Đất đai, nhà ở", url)], size)
+                                 "Quầy 3 – Đất đai, nhà ở", url,
+                                 province="UBND tỉnh Quảng Trị")], size)
     page = PdfReader(io.BytesIO(pdf)).pages[0]
     assert round(float(page.mediabox.width) / 72 * 25.4) == width_mm
     assert decode_pages(pdf, tmp_path) == [[url]]
     [text] = pdf_text(pdf, tmp_path)
+    assert "UBND TỈNH QUẢNG TRỊ" in text  # the province header
     assert "Sở Tài nguyên và Môi trường tỉnh Quảng Trị" in text
     assert "Quầy 3 – Đất đai, nhà ở" in text
-    assert "Quét mã QR để đánh giá sự hài lòng của bạn" in text
+    assert INVITATION in text and REASSURANCE in text
+    assert "Không quét được? Mở trình duyệt và gõ địa chỉ:" in text
     assert url in text
+    # English as the smaller second line, where the names leave room for it.
+    assert "Please scan the QR code to rate your satisfaction" in text
+    assert "No name needed · about 2 minutes" in text
+    assert "bạn" not in text.split()  # one respectful voice: ông/bà
     assert text == unicodedata.normalize("NFC", text)
 
 
@@ -105,6 +150,72 @@ def test_long_names_are_wrapped_inside_the_page(app, tmp_path):
                                  f"{URL}/r/ABCDEFGHJK")], "A5")
     # Still one page and the QR code still reads: the text shrank and wrapped around it.
     assert decode_pages(pdf, tmp_path) == [[f"{URL}/r/ABCDEFGHJK"]]
+
+
+@pytest.mark.parametrize("size", ["A4", "A5"])
+def test_the_longest_names_break_between_words_and_stay_inside_the_margins(
+        app, tmp_path, size):
+    assert len(LONG_LABEL) == 120
+    url = f"{URL}/r/ABCDEFGHJK"
+    poster = Poster(LONG_AGENCY, LONG_LABEL, url, province="Ủy ban nhân dân tỉnh Quảng Trị")
+    with app.app_context():
+        pdf = poster_pdf([poster], size)
+        vocabulary = {word for text in (LONG_AGENCY, LONG_LABEL, url, *page_texts("vi").values(),
+                                        *page_texts("en").values()) for word in text.split()}
+    vocabulary |= {word.upper() for word in poster.province.split()}
+    assert decode_pages(pdf, tmp_path) == [[url]]
+    [text] = pdf_text(pdf, tmp_path)
+    assert LONG_AGENCY in text and LONG_LABEL in text and INVITATION in text and url in text
+    [lines] = pdf_layout_lines(pdf, tmp_path)
+    assert len(lines) > 8
+    for line in lines:
+        for word in line.split():  # a word cut at a line end would be two fragments
+            assert word in vocabulary, f"{word!r} in {line.strip()!r} is not a whole word"
+    [(width, height, words)] = pdf_word_boxes(pdf, tmp_path)
+    assert words
+    margin = 8 * MM  # inside what an office printer can print, on A5 as on A4
+    for word, x_min, y_min, x_max, y_max in words:
+        assert margin <= x_min and x_max <= width - margin, word
+        assert margin <= y_min and y_max <= height - margin, word
+
+
+def test_fitted_lines_are_whole_words_that_fit(app):
+    """The layout itself: lines rejoin to the text, each within the width, nothing dropped."""
+    with app.app_context():
+        pdf = PosterPDF("A5")
+    words = st.text(alphabet=VIETNAMESE + "0123456789–,.()", min_size=1, max_size=14)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(words, min_size=1, max_size=12).map(" ".join).filter(lambda t: len(t) <= 120),
+           st.sampled_from(["", "B"]))
+    def check(text, style):
+        size, lines = pdf.fit(text, style, 24, 10, 3, 120)
+        assert 10 <= size <= 24 and 1 <= len(lines) <= 3
+        assert " ".join(lines) == text
+        assert all(pdf._width(style, line) * size <= 120 + 1e-6 for line in lines)
+
+    try:
+        check()
+    finally:
+        pdf.close_fonts()
+
+
+HOSTILE = ["=cmd|' /C calc'!A0", "+1+1", "@SUM(A1:A9)", "-2+3", "\x00\x07\x1b[31m",
+           "'; DROP TABLE counter; --", "<script>alert(1)</script>", "😀🏛️👍🏽", "漢字 かな",
+           "\u202eقسم\u202c", "e\u0301\u0323\u0309" * 20, "Đ" * 200, "W" * 120, " \t\n ", ""]
+NAMES = st.one_of(st.text(max_size=200), st.text(alphabet=VIETNAMESE + " –,.", max_size=200),
+                  st.sampled_from(HOSTILE))
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(agency=NAMES, label=NAMES, province=NAMES, size=st.sampled_from(["A4", "A5"]))
+def test_any_names_render_and_the_code_still_scans(app, tmp_path_factory, agency, label,
+                                                   province, size):
+    url = f"{URL}/r/K7M2QX9PZA"
+    with app.app_context():
+        pdf = poster_pdf([Poster(agency, label, url, province=province)], size)
+    assert decode_pages(pdf, tmp_path_factory.mktemp("poster")) == [[url]]
 
 
 def test_qr_code_keeps_error_correction_m_and_a_quiet_zone():
@@ -166,11 +277,32 @@ def test_agency_batch_has_a_page_per_active_counter_each_scanning_to_its_questio
     for page, text in zip(pages, texts, strict=True):
         counter = next(c for c in province["counters"] if page[0].endswith(c.token))
         assert "Sở Tư pháp" in text and counter.label in text
+        # The header names the province: the name of the agency's top ancestor.
+        assert text.startswith("UBND TỈNH QUẢNG TRỊ Sở Tư pháp")
+        assert INVITATION in text and REASSURANCE in text
     # Each decoded URL opens that counter's questionnaire (the counter-quick form).
     for url in urls:
         answer = client.get(url.removeprefix(URL))
         assert answer.status_code == 200
         assert "Sở Tư pháp" in answer.get_data(as_text=True)
+
+
+def test_the_province_is_the_top_agency_unless_configured(app, province, session):
+    stp_counter, dh_counter = province["counters"][0], province["counters"][2]
+    top_counter = Counter(agency=stp_counter.agency.parent, label="Quầy Văn phòng UBND",
+                          questionnaire_id="counter-quick")
+    top_counter.issue_token()
+    session.add(top_counter)
+    session.commit()
+    with app.app_context():
+        assert poster_for(stp_counter).province == "UBND tỉnh Quảng Trị"
+        assert poster_for(dh_counter).province == "UBND tỉnh Quảng Trị"
+        # A counter of the province itself: its name once, as the agency.
+        top = poster_for(top_counter)
+        assert (top.province, top.agency) == ("", "UBND tỉnh Quảng Trị")
+        app.config["POSTER_PROVINCE"] = "Tỉnh Quảng Trị"
+        assert poster_for(stp_counter).province == "Tỉnh Quảng Trị"
+        assert poster_for(top_counter).province == "Tỉnh Quảng Trị"
 
 
 def test_single_poster_and_bare_qr_codes_from_the_counter_page(client, province, tmp_path):
