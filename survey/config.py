@@ -14,6 +14,9 @@ class Defaults:
     DATABASE_URL = ""
     # Base of the URLs printed in QR codes and on posters, e.g. https://hailong.quangtri.gov.vn
     PUBLIC_URL = "http://127.0.0.1:5000"
+    # The header line of every poster, e.g. "UBND tỉnh Quảng Trị"; empty: the name of each
+    # agency's top ancestor.
+    POSTER_PROVINCE = ""
     # Flask-WTF: a respondent may keep the page open a long time (queue, interruption).
     WTF_CSRF_TIME_LIMIT = int(timedelta(hours=8).total_seconds())
     WTF_CSRF_SSL_STRICT = True
