@@ -414,8 +414,13 @@ def poster_pdf(posters: Iterable[Poster], size: str = "A4") -> bytes:
             pdf.close_fonts()
 
 
-def printable_counters(db: Session, agency_ids: Iterable[int] | None = None) -> list[Counter]:
-    """Active counters of active agencies that have a live token, in a stable order."""
+def printable_counters(db: Session, agency_ids: Iterable[int] | None = None,
+                       counter_ids: Iterable[int] | None = None) -> list[Counter]:
+    """Active counters of active agencies that have a live token, in a stable order.
+
+    `agency_ids` limits them to a scope; `counter_ids` to chosen counters (e.g. those a CSV
+    import just created), still within that scope.
+    """
     query = (
         select(Counter)
         .join(Counter.agency)
@@ -425,6 +430,8 @@ def printable_counters(db: Session, agency_ids: Iterable[int] | None = None) -> 
     )
     if agency_ids is not None:
         query = query.where(Counter.agency_id.in_(list(agency_ids)))
+    if counter_ids is not None:
+        query = query.where(Counter.id.in_(list(counter_ids)))
     return [c for c in db.scalars(query) if c.token]
 
 

@@ -18,7 +18,15 @@ from PIL import Image
 from pypdf import PdfReader
 
 from survey.models import Agency, Counter
-from survey.posters import Poster, PosterPDF, page_texts, poster_for, poster_pdf, qr_matrix
+from survey.posters import (
+    Poster,
+    PosterPDF,
+    page_texts,
+    poster_for,
+    poster_pdf,
+    printable_counters,
+    qr_matrix,
+)
 
 from .staff import login, make_user
 
@@ -303,6 +311,17 @@ def test_the_province_is_the_top_agency_unless_configured(app, province, session
         app.config["POSTER_PROVINCE"] = "Tỉnh Quảng Trị"
         assert poster_for(stp_counter).province == "Tỉnh Quảng Trị"
         assert poster_for(top_counter).province == "Tỉnh Quảng Trị"
+
+
+def test_chosen_counters_print_within_the_scope(app, province, session):
+    """What printing just the counters a CSV import created relies on."""
+    stp_counters, dh_counter = province["counters"][:2], province["counters"][2]
+    chosen = [stp_counters[1].id, dh_counter.id, province["idle"].id]
+    with app.app_context():
+        assert printable_counters(session, counter_ids=chosen) == [dh_counter, stp_counters[1]]
+        assert printable_counters(session, {stp_counters[0].agency_id}, chosen) == [
+            stp_counters[1]]
+        assert printable_counters(session, counter_ids=[]) == []
 
 
 def test_single_poster_and_bare_qr_codes_from_the_counter_page(client, province, tmp_path):
