@@ -201,7 +201,10 @@ def check_agency_form(db, form, agency: Agency | None) -> bool:
                 Agency.code == agency_rules.normalize_code(form.code.data))):
             form.code.errors.append(_("Mã này đã được dùng cho một đơn vị khác."))
             ok = False
-    if form.parent_id is not None:
+    # Only placing an agency is checked: a branch stored deeper than the limit can still
+    # be renamed.
+    if form.parent_id is not None and (agency is None
+                                       or (form.parent_id.data or None) != agency.parent_id):
         problem = agency_rules.parent_error(db, agency.id if agency else None,
                                             form.parent_id.data or None)
         if problem:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
@@ -194,3 +195,79 @@ def test_create_user_refuses_bad_input(runner, monkeypatch):
     monkeypatch.setenv("SURVEY_NEW_USER_PASSWORD", "ngan")
     short = runner.invoke(args=["create-user", "canbo", "--role", "admin"])
     assert short.exit_code != 0
+
+
+# --- sessions and the throttle against an attacker --------------------------------------
+
+
+def test_a_cookie_copied_before_logout_is_dead_after_it(app, client, session):
+    make_user(session, "quantri", "admin")
+    login(client, "quantri")
+    copied = client.get_cookie("session").value
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/admin/users").status_code == 200
+    client.post("/admin/logout", data={"csrf_token": page_token(client)})
+    assert thief.get("/admin/users").status_code == 302
+    # Signing in again gives a new, working session; the copied one stays dead.
+    login(client, "quantri")
+    assert client.get("/admin/users").status_code == 200
+    assert thief.get("/admin/users").status_code == 302
+
+
+def test_a_password_change_ends_the_sessions_of_that_user(app, client, session):
+    user = make_user(session, "quantri", "admin")
+    login(client, "quantri")
+    user.set_password("mat-khau-moi-dai")
+    session.commit()
+    assert client.get("/admin/").status_code == 302
+    login(client, "quantri", "mat-khau-moi-dai")
+    assert client.get("/admin/").status_code == 200
+
+
+def test_wrong_passwords_from_elsewhere_do_not_lock_the_owner_out(app, client, session):
+    make_user(session, "admin", "admin")
+    attacker = app.test_client()
+    attacker.environ_base["REMOTE_ADDR"] = "203.0.113.7"
+    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
+        login(attacker, "admin", "doan-mo", expect=422)
+    assert THROTTLED in login(attacker, "admin", expect=429).get_data(as_text=True)
+    # A guesser on a fresh address gets one try at the locked name, then waits.
+    second = app.test_client()
+    second.environ_base["REMOTE_ADDR"] = "203.0.113.8"
+    login(second, "admin", "doan-mo-2", expect=422)
+    login(second, "admin", expect=429)
+    # The owner, from a client without failures, still signs in with the right password.
+    login(client, "admin")
+    assert client.get("/admin/").status_code == 200
+
+
+def test_rotating_the_user_agent_does_not_escape_the_client_limit(app, client, session):
+    make_user(session, "quantri", "admin")
+    for n in range(app.config["LOGIN_MAX_FAILURES"]):
+        client.environ_base["HTTP_USER_AGENT"] = f"Mozilla/5.0 (rotation {n})"
+        login(client, f"doan-{n}", "sai-mat-khau", expect=422)
+    client.environ_base["HTTP_USER_AGENT"] = "Mozilla/5.0 (yet another)"
+    assert THROTTLED in login(client, "quantri", expect=429).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("target", ["/admin/counters\r\nSet-Cookie: x=1", "/admin/\n",
+                                    "/admin/\x00", "/admin/\x7f", "/admin/\u2028x",
+                                    "/\r\n/evil.example"])
+def test_next_with_control_characters_goes_home_never_500(client, session, target):
+    make_user(session, "quantri", "admin")
+    token = csrf_token(client.get("/admin/login", query_string={"next": target}))
+    data = {"csrf_token": token, "login": "quantri", "password": PASSWORD}
+    response = client.post("/admin/login", query_string={"next": target}, data=data)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/admin/"
+    assert "Set-Cookie: x" not in str(response.headers)
+    # Signed in, the login page's GET redirect is just as safe.
+    again = client.get("/admin/login", query_string={"next": target})
+    assert again.status_code == 302 and again.headers["Location"] == "/admin/"
+
+
+def test_login_names_with_nul_and_invisible_characters_are_just_wrong(client, session):
+    make_user(session, "quantri", "admin")
+    assert WRONG in login(client, "khong\x00co", expect=422).get_data(as_text=True)
+    login(client, "quan\u200btri\x00")  # the same name once the invisible ones are gone
