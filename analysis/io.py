@@ -6,10 +6,13 @@ import csv
 import io
 import json
 import math
+import mmap
 import os
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -24,6 +27,7 @@ __all__ = [
     "read_questionnaire",
     "read_responses",
     "read_totals",
+    "safe_cell",
     "write_table",
 ]
 
@@ -121,7 +125,8 @@ def _read_csv_text(path: PathLike, what: str, **kwargs) -> pd.DataFrame:
         raise AnalysisInputError(f"{what} {path}: not UTF-8 text ({exc.reason})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise AnalysisInputError(f"{what} {path}: cannot read as CSV: {exc}") from None
-    frame.columns = [_text(c) for c in frame.columns]
+    frame.columns = [_unquote_cell(_text(c)) for c in frame.columns]
+    _unquote_columns(frame)
     return frame
 
 
@@ -152,7 +157,8 @@ def read_responses(
         DataFrame built from the database goes through the same checks.
     """
     try:
-        header = [_text(c) for c in pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns]
+        header = [_unquote_cell(_text(c))
+                  for c in pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns]
     except FileNotFoundError:
         raise AnalysisInputError(f"responses: file not found: {path}") from None
     except UnicodeDecodeError as exc:
@@ -187,7 +193,9 @@ def read_responses(
             frame = pd.read_csv(path, dtype=text, **read)
     except pd.errors.ParserError as exc:
         raise AnalysisInputError(f"responses {path}: cannot read as CSV: {exc}") from None
-    frame.columns = [_text(c) for c in frame.columns]
+    frame.columns = [_unquote_cell(_text(c)) for c in frame.columns]
+    if _file_mentions_quote(path):  # a file write_table wrote: its quotes come off
+        _unquote_columns(frame, [c for c in frame.columns if c not in wanted])
     if "response_id" in header and "response_id" not in frame.columns:
         frame.attrs["response_id_source"] = str(path)
     return frame
@@ -385,45 +393,203 @@ def _with_numbers(frame: pd.DataFrame, path, what: str, columns: tuple[str, ...]
     return frame
 
 
-def write_table(table: pd.DataFrame, path: PathLike | None) -> None:
+# A text cell that a spreadsheet would evaluate as a formula (OWASP "CSV injection"):
+# after any spaces, = + - @ or a full-width or small form of them (NFKC folds those to
+# ASCII, as spreadsheets do), or a tab, CR or LF at the very start. Leading quotes are
+# looked through, so that an added quote can be told from one that was already there.
+_FORMULA_START = frozenset("=+-@\u2212")
+_CONTROL_START = frozenset("\t\r\n")
+# A plain number written as text ("-5", "+0,5", "1e-3") is read as that number, not
+# evaluated; it stays as it is so that codes and figures read back unchanged.
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)(?:[eE][+-]?[0-9]+)?")
+# What XLSX (XML 1.0) cannot hold, and invisible controls that reorder what a reader sees:
+# C0/C1 controls other than tab, LF and CR; surrogates; U+FFFE/U+FFFF; bidi overrides.
+_UNWRITABLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff"
+    "\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _formula_like(text: str) -> bool:
+    core = text.lstrip("'")
+    if core[:1] in _CONTROL_START:
+        return True
+    core = core.lstrip()
+    return bool(core) and (
+        unicodedata.normalize("NFKC", core[0])[:1] in _FORMULA_START
+    ) and _PLAIN_NUMBER.fullmatch(text) is None
+
+
+def safe_cell(value):
+    """A cell value as every writer of CSV/XLSX files puts it, so no spreadsheet runs it.
+
+    Text loses the characters a spreadsheet file cannot hold or that reorder what is shown
+    (controls other than tab/LF/CR, bidi overrides); text that a spreadsheet would take as a
+    formula (``=``, ``+``, ``-``, ``@``, their full-width forms, a leading tab or CR) gets a
+    single quote in front. Plain numbers written as text and every non-text value are left
+    as they are. The readers of this module (``read_responses``, ``read_totals``,
+    ``read_margin``, ``read_elements``) take the added quote off again, so a table written
+    and read back keeps its values.
+    """
+    if not isinstance(value, str):
+        return value
+    value = _UNWRITABLE.sub("", value)
+    return "'" + value if _formula_like(value) else value
+
+
+def _unquote_cell(value):
+    """Undo :func:`safe_cell`'s added quote (the stripped characters stay stripped)."""
+    if isinstance(value, str) and value[:1] == "'" and _formula_like(value[1:]):
+        return value[1:]
+    return value
+
+
+def _unquote_columns(frame: pd.DataFrame, columns: Iterable[str] | None = None) -> None:
+    """Take the quotes :func:`safe_cell` added off the text columns, in place."""
+    for column in frame.columns if columns is None else columns:
+        values = frame[column]
+        if values.dtype != object:
+            continue
+        distinct = values.unique()
+        if any(isinstance(v, str) and v[:1] == "'" for v in distinct):
+            frame[column] = values.map(_unquote_cell)
+
+
+def _file_mentions_quote(path) -> bool:
+    """Whether a file holds a ``'`` at all (read as bytes, cheaply); True if unsure."""
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            return m.find(b"'") >= 0
+    except (TypeError, ValueError, OSError):
+        return True
+
+
+FORMATS = ("csv", "xlsx", "json")
+
+
+def write_table(
+    table: pd.DataFrame,
+    path: PathLike | IO | None,
+    *,
+    format: str | None = None,  # noqa: A002 - the word the CLI and the web use
+) -> None:
     """Write a result table as CSV (UTF-8 with BOM, for Excel), XLSX or JSON records.
 
-    The format follows the extension of ``path``; ``None`` or ``-`` writes CSV to stdout
-    (without a BOM). Numbers keep full precision; missing values are blank cells (``null`` in
-    JSON); an infinite ``df`` is written ``Inf``.
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The table. When ``table.attrs["notes"]`` is a non-empty DataFrame (what the
+        estimators pooled, dropped or fell back to), an XLSX file gets it as a second sheet
+        ``notes``; CSV and JSON hold the table only.
+    path : str, path-like, file object or None
+        A file name; a binary or text file object (e.g. ``io.BytesIO`` for a web
+        download); ``None`` or ``-`` for CSV on stdout.
+    format : {"csv", "xlsx", "json"}, optional
+        Default: the extension of ``path`` (or of a file object's ``name``), else CSV.
+
+    Notes
+    -----
+    Numbers keep full precision; missing values are blank cells (``null`` in JSON); an
+    infinite ``df`` is written ``Inf``. A file or binary object gets UTF-8 with a byte-order
+    mark; a text object (stdout) gets text without one; XLSX needs a binary object.
+    Every text cell and column name of CSV and XLSX goes through :func:`safe_cell`, so
+    no cell is a formula, and XLSX text cells are always string cells.
     """
     import sys
 
-    out = _for_output(table)
-    if path is None or str(path) == "-":
-        sys.stdout.write(out.to_csv(index=False, lineterminator="\n"))
-        return
-    suffix = Path(path).suffix.lower()
-    if suffix == ".xlsx":
-        with pd.ExcelWriter(path, engine="openpyxl") as writer:
-            out.to_excel(writer, index=False, sheet_name="indices")
-    elif suffix == ".json":
+    if path is None or (isinstance(path, str | os.PathLike) and str(path) == "-"):
+        path = sys.stdout
+    kind = _output_format(path, format)
+    if kind == "json":
         records = [
-            {k: _json_value(v) for k, v in row.items()} for row in out.to_dict(orient="records")
+            {k: _json_value(v) for k, v in row.items()}
+            for row in _for_output(table, safe=False).to_dict(orient="records")
         ]
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(records, f, ensure_ascii=False, indent=1, allow_nan=False)
-            f.write("\n")
-    elif suffix in (".csv", ".txt", ""):
-        buffer = io.StringIO()
-        out.to_csv(buffer, index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-        with open(path, "w", encoding="utf-8-sig", newline="") as f:
-            f.write(buffer.getvalue())
+        text = json.dumps(records, ensure_ascii=False, indent=1, allow_nan=False) + "\n"
+        _write_text(path, text, bom=False)
+        return
+    out = _for_output(table)
+    if kind == "xlsx":
+        sheets = {"indices": out}
+        notes = table.attrs.get("notes")
+        if isinstance(notes, pd.DataFrame) and not notes.empty:
+            sheets["notes"] = _for_output(notes)
+        if isinstance(path, io.TextIOBase):
+            raise AnalysisInputError("output: XLSX needs a file name or a binary file object")
+        _write_xlsx(sheets, path)
+        return
+    # CRLF rows (RFC 4180): the csv module then quotes every cell holding a CR or LF, which
+    # with LF rows a lone CR would not be, and a reader would split the row there.
+    text = out.to_csv(index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    _write_text(path, text, bom=True)
+
+
+def _output_format(path, format: str | None) -> str:
+    if format is not None:
+        if format not in FORMATS:
+            raise AnalysisInputError(f"output format {format!r}: use csv, xlsx or json")
+        return format
+    name = path if isinstance(path, str | os.PathLike) else getattr(path, "name", "")
+    suffix = Path(str(name)).suffix.lower() if isinstance(name, str | os.PathLike) else ""
+    if suffix in (".xlsx", ".json"):
+        return suffix[1:]
+    if suffix in (".csv", ".txt", "") or not isinstance(path, str | os.PathLike):
+        return "csv"
+    raise AnalysisInputError(f"output {path}: use a .csv, .xlsx or .json file name")
+
+
+def _write_text(path, text: str, *, bom: bool) -> None:
+    """Text to a file name (UTF-8, BOM if asked), a binary object (same) or a text object."""
+    if isinstance(path, str | os.PathLike):
+        with open(path, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as f:
+            f.write(text)
+    elif isinstance(path, io.TextIOBase):
+        path.write(text)
     else:
-        raise AnalysisInputError(f"output {path}: use a .csv, .xlsx or .json file name")
+        path.write(("\ufeff" + text if bom else text).encode("utf-8"))
 
 
-def _for_output(table: pd.DataFrame) -> pd.DataFrame:
+def _write_xlsx(sheets: Mapping[str, pd.DataFrame], path) -> None:
+    """Sheets of cells, text always as string cells (never a formula)."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    book = Workbook(write_only=True)
+    for name, frame in sheets.items():
+        sheet = book.create_sheet(name)
+
+        def cell(value, sheet=sheet):
+            if isinstance(value, str):
+                text = WriteOnlyCell(sheet, value=None)
+                text.value, text.data_type = value, "s"  # a string even if it looks like =…
+                return text
+            if isinstance(value, float) and not math.isfinite(value):
+                return None if math.isnan(value) else ("Inf" if value > 0 else "-Inf")
+            return value
+
+        sheet.append([cell(str(c)) for c in frame.columns])
+        values = frame.astype(object).where(frame.notna(), None)
+        for row in values.itertuples(index=False, name=None):
+            sheet.append([cell(v) for v in row])
+    book.save(path)
+
+
+def _for_output(table: pd.DataFrame, *, safe: bool = True) -> pd.DataFrame:
+    """The table as written: ``df`` as text (``Inf``); for CSV/XLSX every text cell and
+    column name through :func:`safe_cell`."""
     out = table.copy()
+    out.attrs = {}
     if "df" in out.columns:
         out["df"] = [
             "" if pd.isna(v) else "Inf" if math.isinf(v) else str(int(v)) for v in out["df"]
         ]
+    if safe:
+        for column in out.columns:
+            values = out[column]
+            if not (pd.api.types.is_numeric_dtype(values.dtype)
+                    or pd.api.types.is_bool_dtype(values.dtype)):
+                out[column] = values.astype(object).map(safe_cell)
+        out.columns = [safe_cell(str(c)) for c in out.columns]
     return out
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import math
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 from flask import Blueprint, abort, current_app, render_template, request, send_file
@@ -268,7 +266,7 @@ def _visible_agency_name(code: str) -> str | None:
 
 
 DOWNLOADS = {
-    "csv": ("text/csv; charset=utf-8", ".csv"),
+    "csv": ("text/csv", ".csv"),  # werkzeug adds "; charset=utf-8" to text types itself
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ".xlsx"),
 }
 
@@ -293,10 +291,9 @@ def download(fmt):
     table.insert(table.columns.get_loc("agency") + 1, "agency_name",
                  table["agency"].map(report.agency_names))
     # write_table is the CLI's writer: the web download and the command line never differ.
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"indices{DOWNLOADS[fmt][1]}"
-        write_table(table, path)
-        buffer = io.BytesIO(path.read_bytes())
+    buffer = io.BytesIO()
+    write_table(table, buffer, format=fmt)
+    buffer.seek(0)
     name = f"chi-so-hai-long-{query.questionnaire_id}-{query.period or 'tat-ca'}{DOWNLOADS[fmt][1]}"
     return send_file(buffer, mimetype=DOWNLOADS[fmt][0], as_attachment=True,
                      download_name=name, max_age=0)
