@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .indices import compute_indices, parse_by
+from .design import DEFAULT_MIN_CELL_N
+from .indices import compare_periods, compute_indices, parse_by
 from .io import (
     AnalysisInputError,
     read_elements,
@@ -49,6 +50,23 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--questionnaire", metavar="FILE", help="questionnaire YAML file")
     source.add_argument("--elements", metavar="MAP.csv", help="CSV with columns item,element")
     add_design_arguments(ind)
+    ind.add_argument(
+        "--min-cell-n",
+        type=int,
+        metavar="N",
+        default=DEFAULT_MIN_CELL_N,
+        help="poststrat: pool, within each agency, post-strata with fewer than N respondents "
+        f"and empty ones (default {DEFAULT_MIN_CELL_N}; 1 = no pooling, as R's postStratify)",
+    )
+    ind.add_argument(
+        "--level", type=float, default=0.95, help="confidence level of the intervals (0.95)"
+    )
+    ind.add_argument(
+        "--compare-periods",
+        metavar="VAR",
+        help="instead of the indices: each group of every --by against its previous value "
+        "of VAR (e.g. period), with the test of the difference",
+    )
     ind.add_argument(
         "-o", "--output", metavar="OUT", help=".csv, .xlsx or .json (default: CSV to stdout)"
     )
@@ -140,18 +158,23 @@ def run_indices(args: argparse.Namespace) -> pd.DataFrame:
     needed = [v for grouping in groupings for v in grouping]
     for table in ([totals] if totals is not None else []) + margins:
         needed += [c for c in table.columns if c not in ("count", "share")]
+    if args.compare_periods:
+        needed.append(args.compare_periods)
     responses = read_responses(args.responses, emap.criteria, columns=list(dict.fromkeys(needed)))
-    return compute_indices(
-        responses,
-        emap,
-        weighting=args.weighting,
-        totals=totals,
-        margins=margins or None,
-        by=groupings,
-        min_n=args.min_n,
-        trim=args.trim,
-        drop_empty_cells=args.drop_empty_cells,
-    )
+    options = {
+        "weighting": args.weighting,
+        "totals": totals,
+        "margins": margins or None,
+        "by": groupings,
+        "min_n": args.min_n,
+        "trim": args.trim,
+        "drop_empty_cells": args.drop_empty_cells,
+        "min_cell_n": args.min_cell_n,
+        "level": args.level,
+    }
+    if args.compare_periods:
+        return compare_periods(responses, emap, period=args.compare_periods, **options)
+    return compute_indices(responses, emap, **options)
 
 
 def run_sample_size(args: argparse.Namespace) -> pd.DataFrame:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
-from .io import AnalysisInputError, _text, criterion_answers
-from .weighting import margin_counts, poststratify, rake, trim_weights
+from .io import AnalysisInputError, criterion_answers, normalize_text
+from .weighting import margin_counts, notes_frame, poststratify, rake, trim_weights
 
-__all__ = ["SurveyDesign", "factorize", "make_design", "unique_codes"]
+__all__ = ["DEFAULT_MIN_CELL_N", "SurveyDesign", "factorize", "make_design", "unique_codes"]
 
 WEIGHTINGS = ("none", "poststrat", "rake")
+# Post-strata with fewer respondents are pooled by default; chosen by bench/bench_coverage.py.
+DEFAULT_MIN_CELL_N = 5
 
 
 def factorize(column: pd.Series) -> tuple[np.ndarray, list[str]]:
@@ -23,7 +25,7 @@ def factorize(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     in a spreadsheet matches ``"Sở Tư pháp"`` in the totals file.
     """
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    labels = [_text(u) for u in uniques]
+    labels = [normalize_text(u) for u in uniques]
     order = sorted({x for x in labels if x})
     position = {x: i for i, x in enumerate(order)}
     remap = np.array([position.get(x, -1) for x in labels] + [-1], dtype=np.int64)
@@ -65,6 +67,12 @@ class SurveyDesign:
     rake_rounds : int or None
         Raking only: rounds of backfitting for the variance's calibration residuals (10,
         as R's ``svyrecvar``), or None for the exact least-squares projection.
+    min_cell_n : int
+        Post-stratification: the pooling threshold used (1: no pooling).
+    notes : pandas.DataFrame
+        What the weighting pooled, dropped or could not represent, one row each, with the
+        columns ``kind``, ``scope``, ``cells``, ``responses``, ``transactions``, ``share``,
+        ``detail`` (see :func:`analysis.compute_indices`). Empty when there is nothing to say.
     """
 
     data: pd.DataFrame
@@ -80,6 +88,8 @@ class SurveyDesign:
     margin_sizes: list[int] = field(default_factory=list)
     trim: float | None = None
     rake_rounds: int | None = 10
+    min_cell_n: int = 1
+    notes: pd.DataFrame = field(default_factory=notes_frame)
     _codes: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict, repr=False)
 
     @property
@@ -99,6 +109,18 @@ class SurveyDesign:
                 raise AnalysisInputError(f"responses: no column {variable!r}")
             self._codes[variable] = factorize(self.data[variable])
         return self._codes[variable]
+
+    def with_criteria(self, criteria: Sequence[str]) -> SurveyDesign:
+        """The same design restricted to (or reordered as) these criteria."""
+        criteria = tuple(criteria)
+        if criteria == self.criteria:
+            return self
+        position = {c: i for i, c in enumerate(self.criteria)}
+        missing = [c for c in criteria if c not in position]
+        if missing:
+            raise AnalysisInputError(f"design: criteria not in the design: {', '.join(missing)}")
+        answers = np.asfortranarray(self.answers[:, [position[c] for c in criteria]])
+        return replace(self, criteria=criteria, answers=answers, _codes=self._codes)
 
     def groups(self, variables: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
         """Group of each respondent for a grouping (-1 when a grouping value is blank).
@@ -139,6 +161,7 @@ def make_design(
     trim: float | None = None,
     drop_empty_cells: bool = False,
     rake_rounds: int | None = 10,
+    min_cell_n: int = DEFAULT_MIN_CELL_N,
 ) -> SurveyDesign:
     """Validate the responses and weight them.
 
@@ -159,13 +182,20 @@ def make_design(
     trim : float, optional
         Cap weights at this multiple of the mean weight (see :func:`.weighting.trim_weights`).
     drop_empty_cells : bool, default False
-        Ignore population cells without respondents instead of stopping.
+        Without pooling (``min_cell_n=1``): ignore population cells without respondents
+        instead of stopping (each is reported in ``notes``).
     rake_rounds : int or None, default 10
         Raking only: the variance's calibration residuals are the residuals of the
         least-squares projection on the margins' dummies, computed like R's ``svyrecvar``
         by 10 rounds of backfitting (the same to machine precision unless the margins are
         strongly associated, where R's 10 rounds stop short by up to ~1e-5 relative). None
         gives the exact projection.
+    min_cell_n : int, default DEFAULT_MIN_CELL_N (5)
+        Post-stratification: within each value of the first post-stratum variable (the
+        agency), cells with fewer respondents -- and population cells with none -- are
+        pooled into one cell (see :func:`analysis.weighting.poststratify`). 1 turns pooling
+        off and gives R's ``postStratify`` exactly. Responses with a blank post-stratum
+        value are left out of a post-stratified design and reported in ``notes``.
 
     Returns
     -------
@@ -186,8 +216,11 @@ def make_design(
     if len(responses) < 2:
         raise AnalysisInputError("responses: at least 2 responses are needed")
     answers = criterion_answers(responses, list(criteria))
-    n = len(responses)
     design_args: dict = {}
+    notes: list[dict] = []
+    if weighting == "poststrat" and totals is not None:
+        responses, answers, notes = _drop_blank_strata(responses, answers, totals)
+    n = len(responses)
     if weighting == "none":
         if totals is not None or margins:
             raise AnalysisInputError("weighting none takes no totals or margins")
@@ -200,7 +233,10 @@ def make_design(
             raise AnalysisInputError("weighting poststrat needs a totals table (--totals)")
         variables = [c for c in totals.columns if c != "count"]
         cell, cells, size = _cells(responses, variables)
-        weights = poststratify(cells, size, totals, drop_empty_cells)
+        strata = poststratify(cells, size, totals, drop_empty_cells, min_cell_n)
+        cell, cells, size, weights = strata.cell_of[cell], strata.cells, strata.size, strata.weights
+        notes += strata.notes
+        design_args = {"min_cell_n": int(min_cell_n)}
     else:
         if not margins:
             raise AnalysisInputError("weighting rake needs at least one margin (--margin)")
@@ -226,8 +262,43 @@ def make_design(
         cells=cells,
         trim=trim,
         rake_rounds=rake_rounds,
+        notes=notes_frame(notes),
         **design_args,
     )
+
+
+def _drop_blank_strata(
+    responses: pd.DataFrame, answers: np.ndarray, totals: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray, list[dict]]:
+    """Leave out responses with a blank post-stratum value; a note says how many."""
+    variables = [c for c in totals.columns if c != "count" and c in responses.columns]
+    blank = np.zeros(len(responses), dtype=bool)
+    which = []
+    for variable in variables:
+        codes, _ = factorize(responses[variable])
+        if (codes < 0).any():
+            which.append(variable)
+        blank |= codes < 0
+    if not blank.any():
+        return responses, answers, []
+    dropped = int(blank.sum())
+    if dropped > len(responses) - 2:
+        raise AnalysisInputError(
+            f"responses: {dropped} of {len(responses)} responses have no value for "
+            f"{', '.join(which)}; post-stratification needs at least 2 with one"
+        )
+    note = {
+        "kind": "dropped_responses",
+        "scope": "ALL",
+        "cells": "; ".join(f"{v} blank" for v in which),
+        "responses": dropped,
+        "transactions": np.nan,
+        "share": np.nan,
+        "detail": f"{dropped} response(s) with no {' or '.join(which)} were left out of the "
+        "post-stratified estimates.",
+    }
+    keep = ~blank
+    return responses[keep], np.asfortranarray(answers[keep]), [note]
 
 
 def _cells(

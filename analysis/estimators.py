@@ -18,11 +18,16 @@ from .design import SurveyDesign, unique_codes
 
 __all__ = [
     "DomainCells",
+    "calibration_residual",
     "domain_cells",
     "domain_variance",
+    "domain_variance_parts",
     "influence_sums",
+    "margin_cross",
+    "margin_products",
     "ratio",
     "ratio_from_counts",
+    "residual_variance",
 ]
 
 # Work on at most this many doubles per temporary array when raking (chunks of groups).
@@ -219,13 +224,94 @@ def domain_variance(
     complex surveys, *Int. Stat. Rev.* 51; Lumley (2010), *Complex Surveys*, ch. 2 and 7;
     Deville and Sarndal (1992), Calibration estimators in survey sampling, *JASA* 87.
     """
+    return domain_variance_parts(design, cells, t, ssd)[0]
+
+
+def domain_variance_parts(
+    design: SurveyDesign,
+    cells: DomainCells,
+    t: np.ndarray,
+    ssd: np.ndarray,
+    u: list[np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`domain_variance`, plus what a covariance with another estimate needs.
+
+    Parameters
+    ----------
+    design, cells, t, ssd
+        As :func:`domain_variance`.
+    u : list of numpy.ndarray, optional
+        Raking only: for each margin, X_m'(c x*) of shape (levels, k), x* the calibrated
+        residuals of another estimate (one column per estimate, as ``t``).
+
+    Returns
+    -------
+    variance : numpy.ndarray
+        As :func:`domain_variance`, shape (groups, k).
+    sum_x : numpy.ndarray
+        sum_i x_i per group and estimate (0 for post-stratification and no weighting).
+    bu : numpy.ndarray
+        b_g' u, the part of sum_i x_i x*_i that the projection takes away (0 without
+        raking, where sum_i c_i (X b)_i x*_i = 0 because x* sums to 0 in every cell).
+        Then sum_i x_i x*_i = sum_(i in g) w_i z_i x*_i - bu.
+    """
     n = design.n
     scale = n / (n - 1)
     w = design.cell_weight[cells.cell][:, None]
+    zeros = np.zeros((cells.n_groups, t.shape[1]))
     if design.weighting != "rake":
         var = cells.group_sum(w * w * ssd)
-        return np.maximum(var * scale, 0.0)
-    return np.maximum(_raking_variance(design, cells, t, ssd) * scale, 0.0)
+        return np.maximum(var * scale, 0.0), zeros, zeros.copy()
+    core, sum_x, bu = _raking_variance(design, cells, t, ssd, u)
+    return np.maximum(core * scale, 0.0), sum_x, bu if bu is not None else zeros
+
+
+def calibration_residual(design: SurveyDesign, z: np.ndarray, margins=None) -> np.ndarray:
+    """The calibrated, weighted influence values x_i of one estimate, per respondent.
+
+    ``z`` holds the influence value of every respondent (0 where it does not count). The
+    result is x = w z - c (X b), b the coefficients of the projection of q = (w / c) z on
+    the weighting cells (post-stratification, no weighting) or on the margins' dummies
+    (raking, with the design's rounds of backfitting), exactly as :func:`domain_variance`
+    uses them; its variance is n/(n-1) sum (x - mean x)^2. Costs one pass over the file:
+    used for a few whole-file estimates (the ALL row, a difference of two domains), not per
+    group.
+    """
+    z = np.asarray(z, dtype="float64")
+    w = design.weights
+    c = design.calibrated_weight[design.cell]
+    q = w / c * z
+    if design.weighting != "rake":
+        qbar = np.bincount(design.cell, weights=q, minlength=len(design.cell_size))
+        fitted = (qbar / design.cell_size)[design.cell]
+    else:
+        mg = margins if margins is not None else margin_products(design)
+        t_m = [
+            np.bincount(mg.levels[m][design.cell], weights=q, minlength=size)[:, None]
+            for m, size in enumerate(mg.sizes)
+        ]
+        b = _backfit(mg, t_m, design.rake_rounds)
+        fitted = np.zeros(design.n)
+        for m in range(len(mg.sizes)):
+            fitted += b[m][:, 0][mg.levels[m][design.cell]]
+    return w * z - c * fitted
+
+
+def residual_variance(x: np.ndarray) -> float:
+    """n/(n-1) sum (x - mean x)^2 of calibrated residuals (see :func:`calibration_residual`)."""
+    n = len(x)
+    centred = x - x.mean()
+    return float(n / (n - 1) * (centred @ centred))
+
+
+def margin_cross(design: SurveyDesign, x: np.ndarray, margins=None) -> list[np.ndarray]:
+    """Raking: X_m'(c x) per margin, the ``u`` of :func:`domain_variance_parts` (one column)."""
+    mg = margins if margins is not None else margin_products(design)
+    c = design.calibrated_weight[design.cell]
+    return [
+        np.bincount(mg.levels[m][design.cell], weights=c * x, minlength=size)
+        for m, size in enumerate(mg.sizes)
+    ]
 
 
 @dataclass(eq=False)
@@ -239,7 +325,8 @@ class _Margins:
     calibrated: list[np.ndarray]  # X_m' c
 
 
-def _margins(design: SurveyDesign) -> _Margins:
+def margin_products(design: SurveyDesign) -> _Margins:
+    """Raking: whole-file cross-products of the margins' dummy columns (built once per design)."""
     levels, sizes = design.margin_levels, design.margin_sizes
     nk = design.cell_size
     ck = design.calibrated_weight
@@ -350,9 +437,13 @@ def _gauss_seidel(mg: _Margins, t: list[np.ndarray], rounds: int) -> list[np.nda
 
 
 def _raking_variance(
-    design: SurveyDesign, cells: DomainCells, t: np.ndarray, ssd: np.ndarray
-) -> np.ndarray:
-    mg = _margins(design)
+    design: SurveyDesign,
+    cells: DomainCells,
+    t: np.ndarray,
+    ssd: np.ndarray,
+    u: list[np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    mg = margin_products(design)
     k = t.shape[1]
     wk = design.cell_weight[cells.cell]
     ck = design.calibrated_weight[cells.cell]
@@ -365,6 +456,8 @@ def _raking_variance(
     rounds = design.rake_rounds
 
     out = np.empty((cells.n_groups, k))
+    sums = np.empty((cells.n_groups, k))
+    bu = None if u is None else np.zeros((cells.n_groups, k))
     chunk = max(1, _CHUNK_DOUBLES // max(1, sum(mg.sizes) * k))
     bounds = np.r_[cells.starts, len(cells.group)]
     for g0 in range(0, cells.n_groups, chunk):
@@ -393,7 +486,13 @@ def _raking_variance(
         sum_x = sum_wz[g0:g1] - bv.reshape(-1, k)
         sum_x2 = sum_w2z2[g0:g1] - 2 * cross + quad.reshape(-1, k)
         out[g0:g1] = sum_x2 - sum_x * sum_x / design.n
-    return out
+        sums[g0:g1] = sum_x
+        if u is not None:
+            acc = np.zeros(width)
+            for m in range(len(mg.sizes)):
+                acc += (b[m] * np.tile(u[m], (1, g1 - g0))).sum(axis=0)
+            bu[g0:g1] = acc.reshape(-1, k)
+    return out, sums, bu
 
 
 def ratio(

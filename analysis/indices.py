@@ -1,24 +1,36 @@
-"""Satisfaction indices: criterion -> element -> overall (SIPAS), with 95% intervals, per group."""
+"""Satisfaction indices: criterion -> element -> overall (SIPAS), intervals and tests, per group."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
-from .design import SurveyDesign, make_design
+from .design import DEFAULT_MIN_CELL_N, SurveyDesign, make_design
 from .estimators import (
     DomainCells,
+    calibration_residual,
     domain_cells,
     domain_variance,
+    domain_variance_parts,
     influence_sums,
+    margin_cross,
+    margin_products,
     ratio_from_counts,
+    residual_variance,
 )
 from .io import AnalysisInputError, ElementMap
 
-__all__ = ["COLUMNS", "compute_indices", "parse_by"]
+__all__ = [
+    "COLUMNS",
+    "PERIOD_COLUMNS",
+    "compare_periods",
+    "compute_indices",
+    "holm",
+    "interval",
+    "parse_by",
+]
 
 OVERALL_KEY = "SIPAS"
 LEVELS = ("overall", "element", "criterion", "mean_score")
@@ -39,8 +51,14 @@ COLUMNS = (
     "deff_kish",
     "deff",
     "flag",
+    "criteria_used",
+    "diff",
+    "diff_se",
+    "diff_p",
+    "diff_p_adj",
+    "mark",
+    "note",
 )
-Z975 = NormalDist().inv_cdf(0.975)  # 1.959963984540054, R's qnorm(0.975)
 SCORES = np.arange(6, dtype="float64")  # answer codes 0 (blank) .. 5
 SATISFIED = (SCORES >= 4).astype("float64")
 ANSWERED = (SCORES >= 1).astype("float64")
@@ -73,31 +91,36 @@ def compute_indices(
     responses: pd.DataFrame | SurveyDesign,
     elements: ElementMap | Mapping[str, Sequence[str]] | Sequence[tuple[str, str]],
     *,
-    weighting: str = "none",
+    weighting: str | None = None,
     totals: pd.DataFrame | None = None,
     margins: Sequence[pd.DataFrame] | None = None,
     by: str | Sequence[str | Sequence[str]] | None = None,
     min_n: int = 30,
     trim: float | None = None,
-    drop_empty_cells: bool = False,
+    drop_empty_cells: bool | None = None,
+    min_cell_n: int | None = None,
+    level: float = 0.95,
+    differences: bool = True,
 ) -> pd.DataFrame:
-    """Satisfaction indices per grouping, group, element and criterion, with 95% intervals.
+    """Satisfaction indices per grouping, group, element and criterion, with intervals.
 
     Parameters
     ----------
     responses : pandas.DataFrame or SurveyDesign
-        One row per response: ``response_id``, categorical columns, one column per
-        criterion holding 1-5 or blank (NaN/None/""). Any other criterion value raises
-        :class:`AnalysisInputError` naming the row and column. A design made by
-        :func:`analysis.make_design` may be passed instead (weighting arguments are then
-        ignored).
+        Either raw responses -- one row per response: ``response_id``, categorical
+        columns, one column per criterion holding 1-5 or blank (NaN/None/""); any other
+        criterion value raises :class:`AnalysisInputError` naming the row and column -- and
+        the weighting arguments below, or a design made by :func:`analysis.make_design`,
+        which carries its own weighting: passing a design together with ``weighting``,
+        ``totals``, ``margins``, ``trim``, ``drop_empty_cells`` or ``min_cell_n`` raises
+        :class:`AnalysisInputError`.
     elements : ElementMap, mapping or sequence of pairs
         Which criterion belongs to which element: ``{"A": ["a1", "a2"], ...}`` or
         ``[("a1", "A"), ...]`` (element order = first appearance).
     weighting : {"none", "poststrat", "rake"}, default "none"
     totals : pandas.DataFrame, optional
         ``poststrat``: the post-stratum columns and ``count`` (e.g. served transactions per
-        agency x service field).
+        agency x service field; the first column is the agency, within which cells pool).
     margins : sequence of pandas.DataFrame, optional
         ``rake``: one table per margin, its variable column and ``count`` or ``share``
         (shares are scaled to the total of the first count margin).
@@ -105,24 +128,62 @@ def compute_indices(
         Groupings, e.g. ``["agency", "agency,period"]``. The whole file (``ALL``) always
         comes first.
     min_n : int, default 30
-        Groups with fewer respondents get ``flag = "small_n"`` (they are not hidden).
+        Groups with fewer respondents get ``flag = "small_n"`` (they are not hidden) and
+        no ``mark``.
     trim : float, optional
         Cap weights at this multiple of the mean weight, redistributing the excess.
     drop_empty_cells : bool, default False
-        Ignore population cells (or margin levels) without respondents instead of stopping.
+        Only with ``min_cell_n=1``: ignore population cells without respondents instead of
+        stopping (each is reported in the notes).
+    min_cell_n : int, default 5
+        ``poststrat``: pool, within each agency, the post-strata with fewer respondents and
+        the population cells with none (see :func:`analysis.make_design`). 1 turns pooling
+        off and reproduces R's ``postStratify``.
+    level : float, default 0.95
+        Confidence level of the intervals; tests of difference mark at 1 - level.
+    differences : bool, default True
+        Compute the ``diff*`` and ``mark`` columns (a few passes over the file per
+        estimate; turn off for speed when they are not needed).
 
     Returns
     -------
     pandas.DataFrame
         One row per grouping x group x level x key: ``by`` (variables joined by ``+``, or
-        ``ALL``), one column per grouping variable (None outside its groupings), then
-        ``level`` (``overall``, ``element``, ``criterion``, ``mean_score``), ``key``
-        (``SIPAS``, element id or criterion id), ``estimate``, ``se``, ``ci_low``,
-        ``ci_high``, ``ci_method`` (``logit``, ``clopper-pearson``, ``normal`` or ``none``),
-        ``df`` (float; ``inf`` for a normal interval), ``n``, ``n_answered``,
-        ``weight_sum``, ``weight_sum_answered``, ``kish_neff``, ``deff_kish``, ``deff``,
-        ``flag``. Indices, their SEs and intervals are percentages (0-100); mean scores are
-        on 1-5. Undefined values are NaN (``n_answered`` is a nullable integer).
+        ``ALL``), one column per grouping variable (None outside its groupings), then the
+        :data:`COLUMNS`:
+
+        - ``level`` (``overall``, ``element``, ``criterion``, ``mean_score``), ``key``
+          (``SIPAS``, element id or criterion id), ``estimate``, ``se`` (the linearization
+          SE, equal to R's);
+        - ``ci_low``, ``ci_high``, ``ci_method``: ``logit-t`` (criterion index: logit
+          interval with Student t), ``normal-t`` (element, SIPAS, mean score: estimate
+          +- t SE, clipped), ``exact-zero-se`` (the SE is zero -- everyone in the group
+          agrees: Clopper-Pearson bound on the Kish effective n, never zero width) or
+          ``none`` (no interval: ``note`` says why);
+        - ``df``: Student t degrees of freedom, respondents who answered (criterion, mean
+          score) or respondents of the group (element, SIPAS) minus 1; NaN for
+          ``exact-zero-se`` and ``none``;
+        - ``n``, ``n_answered``, ``weight_sum``, ``weight_sum_answered``, ``kish_neff``,
+          ``deff_kish``, ``deff``, ``flag`` (``small_n`` below ``min_n``);
+        - ``criteria_used``: composites, criteria defined in the group / criteria of the
+          element or questionnaire (``"4/5"``); None on criterion rows;
+        - ``diff`` (group minus the whole file, same unit as the estimate), ``diff_se``
+          (linearized SE of the difference, covariance included), ``diff_p`` (two-sided,
+          Student t with the row's ``df``), ``diff_p_adj`` (Holm over the groups of the
+          grouping, for each level and key), ``mark`` (``higher``/``lower`` where
+          ``diff_p_adj < 1 - level`` and the group has at least ``min_n`` respondents,
+          else ""); NaN / "" on ``ALL`` rows;
+        - ``note``: why a row has no interval or an exact bound ("" otherwise).
+
+        Indices, their SEs and intervals are percentages (0-100); mean scores are on 1-5.
+        Undefined values are NaN (``n_answered`` is a nullable integer).
+
+        ``table.attrs["notes"]`` is a DataFrame of what the weighting did, one row each,
+        columns ``kind`` (``pooled_cells``, ``empty_cells_pooled``, ``fallback``,
+        ``unrepresented``, ``dropped_responses``, ``empty_cells_dropped``), ``scope`` (the
+        agency, or ``ALL``), ``cells`` (which cells, as text), ``responses``,
+        ``transactions`` (population count concerned), ``share`` (of all transactions) and
+        ``detail`` (one English sentence). Empty when there is nothing to report.
 
     Notes
     -----
@@ -137,49 +198,66 @@ def compute_indices(
     composite's influence value is the same average of its criteria's influence values,
     so the covariance between criteria is kept.
 
-    *Intervals (95%).* Criterion index: logit interval logit(r) +- t(0.975, df) SE /
-    (r (1 - r)), df = n_answered - 1, back-transformed, as R ``svyciprop(method =
-    "xlogit")`` on the answered part of the group (Korn and Graubard, 1998); at r = 0 or
-    1 the Clopper-Pearson interval on the number who answered; none below 2 answers.
-    Element, SIPAS and mean scores: normal interval estimate +- 1.959964 SE, clipped to
-    [0, 100] or [1, 5].
+    *Intervals.* Criterion index: logit(r) +- t(df) SE / (r (1 - r)), back-transformed,
+    as R ``svyciprop(method = "xlogit")`` on the answered part of the group (Korn and
+    Graubard, 1998). Composites and mean scores: estimate +- t(df) SE. Where the SE is 0
+    (including r = 0 or 1) a Clopper-Pearson interval for x = r n* successes in n*
+    trials, n* the Kish effective n (mean scores rescaled to 0-1). None below 2 answers.
 
-    *Sizes.* Kish effective n = (sum w)^2 / sum w^2 and Kish design effect = respondents /
-    effective n, over those who answered (criterion and mean-score rows) or the group;
-    ``deff`` = SE^2 / (s^2 / (n_answered - 1)), s^2 the weighted variance of the answers
-    about the estimate (r (1 - r) for an index).
+    *Differences.* diff = estimate_g - estimate_ALL; its influence value is z_g - z_ALL,
+    so Var = V_g + V_ALL - 2 Cov, the covariance from the same calibrated residuals.
 
-    Every column agrees with R's ``survey`` package to 1e-6 (tests/analysis/reference).
-    References: Lumley, T. (2010) *Complex Surveys: A Guide to Analysis Using R*; Kish, L.
-    (1965) *Survey Sampling*; Korn, E. L. and Graubard, B. I. (1998) Confidence intervals
-    for proportions with small expected number of positive counts estimated from survey
-    data, *Survey Methodology* 24, 193-201.
+    SE, estimate and sizes agree with R's ``survey`` package to 1e-6 with
+    ``min_cell_n=1`` (tests/analysis/reference). References: Lumley, T. (2010) *Complex
+    Surveys*; Kish, L. (1965) *Survey Sampling*; Korn, E. L. and Graubard, B. I. (1998)
+    *Survey Methodology* 24, 193-201; Holm, S. (1979) *Scand. J. Statist.* 6, 65-70.
     """
     element_map = ElementMap.coerce(elements)
+    if not 0 < float(level) < 1:
+        raise AnalysisInputError(f"level must be between 0 and 1, not {level}")
     if isinstance(responses, SurveyDesign):
-        design = responses
-        if tuple(design.criteria) != element_map.criteria:
-            design = _with_criteria(design, element_map.criteria)
+        given = {
+            "weighting": weighting,
+            "totals": totals,
+            "margins": margins,
+            "trim": trim,
+            "drop_empty_cells": drop_empty_cells,
+            "min_cell_n": min_cell_n,
+        }
+        mixed = [name for name, value in given.items() if value is not None]
+        if mixed:
+            raise AnalysisInputError(
+                "compute_indices: a design from make_design already carries its weighting; "
+                f"pass {', '.join(mixed)} to make_design, not with the design"
+            )
+        design = responses.with_criteria(element_map.criteria)
     else:
         design = make_design(
             responses,
             element_map.criteria,
-            weighting=weighting,
+            weighting=weighting or "none",
             totals=totals,
             margins=margins,
             trim=trim,
-            drop_empty_cells=drop_empty_cells,
+            drop_empty_cells=bool(drop_empty_cells),
+            min_cell_n=DEFAULT_MIN_CELL_N if min_cell_n is None else int(min_cell_n),
         )
     groupings = [()] + parse_by(by)
     variables: list[str] = []
     for grouping in groupings:
         variables += [v for v in grouping if v not in variables]
-    parts = []
+    built = []
     for grouping in groupings:
         group, labels = design.groups(grouping)
         if len(labels) == 0:
             continue
-        table = _grouping_table(design, element_map, group, len(labels), int(min_n))
+        built.append((grouping, labels, _Grouping(design, element_map, group, len(labels))))
+    whole = built[0][2]
+    if differences:
+        _differences(design, whole, [b[2] for b in built[1:]])
+    parts = []
+    for grouping, labels, computed in built:
+        table = computed.table(float(level), int(min_n))
         repeat = len(table) // len(labels)
         front = {"by": "+".join(grouping) if grouping else "ALL"}
         for v in variables:
@@ -191,18 +269,9 @@ def compute_indices(
     out = pd.concat(parts, ignore_index=True)
     out["n_answered"] = out["n_answered"].astype("Int64")
     out["n"] = out["n"].astype("int64")
+    _holm_and_marks(out, 1.0 - float(level), int(min_n))
+    out.attrs["notes"] = design.notes.copy()
     return out
-
-
-def _with_criteria(design: SurveyDesign, criteria: Sequence[str]) -> SurveyDesign:
-    position = {c: i for i, c in enumerate(design.criteria)}
-    missing = [c for c in criteria if c not in position]
-    if missing:
-        raise AnalysisInputError(f"design: criteria not in the design: {', '.join(missing)}")
-    from dataclasses import replace
-
-    answers = np.asfortranarray(design.answers[:, [position[c] for c in criteria]])
-    return replace(design, criteria=tuple(criteria), answers=answers, _codes=design._codes)
 
 
 def _value_counts(design: SurveyDesign, cells: DomainCells) -> np.ndarray:
@@ -218,212 +287,574 @@ def _value_counts(design: SurveyDesign, cells: DomainCells) -> np.ndarray:
     return counts
 
 
-def _grouping_table(
-    design: SurveyDesign, emap: ElementMap, group: np.ndarray, n_groups: int, min_n: int
-) -> pd.DataFrame:
-    """All rows of one grouping, groups in order, levels in order within a group."""
-    cells = domain_cells(design, group, n_groups)
-    n_crit, n_elem = len(emap.criteria), len(emap.elements)
-    element_of = np.array(emap.element_of)
-    counts = _value_counts(design, cells)
-    answered = counts[:, :, 1:].sum(axis=2)
-    total2 = counts @ (SCORES * SCORES)
+class _Grouping:
+    """Estimates, SEs, sizes and per-respondent influence values of one grouping.
 
-    idx_est, idx_den, idx_t, idx_q = ratio_from_counts(design, cells, counts, SATISFIED, ANSWERED)
-    mean_est, _, mean_t, mean_q = ratio_from_counts(design, cells, counts, SCORES, ANSWERED)
-    defined = idx_den > 0
-
-    # Composite weights: element = mean of its defined criteria, SIPAS = mean of defined elements.
-    onehot = np.eye(n_elem)[element_of]  # (C, E)
-    k_def = defined.astype("float64") @ onehot  # defined criteria per group x element
-    elem_defined = k_def > 0
-    e_def = elem_defined.sum(axis=1).astype("float64")
-    crit_share = np.divide(
-        defined, k_def[:, element_of], out=np.zeros(defined.shape), where=defined
-    )  # 1/K_ge for defined criteria
-    r0 = np.where(defined, idx_est, 0.0)
-    elem_est = np.where(elem_defined, (crit_share * r0) @ onehot, np.nan)
-    inv_e = np.divide(1.0, e_def, out=np.zeros(n_groups), where=e_def > 0)
-    overall_est = np.where(
-        e_def > 0, np.nansum(np.where(elem_defined, elem_est, 0), 1) * inv_e, np.nan
-    )
-
-    comp_t, comp_q = _composite_influence(
-        design, cells, group, idx_den, r0, crit_share, element_of, n_elem, inv_e
-    )
-
-    t = np.concatenate([idx_t, mean_t, comp_t], axis=1)
-    q = np.concatenate([idx_q, mean_q, comp_q], axis=1)
-    se = np.sqrt(domain_variance(design, cells, t, q))
-    idx_se = se[:, :n_crit]
-    mean_se = se[:, n_crit : 2 * n_crit]
-    elem_se = np.where(elem_defined, se[:, 2 * n_crit : 2 * n_crit + n_elem], np.nan)
-    overall_se = np.where(e_def > 0, se[:, -1], np.nan)
-    idx_se = np.where(defined, idx_se, np.nan)
-    mean_se = np.where(defined, mean_se, np.nan)
-
-    # Sizes.
-    w = design.cell_weight[cells.cell]
-    n_g = cells.group_sum(cells.size)
-    wsum = cells.group_sum(w * cells.size)
-    w2sum = cells.group_sum(w * w * cells.size)
-    n_ans = cells.group_sum(answered)
-    w2_ans = cells.group_sum((w * w)[:, None] * answered)
-    neff_g = wsum * wsum / w2sum
-    neff_a = np.divide(idx_den * idx_den, w2_ans, out=np.full(idx_den.shape, np.nan), where=defined)
-    deffk_a = np.divide(n_ans, neff_a, out=np.full(idx_den.shape, np.nan), where=defined)
-
-    # Design effects against simple random sampling of the answers.
-    wsq = cells.group_sum(w[:, None] * total2)
-    group_counts = cells.group_sum(counts[:, :, 1:])  # (G, C, 5)
-    spread = (group_counts > 0).sum(axis=2) > 1  # answers not all equal
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var_idx = idx_est * (1 - idx_est)
-        var_mean = wsq / idx_den - mean_est * mean_est
-        enough = n_ans >= 2
-        deff_idx = np.where(enough & (var_idx > 0), idx_se**2 / (var_idx / (n_ans - 1)), np.nan)
-        deff_mean = np.where(
-            enough & spread & (var_mean > 0), mean_se**2 / (var_mean / (n_ans - 1)), np.nan
-        )
-
-    ci_idx = _criterion_intervals(idx_est, idx_se, n_ans)
-    elem_ci = _normal_interval(elem_est, elem_se, 0.0, 1.0)
-    overall_ci = _normal_interval(overall_est, overall_se, 0.0, 1.0)
-    mean_ci = _normal_interval(mean_est, mean_se, 1.0, 5.0)
-
-    # Assemble: per group, overall, elements, criteria, mean scores.
-    width = 1 + n_elem + 2 * n_crit
-
-    def block(overall, elem, crit, mean):
-        return np.concatenate(
-            [np.reshape(overall, (n_groups, 1)), elem, crit, mean], axis=1
-        ).ravel()
-
-    nan_g = np.full((n_groups, 1), np.nan)
-    nan_e = np.full((n_groups, n_elem), np.nan)
-    pct = 100.0
-    level = np.array(
-        ["overall"] + ["element"] * n_elem + ["criterion"] * n_crit + ["mean_score"] * n_crit,
-        dtype=object,
-    )
-    key = np.array([OVERALL_KEY, *emap.elements, *emap.criteria, *emap.criteria], dtype=object)
-    normal = np.where(np.isfinite(elem_est), "normal", "none")
-    method = np.concatenate(
-        [
-            np.where(np.isfinite(overall_est), "normal", "none")[:, None],
-            normal,
-            ci_idx["method"],
-            np.where(np.isfinite(mean_est), "normal", "none"),
-        ],
-        axis=1,
-    ).ravel()
-    inf_or_nan = lambda est: np.where(np.isfinite(est), np.inf, np.nan)  # noqa: E731
-    table = pd.DataFrame(
-        {
-            "level": np.tile(level, n_groups),
-            "key": np.tile(key, n_groups),
-            "estimate": block(overall_est * pct, elem_est * pct, idx_est * pct, mean_est),
-            "se": block(overall_se * pct, elem_se * pct, idx_se * pct, mean_se),
-            "ci_low": block(overall_ci[0] * pct, elem_ci[0] * pct, ci_idx["low"] * pct, mean_ci[0]),
-            "ci_high": block(
-                overall_ci[1] * pct, elem_ci[1] * pct, ci_idx["high"] * pct, mean_ci[1]
-            ),
-            "ci_method": method,
-            "df": block(
-                inf_or_nan(overall_est), inf_or_nan(elem_est), ci_idx["df"], inf_or_nan(mean_est)
-            ),
-            "n": np.repeat(n_g, width),
-            "n_answered": block(nan_g, nan_e, n_ans, n_ans),
-            "weight_sum": np.repeat(wsum, width),
-            "weight_sum_answered": block(nan_g, nan_e, idx_den, idx_den),
-            "kish_neff": block(neff_g, np.repeat(neff_g[:, None], n_elem, 1), neff_a, neff_a),
-            "deff_kish": block(
-                n_g / neff_g, np.repeat((n_g / neff_g)[:, None], n_elem, 1), deffk_a, deffk_a
-            ),
-            "deff": block(nan_g, nan_e, deff_idx, deff_mean),
-            "flag": np.repeat(np.where(n_g < min_n, "small_n", ""), width),
-        }
-    )
-    return table
-
-
-def _composite_influence(
-    design: SurveyDesign,
-    cells: DomainCells,
-    group: np.ndarray,
-    denominator: np.ndarray,
-    r0: np.ndarray,
-    crit_share: np.ndarray,
-    element_of: np.ndarray,
-    n_elem: int,
-    inv_e: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Influence sums per domain cell of the element and SIPAS indices.
-
-    A composite's influence value is the average of its criteria's influence values
-    z_ic = ([y_ic >= 4] - r_gc [answered]) / sum_D w [answered]; it depends on the
-    respondent's answer code and group only, so it is read from a (group x code) table per
-    criterion -- one gather per criterion over the respondents.
+    Estimate columns, in the order of ``t``/``q``: criteria (C), mean scores (C), elements
+    (E), SIPAS (1).
     """
-    keep = group >= 0
-    everyone = bool(keep.all())
-    g = group if everyone else group[keep]
-    beta = np.divide(crit_share, denominator, out=np.zeros(crit_share.shape), where=crit_share > 0)
-    sat = beta * (1.0 - r0)
-    unsat = -beta * r0
-    # table[g, code] for codes 0 (blank: 0), 1-3 (unsatisfied), 4-5 (satisfied)
-    tables = np.zeros((beta.shape[1], beta.shape[0], 6))
-    tables[:, :, 1:4] = unsat.T[:, :, None]
-    tables[:, :, 4:6] = sat.T[:, :, None]
-    base = g * 6
-    z = np.zeros((n_elem, len(g)))
-    for j in range(beta.shape[1]):
-        codes = design.answers[:, j] if everyone else design.answers[keep, j]
-        z[element_of[j]] += tables[j].ravel()[base + codes]
-    overall = (z.sum(axis=0)) * inv_e[g] if n_elem else np.zeros(len(g))
-    n_cells = len(cells.group)
-    rows = cells.row_cell if everyone else cells.row_cell[keep]
-    t = np.empty((n_cells, n_elem + 1))
-    ssd = np.empty((n_cells, n_elem + 1))
-    for e in range(n_elem):
-        t[:, e], ssd[:, e] = influence_sums(design, cells, z[e], rows)
-    t[:, -1], ssd[:, -1] = influence_sums(design, cells, overall, rows)
-    return t, ssd
+
+    def __init__(self, design: SurveyDesign, emap: ElementMap, group: np.ndarray, n_groups: int):
+        self.design, self.emap, self.group, self.n_groups = design, emap, group, n_groups
+        cells = self.cells = domain_cells(design, group, n_groups)
+        n_crit, n_elem = len(emap.criteria), len(emap.elements)
+        self.n_crit, self.n_elem = n_crit, n_elem
+        element_of = self.element_of = np.array(emap.element_of)
+        counts = _value_counts(design, cells)
+        answered = counts[:, :, 1:].sum(axis=2)
+        total2 = counts @ (SCORES * SCORES)
+
+        idx_est, idx_den, idx_t, idx_q = ratio_from_counts(
+            design, cells, counts, SATISFIED, ANSWERED
+        )
+        mean_est, _, mean_t, mean_q = ratio_from_counts(design, cells, counts, SCORES, ANSWERED)
+        defined = idx_den > 0
+
+        onehot = np.eye(n_elem)[element_of]  # (C, E)
+        k_def = defined.astype("float64") @ onehot  # defined criteria per group x element
+        elem_defined = k_def > 0
+        e_def = elem_defined.sum(axis=1).astype("float64")
+        crit_share = np.divide(
+            defined, k_def[:, element_of], out=np.zeros(defined.shape), where=defined
+        )  # 1/K_ge for defined criteria
+        r0 = np.where(defined, idx_est, 0.0)
+        elem_est = np.where(elem_defined, (crit_share * r0) @ onehot, np.nan)
+        inv_e = np.divide(1.0, e_def, out=np.zeros(n_groups), where=e_def > 0)
+        overall_est = np.where(
+            e_def > 0, np.nansum(np.where(elem_defined, elem_est, 0), 1) * inv_e, np.nan
+        )
+        inv_den = np.divide(1.0, idx_den, out=np.zeros(idx_den.shape), where=defined)
+        m0 = np.where(defined, mean_est, 0.0)
+        # Influence tables (group, criterion, answer code): z of a respondent of group g.
+        self.crit_z = (SATISFIED - r0[:, :, None] * ANSWERED) * inv_den[:, :, None]
+        self.mean_z = (SCORES - m0[:, :, None] * ANSWERED) * inv_den[:, :, None]
+        self.comp_beta = crit_share  # a composite averages its criteria's z with these
+        self.inv_e = inv_e
+
+        comp_t, comp_q = self._composite_sums()
+        t = np.concatenate([idx_t, mean_t, comp_t], axis=1)
+        q = np.concatenate([idx_q, mean_q, comp_q], axis=1)
+        self.t, self.q = t, q
+        self.variance = domain_variance(design, cells, t, q)
+        se = np.sqrt(self.variance)
+        self.estimate = np.concatenate([idx_est, mean_est, elem_est, overall_est[:, None]], axis=1)
+        ok = np.concatenate([defined, defined, elem_defined, (e_def > 0)[:, None]], axis=1)
+        self.defined = ok
+        self.se = np.where(ok, se, np.nan)
+
+        # Sizes.
+        w = design.cell_weight[cells.cell]
+        self.n_g = cells.group_sum(cells.size)
+        self.wsum = cells.group_sum(w * cells.size)
+        w2sum = cells.group_sum(w * w * cells.size)
+        self.n_ans = cells.group_sum(answered)
+        w2_ans = cells.group_sum((w * w)[:, None] * answered)
+        self.neff_g = self.wsum * self.wsum / w2sum
+        self.neff_a = np.divide(
+            idx_den * idx_den, w2_ans, out=np.full(idx_den.shape, np.nan), where=defined
+        )
+        self.idx_den = idx_den
+        self.k_def = k_def
+        self.e_def = e_def
+
+        # Design effects against simple random sampling of the answers.
+        wsq = cells.group_sum(w[:, None] * total2)
+        group_counts = cells.group_sum(counts[:, :, 1:])  # (G, C, 5)
+        spread = (group_counts > 0).sum(axis=2) > 1  # answers not all equal
+        n_ans = self.n_ans
+        idx_se, mean_se = self.se[:, :n_crit], self.se[:, n_crit : 2 * n_crit]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var_idx = idx_est * (1 - idx_est)
+            var_mean = wsq / idx_den - mean_est * mean_est
+            enough = n_ans >= 2
+            self.deff_idx = np.where(
+                enough & (var_idx > 0), idx_se**2 / (var_idx / (n_ans - 1)), np.nan
+            )
+            self.deff_mean = np.where(
+                enough & spread & (var_mean > 0), mean_se**2 / (var_mean / (n_ans - 1)), np.nan
+            )
+        nan = np.full(self.estimate.shape, np.nan)
+        self.diff, self.diff_se = nan, nan.copy()
+
+    # -- per-respondent influence values, for covariances ----------------------------------
+
+    def _codes(self, j: int) -> np.ndarray:
+        return self.design.answers[:, j]
+
+    def influence(self, k: int) -> np.ndarray:
+        """Influence value of every respondent for estimate column k (0 outside groups)."""
+        g = np.where(self.group >= 0, self.group, 0)
+        outside = self.group < 0
+        n_crit = self.n_crit
+        if k < 2 * n_crit:
+            table = self.crit_z if k < n_crit else self.mean_z
+            j = k % n_crit
+            z = table[:, j, :][g, self._codes(j)]
+        elif k < 2 * n_crit + self.n_elem:
+            z = self._element_z(k - 2 * n_crit, g)
+        else:
+            z = np.zeros(len(g))
+            for e in range(self.n_elem):
+                z += self._element_z(e, g)
+            z *= self.inv_e[g]
+        z[outside] = 0.0
+        return z
+
+    def _element_z(self, e: int, g: np.ndarray) -> np.ndarray:
+        z = np.zeros(len(g))
+        for j in np.flatnonzero(self.element_of == e):
+            z += (self.comp_beta[:, j, None] * self.crit_z[:, j, :])[g, self._codes(j)]
+        return z
+
+    def _composite_sums(self) -> tuple[np.ndarray, np.ndarray]:
+        """Influence sums per domain cell of the element and SIPAS indices.
+
+        A composite's influence value is the average of its criteria's influence values;
+        it depends on the respondent's answer codes and group only.
+        """
+        keep = self.group >= 0
+        rows = self.cells.row_cell[keep]
+        n_cells = len(self.cells.group)
+        t = np.empty((n_cells, self.n_elem + 1))
+        ssd = np.empty((n_cells, self.n_elem + 1))
+        g = np.where(keep, self.group, 0)
+        overall = np.zeros(len(g))
+        for e in range(self.n_elem):
+            z = self._element_z(e, g)
+            overall += z
+            t[:, e], ssd[:, e] = influence_sums(self.design, self.cells, z[keep], rows)
+        overall *= self.inv_e[g]
+        t[:, -1], ssd[:, -1] = influence_sums(self.design, self.cells, overall[keep], rows)
+        return t, ssd
+
+    # -- the table ----------------------------------------------------------------------
+
+    def table(self, level: float, min_n: int) -> pd.DataFrame:
+        """All rows of the grouping, groups in order, levels in order within a group."""
+        n_groups, n_crit, n_elem = self.n_groups, self.n_crit, self.n_elem
+        emap = self.emap
+        est, se = self.estimate, self.se
+        c_sl, m_sl = slice(0, n_crit), slice(n_crit, 2 * n_crit)
+        e_sl, o_sl = slice(2 * n_crit, 2 * n_crit + n_elem), slice(-1, None)
+        n_g = self.n_g.astype("float64")
+        n_rep = np.repeat(n_g[:, None], n_elem + 1, axis=1)
+        neff_rep = np.repeat(self.neff_g[:, None], n_elem + 1, axis=1)
+        ci_idx = interval(est[:, c_sl], se[:, c_sl], self.n_ans, self.neff_a, level, "logit")
+        ci_mean = interval(
+            (est[:, m_sl] - 1) / 4, se[:, m_sl] / 4, self.n_ans, self.neff_a, level, "normal"
+        )
+        comp_est = np.concatenate([est[:, o_sl], est[:, e_sl]], axis=1)
+        comp_se = np.concatenate([se[:, o_sl], se[:, e_sl]], axis=1)
+        ci_comp = interval(comp_est, comp_se, n_rep, neff_rep, level, "normal")
+
+        def block(overall_elem, crit, mean):
+            return np.concatenate([overall_elem, crit, mean], axis=1).ravel()
+
+        def cols(a):  # SIPAS first, then elements: from the column order of estimate
+            return np.concatenate([a[:, o_sl], a[:, e_sl]], axis=1)
+
+        width = 1 + n_elem + 2 * n_crit
+        pct = 100.0
+        nan_c = np.full((n_groups, 1 + n_elem), np.nan)
+        level_names = np.array(
+            ["overall"] + ["element"] * n_elem + ["criterion"] * n_crit + ["mean_score"] * n_crit,
+            dtype=object,
+        )
+        key = np.array([OVERALL_KEY, *emap.elements, *emap.criteria, *emap.criteria], dtype=object)
+        sizes = np.array([len(emap.criteria_of(e)) for e in emap.elements])
+        used = np.concatenate([self.k_def.sum(axis=1, keepdims=True), self.k_def], axis=1).astype(
+            int
+        )
+        of = np.r_[n_crit, sizes]
+        used_text = np.array(
+            [[f"{u}/{o}" for u, o in zip(row, of, strict=True)] for row in used], dtype=object
+        ).reshape(n_groups, 1 + n_elem)
+        none_c = np.full((n_groups, 2 * n_crit), None, dtype=object)
+        mean_scale = lambda a: 1 + 4 * a  # noqa: E731
+        diff, diff_se = self.diff, self.diff_se
+        with np.errstate(invalid="ignore"):
+            d_df = np.concatenate(
+                [ci_comp["df_t"], ci_idx["df_t"], ci_mean["df_t"]], axis=1
+            ).ravel()
+        table = pd.DataFrame(
+            {
+                "level": np.tile(level_names, n_groups),
+                "key": np.tile(key, n_groups),
+                "estimate": block(comp_est * pct, est[:, c_sl] * pct, est[:, m_sl]),
+                "se": block(comp_se * pct, se[:, c_sl] * pct, se[:, m_sl]),
+                "ci_low": block(
+                    ci_comp["low"] * pct, ci_idx["low"] * pct, mean_scale(ci_mean["low"])
+                ),
+                "ci_high": block(
+                    ci_comp["high"] * pct, ci_idx["high"] * pct, mean_scale(ci_mean["high"])
+                ),
+                "ci_method": block(ci_comp["method"], ci_idx["method"], ci_mean["method"]),
+                "df": block(ci_comp["df"], ci_idx["df"], ci_mean["df"]),
+                "n": np.repeat(self.n_g, width),
+                "n_answered": block(nan_c, self.n_ans, self.n_ans),
+                "weight_sum": np.repeat(self.wsum, width),
+                "weight_sum_answered": block(nan_c, self.idx_den, self.idx_den),
+                "kish_neff": block(neff_rep, self.neff_a, self.neff_a),
+                "deff_kish": block(
+                    n_rep / neff_rep, self.n_ans / self.neff_a, self.n_ans / self.neff_a
+                ),
+                "deff": block(nan_c, self.deff_idx, self.deff_mean),
+                "flag": np.repeat(np.where(self.n_g < min_n, "small_n", ""), width),
+                "criteria_used": block(used_text, none_c[:, :n_crit], none_c[:, n_crit:]),
+                "diff": block(cols(diff) * pct, diff[:, c_sl] * pct, diff[:, m_sl]),
+                "diff_se": block(cols(diff_se) * pct, diff_se[:, c_sl] * pct, diff_se[:, m_sl]),
+                "diff_p": _p_values(
+                    block(cols(diff), diff[:, c_sl], diff[:, m_sl]),
+                    block(cols(diff_se), diff_se[:, c_sl], diff_se[:, m_sl]),
+                    d_df,
+                ),
+                "diff_p_adj": np.nan,
+                "mark": "",
+                "note": block(ci_comp["note"], ci_idx["note"], ci_mean["note"]),
+            }
+        )
+        return table
 
 
-def _normal_interval(est, se, low, high):
-    with np.errstate(invalid="ignore"):
-        lo = np.clip(est - Z975 * se, low, high)
-        hi = np.clip(est + Z975 * se, low, high)
-    return lo, hi
+def _differences(design: SurveyDesign, whole: _Grouping, groupings: list[_Grouping]) -> None:
+    """Fill ``diff``/``diff_se`` of every grouping: each group against the whole file.
+
+    The difference's influence value is z_g - z_ALL, so with x the calibrated residuals
+    Var = V_g + V_ALL - 2 Cov(x_g, x_ALL); sum_i x_g,i x_ALL,i = sum_(i in g) w_i z_g,i
+    x_ALL,i - b_g' X'(c x_ALL) (see :func:`analysis.estimators.domain_variance_parts`),
+    one pass over the file per estimate.
+    """
+    if not groupings:
+        return
+    n = design.n
+    k_cols = whole.t.shape[1]
+    mg = margin_products(design) if design.weighting == "rake" else None
+    w = design.weights
+    x_sum = np.empty(k_cols)
+    u: list[np.ndarray] | None = None
+    if mg is not None:
+        u = [np.empty((size, k_cols)) for size in mg.sizes]
+    for k in range(k_cols):
+        x = calibration_residual(design, whole.influence(k), mg)
+        x_sum[k] = x.sum()
+        if u is not None:
+            for m, column in enumerate(margin_cross(design, x, mg)):
+                u[m][:, k] = column
+    v_all = whole.variance[0]
+    est_all = whole.estimate[0]
+    for part in groupings:
+        _, sum_x, bu = domain_variance_parts(design, part.cells, part.t, part.q, u)
+        cross = np.zeros((part.n_groups, k_cols))
+        keep = part.group >= 0
+        for k in range(k_cols):
+            x = calibration_residual(design, whole.influence(k), mg)
+            z = part.influence(k)
+            cross[:, k] = np.bincount(
+                part.group[keep], weights=(w * z * x)[keep], minlength=part.n_groups
+            )
+        cov = n / (n - 1) * (cross - bu - sum_x * x_sum / n)
+        var = part.variance + v_all - 2 * cov
+        ok = part.defined & whole.defined[0]
+        part.diff = np.where(ok, part.estimate - est_all, np.nan)
+        part.diff_se = np.where(ok, np.sqrt(np.maximum(var, 0.0)), np.nan)
 
 
-def _criterion_intervals(est, se, n_ans) -> dict[str, np.ndarray]:
-    """Logit intervals (Clopper-Pearson at 0% and 100%, none below 2 answers)."""
+def _p_values(diff: np.ndarray, se: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Two-sided p-values of diff / se against Student t with df (normal where df = inf)."""
+    from scipy.special import stdtr
+
+    p = np.full(diff.shape, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = np.isfinite(diff) & np.isfinite(se) & (df >= 1)
+        tiny = ok & (se <= 1e-12 * np.maximum(1.0, np.abs(diff)))
+        p[tiny & (np.abs(diff) <= 1e-12)] = 1.0
+        test = ok & ~tiny
+        p[test] = 2 * stdtr(df[test], -np.abs(diff[test] / se[test]))
+    return p
+
+
+def _holm_and_marks(out: pd.DataFrame, alpha: float, min_n: int) -> None:
+    """Holm-adjusted p-values per grouping, level and key; marks where they are small."""
+    rows = out[(out["by"] != "ALL") & out["diff_p"].notna()]
+    if rows.empty:
+        return
+    adjusted = pd.Series(np.nan, index=out.index)
+    for _, part in rows.groupby(["by", "level", "key"], sort=False)["diff_p"]:
+        adjusted[part.index] = holm(part.to_numpy())
+    out["diff_p_adj"] = adjusted.to_numpy()
+    significant = (out["diff_p_adj"] < alpha) & (out["n"] >= min_n)
+    out["mark"] = np.where(
+        significant & (out["diff"] > 0),
+        "higher",
+        np.where(significant & (out["diff"] < 0), "lower", ""),
+    )
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm, 1979), as R ``p.adjust(method = "holm")``."""
+    p = np.asarray(p, dtype="float64")
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def interval(
+    est: np.ndarray,
+    se: np.ndarray,
+    n_obs: np.ndarray,
+    neff: np.ndarray,
+    level: float = 0.95,
+    kind: str = "normal",
+) -> dict[str, np.ndarray]:
+    """Confidence intervals of estimates on the 0-1 scale, with their method and reason.
+
+    Parameters
+    ----------
+    est, se : numpy.ndarray
+        Estimates in [0, 1] and their SEs.
+    n_obs : numpy.ndarray
+        Respondents behind each estimate (df = n_obs - 1).
+    neff : numpy.ndarray
+        Kish effective n, for the bound where the SE is zero.
+    level : float
+    kind : {"logit", "normal"}
+        ``logit``: logit(est) +- t SE / (est (1 - est)), back-transformed (``logit-t``);
+        ``normal``: est +- t SE clipped to [0, 1] (``normal-t``).
+
+    Returns
+    -------
+    dict
+        ``low``, ``high``, ``df`` (NaN unless a t interval), ``df_t`` (n_obs - 1, for
+        tests), ``method`` and ``note`` arrays.
+
+    Notes
+    -----
+    Where the SE is zero (every respondent agrees, or r = 0 or 1) an interval from the
+    sampling variance would have zero width: the Clopper-Pearson interval for x = est n*
+    successes in n* = min(neff, n_obs) trials is given instead (``exact-zero-se``; the
+    beta quantiles accept a non-integer x and n*). Fewer than 2 respondents: no interval.
+    """
+    from scipy.special import betaincinv, stdtrit
+
     shape = est.shape
+    n_obs = np.broadcast_to(np.asarray(n_obs, dtype="float64"), shape)
+    neff = np.broadcast_to(np.asarray(neff, dtype="float64"), shape)
     low = np.full(shape, np.nan)
     high = np.full(shape, np.nan)
     df = np.full(shape, np.nan)
     method = np.full(shape, "none", dtype=object)
-    # scipy.special, imported here: scipy.stats would add a second to every start-up
-    from scipy.special import betaincinv, stdtrit
+    note = np.full(shape, "", dtype=object)
+    alpha = 1.0 - level
+    with np.errstate(invalid="ignore", divide="ignore"):
+        defined = np.isfinite(est)
+        note[~defined] = "no answers"
+        few = defined & (n_obs < 2)
+        note[few] = "fewer than 2 answered"
+        enough = defined & (n_obs >= 2)
+        zero = enough & ((se <= 1e-9) | (est <= 0) | (est >= 1))
+        sampled = enough & ~zero
+    if sampled.any():
+        r, s, d = est[sampled], se[sampled], n_obs[sampled] - 1
+        t = stdtrit(d, 1 - alpha / 2)
+        if kind == "logit":
+            half = t * s / (r * (1 - r))
+            centre = np.log(r / (1 - r))
+            low[sampled] = 1 / (1 + np.exp(-(centre - half)))
+            high[sampled] = 1 / (1 + np.exp(-(centre + half)))
+            method[sampled] = "logit-t"
+        else:
+            low[sampled] = np.clip(r - t * s, 0.0, 1.0)
+            high[sampled] = np.clip(r + t * s, 0.0, 1.0)
+            method[sampled] = "normal-t"
+        df[sampled] = d
+    if zero.any():
+        m = np.minimum(np.where(np.isfinite(neff[zero]), neff[zero], n_obs[zero]), n_obs[zero])
+        x = np.clip(est[zero], 0.0, 1.0) * m
+        lo = np.zeros(len(m))
+        hi = np.ones(len(m))
+        pos = x > 1e-12
+        lo[pos] = betaincinv(x[pos], m[pos] - x[pos] + 1, alpha / 2)
+        below = x < m - 1e-12
+        hi[below] = betaincinv(x[below] + 1, m[below] - x[below], 1 - alpha / 2)
+        low[zero], high[zero] = lo, hi
+        method[zero] = "exact-zero-se"
+        note[zero] = "standard error is zero: exact bound on the effective sample size"
+    df_t = np.where(n_obs >= 2, n_obs - 1, np.nan)
+    return {"low": low, "high": high, "df": df, "df_t": df_t, "method": method, "note": note}
 
-    enough = np.isfinite(est) & (n_ans >= 2)
-    inner = enough & (est > 0) & (est < 1)
-    edge = enough & ~inner
-    if inner.any():
-        r, s, d = est[inner], se[inner], n_ans[inner] - 1
-        half = stdtrit(d, 0.975) * s / (r * (1 - r))
-        centre = np.log(r / (1 - r))
-        low[inner] = 1 / (1 + np.exp(-(centre - half)))
-        high[inner] = 1 / (1 + np.exp(-(centre + half)))
-        df[inner] = d
-        method[inner] = "logit"
-    if edge.any():
-        # r is exactly 0 or 1 here: nobody or everybody who answered is satisfied.
-        n = n_ans[edge]
-        x = np.where(est[edge] >= 1, n, 0.0)
-        low[edge] = np.where(x > 0, betaincinv(np.maximum(x, 1), n - x + 1, 0.025), 0.0)
-        high[edge] = np.where(x < n, betaincinv(x + 1, np.maximum(n - x, 1), 0.975), 1.0)
-        method[edge] = "clopper-pearson"
-    return {"low": low, "high": high, "df": df, "method": method}
+
+PERIOD_COLUMNS = (
+    "level",
+    "key",
+    "previous",
+    "estimate",
+    "previous_estimate",
+    "diff",
+    "diff_se",
+    "df",
+    "diff_p",
+    "diff_p_adj",
+    "mark",
+    "n",
+    "previous_n",
+)
+
+
+def compare_periods(
+    responses: pd.DataFrame | SurveyDesign,
+    elements: ElementMap | Mapping[str, Sequence[str]] | Sequence[tuple[str, str]],
+    *,
+    period: str = "period",
+    by: str | Sequence[str | Sequence[str]] | None = None,
+    min_n: int = 30,
+    level: float = 0.95,
+    **weighting,
+) -> pd.DataFrame:
+    """Each group's indices in each period against the same group's previous period.
+
+    Parameters
+    ----------
+    responses : pandas.DataFrame or SurveyDesign
+        As :func:`compute_indices` (raw responses with the weighting keyword arguments
+        ``weighting``, ``totals``, ``margins``, ``trim``, ``drop_empty_cells``,
+        ``min_cell_n``, or a design from :func:`analysis.make_design` without them).
+    elements
+        As :func:`compute_indices`.
+    period : str, default "period"
+        The period column; periods are ordered as text (``2024-Q1`` < ``2024-Q2``), and a
+        period is compared with the closest earlier period in which the group has
+        respondents.
+    by : str or sequence, optional
+        Groupings (without the period), e.g. ``"agency"``; the whole file (``ALL``) always
+        comes first.
+    min_n : int, default 30
+        Both periods need at least this many respondents for a ``mark``.
+    level : float, default 0.95
+        Marks where the Holm-adjusted p-value is below 1 - level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``by``, the grouping variables, ``period`` (the later period), then
+        :data:`PERIOD_COLUMNS`: ``level``, ``key``, ``previous`` (the earlier period),
+        ``estimate`` and ``previous_estimate`` (points, or 1-5 for mean scores), ``diff``
+        (later minus earlier), ``diff_se`` (linearized: the influence of the later domain
+        minus that of the earlier one, calibrated on the whole design, so the covariance
+        that calibration induces between the two periods is included), ``df`` (the smaller
+        period's respondents minus 1), ``diff_p`` (two-sided, Student t), ``diff_p_adj``
+        (Holm over the groups of the grouping, per period, level and key), ``mark``
+        (``higher``/``lower`` or ""), ``n``, ``previous_n``. ``attrs["notes"]`` as in
+        :func:`compute_indices`.
+
+    Notes
+    -----
+    One pass over the file per compared pair and estimate: meant for the periods of a
+    report (tens of groups), not for thousands of groups at once.
+    """
+    element_map = ElementMap.coerce(elements)
+    if not 0 < float(level) < 1:
+        raise AnalysisInputError(f"level must be between 0 and 1, not {level}")
+    if isinstance(responses, SurveyDesign):
+        mixed = [k for k, v in weighting.items() if v is not None]
+        if mixed:
+            raise AnalysisInputError(
+                "compare_periods: a design from make_design already carries its weighting; "
+                f"pass {', '.join(mixed)} to make_design, not with the design"
+            )
+        design = responses.with_criteria(element_map.criteria)
+    else:
+        unknown = set(weighting) - {
+            "weighting",
+            "totals",
+            "margins",
+            "trim",
+            "drop_empty_cells",
+            "min_cell_n",
+        }
+        if unknown:
+            raise TypeError(f"compare_periods: unexpected arguments {sorted(unknown)}")
+        options = {k: v for k, v in weighting.items() if v is not None}
+        options.setdefault("weighting", "none")
+        options.setdefault("min_cell_n", DEFAULT_MIN_CELL_N)
+        design = make_design(responses, element_map.criteria, **options)
+    groupings = [g for g in [()] + parse_by(by) if period not in g]
+    n_crit, n_elem = len(element_map.criteria), len(element_map.elements)
+    level_names = ["criterion"] * n_crit + ["mean_score"] * n_crit + ["element"] * n_elem
+    level_names.append("overall")
+    keys = [*element_map.criteria, *element_map.criteria, *element_map.elements, OVERALL_KEY]
+    scale = np.array([100.0] * n_crit + [1.0] * n_crit + [100.0] * (n_elem + 1))
+    variables = list(dict.fromkeys(v for g in groupings for v in g))
+    rows = []
+    for grouping in groupings:
+        group, labels = design.groups(list(grouping) + [period])
+        if len(labels) == 0:
+            continue
+        part = _Grouping(design, element_map, group, len(labels))
+        pairs = []
+        keyed = labels.groupby(list(grouping), sort=False) if grouping else [((), labels)]
+        for _, sub in keyed:
+            order = sub.sort_values(period).index.to_numpy()
+            pairs += list(zip(order[1:], order[:-1], strict=True))
+        if not pairs:
+            continue
+        later = np.array([a for a, _ in pairs])
+        earlier = np.array([b for _, b in pairs])
+        k_cols = part.t.shape[1]
+        var = np.full((len(pairs), k_cols), np.nan)
+        mg = margin_products(design) if design.weighting == "rake" else None
+        for k in range(k_cols):
+            z = part.influence(k)
+            for p, (a, b) in enumerate(pairs):
+                d = np.where(group == a, z, 0.0) - np.where(group == b, z, 0.0)
+                var[p, k] = residual_variance(calibration_residual(design, d, mg))
+        ok = part.defined[later] & part.defined[earlier]
+        diff = np.where(ok, part.estimate[later] - part.estimate[earlier], np.nan)
+        se = np.where(ok, np.sqrt(np.maximum(var, 0.0)), np.nan)
+        n_later, n_earlier = part.n_g[later], part.n_g[earlier]
+        df = np.minimum(n_later, n_earlier)[:, None] - 1.0
+        df = np.repeat(df, k_cols, axis=1)
+        p_values = _p_values(diff, se, df)
+        for p in range(len(pairs)):
+            a, b = later[p], earlier[p]
+            front = {"by": "+".join(grouping) if grouping else "ALL"}
+            for v in variables:
+                front[v] = labels.at[a, v] if v in grouping else None
+            front["period"] = labels.at[a, period]
+            for k in range(k_cols):
+                rows.append(
+                    {
+                        **front,
+                        "level": level_names[k],
+                        "key": keys[k],
+                        "previous": labels.at[b, period],
+                        "estimate": part.estimate[a, k] * scale[k],
+                        "previous_estimate": part.estimate[b, k] * scale[k],
+                        "diff": diff[p, k] * scale[k],
+                        "diff_se": se[p, k] * scale[k],
+                        "df": df[p, k],
+                        "diff_p": p_values[p, k],
+                        "n": int(n_later[p]),
+                        "previous_n": int(n_earlier[p]),
+                    }
+                )
+    columns = ["by", *variables, "period", *PERIOD_COLUMNS]
+    out = pd.DataFrame(rows, columns=columns)
+    out["diff_p_adj"] = np.nan
+    out["mark"] = ""
+    if not out.empty:
+        alpha = 1.0 - float(level)
+        tested = out[out["diff_p"].notna()]
+        for _, sub in tested.groupby(["by", "period", "level", "key"], sort=False)["diff_p"]:
+            out.loc[sub.index, "diff_p_adj"] = holm(sub.to_numpy())
+        big = (out["n"] >= min_n) & (out["previous_n"] >= min_n)
+        significant = (out["diff_p_adj"] < alpha) & big
+        out["mark"] = np.where(
+            significant & (out["diff"] > 0),
+            "higher",
+            np.where(significant & (out["diff"] < 0), "lower", ""),
+        )
+    out.attrs["notes"] = design.notes.copy()
+    return out

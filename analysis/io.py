@@ -22,6 +22,7 @@ __all__ = [
     "AnalysisInputError",
     "ElementMap",
     "criterion_answers",
+    "normalize_text",
     "read_elements",
     "read_margin",
     "read_questionnaire",
@@ -101,11 +102,14 @@ def _as_list(value) -> list:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _text(value) -> str:
+def normalize_text(value) -> str:
     """A category value as analysed: text, trimmed, Unicode NFC (blank for missing)."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return ""
     return unicodedata.normalize("NFC", str(value).strip())
+
+
+_text = normalize_text  # the short name used inside this module (and by analysis.quick)
 
 
 def _read_csv_text(path: PathLike, what: str, **kwargs) -> pd.DataFrame:

@@ -8,13 +8,22 @@ functions here work on cells (a few thousand at most), never on respondents.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .io import AnalysisInputError, _text
+from .io import AnalysisInputError, normalize_text
 
-__all__ = ["poststratify", "rake", "trim_weights", "margin_counts"]
+__all__ = [
+    "NOTE_COLUMNS",
+    "PostStrata",
+    "margin_counts",
+    "notes_frame",
+    "poststratify",
+    "rake",
+    "trim_weights",
+]
 
 
 def _cell_label(variables: Sequence[str], values: Sequence[str]) -> str:
@@ -25,7 +34,9 @@ def _population_table(
     table: pd.DataFrame, variables: Sequence[str], value: str, what: str
 ) -> dict[tuple[str, ...], float]:
     """Totals keyed by the cell's values (text, NFC), duplicates rejected."""
-    keys = [tuple(_text(x) for x in row) for row in table[list(variables)].itertuples(False)]
+    keys = [
+        tuple(normalize_text(x) for x in row) for row in table[list(variables)].itertuples(False)
+    ]
     out: dict[tuple[str, ...], float] = {}
     for key, count in zip(keys, table[value].to_numpy(dtype="float64"), strict=True):
         if key in out:
@@ -38,13 +49,57 @@ def _population_table(
     return out
 
 
+NOTE_COLUMNS = ("kind", "scope", "cells", "responses", "transactions", "share", "detail")
+
+
+def notes_frame(rows: Sequence[dict] = ()) -> pd.DataFrame:
+    """The weighting notes as a table with the columns of :data:`NOTE_COLUMNS`."""
+    frame = pd.DataFrame(list(rows), columns=list(NOTE_COLUMNS))
+    frame["responses"] = frame["responses"].astype("Int64")
+    frame["transactions"] = frame["transactions"].astype("float64")
+    frame["share"] = frame["share"].astype("float64")
+    return frame
+
+
+@dataclass(eq=False)
+class PostStrata:
+    """The weighting cells of a post-stratification, after any pooling.
+
+    Attributes
+    ----------
+    cell_of : numpy.ndarray
+        For each sample cell (row of the ``cells`` given), its weighting cell.
+    cells : pandas.DataFrame
+        Labels of the weighting cells (a pooled cell joins its members' values with
+        `` + ``).
+    size : numpy.ndarray
+        Respondents per weighting cell (n_h).
+    population : numpy.ndarray
+        Population count per weighting cell (N_h).
+    notes : list of dict
+        What was pooled, dropped or not represented (see :data:`NOTE_COLUMNS`).
+    """
+
+    cell_of: np.ndarray
+    cells: pd.DataFrame
+    size: np.ndarray
+    population: np.ndarray
+    notes: list[dict]
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Weight N_h / n_h of each weighting cell."""
+        return self.population / self.size
+
+
 def poststratify(
     cells: pd.DataFrame,
     cell_size: np.ndarray,
     totals: pd.DataFrame,
     drop_empty_cells: bool = False,
-) -> np.ndarray:
-    """Post-stratification weights of the sample cells.
+    min_cell_n: int = 1,
+) -> PostStrata:
+    """Post-stratification cells and weights, small and empty cells pooled.
 
     Parameters
     ----------
@@ -56,25 +111,36 @@ def poststratify(
     totals : pandas.DataFrame
         The same variables plus ``count``: the population size N_h of each post-stratum.
     drop_empty_cells : bool, default False
-        Ignore population cells that have no respondents instead of stopping (their
-        population is then represented by nobody, as R ``postStratify(partial=TRUE)``).
+        Without pooling (``min_cell_n = 1``): ignore population cells that have no
+        respondents instead of stopping (their population is then represented by nobody, as
+        R ``postStratify(partial=TRUE)``); each is reported in the notes.
+    min_cell_n : int, default 1
+        Pool, within each value of the first post-stratum variable (the agency), the cells
+        with fewer respondents than this -- empty population cells included -- into one
+        cell carrying their population counts; if that pooled cell still has fewer than
+        ``min_cell_n`` respondents, the agency's smallest other cell joins it, repeatedly
+        (in the end the agency may be one cell). 1 pools nothing: R's ``postStratify``.
 
     Returns
     -------
-    numpy.ndarray
-        The weight N_h / n_h of each sample cell.
+    PostStrata
+        The weighting cells, their sizes, population counts and weights N_h / n_h, and the
+        notes.
 
     Raises
     ------
     AnalysisInputError
-        A sample cell absent from the totals (or with total 0), or a population cell with a
-        positive total and no respondents (unless ``drop_empty_cells``); the message names it.
+        A sample cell absent from the totals (or with total 0); without pooling, a
+        population cell with a positive total and no respondents (unless
+        ``drop_empty_cells``); the message names it.
 
     Notes
     -----
     With base weights 1 the post-stratified weight is w_i = N_h / n_h (Holt and Smith,
     1979); it is what R's ``survey::postStratify`` gives for ``svydesign(ids = ~1)``. Cells
-    with count 0 and no respondents are ignored, as in R.
+    with count 0 and no respondents are ignored, as in R. Pooling collapses post-strata
+    (Kalton and Flores-Cervantes, 2003): a cell of one respondent adds nothing to the
+    linearized variance, so small cells make the published intervals too narrow.
     """
     variables = list(cells.columns)
     if "count" not in totals.columns:
@@ -87,28 +153,211 @@ def poststratify(
             f"weighting (totals have {[c for c in totals.columns if c != 'count']}, "
             f"weighting uses {variables})"
         )
+    min_cell_n = int(min_cell_n)
+    if min_cell_n < 1:
+        raise AnalysisInputError(f"min_cell_n must be at least 1, not {min_cell_n}")
     population = _population_table(totals, variables, "count", "totals")
     keys = [tuple(row) for row in cells.itertuples(False)]
-    weights = np.empty(len(keys))
+    sizes = np.asarray(cell_size, dtype="float64")
     for k, key in enumerate(keys):
         count = population.get(key)
         if count is None or count == 0:
             reason = "is missing from the totals" if count is None else "has a total of 0"
             raise AnalysisInputError(
-                f"totals: sample cell {_cell_label(variables, key)} ({int(cell_size[k])} "
+                f"totals: sample cell {_cell_label(variables, key)} ({int(sizes[k])} "
                 f"respondents) {reason}"
             )
-        weights[k] = count / cell_size[k]
     sampled = set(keys)
     empty = [key for key, count in population.items() if count > 0 and key not in sampled]
-    if empty and not drop_empty_cells:
-        shown = "; ".join(_cell_label(variables, key) for key in empty[:5])
-        more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
-        raise AnalysisInputError(
-            f"totals: population cell {shown}{more} has no respondents (drop such cells with "
-            "the option drop_empty_cells / --drop-empty-cells)"
+    grand = sum(c for c in population.values() if c > 0)
+    notes: list[dict] = []
+    if min_cell_n <= 1:
+        if empty and not drop_empty_cells:
+            shown = "; ".join(_cell_label(variables, key) for key in empty[:5])
+            more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
+            raise AnalysisInputError(
+                f"totals: population cell {shown}{more} has no respondents (pool such cells "
+                "with min_cell_n / --min-cell-n, or drop them with drop_empty_cells / "
+                "--drop-empty-cells)"
+            )
+        notes += _unrepresented(variables, keys, population, grand)
+        represented = {key[0] for key in keys}
+        for scope, members in _by_first(empty).items():
+            if scope not in represented:
+                continue
+            transactions = sum(population[key] for key in members)
+            notes.append(
+                _note(
+                    "empty_cells_dropped",
+                    scope,
+                    variables,
+                    members,
+                    0,
+                    transactions,
+                    grand,
+                    f"{len(members)} population cell(s) of {scope} had no respondents and were "
+                    f"left out: {transactions:,.0f} transactions are represented by nobody.",
+                )
+            )
+        cell_of = np.arange(len(keys))
+        pooled = cells.reset_index(drop=True)
+        population_h = np.array([population[key] for key in keys])
+        return PostStrata(cell_of, pooled, sizes.copy(), population_h, notes)
+
+    notes += _unrepresented(variables, keys, population, grand)
+    members_of: dict[str, list[tuple[tuple[str, ...], float]]] = {}
+    index_of = {key: k for k, key in enumerate(keys)}
+    for key, size in zip(keys, sizes, strict=True):
+        members_of.setdefault(key[0], []).append((key, float(size)))
+    for key in empty:
+        if key[0] in members_of:
+            members_of[key[0]].append((key, 0.0))
+    cell_of = np.empty(len(keys), dtype=np.int64)
+    labels: list[tuple[str, ...]] = []
+    sizes_h: list[float] = []
+    population_h: list[float] = []
+
+    def add_cell(group: list[tuple[tuple[str, ...], float]]) -> None:
+        h = len(labels)
+        for key, _ in group:
+            if key in index_of:
+                cell_of[index_of[key]] = h
+        labels.append(_joined(group))
+        sizes_h.append(sum(size for _, size in group))
+        population_h.append(sum(population[key] for key, _ in group))
+
+    for scope, members in members_of.items():
+        if len(variables) == 1:
+            for member in members:
+                add_cell([member])
+            continue
+        small = [m for m in members if m[1] < min_cell_n]
+        big = sorted((m for m in members if m[1] >= min_cell_n), key=lambda m: (m[1], m[0]))
+        if not small:
+            for member in big:
+                add_cell([member])
+            continue
+        pooled = list(small)
+        absorbed = []
+        while sum(size for _, size in pooled) < min_cell_n and big:
+            absorbed.append(big.pop(0))
+            pooled += absorbed[-1:]
+        for member in big:
+            add_cell([member])
+        add_cell(pooled)
+        sampled_small = [key for key, size in small if size > 0]
+        empty_small = [key for key, size in small if size == 0]
+        if sampled_small:
+            n_small = int(sum(size for _, size in small))
+            notes.append(
+                _note(
+                    "pooled_cells",
+                    scope,
+                    variables,
+                    sampled_small,
+                    n_small,
+                    sum(population[key] for key in sampled_small),
+                    grand,
+                    f"In {scope}, {len(sampled_small)} cell(s) with fewer than {min_cell_n} "
+                    f"respondents ({n_small} in all) were pooled into one weighting cell.",
+                )
+            )
+        if empty_small:
+            transactions = sum(population[key] for key in empty_small)
+            notes.append(
+                _note(
+                    "empty_cells_pooled",
+                    scope,
+                    variables,
+                    empty_small,
+                    0,
+                    transactions,
+                    grand,
+                    f"In {scope}, {len(empty_small)} cell(s) had no respondents; their "
+                    f"{transactions:,.0f} transactions are carried by the pooled cell.",
+                )
+            )
+        if absorbed:
+            whole = not big
+            n_abs = int(sum(size for _, size in absorbed))
+            notes.append(
+                _note(
+                    "fallback",
+                    scope,
+                    variables,
+                    [key for key, _ in absorbed],
+                    n_abs,
+                    sum(population[key] for key, _ in absorbed),
+                    grand,
+                    f"In {scope}, the pooled cell still had fewer than {min_cell_n} "
+                    "respondents, so "
+                    + (
+                        "the whole agency is one weighting cell."
+                        if whole
+                        else f"{len(absorbed)} more cell(s) were pooled with it."
+                    ),
+                )
+            )
+    cells_h = pd.DataFrame(labels, columns=variables)
+    return PostStrata(cell_of, cells_h, np.array(sizes_h), np.array(population_h), notes)
+
+
+def _by_first(keys) -> dict[str, list[tuple[str, ...]]]:
+    out: dict[str, list[tuple[str, ...]]] = {}
+    for key in keys:
+        out.setdefault(key[0], []).append(key)
+    return out
+
+
+def _joined(group) -> tuple[str, ...]:
+    """Label of a pooled cell: the first variable's value, the others' values joined."""
+    keys = [key for key, _ in group]
+    out = [keys[0][0]]
+    for j in range(1, len(keys[0])):
+        out.append(" + ".join(dict.fromkeys(key[j] for key in keys)))
+    return tuple(out)
+
+
+def _note(kind, scope, variables, keys, responses, transactions, grand, detail) -> dict:
+    cells = "; ".join(
+        ", ".join(f"{v}={x}" for v, x in zip(variables[1:], key[1:], strict=True)) or key[0]
+        for key in keys
+    )
+    return {
+        "kind": kind,
+        "scope": scope,
+        "cells": cells,
+        "responses": int(responses),
+        "transactions": float(transactions),
+        "share": float(transactions) / grand if grand > 0 else np.nan,
+        "detail": detail,
+    }
+
+
+def _unrepresented(variables, keys, population, grand) -> list[dict]:
+    """A note for each value of the first variable with population but no respondent."""
+    represented = {key[0] for key in keys}
+    lost: dict[str, list[tuple[str, ...]]] = {}
+    for key, count in population.items():
+        if count > 0 and key[0] not in represented:
+            lost.setdefault(key[0], []).append(key)
+    out = []
+    for scope, members in lost.items():
+        transactions = sum(population[key] for key in members)
+        out.append(
+            _note(
+                "unrepresented",
+                scope,
+                variables[:1],
+                [(scope,)],
+                0,
+                transactions,
+                grand,
+                f"{scope} has {transactions:,.0f} transactions and no respondent: it is not "
+                "represented in any weighted estimate.",
+            )
         )
-    return weights
+    return out
 
 
 def margin_counts(margins: Sequence[pd.DataFrame], n_respondents: int) -> list[pd.DataFrame]:

@@ -35,11 +35,16 @@ def margins() -> list[pd.DataFrame]:
 
 
 def options(config: str) -> dict:
-    """Keyword arguments of compute_indices for a configuration of make_reference.R."""
+    """Keyword arguments of compute_indices for a configuration of make_reference.R.
+
+    Post-stratification pools nothing (``min_cell_n=1``): R's ``postStratify``.
+    """
     out: dict = {"by": BY}
     if config.startswith("poststrat"):
         out.update(
-            weighting="poststrat", totals=analysis.read_totals(DATA / "totals_agency_field.csv")
+            weighting="poststrat",
+            totals=analysis.read_totals(DATA / "totals_agency_field.csv"),
+            min_cell_n=1,
         )
     elif config.startswith("rake"):
         out.update(weighting="rake", margins=margins())
@@ -55,6 +60,7 @@ def cli_options(config: str) -> list[str]:
         args += ["--by", by]
     if config.startswith("poststrat"):
         args += ["--weighting", "poststrat", "--totals", str(DATA / "totals_agency_field.csv")]
+        args += ["--min-cell-n", "1"]
     elif config.startswith("rake"):
         args += ["--weighting", "rake"]
         for name in ("margin_agency.csv", "margin_field.csv", "margin_gender.csv"):

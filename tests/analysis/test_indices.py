@@ -75,11 +75,15 @@ def test_unweighted_whole_file_variance_is_the_textbook_one():
     logit = np.log(r / (1 - r))
     assert q1["ci_low"] == pytest.approx(100 / (1 + np.exp(-(logit - half))))
     assert q1["ci_high"] == pytest.approx(100 / (1 + np.exp(-(logit + half))))
-    assert q1["df"] == n - 1 and q1["ci_method"] == "logit"
+    assert q1["df"] == n - 1 and q1["ci_method"] == "logit-t"
     m = row(table, "mean_score", "q1")
     assert m["se"] == pytest.approx(frame["q1"].std(ddof=1) / np.sqrt(n))
-    assert m["ci_low"] == pytest.approx(m["estimate"] - 1.959963984540054 * m["se"])
-    assert np.isinf(m["df"]) and m["ci_method"] == "normal"
+    assert m["ci_low"] == pytest.approx(m["estimate"] - stats.t.ppf(0.975, n - 1) * m["se"])
+    assert m["df"] == n - 1 and m["ci_method"] == "normal-t"
+    overall = row(table, "overall", "SIPAS")
+    half = stats.t.ppf(0.975, n - 1) * overall["se"]
+    assert overall["ci_high"] == pytest.approx(overall["estimate"] + half)
+    assert overall["df"] == n - 1 and overall["criteria_used"] == "3/3"
 
 
 def test_edge_intervals():
@@ -93,21 +97,26 @@ def test_edge_intervals():
     )
     table = table_for(frame, by="agency")
     cp = row(table, "criterion", "q1", by="agency", agency="all5")
-    assert cp["estimate"] == 100 and cp["se"] == 0 and cp["ci_method"] == "clopper-pearson"
+    assert cp["estimate"] == 100 and cp["se"] == 0 and cp["ci_method"] == "exact-zero-se"
     assert cp["ci_low"] == pytest.approx(100 * 0.025 ** (1 / 10)) and cp["ci_high"] == 100
     assert np.isnan(cp["df"])
     zero = row(table, "criterion", "q2", by="agency", agency="one")
-    assert zero["estimate"] == 0 and zero["ci_method"] == "clopper-pearson"
+    assert zero["estimate"] == 0 and zero["ci_method"] == "exact-zero-se"
     assert zero["ci_low"] == 0 and zero["ci_high"] == pytest.approx(100 * (1 - 0.025 ** (1 / 3)))
     single = row(table, "criterion", "q1", by="agency", agency="one")
     assert single["n_answered"] == 1 and single["ci_method"] == "none"
     assert np.isnan(single["ci_low"]) and np.isnan(single["deff"])
+    assert single["note"] == "fewer than 2 answered"
     elem = row(table, "element", "A", by="agency", agency="all5")
-    assert (elem["ci_low"], elem["ci_high"]) == (100, 100)
+    # everyone agrees: no zero-width interval, an exact bound on the 10 respondents
+    assert elem["se"] == 0 and elem["ci_method"] == "exact-zero-se"
+    assert elem["ci_low"] == pytest.approx(100 * 0.025 ** (1 / 10)) and elem["ci_high"] == 100
     missing = row(table, "element", "B", by="agency", agency="one")
     assert np.isnan(missing["estimate"]) and missing["ci_method"] == "none"
+    assert missing["criteria_used"] == "0/1" and missing["note"] == "no answers"
     overall = row(table, "overall", "SIPAS", by="agency", agency="one")
     assert overall["estimate"] == pytest.approx(50.0)  # only element A is defined
+    assert overall["criteria_used"] == "2/3"
 
 
 def test_small_groups_are_flagged_not_hidden():

@@ -52,8 +52,11 @@ def naive_variance(design, x_weighted: np.ndarray) -> float:
     return n / (n - 1) * (centred**2).sum(axis=0)
 
 
-def naive_table(design, emap, grouping):
-    """(group label, level, key) -> SE, from whole-file influence vectors."""
+def naive_influences(design, emap, grouping):
+    """(group label) -> (whole-file influence columns, defined mask), by the definitions.
+
+    Columns: criteria, mean scores, elements, SIPAS (zeros where undefined).
+    """
     w = design.weights
     y = design.answers.astype(float)
     a = (y > 0).astype(float)
@@ -82,16 +85,94 @@ def naive_table(design, emap, grouping):
         ok = [z for z, k in zip(elem_z, elem_ok, strict=True) if k]
         overall = np.mean(ok, axis=0) if ok else np.zeros(len(w))
         cols = np.column_stack([z_idx, z_mean, *elem_z, overall])
-        var = naive_variance(design, w[:, None] * cols)
-        se = np.sqrt(np.maximum(var, 0))
-        k = len(emap.criteria)
-        for j, c in enumerate(emap.criteria):
-            out[(label, "criterion", c)] = 100 * se[j] if defined[j] else np.nan
-            out[(label, "mean_score", c)] = se[k + j] if defined[j] else np.nan
-        for i, e in enumerate(emap.elements):
-            out[(label, "element", e)] = 100 * se[2 * k + i] if elem_ok[i] else np.nan
-        out[(label, "overall", "SIPAS")] = 100 * se[-1] if ok else np.nan
+        mask = np.r_[defined, defined, elem_ok, bool(ok)]
+        out[label] = (cols, mask)
     return out
+
+
+def naive_table(design, emap, grouping):
+    """(group label, level, key) -> SE, from whole-file influence vectors."""
+    w = design.weights
+    out = {}
+    k = len(emap.criteria)
+    for label, (cols, mask) in naive_influences(design, emap, grouping).items():
+        se = np.sqrt(np.maximum(naive_variance(design, w[:, None] * cols), 0))
+        se = np.where(mask, se, np.nan)
+        for j, c in enumerate(emap.criteria):
+            out[(label, "criterion", c)] = 100 * se[j]
+            out[(label, "mean_score", c)] = se[k + j]
+        for i, e in enumerate(emap.elements):
+            out[(label, "element", e)] = 100 * se[2 * k + i]
+        out[(label, "overall", "SIPAS")] = 100 * se[-1]
+    return out
+
+
+def row_column(emap, level, key):
+    """Column of an estimate in the naive influence matrix."""
+    k = len(emap.criteria)
+    if level == "criterion":
+        return emap.criteria.index(key)
+    if level == "mean_score":
+        return k + emap.criteria.index(key)
+    if level == "element":
+        return 2 * k + emap.elements.index(key)
+    return 2 * k + len(emap.elements)
+
+
+@pytest.mark.parametrize("config", ["none", "poststrat", "poststrat_trim", "rake", "rake_trim"])
+def test_difference_from_the_whole_equals_whole_file_computation(config):
+    """diff_se: the variance of z_g - z_ALL computed literally, a second implementation."""
+    emap = element_map()
+    opts = options(config)
+    opts.pop("by")
+    design = analysis.make_design(responses(), emap.criteria, **opts)
+    table = analysis.compute_indices(design, emap, by=["agency", "gender"])
+    w = design.weights
+    whole_cols, whole_mask = naive_influences(design, emap, ())[()]
+    for grouping in [("agency",), ("gender",)]:
+        naive = naive_influences(design, emap, grouping)
+        rows = table[table["by"] == grouping[0]]
+        for row in rows.itertuples(index=False):
+            cols, mask = naive[(getattr(row, grouping[0]),)]
+            j = row_column(emap, row.level, row.key)
+            if not (mask[j] and whole_mask[j]):
+                assert np.isnan(row.diff_se)
+                continue
+            diff = w[:, None] * (cols[:, [j]] - whole_cols[:, [j]])
+            want = np.sqrt(max(naive_variance(design, diff)[0], 0))
+            scale = 1 if row.level == "mean_score" else 100
+            assert row.diff_se == pytest.approx(scale * want, rel=1e-8, abs=1e-9)
+    # Holm within grouping x level x key; marks only where adjusted p < 0.05 and n >= 30
+    agency = table[(table["by"] == "agency") & (table["key"] == "SIPAS")]
+    p = np.sort(agency["diff_p"].dropna().to_numpy())
+    m = len(p)
+    holm = np.minimum(np.maximum.accumulate((m - np.arange(m)) * p), 1)
+    np.testing.assert_allclose(np.sort(agency["diff_p_adj"].dropna()), holm)
+    marked = table[table["mark"] != ""]
+    assert (marked["diff_p_adj"] < 0.05).all() and (marked["n"] >= 30).all()
+    assert set(table.loc[table["by"] == "ALL", "mark"]) == {""}
+
+
+@pytest.mark.parametrize("config", ["poststrat", "rake"])
+def test_period_comparison_equals_whole_file_computation(config):
+    emap = element_map()
+    opts = options(config)
+    opts.pop("by")
+    design = analysis.make_design(responses(), emap.criteria, **opts)
+    compared = analysis.compare_periods(design, emap, by="agency")
+    w = design.weights
+    naive = naive_influences(design, emap, ("agency", "period"))
+    rows = compared[(compared["by"] == "agency") & compared["diff_se"].notna()]
+    assert len(rows) > 50
+    for row in rows.itertuples(index=False):
+        later, mask_l = naive[(row.agency, row.period)]
+        earlier, mask_e = naive[(row.agency, row.previous)]
+        j = row_column(emap, row.level, row.key)
+        diff = w[:, None] * (later[:, [j]] - earlier[:, [j]])
+        want = np.sqrt(max(naive_variance(design, diff)[0], 0))
+        scale = 1 if row.level == "mean_score" else 100
+        assert row.diff_se == pytest.approx(scale * want, rel=1e-8, abs=1e-9)
+    assert set(compared["period"]) == {"2024-Q2"} and set(compared["previous"]) == {"2024-Q1"}
 
 
 @pytest.mark.parametrize(

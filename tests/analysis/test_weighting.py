@@ -19,7 +19,7 @@ def totals() -> pd.DataFrame:
 
 
 def test_poststratified_weights_sum_to_the_totals():
-    design = analysis.make_design(responses(), CRITERIA, "poststrat", totals=totals())
+    design = analysis.make_design(responses(), CRITERIA, "poststrat", totals=totals(), min_cell_n=1)
     frame = responses().assign(w=design.weights)
     sums = frame.groupby(["agency", "field"])["w"].sum()
     t = totals().set_index(["agency", "field"])["count"]
@@ -39,11 +39,63 @@ def test_population_cell_without_respondents_is_named_or_dropped():
         [totals(), pd.DataFrame({"agency": ["Sở Y tế"], "field": ["Đất đai"], "count": [120.0]})]
     )
     with pytest.raises(AnalysisInputError, match="agency='Sở Y tế'.*no respondents"):
-        analysis.make_design(responses(), CRITERIA, "poststrat", totals=t)
+        analysis.make_design(responses(), CRITERIA, "poststrat", totals=t, min_cell_n=1)
     design = analysis.make_design(
-        responses(), CRITERIA, "poststrat", totals=t, drop_empty_cells=True
+        responses(), CRITERIA, "poststrat", totals=t, drop_empty_cells=True, min_cell_n=1
     )
     assert design.weights.sum() == pytest.approx(totals()["count"].sum())
+    # the agency nobody represents is reported, not silently dropped
+    note = design.notes[design.notes["kind"] == "unrepresented"].iloc[0]
+    assert note["scope"] == "Sở Y tế" and note["transactions"] == 120
+    assert note["share"] == pytest.approx(120 / t["count"].sum())
+
+
+def test_pooling_keeps_every_transaction_and_reports_what_it_did():
+    t = totals()
+    frame = responses()
+    sizes = frame.groupby(["agency", "field"]).size()
+    # an empty population cell in an agency that has respondents elsewhere
+    agency = sizes.index[0][0]
+    t = pd.concat(
+        [t, pd.DataFrame({"agency": [agency], "field": ["Hộ tịch mới"], "count": [500.0]})]
+    )
+    design = analysis.make_design(frame, CRITERIA, "poststrat", totals=t, min_cell_n=5)
+    assert design.weights.sum() == pytest.approx(t["count"].sum())  # nothing lost
+    assert design.cell_size.min() >= 5 or design.notes["kind"].eq("fallback").any()
+    kinds = set(design.notes["kind"])
+    assert {"pooled_cells", "empty_cells_pooled"} <= kinds
+    empty = design.notes[design.notes["kind"] == "empty_cells_pooled"]
+    assert (empty["scope"] == agency).any() and empty["transactions"].sum() >= 500
+    assert list(design.notes.columns) == [
+        "kind",
+        "scope",
+        "cells",
+        "responses",
+        "transactions",
+        "share",
+        "detail",
+    ]
+    small = sizes[sizes < 5]
+    pooled = design.notes[design.notes["kind"] == "pooled_cells"]
+    assert pooled["responses"].sum() == small.sum()
+    # every cell of an agency of fewer than 5 respondents is one cell
+    tiny = frame.groupby("agency").size()
+    tiny = tiny[tiny < 5].index
+    for name in tiny:
+        cells = set(design.cell[(frame["agency"] == name).to_numpy()])
+        assert len(cells) == 1
+    table = analysis.compute_indices(design, element_map(), by="agency")
+    assert table.attrs["notes"].equals(design.notes)
+
+
+def test_responses_without_a_post_stratum_are_dropped_and_reported():
+    frame = responses().copy()
+    frame.loc[frame.index[:3], "field"] = " "
+    design = analysis.make_design(frame, CRITERIA, "poststrat", totals=totals(), min_cell_n=1)
+    assert design.n == len(frame) - 3
+    note = design.notes.iloc[0]
+    assert note["kind"] == "dropped_responses" and note["responses"] == 3
+    assert "field" in note["cells"]
 
 
 def test_totals_must_use_the_same_variables():

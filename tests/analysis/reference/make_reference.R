@@ -16,7 +16,9 @@
 #     group, then svycontrast() of the mean of the defined criterion ratios and of the mean
 #     of the defined element means: the joint covariance of the criteria is used (the
 #     criterion ratios from the same svycontrast are checked against the svymean ones);
-#   - element, SIPAS and mean-score intervals: estimate +- qnorm(0.975) SE, clipped.
+#   - element, SIPAS and mean-score intervals: estimate +- qt(0.975, n - 1) SE, clipped
+#     (n: respondents of the group, or who answered for a mean score); where the SE is 0,
+#     the Clopper-Pearson interval on the Kish effective n (criteria at 0% or 100% too).
 
 suppressPackageStartupMessages(library(survey))
 
@@ -84,6 +86,14 @@ MIN_N <- 30
 Z <- qnorm(0.975)
 
 clip <- function(x, lo, hi) pmin(pmax(x, lo), hi)
+# Clopper-Pearson bounds for x = e m successes in m = min(Kish n_eff, n_obs) trials (qbeta
+# takes a non-integer x and m); with m = n_obs and x whole, binom.test()'s interval.
+exact <- function(e, n_obs, kn) {
+  m <- min(kn, n_obs); x <- min(max(e, 0), 1) * m
+  lo <- if (x > 1e-12) qbeta(0.025, x, m - x + 1) else 0
+  hi <- if (x < m - 1e-12) qbeta(0.975, x + 1, m - x) else 1
+  list(ci = c(lo, hi), method = "exact-zero-se", df = NA)
+}
 
 one_group <- function(des, idx, by_label, labels) {
   w <- weights(des)[idx]
@@ -129,17 +139,24 @@ one_group <- function(des, idx, by_label, labels) {
     for (v in group_vars) row[[v]] <- if (v %in% names(labels)) labels[[v]] else NA
     rows[[length(rows) + 1]] <<- row
   }
-  normal <- function(e, s, lo, hi) if (is.na(e)) c(NA, NA) else clip(e + c(-1, 1) * Z * s, lo, hi)
+  # Interval on the 0-1 scale: estimate +- t(n_obs - 1) SE, or, where the SE is 0, the
+  # Clopper-Pearson interval for x = e n* successes in n* = min(Kish n_eff, n_obs) trials.
+  normal_t <- function(e, s, n_obs, kn) {
+    if (is.na(e) || n_obs < 2) return(list(ci = c(NA, NA), method = "none", df = NA))
+    if (s <= 1e-9 || e <= 0 || e >= 1) return(exact(e, n_obs, kn))
+    df <- n_obs - 1
+    list(ci = clip(e + c(-1, 1) * qt(0.975, df) * s, 0, 1), method = "normal-t", df = df)
+  }
 
-  e <- get("overall", est); s <- get("overall", se); ci <- normal(e, s, 0, 1)
-  add("overall", "SIPAS", 100 * e, 100 * s, 100 * ci[1], 100 * ci[2],
-      if (is.na(e)) "none" else "normal", if (is.na(e)) NA else Inf, NA, NA, neff, n / neff, NA)
+  ci <- normal_t(get("overall", est), get("overall", se), n, neff)
+  e <- get("overall", est); s <- get("overall", se)
+  add("overall", "SIPAS", 100 * e, 100 * s, 100 * ci$ci[1], 100 * ci$ci[2],
+      ci$method, ci$df, NA, NA, neff, n / neff, NA)
   for (el in elements) {
     e <- get(paste0("elem_", el), est); s <- get(paste0("elem_", el), se)
-    ci <- normal(e, s, 0, 1)
-    add("element", el, 100 * e, 100 * s, 100 * ci[1], 100 * ci[2],
-        if (is.na(e)) "none" else "normal", if (is.na(e)) NA else Inf, NA, NA, neff, n / neff,
-        NA)
+    ci <- normal_t(e, s, n, neff)
+    add("element", el, 100 * e, 100 * s, 100 * ci$ci[1], 100 * ci$ci[2],
+        ci$method, ci$df, NA, NA, neff, n / neff, NA)
   }
   for (kind in c("criterion", "mean_score")) {
     for (cr in crit) {
@@ -171,15 +188,14 @@ one_group <- function(des, idx, by_label, labels) {
         spread <- length(unique(v[a == 1])) > 1
         if (n_ans >= 2 && spread && sigma2 > 0) deff <- s^2 / (sigma2 / (n_ans - 1))
         if (kind == "mean_score") {
-          ci <- normal(e, s, 1, 5); lo <- ci[1]; hi <- ci[2]; method <- "normal"; df <- Inf
+          ci <- normal_t((e - 1) / 4, s / 4, n_ans, kn)
+          lo <- 1 + 4 * ci$ci[1]; hi <- 1 + 4 * ci$ci[2]; method <- ci$method; df <- ci$df
         } else if (n_ans >= 2) {
-          if (e > 0 && e < 1) {
+          if (e > 0 && e < 1 && s > 1e-9) {
             stopifnot(degf(answered) == n_ans - 1)
-            ci <- attr(cp, "ci"); lo <- ci[1]; hi <- ci[2]; method <- "logit"; df <- n_ans - 1
+            ci <- attr(cp, "ci"); lo <- ci[1]; hi <- ci[2]; method <- "logit-t"; df <- n_ans - 1
           } else {
-            x <- if (e >= 1) n_ans else 0
-            ci <- binom.test(x, n_ans)$conf.int; lo <- ci[1]; hi <- ci[2]
-            method <- "clopper-pearson"
+            ci <- exact(e, n_ans, kn); lo <- ci$ci[1]; hi <- ci$ci[2]; method <- ci$method
           }
         }
       }
