@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--margin-of-error", "-e", default="0.05", help="e.g. 0.05 or 5%% (default 0.05)"
     )
     ss.add_argument("--proportion", type=float, default=0.5, help="expected proportion (0.5)")
+    ss.add_argument(
+        "--design-effect", type=float, default=1.0, help="expected design effect (1.0)"
+    )
+    ss.add_argument(
+        "--response-rate", type=float, default=1.0, help="expected response rate (1.0)"
+    )
     ss.add_argument("-o", "--output", metavar="OUT", help=".csv, .xlsx or .json (default: stdout)")
     return parser
 
@@ -190,7 +196,14 @@ def run_sample_size(args: argparse.Namespace) -> pd.DataFrame:
     else:
         volume = args.volume
     by = [b.strip() for b in args.by.split(",")] if args.by else None
-    return sample_size(volume, margin_of_error=e, proportion=args.proportion, by=by)
+    return sample_size(
+        volume,
+        margin_of_error=e,
+        proportion=args.proportion,
+        by=by,
+        design_effect=args.design_effect,
+        response_rate=args.response_rate,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -103,3 +103,25 @@ def test_sample_size_per_agency_from_volumes(tmp_path):
 def test_sample_size_rejects_bad_margin(capsys):
     assert main(["sample-size", "--volume", "100", "-e", "1.5"]) == 2
     assert "margin of error" in capsys.readouterr().err
+
+
+def test_sample_size_matches_the_published_interval(capsys):
+    """n = 45 of 50 must not promise +-5 points: the published interval is about +-15."""
+    plan = analysis.sample_size(50, 0.05).iloc[0]
+    assert plan["n_finite_population"] == 45 and not plan["reachable"]
+    frame = pd.DataFrame({"q1": [5] * 22 + [2] * 23, "q2": 4, "q3": 4})
+    table = analysis.compute_indices(frame, {"A": ["q1", "q2"], "B": ["q3"]})
+    q1 = table[(table["level"] == "criterion") & (table["key"] == "q1")].iloc[0]
+    half = (q1["ci_high"] - q1["ci_low"]) / 2
+    assert half > 14 and abs(half - plan["margin_at_n_finite_population"]) < 0.5
+    # n_needed does deliver +-5 points in the published interval
+    n = int(plan["n_needed"])
+    assert analysis.sample_size(10_000, 0.05)["n_needed"].iloc[0] == n
+    from analysis.sample_size import published_margin
+
+    assert published_margin(n) <= 0.05 < published_margin(n - 1)
+    # design effect and response rate
+    more = analysis.sample_size(10_000, 0.05, design_effect=2.0, response_rate=0.5).iloc[0]
+    assert more["n_needed"] > 1.9 * n and more["n_to_invite"] >= 2 * more["n_needed"] - 1
+    assert main(["sample-size", "--volume", "50", "--design-effect", "1.5"]) == 0
+    assert "n_needed" in capsys.readouterr().out
