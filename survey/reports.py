@@ -11,10 +11,12 @@ from flask import Blueprint, abort, current_app, render_template, request, send_
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 from sqlalchemy import select
 
 from analysis import AnalysisInputError, compute_indices, write_table
 from analysis.quick import QuickIndices, quick_indices
+from analysis.weighting import NOTE_COLUMNS
 
 from .auth import current_user, require_role, visible_agency_ids
 from .db import get_db
@@ -77,6 +79,8 @@ class Report:
     error: str | None = None
     # The counter quick form's own indices (share satisfied, reasons), when it applies.
     quick: QuickIndices | None = None
+    # What the weighting pooled, dropped or fell back to (the library's table.attrs["notes"]).
+    notes: pd.DataFrame | None = None
 
 
 def build_report(query: ReportQuery, by=("agency",)) -> Report:
@@ -102,13 +106,14 @@ def build_report(query: ReportQuery, by=("agency",)) -> Report:
     elements = [(q.id, q.element) for q in questionnaire.criteria]
     options = {"weighting": "none"}
     if query.weighting == "poststrat":
-        totals = _totals_for(db, query, scope, frame)
+        totals = _totals_for(db, query, scope)
         if totals is None:
             report.notices.append(_(
                 "Chưa có số liệu hồ sơ đã giải quyết cho kỳ này nên kết quả không gia quyền."))
         else:
-            options = {"weighting": "poststrat", "totals": totals, "drop_empty_cells": True}
-            frame = frame.dropna(subset=[FIELD_QUESTION])
+            # The library's defaults: small and empty cells pooled within their agency,
+            # responses without a field left out; each reported in table.attrs["notes"].
+            options = {"weighting": "poststrat", "totals": totals}
     try:
         if is_quick_form(questionnaire):
             reasons = questionnaire.questions.get(QUICK_REASONS)
@@ -120,6 +125,8 @@ def build_report(query: ReportQuery, by=("agency",)) -> Report:
         else:
             report.table = compute_indices(frame, elements, by=list(by), **options,
                                            min_n=_min_n())
+        report.notes = report.table.attrs.get("notes")
+        report.notes = report.table.attrs.get("notes")
     except AnalysisInputError as exc:
         report.error = _("Không tính được chỉ số: %(reason)s", reason=str(exc))
     return report
@@ -138,16 +145,18 @@ def _min_n() -> int:
     return int(current_app.config["MIN_GROUP_N"])
 
 
-def _totals_for(db, query, scope, frame) -> pd.DataFrame | None:
-    """Served transactions for the chosen period (or its year), restricted to the sample's
-    agencies; None when the one-stop system's figures are missing."""
+def _totals_for(db, query, scope) -> pd.DataFrame | None:
+    """Served transactions for the chosen period (or its year) of every agency in scope
+    (those without respondents are reported unrepresented); None when the one-stop
+    system's figures are missing."""
     period = query.period or ""
     totals = volume_totals(db, FIELD_QUESTION, period=period, agency_ids=scope)
     if totals.empty and period:
         totals = volume_totals(db, FIELD_QUESTION, period=period[:4], agency_ids=scope)
     if totals.empty:
         return None
-    return totals[totals["agency"].isin(frame["agency"].unique())]
+    # Agencies in scope without a respondent stay in: the library reports them unrepresented.
+    return totals
 
 
 def _rows(table: pd.DataFrame, by: str, level: str, key: str | None = None) -> pd.DataFrame:
@@ -157,26 +166,29 @@ def _rows(table: pd.DataFrame, by: str, level: str, key: str | None = None) -> p
     return rows
 
 
+COMPARISONS = {"higher": "above", "lower": "below"}
+
+
 def agency_ranking(report: Report) -> list[dict]:
     """One line per agency: overall index, interval, elements, and how it compares with
-    the whole scope (above/below when its interval lies wholly on one side)."""
+    the whole scope: "above"/"below" only where the library's test of the difference marks
+    it (Holm-adjusted p below 0.05, group not small), "small" where it is not tested."""
     table = report.table
-    whole = _rows(table, "ALL", "overall").iloc[0]
     lines = []
     # One agency x element grid, instead of filtering the element rows once per agency.
     elements = _rows(table, "agency", "element").pivot(index="agency", columns="key",
                                                         values="estimate")
     for _i, row in _rows(table, "agency", "overall").iterrows():
-        comparison = "same"
-        if not math.isnan(row["ci_low"]) and row["ci_low"] > whole["estimate"]:
-            comparison = "above"
-        elif not math.isnan(row["ci_high"]) and row["ci_high"] < whole["estimate"]:
-            comparison = "below"
+        small = row["flag"] == "small_n"
+        comparison = COMPARISONS.get(row["mark"], "small" if small else "same")
         lines.append({
             "agency": row["agency"],
             "name": report.agency_names.get(row["agency"], row["agency"]),
             "estimate": row["estimate"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
-            "n": int(row["n"]), "small": row["flag"] == "small_n", "comparison": comparison,
+            "ci_method": row["ci_method"], "note": row["note"],
+            "criteria_used": row["criteria_used"], "diff": row["diff"],
+            "diff_p_adj": row["diff_p_adj"],
+            "n": int(row["n"]), "small": small, "comparison": comparison,
             "elements": elements.loc[row["agency"]].dropna().to_dict()
             if row["agency"] in elements.index else {},
         })
@@ -191,6 +203,7 @@ def _query_or_400() -> ReportQuery:
 @bp.get("/")
 @require_role("admin", "agency", "analyst")
 def index():
+    """The scope's indices: whole scope, elements, and the agencies ranked with their tests."""
     query = _query_or_400()
     report = build_report(query)
     context = {}
@@ -219,7 +232,9 @@ def quick_summary(report: Report) -> dict:
 
 
 def render_report(template: str, report: Report, **context):
-    """Render a report page with what the shared filter form needs."""
+    """Render a report page with what the shared filter form needs and the weighting notes
+    (all of them unless the page passes its own)."""
+    context.setdefault("notes", note_lines(report))
     return render_template(template, report=report, query=report.query,
                            weightings=WEIGHTINGS, period_names=PERIOD_NAMES,
                            questionnaires=registry(), **context)
@@ -249,12 +264,13 @@ def agency_detail(report: Report, code: str) -> dict | None:
 @bp.get("/agency/<code>")
 @require_role("admin", "agency", "analyst")
 def agency(code):
+    """One agency's indices per element and criterion, with the notes that concern it."""
     name = _visible_agency_name(code)
     if name is None:
         abort(404)  # outside the user's scope looks the same as not existing
     report = build_report(_query_or_400())
     return render_report("reports/agency.html", report, name=name,
-                         detail=agency_detail(report, code))
+                         detail=agency_detail(report, code), notes=note_lines(report, code))
 
 
 def _visible_agency_name(code: str) -> str | None:
@@ -274,27 +290,35 @@ DOWNLOADS = {
 @bp.get("/indices.<fmt>")
 @require_role("admin", "agency", "analyst")
 def download(fmt):
+    """The report's table as CSV or XLSX (the XLSX with a notes sheet); ?table=notes gives
+    the weighting notes alone, the quick form's ?table= one of its three tables."""
     if fmt not in DOWNLOADS:
         abort(404)
     query = _query_or_400()
     report = build_report(query, by=("agency", "agency,period", "period"))
     if report.table is None:
         abort(404)
-    table = report.table
-    if report.quick is not None:
-        # The quick form has three tables; ?table= picks one (share satisfied by default).
-        choice = request.args.get("table", "satisfaction")
-        if choice not in ("satisfaction", "reasons", "criteria"):
-            abort(400)
-        table = getattr(report.quick, choice)
-    table = table.copy()
-    table.insert(table.columns.get_loc("agency") + 1, "agency_name",
-                 table["agency"].map(report.agency_names))
+    choices = ("indices", "notes") if report.quick is None else (
+        "satisfaction", "reasons", "criteria", "notes")
+    choice = request.args.get("table", choices[0])
+    if choice not in choices:
+        abort(400)
+    notes = notes_table(report)
+    if choice == "notes":
+        table = notes if notes is not None else pd.DataFrame(columns=[*NOTE_COLUMNS, "mo_ta"])
+        stem = "ghi-chu-gia-quyen"
+    else:
+        table = report.table if choice == "indices" else getattr(report.quick, choice)
+        table = table.copy()
+        table.insert(table.columns.get_loc("agency") + 1, "agency_name",
+                     table["agency"].map(report.agency_names))
+        table.attrs["notes"] = notes  # write_table adds it to XLSX as a sheet
+        stem = "chi-so-hai-long"
     # write_table is the CLI's writer: the web download and the command line never differ.
     buffer = io.BytesIO()
     write_table(table, buffer, format=fmt)
     buffer.seek(0)
-    name = f"chi-so-hai-long-{query.questionnaire_id}-{query.period or 'tat-ca'}{DOWNLOADS[fmt][1]}"
+    name = f"{stem}-{query.questionnaire_id}-{query.period or 'tat-ca'}{DOWNLOADS[fmt][1]}"
     return send_file(buffer, mimetype=DOWNLOADS[fmt][0], as_attachment=True,
                      download_name=name, max_age=0)
 
@@ -309,17 +333,110 @@ def format_percent(value, digits=2) -> str:
 
 @bp.app_template_filter("interval")
 def format_interval(row) -> str:
-    """'low – high' of a result row, a dash when there is no interval."""
-    if isinstance(row, dict):
-        low, high = row["ci_low"], row["ci_high"]
-    else:
-        low, high = row.ci_low, row.ci_high
-    if low is None or high is None or math.isnan(low) or math.isnan(high):
+    """'low – high' of a result row; where the library published no interval, a dash and
+    the reason (no interval is made up here); an exact bound says so."""
+    def get(name):
+        value = row.get(name) if isinstance(row, dict) else getattr(row, name, None)
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    low, high, method = get("ci_low"), get("ci_high"), get("ci_method")
+    if low is None or high is None:
+        if get("note") == "fewer than 2 answered":
+            return "– " + _("(dưới 2 người trả lời: không tính khoảng tin cậy)")
         return "–"
-    return f"{format_percent(low)} – {format_percent(high)}"
+    shown = f"{format_percent(low)} – {format_percent(high)}"
+    if method == "exact-zero-se":
+        shown += " " + _("(mọi người đánh giá như nhau: khoảng chính xác)")
+    return shown
+
+
+@bp.app_template_filter("criteria_note")
+def format_criteria_note(used) -> Markup | str:
+    """' (tính trên 4/5 tiêu chí)' when a composite averages fewer criteria than it has."""
+    if not isinstance(used, str) or "/" not in used:
+        return ""
+    defined, total = used.split("/", 1)
+    if defined == total:
+        return ""
+    return Markup(' <span class="warn">%s</span>') % _(
+        "(tính trên %(used)s tiêu chí)", used=used)
+
+
+def note_lines(report: Report, code: str | None = None) -> list[str]:
+    """The weighting notes in Vietnamese, one sentence each (only those about the agency
+    `code` and the whole scope, when given)."""
+    notes = report.notes
+    if notes is None or notes.empty:
+        return []
+    names = _note_scope_names(report, notes)
+    lines = []
+    for note in notes.itertuples(index=False):
+        if code is not None and note.scope not in (code, "ALL"):
+            continue
+        lines.append(_note_text(note, names.get(note.scope, note.scope)))
+    return lines
+
+
+def _note_scope_names(report: Report, notes: pd.DataFrame) -> dict[str, str]:
+    """Agency names for the notes' scopes, also of agencies without respondents."""
+    names = dict(report.agency_names)
+    missing = set(notes["scope"]) - set(names) - {"ALL"}
+    if missing:
+        names.update(get_db().execute(
+            select(Agency.code, Agency.name).where(Agency.code.in_(missing))).all())
+    return names
+
+
+NOTE_TEXTS = {
+    "pooled_cells": _l(
+        "%(agency)s: các ô gia quyền có quá ít phiếu (%(cells)s; %(responses)s phiếu) được "
+        "gộp thành một ô (%(share)s%% số hồ sơ đã giải quyết)."),
+    "empty_cells_pooled": _l(
+        "%(agency)s: không có phiếu nào ở %(cells)s; %(transactions)s hồ sơ của các ô này "
+        "được tính vào ô gộp của cơ quan (%(share)s%% số hồ sơ)."),
+    "fallback": _l(
+        "%(agency)s: ô gộp vẫn quá ít phiếu nên cả cơ quan được gia quyền như một ô "
+        "(%(cells)s)."),
+    "unrepresented": _l(
+        "%(agency)s: có %(transactions)s hồ sơ đã giải quyết (%(share)s%%) nhưng không có "
+        "phiếu trả lời nào, nên không được đại diện trong các chỉ số có gia quyền."),
+    "dropped_responses": _l(
+        "%(responses)s phiếu không ghi lĩnh vực thủ tục nên không được tính trong kết quả "
+        "có gia quyền."),
+    "empty_cells_dropped": _l(
+        "%(agency)s: không có phiếu nào ở %(cells)s; %(transactions)s hồ sơ (%(share)s%%) "
+        "không được đại diện."),
+}
+
+
+def _note_text(note, name: str) -> str:
+    """One weighting note as a Vietnamese sentence (the library's own is English)."""
+    cells = str(note.cells or "").replace("=", " ")
+    values = {
+        "agency": name, "cells": cells,
+        "responses": 0 if pd.isna(note.responses) else int(note.responses),
+        "transactions": "–" if pd.isna(note.transactions)
+        else f"{note.transactions:,.0f}".replace(",", "."),
+        "share": format_percent(note.share * 100 if not pd.isna(note.share) else None, 1),
+    }
+    text = NOTE_TEXTS.get(note.kind)
+    if text is None:  # a kind this page does not know yet: the library's own sentence
+        return f"{name}: {note.detail}"
+    return text % values
+
+
+def notes_table(report: Report) -> pd.DataFrame | None:
+    """The weighting notes as downloaded: the library's columns and the Vietnamese text."""
+    notes = report.notes
+    if notes is None or notes.empty:
+        return None
+    out = notes.copy()
+    out.insert(len(out.columns), "mo_ta", note_lines(report))
+    return out
 
 
 @bp.get("/cach-tinh")
 @require_role("admin", "agency", "analyst")
 def methods():
+    """How the indices, intervals, weighting and comparisons are computed, in words."""
     return render_template("reports/methods.html")

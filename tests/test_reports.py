@@ -93,11 +93,15 @@ def test_xlsx_download_opens_with_vietnamese_names(client, session, two_agencies
 
 def test_poststratification_weights_by_served_transactions(client, session, two_agencies):
     justice, health = two_agencies
-    # Sở Tư pháp: 3 respondents in field 1; one more in field 2 answering a1 = 1.
-    add_response(session, justice, field=2, a1=1)
+    # Sở Tư pháp: 5 respondents in field 1 (a1: 5, 4, 2, 2, 2) and 5 in field 2 (a1 = 5),
+    # enough for each field to be its own weighting cell (the library pools cells under 5).
+    for value in (2, 2):
+        add_response(session, justice, a1=value)
+    for _i in range(5):
+        add_response(session, justice, field=2, a1=5)
     session.add_all([
         ServiceVolume(agency_id=justice.agency_id, service_field="1", period="2026",
-                      transactions=300),
+                      transactions=100),
         ServiceVolume(agency_id=justice.agency_id, service_field="2", period="2026",
                       transactions=300),
         ServiceVolume(agency_id=health.agency_id, service_field="2", period="2026",
@@ -106,11 +110,11 @@ def test_poststratification_weights_by_served_transactions(client, session, two_
     session.commit()
     login_as(client, session, "analyst")
     detail = client.get("/reports/agency/STP?weighting=poststrat").get_data(as_text=True)
-    # Weights 100 (field 1, 3 people) and 300 (field 2, 1 person): a1 satisfied =
-    # 200 / 600 = 33,33% (unweighted it would be 2/4 = 50%).
-    assert "33,33" in detail
+    # a1 satisfied: field 1 2/5, field 2 5/5, weighted by 100 and 300 transactions:
+    # (0.4 * 100 + 300) / 400 = 85,00% (unweighted it would be 7/10 = 70%).
+    assert "85,00" in detail
     plain = client.get("/reports/agency/STP").get_data(as_text=True)
-    assert "50,00" in plain
+    assert "70,00" in plain
 
 
 def test_agency_user_sees_only_its_own_subtree(client, session, two_agencies):
@@ -177,3 +181,91 @@ def test_counter_quick_form_reports_share_satisfied_and_reasons(client, session,
         encoding="utf-8-sig")
     whole = reasons[reasons["by"] == "ALL"].set_index("reason")
     assert whole.loc[1, "count"] == 2 and whole.loc[3, "count"] == 1
+
+
+def _agency_with_answers(session, make_counter, code, name, values, field=1):
+    counter = make_counter(agency_code=code, agency_name=name, label=f"Quầy {code}")
+    for value in values:
+        add_response(session, counter, field=field, a1=value, a2=value)
+    return counter
+
+
+def test_ranking_marks_follow_the_adjusted_test_not_interval_overlap(app, client, session,
+                                                                      make_counter):
+    """Every agency's mark on the page is the library's `mark` (Holm-adjusted diff_p)."""
+    app.config["MIN_GROUP_N"] = 10
+    _agency_with_answers(session, make_counter, "CAO", "Sở Cao", [5] * 17 + [2] * 3)
+    _agency_with_answers(session, make_counter, "THAP", "Sở Thấp", [1] * 15 + [4] * 5)
+    _agency_with_answers(session, make_counter, "GIUA", "Sở Giữa", [4] * 12 + [2] * 8)
+    _agency_with_answers(session, make_counter, "NHO", "Sở Nhỏ", [1, 1, 1])  # small: no mark
+    login_as(client, session, "analyst")
+    html = client.get("/reports/").get_data(as_text=True)
+    with app.app_context():
+        from survey.db import get_db
+
+        frame = responses_frame(get_db(), SIPAS)
+    table = compute_indices(frame, [(q.id, q.element) for q in SIPAS.criteria], by=["agency"],
+                            min_n=10)
+    overall = table[(table["by"] == "agency") & (table["level"] == "overall")].set_index("agency")
+    shown = dict(re.findall(r'agency/(\w+)[^"]*">[^<]*</a></th>.*?<td class="mark-(\w+)">',
+                            html, re.S))
+    assert set(shown) == {"CAO", "THAP", "GIUA", "NHO"}
+    expected = {"higher": "above", "lower": "below"}
+    for code, row in overall.iterrows():
+        want = expected.get(row["mark"], "small" if row["flag"] == "small_n" else "same")
+        assert shown[code] == want, (code, row["mark"], row["diff_p_adj"])
+        if row["mark"] == "":
+            assert row["flag"] == "small_n" or row["diff_p_adj"] >= 0.05
+    assert shown["CAO"] == "above" and shown["THAP"] == "below" and shown["NHO"] == "small"
+    assert html.count("Cao hơn có ý nghĩa thống kê") == 1
+    assert html.count("Thấp hơn có ý nghĩa thống kê") == 1
+    # The adjusted p-value is printed next to the mark.
+    assert f"<td>{overall.loc['CAO', 'diff_p_adj']:.3f}".replace(".", ",") in html
+
+
+def test_weighting_notes_on_the_pages_and_in_every_download(client, session, make_counter):
+    """Pooled cells and an agency without respondents are said in Vietnamese, everywhere."""
+    justice = _agency_with_answers(session, make_counter, "STP", "Sở Tư pháp", [5, 4, 2])
+    add_response(session, justice, field=2, a1=1)
+    silent = make_counter(agency_code="SXD", agency_name="Sở Xây dựng", label="Quầy XD")
+    session.add_all([
+        ServiceVolume(agency_id=justice.agency_id, service_field="1", period="2026",
+                      transactions=300),
+        ServiceVolume(agency_id=justice.agency_id, service_field="2", period="2026",
+                      transactions=100),
+        ServiceVolume(agency_id=silent.agency_id, service_field="1", period="2026",
+                      transactions=600),
+    ])
+    session.commit()
+    login_as(client, session, "analyst")
+    html = client.get("/reports/?weighting=poststrat").get_data(as_text=True)
+    assert "Ghi chú về gia quyền" in html
+    assert "Sở Xây dựng: có 600 hồ sơ đã giải quyết (60,0%) nhưng không có phiếu" in html
+    assert "Sở Tư pháp: các ô gia quyền có quá ít phiếu" in html
+    detail = client.get("/reports/agency/STP?weighting=poststrat").get_data(as_text=True)
+    assert "Sở Tư pháp: các ô gia quyền có quá ít phiếu" in detail
+    assert "Sở Xây dựng" not in detail  # only the notes about this agency and the scope
+    notes = pd.read_csv(io.BytesIO(client.get(
+        "/reports/indices.csv?weighting=poststrat&table=notes").data), encoding="utf-8-sig")
+    assert set(notes["kind"]) >= {"unrepresented", "pooled_cells"}
+    assert notes["mo_ta"].str.contains("Sở Xây dựng").any()
+    book = openpyxl.load_workbook(io.BytesIO(
+        client.get("/reports/indices.xlsx?weighting=poststrat").data))
+    assert book.sheetnames == ["indices", "notes"]
+    texts = [c.value for c in book["notes"][1]]
+    assert "mo_ta" in texts and book["notes"].max_row == len(notes) + 1
+    # Unweighted: nothing to note, and the notes CSV is an empty table with its header.
+    assert "Ghi chú về gia quyền" not in client.get("/reports/").get_data(as_text=True)
+    empty = client.get("/reports/indices.csv?table=notes")
+    assert empty.status_code == 200 and b"kind,scope,cells" in empty.data
+    assert client.get("/reports/indices.csv?table=bogus").status_code == 400
+
+
+def test_no_interval_where_fewer_than_two_answered_and_the_reason_is_shown(client, session,
+                                                                          make_counter):
+    _agency_with_answers(session, make_counter, "STP", "Sở Tư pháp", [5, 4, 2])
+    _agency_with_answers(session, make_counter, "SYT", "Sở Y tế", [4])
+    login_as(client, session, "analyst")
+    detail = client.get("/reports/agency/SYT").get_data(as_text=True)
+    assert "dưới 2 người trả lời: không tính khoảng tin cậy" in detail
+    assert re.search(r"100,00 – 100,00", detail) is None  # never a zero-width interval
