@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flask import Flask, render_template
+from flask import Flask
 
 
 def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: configuration, extensions, error pages and logging, blueprints, CLI."""
     app = Flask(__name__, instance_relative_config=True)
     from . import config
 
@@ -20,34 +21,35 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["DATABASE_URL"] = "sqlite:///" + str(Path(app.instance_path) / "survey.sqlite")
     app.config["PUBLIC_URL"] = app.config["PUBLIC_URL"].rstrip("/")
 
-    from . import admin, auth, db, demo, health, i18n, posters, questionnaires, respond, security
+    from . import (
+        admin,
+        auth,
+        db,
+        demo,
+        errors,
+        health,
+        i18n,
+        posters,
+        questionnaires,
+        reports,
+        respond,
+        security,
+    )
 
+    # Extensions first (errors first of all: its timer starts before any other hook runs).
+    errors.init_app(app)
     security.init_app(app)
     db.init_app(app)
     i18n.init_app(app)
     questionnaires.init_app(app)
+    # Blueprints by audience: the public questionnaire, staff (login, admin), reports.
     app.register_blueprint(respond.bp)
-    from . import reports
-
-    app.register_blueprint(reports.bp)
-    respond.register_error_handlers(app)
     auth.init_app(app)
     admin.init_app(app)
+    app.register_blueprint(reports.bp)
+    # Command-line only.
     posters.init_app(app)
     demo.init_app(app)
-    _register_error_pages(app)
-
-    @app.get("/")
-    def index():
-        return render_template("home.html")
-
     health.init_app(app)  # /healthz for the load balancer
 
     return app
-
-
-def _register_error_pages(app: Flask) -> None:
-    for status in (400, 403, 404, 405, 413, 500):
-        app.register_error_handler(
-            status, lambda exc, status=status: (render_template(f"errors/{status}.html"), status)
-        )

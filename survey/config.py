@@ -4,6 +4,8 @@ import os
 from datetime import timedelta
 
 PREFIX = "SURVEY_"
+# The province's local time: dates shown to staff and the months/quarters of the reports.
+TIMEZONE = "Asia/Ho_Chi_Minh"
 
 
 class Defaults:
@@ -19,7 +21,9 @@ class Defaults:
     POSTER_PROVINCE = ""
     # Flask-WTF: a respondent may keep the page open a long time (queue, interruption).
     WTF_CSRF_TIME_LIMIT = int(timedelta(hours=8).total_seconds())
-    WTF_CSRF_SSL_STRICT = True
+    # On https, security.check_origin requires the POST's Origin (or else Referer) to be this
+    # host; Flask-WTF's own check would accept the Referer only.
+    WTF_CSRF_SSL_STRICT = False
     # Validation messages come from our own translated table (survey/forms.py), not WTForms'.
     WTF_I18N_ENABLED = False
     # Anything larger than a full questionnaire with long comments is not a survey answer.
@@ -31,7 +35,7 @@ class Defaults:
     COOKIE_SECURE = None
     PERMANENT_SESSION_LIFETIME = int(timedelta(hours=12).total_seconds())
     BABEL_DEFAULT_LOCALE = "vi"
-    BABEL_DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+    BABEL_DEFAULT_TIMEZONE = TIMEZONE
     LANGUAGES = ("vi", "en")
     # Where questionnaire files live; relative paths are taken from the project root.
     QUESTIONNAIRE_DIR = ""
@@ -50,6 +54,8 @@ class Defaults:
     # X-Forwarded-Proto are trusted. 0 = none: the client is the TCP peer. Without it, the
     # login throttle and burst flags would see every client as the proxy.
     PROXY_COUNT = 0
+    # The app's log (one line per request, tracebacks): survey/errors.py.
+    LOG_LEVEL = "INFO"
     # Compress text responses when the client accepts gzip (the budget counts bytes on the wire).
     COMPRESS_RESPONSES = True
 

@@ -95,16 +95,13 @@ def seed_responses(db, counters: list[Counter], count: int, seed: int = 2025) ->
     reg = registry()
     agency_quality = {}
     now = utcnow()
-    rows, answers = [], []
-    next_id = (db.scalar(select(func.max(Response.id))) or 0) + 1
-    for i in range(count):
+    rows, given_answers = [], []
+    for _ in range(count):
         counter = rng.choice(counters)
         questionnaire = reg.latest(counter.questionnaire_id)
         quality = agency_quality.setdefault(counter.agency_id, rng.gauss(0.0, 0.25))
-        rid = next_id + i
         seconds = max(25, int(rng.lognormvariate(4.4, 0.4)))
         rows.append({
-            "id": rid,
             "counter_id": counter.id,
             "agency_id": counter.agency_id,
             "questionnaire_id": questionnaire.id,
@@ -122,9 +119,14 @@ def seed_responses(db, counters: list[Counter], count: int, seed: int = 2025) ->
             if value is None:
                 continue
             given[question.id] = value
-        answers.extend(answer_rows(rid, given))
+        given_answers.append(given)
     if rows:
-        db.execute(insert(Response), rows)
+        # The database numbers the responses: explicit ids would leave PostgreSQL's sequence
+        # behind, and the next real submissions would clash with them.
+        ids = db.scalars(insert(Response).returning(Response.id, sort_by_parameter_order=True),
+                         rows).all()
+        answers = [row for rid, given in zip(ids, given_answers, strict=True)
+                   for row in answer_rows(rid, given)]
         db.execute(insert(Answer), answers)
     return len(rows)
 

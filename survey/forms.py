@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from flask_babel import lazy_gettext as _l
@@ -25,6 +26,17 @@ class InvalidSubmission(Exception):
     """Something no browser rendering our page could send (tampering or a stale form)."""
 
 
+# A code as our page writes it: ASCII digits, no sign, space or leading zero. int() alone
+# would also take "+4", " 4 ", "04", "4_0", full-width "４" and Arabic-Indic "٤".
+CODE = re.compile(r"0|[1-9][0-9]{0,8}")
+
+
+def parse_code(name: str, raw: str) -> int:
+    if not CODE.fullmatch(raw):
+        raise InvalidSubmission(f"{name}: {raw!r} is not a code")
+    return int(raw)
+
+
 class CodeField(Field):
     """One code from a fixed list; a value outside the list is an invalid submission."""
 
@@ -38,10 +50,7 @@ class CodeField(Field):
             return
         if len(valuelist) > 1:
             raise InvalidSubmission(f"{self.name}: several values for a single choice")
-        try:
-            self.data = int(valuelist[0])
-        except ValueError as exc:
-            raise InvalidSubmission(f"{self.name}: {valuelist[0]!r} is not a code") from exc
+        self.data = parse_code(self.name, valuelist[0])
 
     def pre_validate(self, form):
         if self.data is not None and self.data not in self.codes:
@@ -49,14 +58,13 @@ class CodeField(Field):
 
 
 class CodesField(CodeField):
-    """Several codes from a fixed list (multiple choice)."""
+    """Several codes from a fixed list (multiple choice): each box ticked at most once."""
 
     def process_formdata(self, valuelist):
-        try:
-            codes = [int(value) for value in valuelist if value != ""]
-        except ValueError as exc:
-            raise InvalidSubmission(f"{self.name}: not a list of codes") from exc
-        self.data = sorted(set(codes))
+        codes = [parse_code(self.name, value) for value in valuelist if value != ""]
+        if len(set(codes)) != len(codes):
+            raise InvalidSubmission(f"{self.name}: a box sent twice")
+        self.data = sorted(codes)
 
     def pre_validate(self, form):
         if any(code not in self.codes for code in self.data or ()):
@@ -64,6 +72,8 @@ class CodesField(CodeField):
 
 
 class TextField(TextAreaField):
+    """A free text answer, one value, NFC-normalised and stripped."""
+
     def process_formdata(self, valuelist):
         if len(valuelist) > 1:
             raise InvalidSubmission(f"{self.name}: several values for a text")
@@ -140,6 +150,10 @@ class ResponseForm(FlaskForm):
 
     def known_fields(self) -> set[str]:
         return set(self._fields)
+
+    def multi_valued_fields(self) -> set[str]:
+        """The fields a browser may send several times (a multiple-choice question's boxes)."""
+        return {name for name, field in self._fields.items() if isinstance(field, CodesField)}
 
 
 _FORM_CLASSES: dict[tuple[str, int, str], type[ResponseForm]] = {}

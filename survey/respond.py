@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from . import integrity, paper
 from .db import get_db
-from .forms import InvalidSubmission, form_class
+from .errors import CodeWithdrawn, http_error
+from .forms import InvalidSubmission, ResponseForm, form_class
 from .i18n import LANGUAGE_FIELD
 from .models import (
     Agency,
@@ -25,16 +38,14 @@ from .models import (
     normalize_token,
     utcnow,
 )
-from .questionnaires import likert_options, registry
+from .questionnaires import Questionnaire, likert_options, registry
 
 bp = Blueprint("respond", __name__)
 # Table-level inserts skip the ORM's bulk machinery on the submit path.
 RESPONSE = Response.__table__
 ANSWER = Answer.__table__
-
-
-class TokenGone(Exception):
-    """The token existed but was revoked, or its counter or agency is no longer active."""
+# What new_form issues: secrets.token_hex(16).
+SUBMISSION_KEY = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,17 @@ class CounterView:
         return self.agency.id
 
 
-def lookup_counter(token: str) -> CounterView:
-    """The counter behind a token, live or not; 404 when the token never existed."""
+class Posted(NamedTuple):
+    """A POST to a counter's page: the live counter, its normalised token and the form read."""
+
+    counter: CounterView
+    token: str
+    questionnaire: Questionnaire
+    form: ResponseForm
+
+
+def counter_for_token(token: str) -> CounterView:
+    """The counter behind a token, live or withdrawn; 404 when the token never existed."""
     row = get_db().execute(
         select(Counter.id, Counter.label, Counter.questionnaire_id, Counter.active,
                CounterToken.revoked_at, Agency.id, Agency.code, Agency.name, Agency.active)
@@ -77,11 +97,11 @@ def lookup_counter(token: str) -> CounterView:
                        usable=revoked_at is None and counter_active and agency_active)
 
 
-def find_counter(token: str) -> CounterView:
+def live_counter_or_410(token: str) -> CounterView:
     """The counter behind a live token: 404 for an unknown token, 410 for a withdrawn one."""
-    counter = lookup_counter(token)
+    counter = counter_for_token(token)
     if not counter.usable:
-        raise TokenGone()
+        raise CodeWithdrawn()
     return counter
 
 
@@ -110,32 +130,58 @@ def new_form(questionnaire):
     return form
 
 
+@bp.get("/")
+def home():
+    """The site's front page: how to reach a counter's questionnaire."""
+    return render_template("home.html")
+
+
 @bp.get("/r/<token>")
 @bp.get("/R/<token>")
 def questionnaire(token):
-    counter = find_counter(token)
+    """A counter's questionnaire, fresh (the QR code's target)."""
+    counter = live_counter_or_410(token)
     form = new_form(registry().latest(counter.questionnaire_id))
     return render_form(counter, normalize_token(token), form)
 
 
-def posted_form(token):
-    """The counter, its normalised token, its questionnaire and the form read from the POST."""
-    counter = find_counter(token)
+def refuse_what_no_browser_sends(form: ResponseForm) -> None:
+    """400 unless the POST has the shape our page produces (tampering or a broken client).
+
+    No field the page does not have; one value per field except the checkboxes of a
+    multiple-choice question; the submission key exactly as issued. (File parts are
+    refused before the form reads the POST.)
+    (NULs and invalid UTF-8 anywhere are refused for every page by security.py.)
+    """
+    if set(request.form) - form.known_fields() - {LANGUAGE_FIELD}:
+        abort(400)
+    multi_valued = form.multi_valued_fields()
+    if any(len(values) > 1 and name not in multi_valued
+           for name, values in request.form.lists()):
+        abort(400)
+    if not SUBMISSION_KEY.fullmatch(request.form.get("submission_key", "")):
+        abort(400)
+
+
+def posted_form(token) -> Posted:
+    """The live counter, its normalised token, its questionnaire and the form read from the POST."""
+    counter = live_counter_or_410(token)
     questionnaire = registry().latest(counter.questionnaire_id)
+    if request.files:
+        abort(400)  # before the form reads them as answers
     try:
         form = form_class(questionnaire)()
     except InvalidSubmission:
         abort(400)
-    return counter, normalize_token(token), questionnaire, form
+    refuse_what_no_browser_sends(form)
+    return Posted(counter, normalize_token(token), questionnaire, form)
 
 
 @bp.post("/r/<token>")
 @bp.post("/R/<token>")
 def submit(token):
+    """Store a completed questionnaire, or show it again with its errors or in another language."""
     counter, token, questionnaire, form = posted_form(token)
-    unknown = set(request.form) - form.known_fields() - {LANGUAGE_FIELD, "submit"}
-    if unknown:
-        abort(400)
 
     # The language switch re-renders the page in the other language with the answers kept
     # (i18n's after_request hook remembers the choice in a cookie).
@@ -149,26 +195,28 @@ def submit(token):
     if not valid:
         return render_form(counter, token, form, status=422)
 
-    if not store_response(counter, questionnaire, form):
-        abort(400)
+    store_response(counter, questionnaire, form)
     return redirect(url_for(".thanks", token=token), 303)
 
 
 @bp.get("/r/<token>/cam-on")
 def thanks(token):
+    """The thank-you page after a stored response."""
     # Reachable for a just-revoked token too: the answers were saved before.
-    return render_template("respond/thanks.html", counter=lookup_counter(token))
+    return render_template("respond/thanks.html", counter=counter_for_token(token))
 
 
-def store_response(counter, questionnaire, form) -> bool:
-    """Store the response and its answers in one transaction; True once it is saved.
+def store_response(counter, questionnaire, form) -> None:
+    """Store the response and its answers in one transaction.
 
     Core inserts rather than the unit of work: this is the hot path of the public side.
     A POST retried by a flaky connection carries the same submission key, which the
-    database keeps unique, so it is stored once and acknowledged again.
+    database keeps unique, so it is stored once and acknowledged again. Any other database
+    error propagates: errors.py logs it and answers 500, so nobody is told their answers
+    were refused (or saved) when the server failed.
     """
     db = get_db()
-    key = form.submission_key.data or None
+    key = form.submission_key.data
     seconds = integrity.seconds_since(form.started.data)
     try:
         response_id = db.execute(
@@ -191,38 +239,53 @@ def store_response(counter, questionnaire, form) -> bool:
         db.commit()
     except IntegrityError:
         db.rollback()
-        # Only a duplicate submission key means "already saved"; anything else is an error.
-        return bool(key) and db.scalar(
-            select(Response.id).where(Response.submission_key == key)) is not None
-    return True
+        already_stored = db.scalar(select(Response.id).where(Response.submission_key == key))
+        if already_stored is None:
+            raise
 
 
-def csrf_failed():
-    """CSRF token missing or expired on the public form: nothing stored, answers kept."""
-    from flask_babel import gettext as _
+# Flask-WTF's reasons (CSRFError.description) and security.check_origin's.
+COOKIE_REASONS = ("The CSRF session token is missing.",)
+ORIGIN_REASONS = ("The referrer header is missing.", "The referrer does not match the host.",
+                  "The origin does not match the host.")
 
-    # Runs as an error handler: an unknown or withdrawn code must still get its own page.
-    try:
-        counter, token, _questionnaire, form = posted_form(request.view_args.get("token", ""))
-    except TokenGone:
-        return render_template("errors/410.html"), 410
-    except HTTPException as exc:
-        return render_template(f"errors/{exc.code}.html"), exc.code
-    # Fresh stamp and token are rendered by the template; keep the respondent's own answers.
-    notice = _(
+
+def csrf_notice(reason: str) -> str:
+    """Why the POST was refused, truthfully, and what will work."""
+    if reason in ORIGIN_REASONS:
+        return _(
+            "Trình duyệt không cho biết phiếu được gửi từ trang này (thông tin “Referer” bị "
+            "chặn), nên để an toàn phiếu chưa được nhận. Các câu trả lời của bạn vẫn còn "
+            "nguyên. Hãy mở đường link bằng trình duyệt khác (ví dụ Chrome, Safari), hoặc tắt "
+            "chế độ chặn “Referer” cho trang này, rồi bấm “Gửi phiếu”."
+        )
+    if reason in COOKIE_REASONS and not request.cookies.get(current_app.config[
+            "SESSION_COOKIE_NAME"]):
+        return _(
+            "Trình duyệt không gửi lại cookie của trang này nên phiếu chưa được gửi. Các câu "
+            "trả lời của bạn vẫn còn nguyên, vui lòng bấm “Gửi phiếu” một lần nữa. Nếu thông "
+            "báo này hiện lại, trình duyệt đang chặn cookie: hãy cho phép cookie cho trang "
+            "này, hoặc mở đường link bằng trình duyệt khác."
+        )
+    return _(
         "Phiên trả lời đã hết hạn nên phiếu chưa được gửi. Các câu trả lời của bạn vẫn còn "
         "nguyên, vui lòng bấm “Gửi phiếu” một lần nữa."
     )
-    return render_form(counter, token, form, status=400, notice=notice)
 
 
-def register_error_handlers(app):
-    @app.errorhandler(TokenGone)
-    def token_gone(_exc):
-        return render_template("errors/410.html"), 410
+def csrf_failed(reason: str):
+    """CSRF check failed on the public form: nothing stored, answers kept, the reason told."""
+    # Runs as an error handler: an unknown or withdrawn code must still get its own page.
+    try:
+        counter, token, _questionnaire, form = posted_form(request.view_args.get("token", ""))
+    except HTTPException as exc:
+        return http_error(exc)
+    # Fresh stamp and token are rendered by the template; keep the respondent's own answers.
+    return render_form(counter, token, form, status=400, notice=csrf_notice(reason))
 
 
 def published(questionnaire_id):
+    """The latest version of a published questionnaire, or 404."""
     try:
         return registry().latest(questionnaire_id)
     except KeyError:
@@ -247,7 +310,7 @@ def paper_form(questionnaire_id):
 @bp.get("/r/<token>/phieu")
 def counter_paper_form(token):
     """The same, headed with the counter's agency and name."""
-    counter = find_counter(token)
+    counter = live_counter_or_410(token)
     return render_paper(published(counter.questionnaire_id), counter)
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gzip
+from urllib.parse import unquote_to_bytes
 
-from flask import render_template, request
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask import abort, g, request
+from flask_wtf.csrf import CSRFError, CSRFProtect, same_origin
 
 csrf = CSRFProtect()
 
@@ -30,6 +31,75 @@ def check_secret(app) -> None:
         "SURVEY_SECRET_KEY is not set. Generate one with "
         "`python -c 'import secrets; print(secrets.token_hex(32))'` and set it in the environment."
     )
+
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _malformed(text: str | None) -> bool:
+    # U+FFFD is what invalid UTF-8 decodes to in a path or a multipart field: no browser
+    # sends either it or a NUL, and
+    # PostgreSQL refuses NULs in text (a 500 instead of a refusal).
+    # (A broken multipart part can have no name: None, refused later as an unknown field.)
+    return text is not None and ("\x00" in text or "\ufffd" in text)
+
+
+def _invalid_utf8(urlencoded: bytes) -> bool:
+    # Werkzeug turns undecodable percent-escapes into the literal text "%FF", which then
+    # cannot be told from a typed "%FF": check the bytes before it parses them.
+    try:
+        unquote_to_bytes(urlencoded.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def refuse_malformed_request():
+    """404 for a path holding a NUL or invalid UTF-8; on the public pages, 400 for a field.
+
+    Staff forms clean what they are given (survey/domain/text.py): a NUL in a login name
+    is a wrong login there, not a malformed request.
+    """
+    if _malformed(request.path):
+        abort(404)
+    if request.routing_exception is not None or request.blueprint != "respond":
+        return  # 404/405 follow (the body is not read), or a staff page
+    if _invalid_utf8(request.query_string):
+        abort(400)
+    fields = [request.args]
+    if request.method in UNSAFE_METHODS:
+        # Read once and cached: the form is parsed from the same bytes.
+        if request.mimetype == "application/x-www-form-urlencoded" and _invalid_utf8(
+                request.get_data(cache=True)):
+            abort(400)
+        fields.append(request.form)
+    for multidict in fields:
+        for name, values in multidict.lists():
+            if _malformed(name) or any(_malformed(value) for value in values):
+                abort(400)
+
+
+
+def check_origin():
+    """On https, a POST must come from our own pages: its Origin, else its Referer.
+
+    Flask-WTF's strict check (WTF_CSRF_SSL_STRICT, off in config.py) reads only the
+    Referer, so a browser or privacy setting that strips it could never submit. Every
+    current browser sends Origin on a POST, which proves the same thing; a request with
+    neither is refused as before, and the public form says why and what works.
+    """
+    if not g.get("csrf_valid") or not request.is_secure:
+        return
+    own = f"https://{request.host}/"
+    origin = request.headers.get("Origin")
+    if origin and origin != "null":
+        if not same_origin(origin, own):
+            raise CSRFError("The origin does not match the host.")
+        return
+    if not request.referrer:
+        raise CSRFError("The referrer header is missing.")
+    if not same_origin(request.referrer, own):
+        raise CSRFError("The referrer does not match the host.")
 
 
 def set_headers(response):
@@ -86,15 +156,11 @@ def init_app(app) -> None:
     if secure is None:
         secure = app.config["PUBLIC_URL"].startswith("https://")
     app.config["SESSION_COOKIE_SECURE"] = secure
+    # Before CSRF: a malformed request gets its own status, not a CSRF page.
+    app.before_request(refuse_malformed_request)
     csrf.init_app(app)
+    # After CSRF (hooks run in order): only requests whose token was valid are checked.
+    app.before_request(check_origin)
     app.after_request(set_headers)
     if app.config.get("COMPRESS_RESPONSES"):
         app.after_request(compress)
-
-    @app.errorhandler(CSRFError)
-    def csrf_error(_exc):
-        if request.blueprint == "respond" and request.view_args:
-            from .respond import csrf_failed
-
-            return csrf_failed()
-        return render_template("errors/400.html", reason="csrf"), 400

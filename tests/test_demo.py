@@ -6,6 +6,7 @@ from survey.demo import ADMIN_LOGIN, ADMIN_PASSWORD, AGENCIES
 from survey.models import Agency, Answer, Counter, Response, ServiceVolume
 
 from .staff import login
+from .test_respond import complete_answers
 
 
 def count(session, model):
@@ -39,3 +40,15 @@ def test_running_the_demo_again_adds_nothing(runner, session):
     assert again.exit_code == 0 and "already there" in again.output
     assert count(session, Response) == 20
     assert count(session, Agency) == len(AGENCIES) + 1
+
+
+def test_real_submissions_after_seeding_are_stored(runner, session, client, open_form):
+    # On PostgreSQL, synthetic responses inserted with explicit ids left the id sequence
+    # behind: the next real submissions clashed with them and were lost.
+    assert runner.invoke(args=["demo", "--responses", "30"]).exit_code == 0
+    token = session.scalars(select(Counter).order_by(Counter.id)).first().token
+    for _ in range(3):
+        hidden = open_form(token)
+        response = client.post(f"/r/{token}", data={**hidden, **complete_answers()})
+        assert response.status_code == 303
+    assert count(session, Response) == 33

@@ -295,3 +295,193 @@ def test_integrity_events_expire_without_a_scheduled_job(app, session, monkeypat
         get_db().commit()
     session.expire_all()
     assert sorted(e.key for e in session.scalars(select(RateEvent))) == ["another", "new"]
+
+
+# --- what no browser sends: refused (400/404), nothing stored -----------------------------
+
+
+def test_any_file_part_is_refused_and_stores_nothing(client, session, make_counter, open_form):
+    from io import BytesIO
+
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    for name in ("a1", "comment", "unknown_file", "submission_key"):
+        data = {**hidden, **complete_answers(), name: (BytesIO(b"4"), "x.txt")}
+        response = client.post(f"/r/{counter.token}", data=data,
+                               content_type="multipart/form-data")
+        assert response.status_code == 400, name
+    # Text parts in multipart are what an enctype="multipart/form-data" page would send.
+    response = client.post(f"/r/{counter.token}", data={**hidden, **complete_answers()},
+                           content_type="multipart/form-data")
+    assert response.status_code == 303
+    assert counts(session)[0] == 1
+
+
+@pytest.mark.parametrize("path", ["/r/AB%00CD", "/r/AB%00CD/cam-on", "/r/AB%00CD/phieu",
+                                  "/reports/agency/%00", "/admin/agencies/%00",
+                                  "/phieu/%00", "/r/%FF%FE"])
+def test_nul_or_invalid_utf8_in_the_path_is_404(client, path):
+    assert client.get(path).status_code == 404
+    assert client.post(path, data={"a1": "4"}).status_code == 404
+
+
+@pytest.mark.parametrize("tamper", [
+    {"comment": "Tốt\x00"},
+    {"started": "\x00"},
+    {"comment\x00": "x"},
+])
+def test_nul_in_a_field_is_400_and_stores_nothing(client, session, make_counter, open_form,
+                                                   tamper):
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    response = client.post(f"/r/{counter.token}", data={**hidden, **complete_answers(**tamper)})
+    assert response.status_code == 400
+    assert counts(session) == (0, 0)
+
+
+@pytest.mark.parametrize("key", ["", "abc", "0" * 31, "0" * 33, "A" * 32, "g" * 32,
+                                 "0" * 5032, " " + "0" * 31])
+def test_the_submission_key_must_be_as_issued(client, session, make_counter, open_form, key):
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    response = client.post(f"/r/{counter.token}",
+                           data={**hidden, "submission_key": key, **complete_answers()})
+    assert response.status_code == 400
+    assert counts(session) == (0, 0)
+
+
+@pytest.mark.parametrize("code", ["+4", " 4 ", "04", "4 ", "\uff14", "\u0664", "4_0", "-4",
+                                  "4.0", "1e0"])
+def test_oddly_written_codes_are_refused(client, session, make_counter, open_form, code):
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    response = client.post(f"/r/{counter.token}", data={**hidden, **complete_answers(a1=code)})
+    assert response.status_code == 400
+    assert counts(session) == (0, 0)
+
+
+@pytest.mark.parametrize("field", ["started", "submission_key", "csrf_token", "_lang",
+                                   "comment", "gender"])
+def test_a_single_value_field_sent_twice_is_refused(client, session, make_counter, open_form,
+                                                     field):
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    data = {**hidden, **complete_answers(), "_lang": "en"}
+    data[field] = [data[field], data[field]]
+    if field != "_lang":
+        del data["_lang"]
+    response = client.post(f"/r/{counter.token}", data=data)
+    assert response.status_code == 400
+    assert counts(session) == (0, 0)
+
+
+def test_repeated_checkbox_values_are_refused(client, session, make_counter, open_form):
+    counter = make_counter(questionnaire_id="counter-quick")
+    hidden = open_form(counter.token)
+    base = {**hidden, "overall": "3", "q1": "4", "q2": "4", "q3": "4"}
+    assert client.post(f"/r/{counter.token}",
+                       data={**base, "reasons": ["1"] * 3000}).status_code in (400, 413)
+    assert client.post(f"/r/{counter.token}", data={**base, "reasons": ["1", "1"]}) \
+        .status_code == 400
+    assert counts(session) == (0, 0)
+    assert client.post(f"/r/{counter.token}", data={**base, "reasons": ["1", "2"]}) \
+        .status_code == 303
+
+
+def test_invalid_utf8_in_a_field_is_refused(client, session, make_counter, open_form):
+    from urllib.parse import urlencode
+
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    answers = complete_answers()
+    del answers["comment"]
+    form = urlencode({**hidden, **answers}).encode()
+    for comment in (b"T%FFt", b"T\xc3", b"%C3", b"%ED%A0%80", b"T%C3%A0%80"):
+        response = client.post(f"/r/{counter.token}", data=form + b"&comment=" + comment,
+                               content_type="application/x-www-form-urlencoded")
+        assert response.status_code == 400, comment
+    response = client.post(f"/r/{counter.token}?lang=%FF", data=form,
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert counts(session) == (0, 0)
+    # A typed "%FF" arrives escaped and is a comment like any other.
+    response = client.post(f"/r/{counter.token}", data=form + b"&comment=T%25FFt%C3%A0",
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 303
+    assert session.scalars(select(Answer.text).where(Answer.question_id == "comment")).one() \
+        == "T%FFtà"
+
+
+# --- https: the Referer/Origin check and clients without cookies --------------------------
+
+HTTPS = "https://hailong.example.vn"
+
+
+def https_form(client, token):
+    page = client.get(f"/r/{token}", base_url=HTTPS)
+    assert page.status_code == 200
+    return form_fields(page.get_data(as_text=True))
+
+
+@pytest.mark.parametrize("headers", [
+    {"Referer": f"{HTTPS}/r/TOKEN"},
+    {"Origin": HTTPS},  # a browser or privacy setting that strips the Referer
+    {"Origin": HTTPS, "Referer": f"{HTTPS}/r/TOKEN"},
+])
+def test_https_post_from_our_page_is_stored(client, session, make_counter, headers):
+    counter = make_counter()
+    hidden = https_form(client, counter.token)
+    response = client.post(f"/r/{counter.token}", base_url=HTTPS, headers=headers,
+                           data={**hidden, **complete_answers()})
+    assert response.status_code == 303
+    assert counts(session)[0] == 1
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"Origin": "https://evil.example"},
+    {"Referer": "https://evil.example/r/TOKEN"},
+    {"Origin": "http://hailong.example.vn"},
+    {"Origin": "null"},
+])
+def test_https_post_without_proof_of_origin_is_told_why(client, session, make_counter,
+                                                         headers):
+    counter = make_counter()
+    hidden = https_form(client, counter.token)
+    response = client.post(f"/r/{counter.token}", base_url=HTTPS, headers=headers,
+                           data={**hidden, **complete_answers()})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Referer" in html and "trình duyệt khác" in html
+    assert "hết hạn" not in html
+    assert 'name="b2" value="4" checked' in html
+    assert counts(session) == (0, 0)
+
+
+def test_a_client_without_cookies_is_told_so(app, session, make_counter):
+    counter = make_counter()
+    with_cookies = app.test_client()
+    hidden = https_form(with_cookies, counter.token)
+    cookieless = app.test_client(use_cookies=False)
+    response = cookieless.post(f"/r/{counter.token}", base_url=HTTPS,
+                               headers={"Referer": f"{HTTPS}/r/{counter.token}"},
+                               data={**hidden, **complete_answers()})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "cookie" in html and "hết hạn" not in html
+    assert 'name="b2" value="4" checked' in html
+    assert counts(session) == (0, 0)
+
+
+def test_staff_login_over_https_still_needs_its_own_origin(client):
+    from .staff import csrf_token
+
+    token = csrf_token(client.get("/admin/login", base_url=HTTPS))
+    data = {"csrf_token": token, "login": "a", "password": "b"}
+    refused = client.post("/admin/login", base_url=HTTPS, data=data,
+                          headers={"Origin": "https://x.example"})
+    assert refused.status_code == 400
+    assert client.post("/admin/login", base_url=HTTPS, data=data).status_code == 400
+    wrong_password = client.post("/admin/login", base_url=HTTPS, data=data,
+                                 headers={"Origin": HTTPS})
+    assert wrong_password.status_code not in (400, 500)

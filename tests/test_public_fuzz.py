@@ -1,0 +1,215 @@
+"""Thousands of malformed submissions at the public endpoint: never a 5xx, never a stored row.
+
+Each example starts from a submission a browser would send and breaks it in one to three
+ways (odd codes, unknown, duplicated and file fields, NULs and invalid UTF-8 in path and
+body, huge bodies, missing/stale/forged CSRF, revoked and unknown tokens, odd submission
+keys). The body is built as raw bytes so that invalid UTF-8 reaches the server as sent.
+"""
+
+from __future__ import annotations
+
+from io import BytesIO
+from urllib.parse import quote_from_bytes
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from survey.models import Answer, RateEvent, Response, utcnow
+
+from .conftest import form_fields
+from .test_respond import complete_answers
+
+# Questions answered with a code (the comment is free text: any value is a valid answer).
+CODE_QUESTIONS = [qid for qid in complete_answers() if qid != "comment"] + ["e1", "e2", "e3"]
+CODES = {str(code) for code in range(0, 6)}
+HIDDEN = ("csrf_token", "started", "submission_key")
+
+odd_codes = st.one_of(
+    st.sampled_from(["+4", " 4 ", "04", "4 ", "\uff14", "\u0664", "\u0e54", "4_0", "-1", "7",
+                     "99999999999999999999", "4.0", "1e0", "0x4", "true", "None", "[]",
+                     "=1+1", "@SUM(A1)", "4\n", "\t4"]),
+    st.integers().map(str),
+    st.text(max_size=30),
+).filter(lambda value: value not in CODES and value != "")  # "" is "no answer"
+odd_keys = st.one_of(
+    st.just(""),
+    st.text(max_size=80),
+    st.text(alphabet="0123456789abcdefABCDEF", min_size=0, max_size=64),
+    st.just("0" * 5032),
+).filter(lambda key: not (len(key) == 32 and set(key) <= set("0123456789abcdef")))
+junk_bytes = st.one_of(
+    st.sampled_from([b"\x00", b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xe0\x80\x80", b"a\x00b"]),
+    st.binary(min_size=1, max_size=20).filter(lambda raw: b"\x00" in raw or not _utf8(raw)),
+)
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class Fuzz:
+    """What one example sends: fields as (name bytes, value bytes), the path, the client."""
+
+    def __init__(self, live_token):
+        self.fields = []
+        self.path_token = live_token
+        self.files = False
+        self.cookies = True
+        self.pad = 0
+        self.expired = False
+
+
+# Each mutation makes a submission that a browser rendering our page could not send.
+def mutate_code(fuzz, draw):
+    name = draw(st.sampled_from(CODE_QUESTIONS))
+    value = draw(odd_codes)
+    set_field(fuzz, name, value.encode("utf-8", "surrogatepass"))
+
+
+def mutate_unknown_field(fuzz, draw):
+    name = draw(st.text(min_size=1, max_size=20).filter(
+        lambda n: n not in [*CODE_QUESTIONS, "comment", *HIDDEN, "_lang"]))
+    fuzz.fields.append((name.encode("utf-8", "surrogatepass"), draw(st.binary(max_size=10))))
+
+
+def mutate_duplicate(fuzz, draw):
+    name = draw(st.sampled_from(list(HIDDEN) + ["a1", "comment", "gender", "_lang"]))
+    values = [value for key, value in fuzz.fields if key == name.encode()] or [b"vi"]
+    fuzz.fields.append((name.encode(), draw(st.sampled_from(values + [b"2", b""]))))
+    if name == "_lang" and len([k for k, _v in fuzz.fields if k == b"_lang"]) < 2:
+        fuzz.fields.append((b"_lang", b"en"))
+
+
+def mutate_file(fuzz, draw):
+    fuzz.files = draw(st.sampled_from(["a1", "comment", "upload", "csrf_token"]))
+
+
+def mutate_junk_value(fuzz, draw):
+    name = draw(st.sampled_from(["comment", "a1", "started", "submission_key", "gender"]))
+    set_field(fuzz, name, draw(junk_bytes))
+
+
+def mutate_junk_name(fuzz, draw):
+    fuzz.fields.append((b"comment" + draw(junk_bytes), b"4"))
+
+
+def mutate_path(fuzz, draw):
+    fuzz.path_token = draw(st.one_of(
+        st.sampled_from(["REVOKED", "UNKNOWN", "AB%00CD", "%FF%FE", "%00", "ZZZZZZZZZZ",
+                         "..%2F..%2Fadmin"]),
+        st.text(alphabet="ABCDEFGHJKMNPQRSTUVWXYZ23456789", min_size=1, max_size=12),
+    ))
+
+
+def mutate_huge(fuzz, draw):
+    fuzz.pad = draw(st.integers(64 * 1024, 200 * 1024))
+
+
+def mutate_csrf(fuzz, draw):
+    choice = draw(st.sampled_from(["missing", "forged", "other-session", "no-cookies",
+                                   "expired"]))
+    if choice == "missing":
+        fuzz.fields = [(k, v) for k, v in fuzz.fields if k != b"csrf_token"]
+    elif choice == "forged":
+        set_field(fuzz, "csrf_token", draw(st.binary(max_size=100)))
+    elif choice == "other-session":
+        set_field(fuzz, "csrf_token", fuzz.other_csrf)
+    elif choice == "expired":
+        fuzz.expired = True
+    else:
+        fuzz.cookies = False
+
+
+def mutate_key(fuzz, draw):
+    key = draw(odd_keys)
+    if key == "" and draw(st.booleans()):
+        fuzz.fields = [(k, v) for k, v in fuzz.fields if k != b"submission_key"]
+    else:
+        set_field(fuzz, "submission_key", key.encode("utf-8", "surrogatepass"))
+
+
+def set_field(fuzz, name, value: bytes):
+    fuzz.fields = [(k, v) for k, v in fuzz.fields if k != name.encode()] + [(name.encode(), value)]
+
+
+MUTATIONS = [mutate_code, mutate_unknown_field, mutate_duplicate, mutate_file,
+             mutate_junk_value, mutate_junk_name, mutate_path, mutate_huge, mutate_csrf,
+             mutate_key]
+
+
+def urlencoded(fields) -> bytes:
+    return b"&".join(quote_from_bytes(k).encode() + b"=" + quote_from_bytes(v).encode()
+                     for k, v in fields)
+
+
+@pytest.fixture
+def public_endpoint(app, session, make_counter, client):
+    """A live counter, a withdrawn one, a client holding a served form, a second session."""
+    live = make_counter()
+    revoked = make_counter(label="Quầy cũ")
+    revoked_token = revoked.token
+    revoked.tokens[0].revoked_at = utcnow()
+    session.commit()
+    page = client.get(f"/r/{live.token}")
+    hidden = form_fields(page.get_data(as_text=True))
+    other = form_fields(app.test_client().get(f"/r/{live.token}").get_data(as_text=True))
+    return live.token, revoked_token, hidden, other["csrf_token"].encode()
+
+
+def stored(session):
+    session.expire_all()
+    return (session.scalar(select(func.count()).select_from(Response)),
+            session.scalar(select(func.count()).select_from(Answer)))
+
+
+@settings(max_examples=750, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(st.data())
+def test_malformed_submissions_get_a_4xx_and_store_nothing(app, session, client,
+                                                           public_endpoint, data):
+    live, revoked, hidden, other_csrf = public_endpoint
+    fuzz = Fuzz(live)
+    fuzz.other_csrf = other_csrf
+    answers = complete_answers()
+    fuzz.fields = [(k.encode(), v.encode()) for k, v in {**hidden, **answers}.items()]
+    for mutation in data.draw(st.lists(st.sampled_from(MUTATIONS), min_size=1, max_size=3),
+                              label="mutations"):
+        mutation(fuzz, data.draw)
+    token = {"REVOKED": revoked, "UNKNOWN": "QQQQQQQQQQ"}.get(fuzz.path_token, fuzz.path_token)
+    sender = client if fuzz.cookies else app.test_client(use_cookies=False)
+    # Every served token is older than a negative lifetime: "The CSRF token has expired."
+    app.config["WTF_CSRF_TIME_LIMIT"] = -1 if fuzz.expired else 8 * 3600
+    if fuzz.files:
+        form = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+                for k, v in fuzz.fields}
+        form[fuzz.files] = (BytesIO(b"4" * (fuzz.pad or 1)), "answers.txt")
+        response = sender.post(f"/r/{token}", data=form, content_type="multipart/form-data")
+    else:
+        body = urlencoded(fuzz.fields)
+        if fuzz.pad:
+            body += b"&comment=" + b"x" * fuzz.pad
+        response = sender.post(f"/r/{token}", data=body,
+                               content_type="application/x-www-form-urlencoded")
+    assert 400 <= response.status_code < 500, (response.status_code, token, fuzz.files,
+                                               fuzz.pad, fuzz.cookies, fuzz.fields)
+    assert stored(session) == (0, 0)
+
+
+def test_the_fuzzer_starts_from_a_submission_that_is_stored(app, session, client,
+                                                            public_endpoint):
+    # Without this, every example could fail for one boring reason (e.g. a bad base form).
+    live, _revoked, hidden, _other = public_endpoint
+    fields = [(k.encode(), v.encode()) for k, v in {**hidden, **complete_answers()}.items()]
+    response = client.post(f"/r/{live}", data=urlencoded(fields),
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 303
+    assert stored(session)[0] == 1
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(RateEvent)) == 1
