@@ -8,12 +8,12 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from .cli import add_design_arguments, read_design_inputs
 from .design import DEFAULT_MIN_CELL_N
 from .indices import compare_periods, compute_indices, parse_by
 from .io import (
     AnalysisInputError,
     read_elements,
-    read_margin,
     read_questionnaire,
     read_responses,
     read_totals,
@@ -97,51 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ss.add_argument("-o", "--output", metavar="OUT", help=".csv, .xlsx or .json (default: stdout)")
     return parser
-
-
-def add_design_arguments(parser: argparse.ArgumentParser) -> None:
-    """The weighting, grouping and flagging options shared by the commands that estimate."""
-    parser.add_argument("--weighting", choices=("none", "poststrat", "rake"), default="none")
-    parser.add_argument(
-        "--totals", metavar="FILE", help="poststrat: post-stratum columns + count (CSV)"
-    )
-    parser.add_argument(
-        "--margin",
-        metavar="FILE",
-        action="append",
-        default=[],
-        help="rake: one CSV per margin, variable column + count or share (repeat, in order)",
-    )
-    parser.add_argument(
-        "--by",
-        action="append",
-        default=[],
-        metavar="VARS",
-        help="grouping, variables joined by commas, e.g. agency or agency,period (repeat)",
-    )
-    parser.add_argument("--min-n", type=int, default=30, help="flag groups below this size (30)")
-    parser.add_argument(
-        "--trim", type=float, metavar="K", help="cap weights at K times the mean weight"
-    )
-    parser.add_argument(
-        "--drop-empty-cells",
-        action="store_true",
-        help="ignore population cells without respondents instead of stopping",
-    )
-
-
-def read_design_inputs(args: argparse.Namespace) -> tuple[pd.DataFrame | None, list[pd.DataFrame]]:
-    """The totals and margins the options of :func:`add_design_arguments` name, checked."""
-    if args.weighting == "poststrat" and not args.totals:
-        raise AnalysisInputError("--weighting poststrat needs --totals FILE")
-    if args.weighting == "rake" and not args.margin:
-        raise AnalysisInputError("--weighting rake needs at least one --margin FILE")
-    if args.weighting != "poststrat" and args.totals:
-        raise AnalysisInputError("--totals is only used with --weighting poststrat")
-    if args.weighting != "rake" and args.margin:
-        raise AnalysisInputError("--margin is only used with --weighting rake")
-    totals = read_totals(args.totals) if args.totals else None
-    return totals, [read_margin(m) for m in args.margin]
 
 
 def _fraction(text: str) -> float:

@@ -16,12 +16,14 @@ from typing import IO
 
 import numpy as np
 import pandas as pd
-import yaml
+
+from .questionnaire import Questionnaire, QuestionnaireError, load_file
 
 __all__ = [
     "AnalysisInputError",
     "ElementMap",
     "criterion_answers",
+    "load_questionnaire",
     "normalize_text",
     "read_elements",
     "read_margin",
@@ -319,49 +321,34 @@ def read_questionnaire(path: PathLike) -> ElementMap:
     Parameters
     ----------
     path : str or path-like
-        A questionnaire YAML file (format in ``questionnaires/README.md``).
+        A questionnaire YAML file (format in ``questionnaires/README.md``), read and
+        validated by :func:`load_questionnaire`.
 
     Returns
     -------
     ElementMap
         Criteria in file order; elements in order of first appearance among them.
     """
-    return _questionnaire_elements(_load_questionnaire(path), path)
+    questionnaire = load_questionnaire(path)
+    if not questionnaire.criteria:
+        raise AnalysisInputError(
+            f"{path}: no criteria (likert5 questions in a section with an element)"
+        )
+    return ElementMap((q.id, q.element) for q in questionnaire.criteria)
 
 
-def _load_questionnaire(path: PathLike) -> dict:
-    """The questionnaire file as a mapping with a list of sections."""
+def load_questionnaire(path: PathLike) -> Questionnaire:
+    """A questionnaire file, read and validated by :mod:`analysis.questionnaire`.
+
+    Raises
+    ------
+    AnalysisInputError
+        For any fault; the message names the file, the path inside it and what is wrong.
+    """
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            data = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise AnalysisInputError(f"questionnaire: file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise AnalysisInputError(f"questionnaire {path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("sections"), list):
-        raise AnalysisInputError(f"questionnaire {path}: no list of sections")
-    return data
-
-
-def _questionnaire_elements(data: dict, path: PathLike) -> ElementMap:
-    """The ``likert5`` questions of the sections with an ``element``, as an ElementMap."""
-    pairs = []
-    for i, section in enumerate(data["sections"]):
-        if not isinstance(section, dict):
-            raise AnalysisInputError(f"questionnaire {path}: sections[{i}] is not a mapping")
-        element = section.get("element")
-        if element in (None, ""):
-            continue
-        for j, question in enumerate(section.get("questions") or []):
-            if not isinstance(question, dict) or "id" not in question:
-                raise AnalysisInputError(
-                    f"questionnaire {path}: sections[{i}].questions[{j}] has no id"
-                )
-            if question.get("type") == "likert5":
-                pairs.append((str(question["id"]), str(element)))
-    if not pairs:
-        raise AnalysisInputError(f"questionnaire {path}: no likert5 question in an element")
-    return ElementMap(pairs)
+        return load_file(path)
+    except QuestionnaireError as exc:
+        raise AnalysisInputError(str(exc)) from None
 
 
 def read_totals(path: PathLike) -> pd.DataFrame:

@@ -1,12 +1,14 @@
 """The counter quick form's own indices: the share satisfied overall and the reasons tallied.
 
-The quick form (``questionnaires/counter-quick-v*.yaml``) asks an overall rating with three
-levels, coded 3 Rất hài lòng (very satisfied), 2 Hài lòng (satisfied) and 1 Không hài
-lòng (not satisfied); the reasons (multiple choice, codes as in the file) of those not
-satisfied; and a few quick ``likert5`` criteria of element ``Q``, whose indices are the
-ordinary criterion and element indices of :func:`analysis.compute_indices`.
+A questionnaire of kind ``counter-quick`` (``questionnaires/counter-quick-v*.yaml``) asks an
+overall rating with three levels (the question with role ``overall_rating``), coded 3 Rất hài
+lòng (very satisfied), 2 Hài lòng (satisfied) and 1 Không hài lòng (not satisfied); the
+reasons of those not satisfied (role ``reasons``, multiple choice, codes as in the file); and
+a few quick ``likert5`` criteria, whose indices are the ordinary criterion and element indices
+of :func:`analysis.compute_indices`. Which column is which comes from the questionnaire model,
+never from the ids.
 
-Command line::
+Command line (:mod:`analysis.cli`)::
 
     python -m analysis.quick typed.csv --questionnaire questionnaires/counter-quick-v1.yaml \\
         --by agency -o quick.csv      # writes quick-satisfaction.csv, -reasons, -criteria
@@ -14,29 +16,20 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
 
-from .__main__ import add_design_arguments, read_design_inputs
 from .design import make_design
 from .indices import COLUMNS, compute_indices, parse_by
-from .io import (
-    AnalysisInputError,
-    _load_questionnaire,
-    _questionnaire_elements,
-    _text,
-    read_responses,
-    write_table,
-)
+from .io import AnalysisInputError, normalize_text
+from .questionnaire import OVERALL_RATING, REASONS, Questionnaire
 
 __all__ = [
     "NOT_SATISFIED",
@@ -53,10 +46,10 @@ VERY_SATISFIED, SATISFIED, NOT_SATISFIED = 3, 2, 1
 # The overall rating as a five-level answer, so that "satisfied" means the same as for a
 # criterion (4 or 5) and the estimator, variance and interval are exactly the criterion's.
 AS_FIVE_LEVELS = {VERY_SATISFIED: 5.0, SATISFIED: 4.0, NOT_SATISFIED: 1.0}
-# scipy.special, not scipy.stats: importing scipy.stats costs about a second on every start.
-Z975 = ndtri(0.975)
 _SEPARATORS = re.compile(r"[;,\s]+")
 _LISTS = (list, tuple, set, frozenset, np.ndarray)
+# A space: no element id of a questionnaire file can be this.
+_RATING_ELEMENT = "overall rating"
 
 
 @dataclass(frozen=True)
@@ -91,7 +84,7 @@ def overall_codes(column: pd.Series, name: str = "overall") -> np.ndarray:
     rating = np.zeros(len(distinct), dtype=np.int8)
     bad = np.zeros(len(distinct), dtype=bool)
     for k, raw in enumerate(distinct):
-        text = _text(raw)
+        text = normalize_text(raw)
         if text == "":
             continue
         try:
@@ -105,8 +98,8 @@ def overall_codes(column: pd.Series, name: str = "overall") -> np.ndarray:
     if bad.any():
         row = int(np.flatnonzero(bad[position])[0])
         raise AnalysisInputError(
-            f"responses: row {row + 1}, column {name}: {_text(column.iloc[row])!r} is not 3 "
-            "(Rất hài lòng), 2 (Hài lòng), 1 (Không hài lòng) or blank"
+            f"responses: row {row + 1}, column {name}: {normalize_text(column.iloc[row])!r} "
+            "is not 3 (Rất hài lòng), 2 (Hài lòng), 1 (Không hài lòng) or blank"
         )
     return rating[position]
 
@@ -147,9 +140,9 @@ def _reason_sets_of_distinct(
 def _reason_set(raw, valid: set[int] | None) -> frozenset[int] | str:
     """The codes of one cell, or the first part that is not a valid code."""
     if isinstance(raw, tuple):
-        parts = [_text(v) for v in raw]
+        parts = [normalize_text(v) for v in raw]
     else:
-        parts = _SEPARATORS.split(_text(raw))
+        parts = _SEPARATORS.split(normalize_text(raw))
     found = set()
     for part in parts:
         if part == "":
@@ -213,7 +206,7 @@ def wilson_interval(successes, n, level: float = 0.95) -> tuple[np.ndarray, np.n
     """
     x = np.asarray(successes, dtype="float64")
     n = np.asarray(n, dtype="float64")
-    z = ndtri(0.5 + level / 2)
+    z = NormalDist().inv_cdf(0.5 + level / 2)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = x / n
         denominator = 1 + z * z / n
@@ -227,8 +220,9 @@ def wilson_interval(successes, n, level: float = 0.95) -> tuple[np.ndarray, np.n
 
 def quick_indices(
     responses: pd.DataFrame,
-    criteria: Sequence[str] = ("q1", "q2", "q3", "q4"),
+    questionnaire: Questionnaire,
     *,
+    locale: str = "vi",
     weighting: str = "none",
     totals: pd.DataFrame | None = None,
     margins: Sequence[pd.DataFrame] | None = None,
@@ -236,21 +230,24 @@ def quick_indices(
     min_n: int = 30,
     trim: float | None = None,
     drop_empty_cells: bool = False,
-    reason_labels: Mapping[int, str] | None = None,
-    overall: str = "overall",
-    reasons: str = "reasons",
 ) -> QuickIndices:
     """Share satisfied, reasons and quick-criteria indices of the counter quick form.
 
     Parameters
     ----------
     responses : pandas.DataFrame
-        One row per response: ``overall`` (3, 2, 1 or blank), ``reasons`` (codes separated
-        by ``;``, or lists; optional column), the quick criteria (1-5 or blank) and the
-        grouping and weighting variables (e.g. ``agency``, ``period``). The CSV template of
-        the paper form (``/phieu/counter-quick.csv``) has exactly these columns.
-    criteria : sequence of str, default ("q1", "q2", "q3", "q4")
-        The quick criteria (element ``Q``); may be empty.
+        One row per response, a column per question id: the overall rating (3, 2, 1 or
+        blank), the reasons (codes separated by ``;``, or lists; optional column), the quick
+        criteria (1-5 or blank) and the grouping and weighting variables (e.g. ``agency``,
+        ``period``). The CSV template of the paper form (``/phieu/counter-quick.csv``) has
+        exactly these columns.
+    questionnaire : Questionnaire
+        The quick form (:mod:`analysis.questionnaire`): its question with role
+        ``overall_rating``, the one with role ``reasons`` (optional; its options are the
+        valid reason codes, each listed even when nobody gave it) and its criteria with
+        their elements (possibly none).
+    locale : str, default "vi"
+        Language of the reason labels (``vi`` or ``en``).
     weighting, totals, margins, trim, drop_empty_cells
         As :func:`analysis.compute_indices`; the same design weights every table.
     by : str or sequence, optional
@@ -258,11 +255,6 @@ def quick_indices(
         first.
     min_n : int, default 30
         Groups with fewer respondents get ``flag = "small_n"`` (as compute_indices).
-    reason_labels : mapping of int to str, optional
-        Reason code -> text. Codes outside it are rejected, and every listed reason gets
-        a row even when nobody gave it.
-    overall, reasons : str
-        Column names.
 
     Returns
     -------
@@ -279,7 +271,7 @@ def quick_indices(
         ``respondents`` (not satisfied who gave a reason), ``not_satisfied``. A reason
         typed for a respondent who was satisfied is ignored, as the web form does.
         ``criteria``: the rows of :func:`compute_indices` for the quick criteria and
-        element ``Q``.
+        their elements.
 
     Notes
     -----
@@ -295,9 +287,21 @@ def quick_indices(
     (:func:`wilson_interval`), the usual interval for a simple count.
     Percentages are on 0-100.
     """
+    rated = questionnaire.roles.get(OVERALL_RATING)
+    if rated is None:
+        raise AnalysisInputError(
+            f"questionnaire {questionnaire.id}: no question with role {OVERALL_RATING} "
+            "(a counter-quick questionnaire has one)"
+        )
+    overall = rated.id
     if overall not in responses.columns:
         raise AnalysisInputError(f"responses: no column {overall!r}")
-    criteria = list(criteria)
+    asked = questionnaire.roles.get(REASONS)
+    reasons = asked.id if asked is not None else None
+    reason_labels = {o.code: o.text.get(locale) for o in asked.options} if asked else {}
+    criteria = [q.id for q in questionnaire.criteria]
+    element_of = {q.id: q.element for q in questionnaire.criteria}
+    elements = list(dict.fromkeys(element_of.values()))
     rating = overall_codes(responses[overall], overall)
     frame = responses.copy()
     frame[overall] = pd.Series(rating, index=frame.index).map(AS_FIVE_LEVELS)
@@ -310,7 +314,8 @@ def quick_indices(
         trim=trim,
         drop_empty_cells=drop_empty_cells,
     )
-    pairs = [(overall, "satisfaction"), *((c, "Q") for c in criteria)]
+    # The rating as one more criterion, in an element of its own whose name no file can use.
+    pairs = [(overall, _RATING_ELEMENT), *element_of.items()]
     table = compute_indices(design, pairs, by=by, min_n=min_n)
     # The satisfaction rows of compute_indices give the groups, in order, with their columns.
     sat = table[(table["level"] == "criterion") & (table["key"] == overall)]
@@ -318,12 +323,13 @@ def quick_indices(
     front = [c for c in table.columns if c not in COLUMNS]
 
     # Reasons as a (respondent x reason code) table; only the not satisfied count.
-    if reasons in responses.columns:
-        valid = None if reason_labels is None else list(reason_labels)
-        position, distinct = _reason_sets_of_distinct(responses[reasons], reasons, valid)
+    if reasons is not None and reasons in responses.columns:
+        position, distinct = _reason_sets_of_distinct(
+            responses[reasons], reasons, list(reason_labels)
+        )
     else:
         position, distinct = np.zeros(len(responses), dtype=np.int64), [frozenset()]
-    codes = sorted(set(reason_labels or ()).union(*distinct))
+    codes = sorted(set(reason_labels).union(*distinct))
     column_of = {code: k for k, code in enumerate(codes)}
     ticked_distinct = np.zeros((len(distinct), len(codes)), dtype=bool)
     for k, found in enumerate(distinct):
@@ -405,7 +411,7 @@ def quick_indices(
                 {
                     "reason": np.tile(np.array(codes, dtype=np.int64), len(sat)),
                     "label": np.tile(
-                        np.array([(reason_labels or {}).get(c, "") for c in codes], dtype=object),
+                        np.array([reason_labels.get(c, "") for c in codes], dtype=object),
                         len(sat),
                     ),
                     "count": count,
@@ -419,75 +425,15 @@ def quick_indices(
         axis=1,
     )
     quick = table[
-        ((table["level"] == "element") & (table["key"] == "Q"))
+        ((table["level"] == "element") & table["key"].isin(elements))
         | (table["level"].isin(["criterion", "mean_score"]) & table["key"].isin(criteria))
     ].reset_index(drop=True)
     return QuickIndices(satisfaction, reason_table, quick)
 
 
-def _questionnaire_parts(path) -> tuple[list[str], dict[int, str]]:
-    """The quick criteria (element Q) and the reason labels (Vietnamese) of a file."""
-    data = _load_questionnaire(path)
-    emap = _questionnaire_elements(data, path)
-    criteria = list(emap.criteria_of("Q")) if "Q" in emap.elements else list(emap.criteria)
-    labels: dict[int, str] = {}
-    for section in data.get("sections") or []:
-        for question in section.get("questions") or []:
-            if question.get("id") == "reasons":
-                labels = {int(o["code"]): str(o["text"]["vi"]) for o in question["options"]}
-    return criteria, labels
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m analysis.quick",
-        description="Counter quick form: share satisfied (weighted, logit 95%% interval; "
-        "unweighted, Wilson), reasons tallied, quick criteria indices.",
-    )
-    parser.add_argument("responses", help="responses CSV (e.g. the paper form's template)")
-    parser.add_argument(
-        "--questionnaire",
-        required=True,
-        metavar="FILE",
-        help="the quick form's YAML file (criteria and reason labels)",
-    )
-    add_design_arguments(parser)
-    parser.add_argument(
-        "-o",
-        "--output",
-        metavar="OUT",
-        help="OUT.csv/.xlsx/.json: writes OUT-satisfaction, OUT-reasons and "
-        "OUT-criteria (default: the three tables as CSV on stdout)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        criteria, labels = _questionnaire_parts(args.questionnaire)
-        totals, margins = read_design_inputs(args)
-        result = quick_indices(
-            read_responses(args.responses, criteria),
-            criteria,
-            weighting=args.weighting,
-            totals=totals,
-            margins=margins or None,
-            by=args.by,
-            min_n=args.min_n,
-            trim=args.trim,
-            drop_empty_cells=args.drop_empty_cells,
-            reason_labels=labels or None,
-        )
-        for name in ("satisfaction", "reasons", "criteria"):
-            table = getattr(result, name)
-            if args.output and args.output != "-":
-                out = Path(args.output)
-                write_table(table, out.with_name(f"{out.stem}-{name}{out.suffix or '.csv'}"))
-            else:
-                print(f"# {name}")
-                write_table(table, None)
-    except AnalysisInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    # python -m analysis.quick: the command line lives in analysis.cli, so that importing
+    # this library module loads no argparse.
+    from .cli import quick_main
+
+    sys.exit(quick_main())

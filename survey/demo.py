@@ -10,6 +10,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 
+from analysis.questionnaire import OVERALL_RATING, SERVICE_FIELD
+
 from .db import get_db, upgrade
 from .models import (
     Agency,
@@ -157,20 +159,21 @@ def _synthetic_answer(rng, question, quality, given):
         return sorted(rng.sample(codes, k=min(len(codes), rng.randint(1, 2))))
     if not question.required and rng.random() < 0.1:
         return None
-    if question.id == "overall":
+    if question.role == OVERALL_RATING:
         weights = [max(0.05, 0.6 + quality / 4), 0.3, max(0.02, 0.1 - quality / 20)]
         return rng.choices(codes, weights=weights)[0]
     return rng.choice(codes)
 
 
-def seed_volumes(db, counters, field_question="field", period=None) -> None:
+def seed_volumes(db, counters, period=None) -> None:
     """Served transactions per agency × service field: the post-stratification totals."""
     rng = random.Random(7)
     period = period or utcnow().strftime("%Y")
     questionnaire = registry().latest(current_app.config["DEFAULT_QUESTIONNAIRE"])
-    if field_question not in questionnaire.questions:
+    field_question = questionnaire.roles.get(SERVICE_FIELD)
+    if field_question is None:
         return
-    fields = [o.code for o in questionnaire.questions[field_question].options]
+    fields = [o.code for o in field_question.options]
     for agency_id in sorted({c.agency_id for c in counters}):
         for code in fields:
             db.add(ServiceVolume(agency_id=agency_id, service_field=str(code), period=period,

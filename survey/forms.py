@@ -10,7 +10,7 @@ from flask_wtf import FlaskForm
 from wtforms import Field, HiddenField, TextAreaField
 from wtforms.validators import StopValidation, ValidationError
 
-from .questionnaires import Question, Questionnaire
+from analysis.questionnaire import Question, Questionnaire
 
 # Every message a respondent can see, in one table (Vietnamese source, translated by Babel).
 MESSAGES = {

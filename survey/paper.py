@@ -6,7 +6,7 @@ import csv
 import io
 from dataclasses import dataclass
 
-from .questionnaires import Question, Questionnaire, Section
+from analysis.questionnaire import Question, Questionnaire, Section
 
 # Columns every typed paper response has before its answers: the ones `python -m analysis`
 # groups and weights by, as the live database export (survey/reports_data.py) names them.

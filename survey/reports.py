@@ -15,6 +15,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from analysis import AnalysisInputError, compute_indices, write_table
+from analysis.questionnaire import COUNTER_QUICK, SERVICE_FIELD
 from analysis.quick import QuickIndices, quick_indices
 from analysis.weighting import NOTE_COLUMNS
 
@@ -31,7 +32,6 @@ WEIGHTINGS = {
     "poststrat": _l("Gia quyền theo số hồ sơ đã giải quyết (cơ quan × lĩnh vực)"),
 }
 PERIOD_NAMES = {"month": _l("Tháng"), "quarter": _l("Quý"), "year": _l("Năm")}
-FIELD_QUESTION = "field"
 
 
 @dataclass
@@ -87,7 +87,8 @@ def build_report(query: ReportQuery, by=("agency",)) -> Report:
     """Responses in the user's scope -> the analysis library's tidy table of indices."""
     questionnaire = registry().latest(query.questionnaire_id)
     report = Report(query, questionnaire)
-    if not questionnaire.criteria:
+    is_quick = questionnaire.kind == COUNTER_QUICK
+    if not is_quick and not questionnaire.criteria:
         report.error = _("Phiếu này không có tiêu chí đánh giá theo thang 5 mức.")
         return report
     db = get_db()
@@ -106,7 +107,10 @@ def build_report(query: ReportQuery, by=("agency",)) -> Report:
     elements = [(q.id, q.element) for q in questionnaire.criteria]
     options = {"weighting": "none"}
     if query.weighting == "poststrat":
-        totals = _totals_for(db, query, scope)
+        # Post-strata: agency x the service field the respondent named, or the agency alone
+        # when the form does not ask the field (the quick form).
+        field_question = questionnaire.roles.get(SERVICE_FIELD)
+        totals = _totals_for(db, query, scope, field_question)
         if totals is None:
             report.notices.append(_(
                 "Chưa có số liệu hồ sơ đã giải quyết cho kỳ này nên kết quả không gia quyền."))
@@ -114,47 +118,51 @@ def build_report(query: ReportQuery, by=("agency",)) -> Report:
             # The library's defaults: small and empty cells pooled within their agency,
             # responses without a field left out; each reported in table.attrs["notes"].
             options = {"weighting": "poststrat", "totals": totals}
+            if field_question is None:
+                report.notices.append(_(
+                    "Phiếu này không hỏi lĩnh vực thủ tục nên chỉ gia quyền theo tổng số hồ sơ "
+                    "đã giải quyết của từng cơ quan."))
+    if len(frame) < 2:
+        report.error = _("Cần ít nhất 2 phiếu trả lời trong phạm vi và kỳ đã chọn để tính "
+                         "chỉ số.")
+        return report
     try:
-        if is_quick_form(questionnaire):
-            reasons = questionnaire.questions.get(QUICK_REASONS)
-            report.quick = quick_indices(
-                frame, [q.id for q in questionnaire.criteria], by=list(by), min_n=_min_n(),
-                reason_labels={o.code: o.text.get(str(get_locale())) for o in reasons.options}
-                if reasons else None, **options)
+        if is_quick:
+            report.quick = quick_indices(frame, questionnaire, locale=str(get_locale()),
+                                         by=list(by), min_n=_min_n(), **options)
             report.table = report.quick.criteria
         else:
             report.table = compute_indices(frame, elements, by=list(by), **options,
                                            min_n=_min_n())
         report.notes = report.table.attrs.get("notes")
-        report.notes = report.table.attrs.get("notes")
     except AnalysisInputError as exc:
-        report.error = _("Không tính được chỉ số: %(reason)s", reason=str(exc))
+        # The library's message is for analysts at the command line (English, file terms);
+        # the page says what to do in Vietnamese, the log keeps the detail.
+        current_app.logger.warning("report %s not computed: %s", query.args(), exc)
+        report.error = _("Không tính được chỉ số với số liệu và cách gia quyền đã chọn. "
+                         "Hãy chọn “Không gia quyền” hoặc kiểm tra số liệu hồ sơ đã giải "
+                         "quyết của các cơ quan.")
     return report
-
-
-QUICK_OVERALL, QUICK_REASONS = "overall", "reasons"
-
-
-def is_quick_form(questionnaire) -> bool:
-    """A counter quick form: an overall rating coded 3/2/1 (see analysis.quick)."""
-    overall = questionnaire.questions.get(QUICK_OVERALL)
-    return overall is not None and overall.type == "single" and overall.codes == {1, 2, 3}
 
 
 def _min_n() -> int:
     return int(current_app.config["MIN_GROUP_N"])
 
 
-def _totals_for(db, query, scope) -> pd.DataFrame | None:
+def _totals_for(db, query, scope, field_question) -> pd.DataFrame | None:
     """Served transactions for the chosen period (or its year) of every agency in scope
-    (those without respondents are reported unrepresented); None when the one-stop
+    (those without respondents are reported unrepresented), per service field (the column
+    named as the field question) or per agency when there is none; None when the one-stop
     system's figures are missing."""
     period = query.period or ""
-    totals = volume_totals(db, FIELD_QUESTION, period=period, agency_ids=scope)
+    column = field_question.id if field_question is not None else SERVICE_FIELD
+    totals = volume_totals(db, column, period=period, agency_ids=scope)
     if totals.empty and period:
-        totals = volume_totals(db, FIELD_QUESTION, period=period[:4], agency_ids=scope)
+        totals = volume_totals(db, column, period=period[:4], agency_ids=scope)
     if totals.empty:
         return None
+    if field_question is None:
+        totals = totals.groupby("agency", as_index=False)["count"].sum()
     # Agencies in scope without a respondent stay in: the library reports them unrepresented.
     return totals
 
@@ -241,8 +249,9 @@ def render_report(template: str, report: Report, **context):
 
 
 def agency_detail(report: Report, code: str) -> dict | None:
-    """One agency's overall index, and per element its criteria with index, interval,
-    mean score and number who answered; None when it has no responses in the report."""
+    """One agency's overall index (or, for the quick form, its share satisfied and reasons),
+    and per element its criteria with index, interval, mean score and number who answered;
+    None when it has no responses in the report."""
     if report.table is None or code not in report.agency_names:
         return None
     table = report.table
@@ -258,7 +267,15 @@ def agency_detail(report: Report, code: str) -> dict | None:
                                  "mean": by_key.get(("mean_score", question.id))})
         elements.append({"element": element, "index": by_key.get(("element", element.id)),
                          "criteria": criteria})
-    return {"overall": by_key[("overall", "SIPAS")], "elements": elements}
+    if report.quick is None:
+        return {"overall": by_key[("overall", "SIPAS")], "elements": elements, "quick": None}
+    satisfaction, reasons = report.quick.satisfaction, report.quick.reasons
+    mine = satisfaction[(satisfaction["by"] == "agency") & (satisfaction["agency"] == code)]
+    given = reasons[(reasons["by"] == "agency") & (reasons["agency"] == code)]
+    return {"overall": None, "elements": elements, "quick": {
+        "row": mine.iloc[0],
+        "reasons": list(given.sort_values("count", ascending=False).itertuples(index=False)),
+    }}
 
 
 @bp.get("/agency/<code>")

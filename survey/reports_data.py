@@ -8,8 +8,9 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from analysis.questionnaire import NOT_APPLICABLE, Questionnaire
+
 from .models import Agency, Answer, Response, ServiceVolume
-from .questionnaires import NOT_APPLICABLE, Questionnaire
 
 LOCAL_TIME = ZoneInfo("Asia/Ho_Chi_Minh")
 PERIODS = ("month", "quarter", "year")

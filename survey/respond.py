@@ -23,6 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
+from analysis.questionnaire import Questionnaire, likert_options
+
 from . import integrity, paper
 from .db import get_db
 from .errors import CodeWithdrawn, http_error
@@ -38,7 +40,7 @@ from .models import (
     normalize_token,
     utcnow,
 )
-from .questionnaires import Questionnaire, likert_options, registry
+from .questionnaires import registry
 
 bp = Blueprint("respond", __name__)
 # Table-level inserts skip the ORM's bulk machinery on the submit path.

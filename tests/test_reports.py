@@ -183,6 +183,82 @@ def test_counter_quick_form_reports_share_satisfied_and_reasons(client, session,
     assert whole.loc[1, "count"] == 2 and whole.loc[3, "count"] == 1
 
 
+def add_quick_response(session, counter, overall, reasons=(), **criteria):
+    response = Response(counter_id=counter.id, agency_id=counter.agency_id,
+                        questionnaire_id="counter-quick", questionnaire_version=1, locale="vi")
+    response.answers = [Answer(question_id="overall", value=overall)] + [
+        Answer(question_id="reasons", value=code) for code in reasons] + [
+        Answer(question_id=qid, value=value) for qid, value in criteria.items()]
+    session.add(response)
+    session.commit()
+
+
+@pytest.fixture
+def quick_agencies(session, make_counter):
+    """Quick-form answers: Sở Tư pháp 3 of 6 satisfied, Sở Y tế 4 of 5; served volumes."""
+    justice = make_counter(label="Quầy nhanh", questionnaire_id="counter-quick")
+    health = make_counter(agency_code="SYT", agency_name="Sở Y tế", label="Quầy nhanh Y tế",
+                          questionnaire_id="counter-quick")
+    for overall, reasons in [(3, []), (2, []), (2, []), (1, [1, 3]), (1, [1]), (1, [])]:
+        add_quick_response(session, justice, overall, reasons, q2=4)
+    for overall, reasons in [(3, []), (3, []), (3, []), (3, []), (1, [2])]:
+        add_quick_response(session, health, overall, reasons, q2=2)
+    # The quick form asks no service field: the volumes count per agency (fields summed).
+    session.add_all([
+        ServiceVolume(agency_id=justice.agency_id, service_field="1", period="2026",
+                      transactions=100),
+        ServiceVolume(agency_id=justice.agency_id, service_field="2", period="2026",
+                      transactions=300),
+        ServiceVolume(agency_id=health.agency_id, service_field="1", period="2026",
+                      transactions=100),
+    ])
+    session.commit()
+    return justice, health
+
+
+@pytest.mark.parametrize(("weighting", "whole"), [("none", "63,64"), ("poststrat", "56,00")])
+def test_quick_form_reports_work_with_and_without_weighting(client, session, quick_agencies,
+                                                            weighting, whole):
+    login_as(client, session, "analyst")
+    args = f"questionnaire=counter-quick&weighting={weighting}"
+    response = client.get(f"/reports/?{args}")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    # Unweighted 7 of 11; weighted, Sở Tư pháp's 6 answers stand for 400 dossiers and
+    # Sở Y tế's 5 for 100: (3/6 * 400 + 4/5 * 100) / 500 = 56%.
+    assert f"Tỷ lệ hài lòng chung: {whole}%" in html
+    assert ("chỉ gia quyền theo tổng số hồ sơ" in html) == (weighting == "poststrat")
+    assert "Sở Tư pháp" in html and "Sở Y tế" in html
+    for code, share in (("STP", "50,00"), ("SYT", "80,00")):
+        response = client.get(f"/reports/agency/{code}?{args}")
+        assert response.status_code == 200
+        page = response.get_data(as_text=True)
+        assert f"Tỷ lệ hài lòng chung: {share}%" in page
+        assert "Thái độ của công chức" in page  # the quick criterion q2 and its index
+    stp = client.get(f"/reports/agency/STP?{args}").get_data(as_text=True)
+    # Two of the three not satisfied gave a reason; both named the wait.
+    first = re.search(r"<caption>Lý do không hài lòng.*?<tbody>\s*<tr><th scope=\"row\">"
+                      r"([^<]+)</th><td>(\d+)</td><td>([^<]+)</td>", stp, re.S)
+    assert first.groups() == ("Phải chờ quá lâu", "2", "100,0")
+    satisfaction = pd.read_csv(io.BytesIO(client.get(f"/reports/indices.csv?{args}").data),
+                               encoding="utf-8-sig")
+    assert satisfaction.loc[satisfaction["by"] == "ALL", "estimate"].iloc[0] == pytest.approx(
+        float(whole.replace(",", ".")), abs=0.005)
+
+
+def test_too_few_responses_is_said_in_vietnamese(client, session, make_counter):
+    counter = make_counter(label="Quầy nhanh", questionnaire_id="counter-quick")
+    add_quick_response(session, counter, 3)
+    login_as(client, session, "analyst")
+    for path in ("/reports/", "/reports/agency/STP"):
+        for weighting in ("none", "poststrat"):
+            response = client.get(f"{path}?questionnaire=counter-quick&weighting={weighting}")
+            assert response.status_code == 200
+            html = response.get_data(as_text=True)
+            assert "Cần ít nhất 2 phiếu trả lời" in html
+            assert "responses:" not in html and "at least 2" not in html
+
+
 def _agency_with_answers(session, make_counter, code, name, values, field=1):
     counter = make_counter(agency_code=code, agency_name=name, label=f"Quầy {code}")
     for value in values:

@@ -5,17 +5,38 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from numpy.testing import assert_allclose
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 import analysis
-from analysis.quick import QuickIndices, main, quick_indices, reason_sets, wilson_interval
+from analysis.cli import quick_main
+from analysis.questionnaire import load_file, parse
+from analysis.quick import QuickIndices, quick_indices, reason_sets, wilson_interval
 
 from .helpers import ROOT
 
 QUICK_FILE = ROOT / "questionnaires" / "counter-quick-v1.yaml"
+QUICK = load_file(QUICK_FILE)
 LABELS = {1: "Phải chờ quá lâu", 4: "Thái độ của công chức chưa tốt", 8: "Lý do khác"}
+
+
+def quick_form(reasons=None, criteria=None, element=None, mutate=None):
+    """The shipped quick form, with only these reason codes and criteria (a variant file)."""
+    data = yaml.safe_load(QUICK_FILE.read_text("utf-8"))
+    for section in data["sections"]:
+        for question in section["questions"]:
+            if question.get("role") == "reasons" and reasons is not None:
+                question["options"] = [o for o in question["options"] if o["code"] in reasons]
+        if "element" in section and criteria is not None:
+            section["questions"] = [q for q in section["questions"] if q["id"] in criteria]
+        if "element" in section and element is not None:
+            section["element"] = element
+            data["elements"][0]["id"] = element
+    if mutate is not None:
+        mutate(data)
+    return parse(data, "counter-quick-variant.yaml")
 
 
 def synthetic(n=240, seed=11) -> pd.DataFrame:
@@ -70,7 +91,7 @@ def test_wilson_interval_matches_statsmodels():
 
 def test_unweighted_share_counts_and_wilson():
     frame = synthetic()
-    result = quick_indices(frame, by="agency", min_n=100)
+    result = quick_indices(frame, QUICK, by="agency", min_n=100)
     assert isinstance(result, QuickIndices)
     table = result.satisfaction
     assert list(table["by"]) == ["ALL", "agency", "agency"]
@@ -93,13 +114,13 @@ def test_unweighted_share_counts_and_wilson():
             pytest.approx(100 * low),
             pytest.approx(100 * high),
         )
-        assert row["ci_method"] == "logit"
+        assert row["ci_method"] == "logit-t"
         assert row["flag"] == ("small_n" if len(part) < 100 else "")
 
 
 def test_weighted_share_is_the_ratio_with_its_linearized_se_and_logit_interval():
     frame = synthetic()
-    result = quick_indices(frame, weighting="poststrat", totals=TOTALS, by="agency")
+    result = quick_indices(frame, QUICK, weighting="poststrat", totals=TOTALS, by="agency")
     design = analysis.make_design(frame, ["q1"], weighting="poststrat", totals=TOTALS)
     rated = frame["overall"].isin(["1", "2", "3"]).to_numpy(dtype="float64")
     satisfied = frame["overall"].isin(["2", "3"]).to_numpy(dtype="float64")
@@ -126,9 +147,9 @@ def test_weighted_share_is_the_ratio_with_its_linearized_se_and_logit_interval()
 def test_everyone_satisfied_gives_an_edge_interval():
     frame = synthetic(60)
     frame["overall"] = "3"
-    row = quick_indices(frame).satisfaction.iloc[0]
+    row = quick_indices(frame, QUICK).satisfaction.iloc[0]
     assert row["estimate"] == 100 and row["unweighted"] == 100
-    assert row["ci_method"] == "clopper-pearson" and row["ci_high"] == 100
+    assert row["ci_method"] == "exact-zero-se" and row["ci_high"] == 100
     assert row["wilson_high"] == pytest.approx(100) and row["wilson_low"] < 95
 
 
@@ -142,7 +163,7 @@ def test_reasons_are_tallied_among_the_not_satisfied():
             "q1": [1, 2, 3, 4, 5, None],
         }
     )
-    result = quick_indices(frame, ["q1"], by="agency", reason_labels=LABELS)
+    result = quick_indices(frame, quick_form(reasons=LABELS, criteria=["q1"]), by="agency")
     table = result.reasons.set_index(["by", "agency", "reason"])
     everyone = table.loc[("ALL", None)]
     assert list(everyone.index) == [1, 4, 8]
@@ -159,7 +180,7 @@ def test_reasons_are_tallied_among_the_not_satisfied():
 
 def test_weighted_reason_shares_use_the_design_weights():
     frame = synthetic()
-    result = quick_indices(frame, weighting="poststrat", totals=TOTALS)
+    result = quick_indices(frame, QUICK, weighting="poststrat", totals=TOTALS)
     design = analysis.make_design(frame, ["q1"], weighting="poststrat", totals=TOTALS)
     w = design.weights
     sets = reason_sets(frame["reasons"])
@@ -171,7 +192,7 @@ def test_weighted_reason_shares_use_the_design_weights():
 
 def test_quick_criteria_come_from_compute_indices():
     frame = synthetic()
-    result = quick_indices(frame, by="agency")
+    result = quick_indices(frame, QUICK, by="agency")
     expected = analysis.compute_indices(frame, {"Q": ["q1", "q2", "q3", "q4"]}, by="agency")
     expected = expected[expected["level"] != "overall"].reset_index(drop=True)
     got = result.criteria
@@ -196,7 +217,7 @@ def test_bad_values_name_the_row_and_column(column, value, message):
     with pytest.raises(
         analysis.AnalysisInputError, match=message.replace("(", r"\(").replace(")", r"\)")
     ):
-        quick_indices(frame, reason_labels=LABELS)
+        quick_indices(frame, quick_form(reasons=LABELS))
 
 
 def test_command_line_writes_three_tables(tmp_path):
@@ -204,7 +225,7 @@ def test_command_line_writes_three_tables(tmp_path):
     path = tmp_path / "quick.csv"
     frame.to_csv(path, index=False, encoding="utf-8-sig")
     assert (
-        main(
+        quick_main(
             [
                 str(path),
                 "--questionnaire",
@@ -232,5 +253,55 @@ def test_command_line_reports_bad_input(tmp_path, capsys):
     frame.loc[4, "overall"] = "5"
     path = tmp_path / "quick.csv"
     frame.to_csv(path, index=False)
-    assert main([str(path), "--questionnaire", str(QUICK_FILE)]) == 2
+    assert quick_main([str(path), "--questionnaire", str(QUICK_FILE)]) == 2
     assert "row 5, column overall" in capsys.readouterr().err
+
+
+def _renamed(data):
+    """Other ids for the rating, the reasons and the element: only the roles say which is which."""
+    for section in data["sections"]:
+        for question in section["questions"]:
+            question["id"] = {"overall": "rating", "reasons": "why"}.get(question["id"],
+                                                                         question["id"])
+            if "show_if" in question:
+                question["show_if"]["question"] = "rating"
+
+
+def test_columns_come_from_the_roles_and_elements_of_the_file_not_from_ids():
+    frame = synthetic()
+    expected = quick_indices(frame, QUICK, by="agency")
+    renamed = quick_form(element="N", mutate=_renamed)
+    got = quick_indices(frame.rename(columns={"overall": "rating", "reasons": "why"}), renamed,
+                        by="agency")
+    assert_allclose(got.satisfaction["estimate"], expected.satisfaction["estimate"], rtol=1e-14)
+    assert list(got.reasons["count"]) == list(expected.reasons["count"])
+    assert set(got.criteria["key"]) == {"N", "q1", "q2", "q3", "q4"}
+    assert_allclose(got.criteria["estimate"], expected.criteria["estimate"], rtol=1e-14)
+
+
+def test_reason_labels_follow_the_locale():
+    frame = synthetic(60)
+    english = quick_indices(frame, QUICK, locale="en").reasons.set_index("reason")["label"]
+    assert english[1] == "I had to wait too long"
+    assert quick_indices(frame, QUICK).reasons.set_index("reason")["label"][1] == LABELS[1]
+
+
+def test_a_form_without_an_overall_rating_is_refused():
+    sipas = load_file(ROOT / "questionnaires" / "sipas-service-v1.yaml")
+    with pytest.raises(analysis.AnalysisInputError, match="no question with role overall_rating"):
+        quick_indices(synthetic(20), sipas)
+
+
+def test_command_line_names_the_fault_of_a_questionnaire_file(tmp_path, capsys):
+    path = tmp_path / "quick.csv"
+    synthetic(20).to_csv(path, index=False)
+    broken = tmp_path / "quick.yaml"
+    broken.write_text(QUICK_FILE.read_text("utf-8").replace("role: reasons", "role: reason"),
+                      "utf-8")
+    assert quick_main([str(path), "--questionnaire", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert str(broken) in err and "sections[0].questions[1].role" in err
+    assert "unknown role 'reason'" in err
+    sipas = ROOT / "questionnaires" / "sipas-service-v1.yaml"
+    assert quick_main([str(path), "--questionnaire", str(sipas)]) == 2
+    assert "no question with role overall_rating" in capsys.readouterr().err
