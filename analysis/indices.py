@@ -155,13 +155,14 @@ def compute_indices(
         - ``level`` (``overall``, ``element``, ``criterion``, ``mean_score``), ``key``
           (``SIPAS``, element id or criterion id), ``estimate``, ``se`` (the linearization
           SE, equal to R's);
-        - ``ci_low``, ``ci_high``, ``ci_method``: ``logit-t`` (criterion index: logit
-          interval with Student t), ``normal-t`` (element, SIPAS, mean score: estimate
-          +- t SE, clipped), ``exact-zero-se`` (the SE is zero -- everyone in the group
-          agrees: Clopper-Pearson bound on the Kish effective n, never zero width) or
+        - ``ci_low``, ``ci_high``, ``ci_method``: ``logit-t`` (logit interval with
+          Student t, on the 0-1 scale; mean scores rescaled by (m - 1) / 4),
+          ``exact-zero-se`` (the SE is zero -- everyone in the group agrees, or an index
+          of 0 or 100: Clopper-Pearson bound on the Kish effective n, never zero width) or
           ``none`` (no interval: ``note`` says why);
-        - ``df``: Student t degrees of freedom, respondents who answered (criterion, mean
-          score) or respondents of the group (element, SIPAS) minus 1; NaN for
+        - ``df``: Student t degrees of freedom: respondents who answered (criterion, mean
+          score) or respondents of the group (element, SIPAS) minus the post-strata they
+          fall in (minus 1 without post-stratification), at least 1; NaN for
           ``exact-zero-se`` and ``none``;
         - ``n``, ``n_answered``, ``weight_sum``, ``weight_sum_answered``, ``kish_neff``,
           ``deff_kish``, ``deff``, ``flag`` (``small_n`` below ``min_n``);
@@ -198,9 +199,12 @@ def compute_indices(
     composite's influence value is the same average of its criteria's influence values,
     so the covariance between criteria is kept.
 
-    *Intervals.* Criterion index: logit(r) +- t(df) SE / (r (1 - r)), back-transformed,
-    as R ``svyciprop(method = "xlogit")`` on the answered part of the group (Korn and
-    Graubard, 1998). Composites and mean scores: estimate +- t(df) SE. Where the SE is 0
+    *Intervals.* logit(r) +- t(df) SE' / (r (1 - r)), back-transformed, SE' = SE
+    sqrt(n / df), df = n - H, H the post-strata of the n respondents (1 unless
+    post-stratified): the small-domain correction. For a criterion
+    index, R ``svyciprop(method = "xlogit")`` on the answered part of the group (Korn and
+    Graubard, 1998); composites the same (their sampling distribution is skewed near
+    100%, where a symmetric interval undercovers); mean scores on (m - 1) / 4. Where the SE is 0
     (including r = 0 or 1) a Clopper-Pearson interval for x = r n* successes in n*
     trials, n* the Kish effective n (mean scores rescaled to 0-1). None below 2 answers.
 
@@ -355,6 +359,13 @@ class _Grouping:
         )
         self.idx_den = idx_den
         self.k_def = k_def
+        # Post-strata the group's respondents (who answered) fall in: df they cost.
+        if design.weighting == "poststrat":
+            self.h_g = np.diff(np.r_[cells.starts, len(cells.group)]).astype("float64")
+            self.h_ans = cells.group_sum((answered > 0).astype("float64"))
+        else:
+            self.h_g = np.ones(n_groups)
+            self.h_ans = np.ones(answered.shape[1])
         self.e_def = e_def
 
         # Design effects against simple random sampling of the answers.
@@ -439,13 +450,22 @@ class _Grouping:
         n_g = self.n_g.astype("float64")
         n_rep = np.repeat(n_g[:, None], n_elem + 1, axis=1)
         neff_rep = np.repeat(self.neff_g[:, None], n_elem + 1, axis=1)
-        ci_idx = interval(est[:, c_sl], se[:, c_sl], self.n_ans, self.neff_a, level, "logit")
+        ci_idx = interval(
+            est[:, c_sl], se[:, c_sl], self.n_ans, self.neff_a, level, "logit", self.h_ans
+        )
         ci_mean = interval(
-            (est[:, m_sl] - 1) / 4, se[:, m_sl] / 4, self.n_ans, self.neff_a, level, "normal"
+            (est[:, m_sl] - 1) / 4,
+            se[:, m_sl] / 4,
+            self.n_ans,
+            self.neff_a,
+            level,
+            "logit",
+            self.h_ans,
         )
         comp_est = np.concatenate([est[:, o_sl], est[:, e_sl]], axis=1)
         comp_se = np.concatenate([se[:, o_sl], se[:, e_sl]], axis=1)
-        ci_comp = interval(comp_est, comp_se, n_rep, neff_rep, level, "normal")
+        h_rep = np.repeat(self.h_g[:, None], n_elem + 1, axis=1)
+        ci_comp = interval(comp_est, comp_se, n_rep, neff_rep, level, "logit", h_rep)
 
         def block(overall_elem, crit, mean):
             return np.concatenate([overall_elem, crit, mean], axis=1).ravel()
@@ -608,6 +628,7 @@ def interval(
     neff: np.ndarray,
     level: float = 0.95,
     kind: str = "normal",
+    n_cells: np.ndarray | float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Confidence intervals of estimates on the 0-1 scale, with their method and reason.
 
@@ -616,13 +637,17 @@ def interval(
     est, se : numpy.ndarray
         Estimates in [0, 1] and their SEs.
     n_obs : numpy.ndarray
-        Respondents behind each estimate (df = n_obs - 1).
+        Respondents behind each estimate.
+    n_cells : numpy.ndarray or float, default 1
+        Post-strata those respondents fall in (1 without post-stratification): each
+        costs a degree of freedom, df = max(n_obs - n_cells, 1).
     neff : numpy.ndarray
         Kish effective n, for the bound where the SE is zero.
     level : float
     kind : {"logit", "normal"}
-        ``logit``: logit(est) +- t SE / (est (1 - est)), back-transformed (``logit-t``);
-        ``normal``: est +- t SE clipped to [0, 1] (``normal-t``).
+        ``logit``: logit(est) +- t SE' / (est (1 - est)), back-transformed (``logit-t``);
+        ``normal``: est +- t SE' clipped to [0, 1] (``normal-t``); SE' = SE sqrt(n_obs /
+        (n_obs - 1)), t with n_obs - 1 df.
 
     Returns
     -------
@@ -641,6 +666,7 @@ def interval(
 
     shape = est.shape
     n_obs = np.broadcast_to(np.asarray(n_obs, dtype="float64"), shape)
+    n_cells = np.broadcast_to(np.asarray(n_cells, dtype="float64"), shape)
     neff = np.broadcast_to(np.asarray(neff, dtype="float64"), shape)
     low = np.full(shape, np.nan)
     high = np.full(shape, np.nan)
@@ -657,7 +683,13 @@ def interval(
         zero = enough & ((se <= 1e-9) | (est <= 0) | (est >= 1))
         sampled = enough & ~zero
     if sampled.any():
-        r, s, d = est[sampled], se[sampled], n_obs[sampled] - 1
+        r = est[sampled]
+        d = np.maximum(n_obs[sampled] - n_cells[sampled], 1.0)
+        # A domain's linearization SE sums squares about each post-stratum's mean over
+        # the whole file: for a group of n_obs respondents in n_cells post-strata it
+        # behaves as a divisor n_obs instead of n_obs - n_cells. Undone here, in the
+        # interval only (the se column stays R's).
+        s = se[sampled] * np.sqrt(n_obs[sampled] / d)
         t = stdtrit(d, 1 - alpha / 2)
         if kind == "logit":
             half = t * s / (r * (1 - r))

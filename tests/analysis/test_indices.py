@@ -71,18 +71,28 @@ def test_unweighted_whole_file_variance_is_the_textbook_one():
     assert q1["se"] == pytest.approx(100 * np.sqrt(r * (1 - r) / (n - 1)))
     assert q1["deff"] == pytest.approx(1.0)
     assert q1["deff_kish"] == pytest.approx(1.0) and q1["kish_neff"] == pytest.approx(n)
-    half = stats.t.ppf(0.975, n - 1) * np.sqrt(r * (1 - r) / (n - 1)) / (r * (1 - r))
+    # the interval scales the SE by sqrt(n / (n - 1)) (small-domain correction)
+    se_ci = np.sqrt(r * (1 - r) / (n - 1)) * np.sqrt(n / (n - 1))
+    half = stats.t.ppf(0.975, n - 1) * se_ci / (r * (1 - r))
     logit = np.log(r / (1 - r))
     assert q1["ci_low"] == pytest.approx(100 / (1 + np.exp(-(logit - half))))
     assert q1["ci_high"] == pytest.approx(100 / (1 + np.exp(-(logit + half))))
     assert q1["df"] == n - 1 and q1["ci_method"] == "logit-t"
     m = row(table, "mean_score", "q1")
     assert m["se"] == pytest.approx(frame["q1"].std(ddof=1) / np.sqrt(n))
-    assert m["ci_low"] == pytest.approx(m["estimate"] - stats.t.ppf(0.975, n - 1) * m["se"])
-    assert m["df"] == n - 1 and m["ci_method"] == "normal-t"
+    t975 = stats.t.ppf(0.975, n - 1)
+
+    def logit_interval(p, se):
+        half = t975 * se * np.sqrt(n / (n - 1)) / (p * (1 - p))
+        centre = np.log(p / (1 - p))
+        return 1 / (1 + np.exp(-(centre - half))), 1 / (1 + np.exp(-(centre + half)))
+
+    low, high = logit_interval((m["estimate"] - 1) / 4, m["se"] / 4)
+    assert (m["ci_low"], m["ci_high"]) == pytest.approx((1 + 4 * low, 1 + 4 * high))
+    assert m["df"] == n - 1 and m["ci_method"] == "logit-t"
     overall = row(table, "overall", "SIPAS")
-    half = stats.t.ppf(0.975, n - 1) * overall["se"]
-    assert overall["ci_high"] == pytest.approx(overall["estimate"] + half)
+    low, high = logit_interval(overall["estimate"] / 100, overall["se"] / 100)
+    assert (overall["ci_low"], overall["ci_high"]) == pytest.approx((100 * low, 100 * high))
     assert overall["df"] == n - 1 and overall["criteria_used"] == "3/3"
 
 

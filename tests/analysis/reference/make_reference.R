@@ -16,8 +16,9 @@
 #     group, then svycontrast() of the mean of the defined criterion ratios and of the mean
 #     of the defined element means: the joint covariance of the criteria is used (the
 #     criterion ratios from the same svycontrast are checked against the svymean ones);
-#   - element, SIPAS and mean-score intervals: estimate +- qt(0.975, n - 1) SE, clipped
-#     (n: respondents of the group, or who answered for a mean score); where the SE is 0,
+#   - element, SIPAS and mean-score intervals (mean scores rescaled to 0-1): logit interval
+#     with qt(0.975, n - 1) (n: respondents of the group, or who answered for a mean
+#     score); where the SE is 0,
 #     the Clopper-Pearson interval on the Kish effective n (criteria at 0% or 100% too).
 
 suppressPackageStartupMessages(library(survey))
@@ -139,22 +140,27 @@ one_group <- function(des, idx, by_label, labels) {
     for (v in group_vars) row[[v]] <- if (v %in% names(labels)) labels[[v]] else NA
     rows[[length(rows) + 1]] <<- row
   }
-  # Interval on the 0-1 scale: estimate +- t(n_obs - 1) SE, or, where the SE is 0, the
+  # Interval on the 0-1 scale: logit(e) +- t(n_obs - 1) SE sqrt(n_obs / (n_obs - 1)) /
+  # (e (1 - e)) back-transformed (svyciprop "xlogit" with the small-domain factor), or,
+  # where the SE is 0, the
   # Clopper-Pearson interval for x = e n* successes in n* = min(Kish n_eff, n_obs) trials.
-  normal_t <- function(e, s, n_obs, kn) {
+  # df = n_obs - H, H the post-strata of those respondents (1 unless post-stratified).
+  logit_t <- function(e, s, n_obs, kn, h) {
     if (is.na(e) || n_obs < 2) return(list(ci = c(NA, NA), method = "none", df = NA))
     if (s <= 1e-9 || e <= 0 || e >= 1) return(exact(e, n_obs, kn))
-    df <- n_obs - 1
-    list(ci = clip(e + c(-1, 1) * qt(0.975, df) * s, 0, 1), method = "normal-t", df = df)
+    df <- max(n_obs - h, 1)
+    half <- qt(0.975, df) * s * sqrt(n_obs / df) / (e * (1 - e))
+    list(ci = plogis(qlogis(e) + c(-1, 1) * half), method = "logit-t", df = df)
   }
 
-  ci <- normal_t(get("overall", est), get("overall", se), n, neff)
+  h_all <- length(unique(cell_now[idx]))
+  ci <- logit_t(get("overall", est), get("overall", se), n, neff, h_all)
   e <- get("overall", est); s <- get("overall", se)
   add("overall", "SIPAS", 100 * e, 100 * s, 100 * ci$ci[1], 100 * ci$ci[2],
       ci$method, ci$df, NA, NA, neff, n / neff, NA)
   for (el in elements) {
     e <- get(paste0("elem_", el), est); s <- get(paste0("elem_", el), se)
-    ci <- normal_t(e, s, n, neff)
+    ci <- logit_t(e, s, n, neff, h_all)
     add("element", el, 100 * e, 100 * s, 100 * ci$ci[1], 100 * ci$ci[2],
         ci$method, ci$df, NA, NA, neff, n / neff, NA)
   }
@@ -163,6 +169,7 @@ one_group <- function(des, idx, by_label, labels) {
       a <- d[[paste0("a_", cr)]][idx]
       v <- d[[paste0(if (kind == "criterion") "s_" else "y_", cr)]][idx]
       n_ans <- sum(a)
+      h_ans <- length(unique(cell_now[idx][a == 1]))
       wsa <- sum(w * a)
       kn <- if (n_ans > 0) wsa^2 / sum(w^2 * a) else NA
       dk <- if (n_ans > 0) n_ans / kn else NA
@@ -188,12 +195,17 @@ one_group <- function(des, idx, by_label, labels) {
         spread <- length(unique(v[a == 1])) > 1
         if (n_ans >= 2 && spread && sigma2 > 0) deff <- s^2 / (sigma2 / (n_ans - 1))
         if (kind == "mean_score") {
-          ci <- normal_t((e - 1) / 4, s / 4, n_ans, kn)
+          ci <- logit_t((e - 1) / 4, s / 4, n_ans, kn, h_ans)
           lo <- 1 + 4 * ci$ci[1]; hi <- 1 + 4 * ci$ci[2]; method <- ci$method; df <- ci$df
         } else if (n_ans >= 2) {
           if (e > 0 && e < 1 && s > 1e-9) {
             stopifnot(degf(answered) == n_ans - 1)
-            ci <- attr(cp, "ci"); lo <- ci[1]; hi <- ci[2]; method <- "logit-t"; df <- n_ans - 1
+            # svyciprop's xlogit interval, with the SE scaled by sqrt(n / (n - 1))
+            ci <- attr(cp, "ci")
+            half <- qt(0.975, n_ans - 1) * s / (e * (1 - e))
+            stopifnot(abs(ci[1] - plogis(qlogis(e) - half)) < 1e-9)
+            ci <- logit_t(e, s, n_ans, kn, h_ans)
+            lo <- ci$ci[1]; hi <- ci$ci[2]; method <- "logit-t"; df <- ci$df
           } else {
             ci <- exact(e, n_ans, kn); lo <- ci$ci[1]; hi <- ci$ci[2]; method <- ci$method
           }
@@ -224,6 +236,9 @@ check_svyby <- function(des, out, grouping) {
 
 run_grouping <- function(config, grouping) {
   des <- designs[[config]]
+  # weighting cells: post-strata (agency x field) when post-stratified, else one cell
+  cell_now <<- if (startsWith(config, "poststrat")) paste(d$agency, d$field, sep = "\r") else
+    rep("1", n_file)
   if (length(grouping) == 0) return(one_group(des, rep(TRUE, n_file), "ALL", list()))
   keys <- d[, grouping, drop = FALSE]
   complete <- apply(keys != "", 1, all)
