@@ -235,9 +235,7 @@ def dashboard():
             agency_q = agency_q.where(Agency.id.in_(visible))
             counter_q = counter_q.where(Counter.agency_id.in_(visible))
         agencies, counters = db.scalar(agency_q), db.scalar(counter_q)
-    reports = "reports.index" in current_app.view_functions
-    return render_template("admin/dashboard.html", agencies=agencies, counters=counters,
-                           reports=reports)
+    return render_template("admin/dashboard.html", agencies=agencies, counters=counters)
 
 
 # --- agencies ----------------------------------------------------------------------------
@@ -771,6 +769,5 @@ def _local(value: datetime | None) -> str:
 def init_app(app) -> None:
     app.register_blueprint(bp)
     app.add_template_filter(_local, "local_time")
-    app.jinja_env.globals["has_endpoint"] = lambda name: name in current_app.view_functions
     app.jinja_env.globals["level_label"] = lambda level: agency_rules.LEVEL_LABELS.get(level,
                                                                                         level)
