@@ -270,7 +270,8 @@ def main(argv=None) -> int:
     else:
         from bench.live import LiveApp
 
-        with LiveApp() as live:
+        # The figures, not the app's one-line-per-request log.
+        with LiveApp(config={"LOG_LEVEL": "WARNING"}) as live:
             results = measure_live(live)
     ok = report(results)
     return 1 if args.check and not ok else 0
