@@ -3,6 +3,8 @@
 import os
 from datetime import timedelta
 
+from analysis.questionnaire import LANGUAGES as QUESTIONNAIRE_LANGUAGES
+
 PREFIX = "SURVEY_"
 # The province's local time: dates shown to staff and the months/quarters of the reports.
 TIMEZONE = "Asia/Ho_Chi_Minh"
@@ -36,7 +38,8 @@ class Defaults:
     PERMANENT_SESSION_LIFETIME = int(timedelta(hours=12).total_seconds())
     BABEL_DEFAULT_LOCALE = "vi"
     BABEL_DEFAULT_TIMEZONE = TIMEZONE
-    LANGUAGES = ("vi", "en")
+    # The interface speaks the languages every questionnaire file is written in.
+    LANGUAGES = QUESTIONNAIRE_LANGUAGES
     # Where questionnaire files live; relative paths are taken from the project root.
     QUESTIONNAIRE_DIR = ""
     DEFAULT_QUESTIONNAIRE = "sipas-service"

@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from analysis.questionnaire import NOT_APPLICABLE, Questionnaire
 
+from .config import TIMEZONE
 from .models import Agency, Answer, Response, ServiceVolume
 
-LOCAL_TIME = ZoneInfo("Asia/Ho_Chi_Minh")
+LOCAL_TIME = ZoneInfo(TIMEZONE)
 PERIODS = ("month", "quarter", "year")
 # Columns that are answers to a single-code question and can serve as grouping variables.
 GROUPING_TYPES = ("single", "yesno")
