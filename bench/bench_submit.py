@@ -122,18 +122,18 @@ def make_submit_request(token):
 
 def prepare_database(url: str) -> str:
     from survey import create_app
-    from survey.db import get_session, upgrade
+    from survey.db import get_db, upgrade
     from survey.models import Agency, Counter
 
     upgrade(url)
     app = create_app({"SECRET_KEY": "bench", "DATABASE_URL": url})
     with app.app_context():
-        session = get_session()
+        db = get_db()
         agency = Agency(code=f"B{secrets.token_hex(3)}", name="Sở Tư pháp", level="department")
         counter = Counter(agency=agency, label="Quầy 1", questionnaire_id="sipas-service")
         counter.issue_token()
-        session.add_all([agency, counter])
-        session.commit()
+        db.add_all([agency, counter])
+        db.commit()
         return counter.token
 
 
