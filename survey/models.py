@@ -27,6 +27,8 @@ TOKEN_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 TOKEN_LENGTH = 10
 
 AGENCY_LEVELS = ("province", "department", "district", "commune", "vertical")
+# How a response reached us: scanned and answered online, or keyed in by staff from paper.
+CHANNELS = ("web", "paper")
 ROLES = ("admin", "agency", "analyst")
 
 
@@ -57,6 +59,10 @@ class Agency(Base):
     level: Mapped[str] = mapped_column(String(20), default="department")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The hotline or feedback channel citizens are told about after answering (NĐ 61/2018
+    # requires one): a phone number, an e-mail address, a web address or a short note.
+    # Empty when the agency has not given one. Rules: survey/domain/agencies.py.
+    feedback_contact: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
     parent: Mapped[Agency | None] = relationship(remote_side=[id], back_populates="children")
     children: Mapped[list[Agency]] = relationship(back_populates="parent")
@@ -65,7 +71,8 @@ class Agency(Base):
     def snapshot(self) -> dict:
         """What the audit log records of an agency, before and after a change."""
         return {"code": self.code, "name": self.name, "level": self.level,
-                "parent": self.parent.code if self.parent else None, "active": self.active}
+                "parent": self.parent.code if self.parent else None, "active": self.active,
+                "feedback_contact": self.feedback_contact or ""}
 
     def __repr__(self) -> str:
         return f"<Agency {self.code}>"
@@ -141,6 +148,8 @@ class Response(Base):
     flags: Mapped[str] = mapped_column(String(200), default="")
     # A random key the form carries: a retried POST (weak network) is stored once.
     submission_key: Mapped[str | None] = mapped_column(String(40), unique=True)
+    # "web" (the QR code's form) or "paper" (keyed in by staff; never timed or flagged).
+    channel: Mapped[str] = mapped_column(String(10), default="web", server_default="web")
 
     answers: Mapped[list[Answer]] = relationship(
         back_populates="response", cascade="all, delete-orphan"

@@ -208,8 +208,12 @@ def thanks(token):
     return render_template("respond/thanks.html", counter=counter_for_token(token))
 
 
-def store_response(counter, questionnaire, form) -> None:
-    """Store the response and its answers in one transaction.
+def store_response(counter, questionnaire, form, channel: str = "web") -> int | None:
+    """Store the response and its answers in one transaction; its id, or None when the same
+    submission key was stored before.
+
+    `channel="paper"`: keyed in by staff from a paper sheet (survey/admin.py): not timed,
+    never flagged, not counted by the burst check.
 
     Core inserts rather than the unit of work: this is the hot path of the public side.
     A POST retried by a flaky connection carries the same submission key, which the
@@ -219,7 +223,8 @@ def store_response(counter, questionnaire, form) -> None:
     """
     db = get_db()
     key = form.submission_key.data
-    seconds = integrity.seconds_since(form.started.data)
+    paper_sheet = channel == "paper"
+    seconds = None if paper_sheet else integrity.seconds_since(form.started.data)
     try:
         response_id = db.execute(
             RESPONSE.insert().returning(RESPONSE.c.id),
@@ -232,18 +237,22 @@ def store_response(counter, questionnaire, form) -> None:
                 "locale": str(get_locale()),
                 "seconds_taken": seconds,
                 "submission_key": key,
-                "flags": " ".join(integrity.submission_flags(db, counter.id, seconds)),
+                "flags": "" if paper_sheet else " ".join(
+                    integrity.submission_flags(db, counter.id, seconds)),
+                "channel": channel,
             },
         ).scalar_one()
         rows = answer_rows(response_id, form.answers())
         if rows:
             db.execute(ANSWER.insert(), rows)
         db.commit()
+        return response_id
     except IntegrityError:
         db.rollback()
         already_stored = db.scalar(select(Response.id).where(Response.submission_key == key))
         if already_stored is None:
             raise
+        return None
 
 
 # Flask-WTF's reasons (CSRFError.description) and security.check_origin's.
