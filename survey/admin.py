@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from datetime import datetime
 
@@ -34,6 +35,7 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, Optional
 
 from . import imports, posters
+from . import respond as public
 from .auth import (
     ROLE_LABELS,
     can_see_agency,
@@ -42,12 +44,15 @@ from .auth import (
     visible_agency_ids,
 )
 from .db import get_db
+from .domain import activity as activity_rules
 from .domain import agencies as agency_rules
+from .domain import audit as audit_words
 from .domain import counters as counter_rules
 from .domain.audit import audit, user_snapshot
 from .domain.scope import subtree_ids
 from .domain.text import clean
 from .domain.users import login_error, normalize_login, password_error, role_agency_error
+from .forms import InvalidSubmission, form_class
 from .models import (
     ROLES,
     Agency,
@@ -122,10 +127,17 @@ def choices(pairs) -> list[SelectChoice]:
     return [SelectChoice(value, str(label)) for value, label in pairs]
 
 
+def questionnaire_title(questionnaire_id: str) -> str:
+    """A questionnaire's title in the interface language; the id only for one no longer
+    published."""
+    try:
+        return registry().latest(questionnaire_id).title.get(str(get_locale()))
+    except KeyError:
+        return questionnaire_id
+
+
 def questionnaire_choices() -> list[SelectChoice]:
-    reg = registry()
-    locale = str(get_locale())
-    return choices((qid, f"{reg.latest(qid).title.get(locale)} ({qid})") for qid in reg.ids())
+    return choices((qid, questionnaire_title(qid)) for qid in registry().ids())
 
 
 def agency_choices(tree, none_label=None, exclude: set[int] = frozenset()):
@@ -139,16 +151,21 @@ def agency_choices(tree, none_label=None, exclude: set[int] = frozenset()):
 
 
 class AgencyForm(FlaskForm):
-    code = StringField(_l("Mã đơn vị"), validators=[InputRequired(), Length(max=40)],
-                       description=_l("Ví dụ: SNV hoặc mã định danh của đơn vị. Không đổi "
+    code = StringField(_l("Mã cơ quan"), validators=[InputRequired(), Length(max=40)],
+                       description=_l("Ví dụ: SNV hoặc mã định danh của cơ quan. Không đổi "
                                       "được sau khi tạo."))
-    name = StringField(_l("Tên đơn vị"), validators=[InputRequired(), Length(max=200)])
-    parent_id = SelectField(_l("Đơn vị cấp trên"), coerce=int)
+    name = StringField(_l("Tên cơ quan"), validators=[InputRequired(), Length(max=200)])
+    parent_id = SelectField(_l("Cơ quan cấp trên"), coerce=int)
     level = SelectField(_l("Cấp"), choices=lambda: choices(agency_rules.LEVEL_LABELS.items()))
+    feedback_contact = StringField(
+        _l("Đường dây nóng hoặc kênh góp ý"), validators=[Optional()],
+        description=_l("Người dân thấy thông tin này sau khi gửi phiếu. Một số điện thoại "
+                       "(ví dụ 0233 3822 123), địa chỉ e-mail, địa chỉ web (https://…) hoặc "
+                       "một dòng chữ, tối đa 200 ký tự. Để trống nếu chưa có."))
 
 
 class CounterForm(FlaskForm):
-    agency_id = SelectField(_l("Đơn vị"), coerce=int)
+    agency_id = SelectField(_l("Cơ quan"), coerce=int)
     label = StringField(_l("Tên quầy"), validators=[InputRequired(), Length(max=200)],
                         description=_l("Ví dụ: Quầy 3 – Tư pháp"))
     questionnaire_id = SelectField(_l("Mẫu phiếu khảo sát"),
@@ -175,10 +192,10 @@ class UserForm(FlaskForm):
     name = StringField(_l("Họ và tên"), validators=[Optional(), Length(max=200)])
     role = SelectField(_l("Vai trò"), choices=lambda: choices(ROLE_LABELS.items()))
     agency_id = SelectField(
-        _l("Đơn vị"), coerce=int,
-        description=_l("Bắt buộc với vai trò cán bộ đơn vị: người dùng quản lý đơn vị này và "
-                       "các đơn vị trực thuộc. Với cán bộ phân tích: để trống để xem mọi đơn "
-                       "vị."))
+        _l("Cơ quan"), coerce=int,
+        description=_l("Bắt buộc với vai trò cán bộ cơ quan: người dùng quản lý cơ quan này và "
+                       "các cơ quan trực thuộc. Với cán bộ phân tích: để trống để xem mọi cơ "
+                       "quan."))
     password = PasswordField(_l("Mật khẩu"), validators=[Length(max=200)],
                              render_kw={"autocomplete": "new-password"})
     active = BooleanField(_l("Đang hoạt động"), default=True)
@@ -192,6 +209,11 @@ def check_agency_form(db, form, agency: Agency | None) -> bool:
     if problem:
         form.name.errors.append(problem)
         ok = False
+    form.feedback_contact.data = clean(form.feedback_contact.data)
+    problem = agency_rules.contact_error(form.feedback_contact.data)
+    if problem:
+        form.feedback_contact.errors.append(problem)
+        ok = False
     if agency is None:
         problem = agency_rules.code_error(form.code.data)
         if problem:
@@ -199,7 +221,7 @@ def check_agency_form(db, form, agency: Agency | None) -> bool:
             ok = False
         elif db.scalar(select(Agency.id).where(
                 Agency.code == agency_rules.normalize_code(form.code.data))):
-            form.code.errors.append(_("Mã này đã được dùng cho một đơn vị khác."))
+            form.code.errors.append(_("Mã này đã được dùng cho một cơ quan khác."))
             ok = False
     # Only placing an agency is checked: a branch stored deeper than the limit can still
     # be renamed.
@@ -279,12 +301,13 @@ def agency_new():
         form.parent_id.data = int(request.args["parent"])
     if form.validate_on_submit() and check_agency_form(db, form, None):
         agency = Agency(code=agency_rules.normalize_code(form.code.data), name=form.name.data,
-                        level=form.level.data, parent_id=form.parent_id.data or None)
+                        level=form.level.data, parent_id=form.parent_id.data or None,
+                        feedback_contact=form.feedback_contact.data)
         db.add(agency)
         db.flush()
         audit(db, current_user(), "create", "agency", agency.id, None, agency.snapshot())
         db.commit()
-        flash(_("Đã tạo đơn vị %(name)s.", name=agency.name), "info")
+        flash(_("Đã tạo cơ quan %(name)s.", name=agency.name), "info")
         return redirect(url_for(".agency", agency_id=agency.id), 303)
     return render_template("admin/agency_form.html", form=form, agency=None), form_status(form)
 
@@ -292,16 +315,19 @@ def agency_new():
 @bp.get("/agencies/<int:agency_id>")
 @require_role(*STAFF)
 def agency(agency_id):
-    """One agency: its counters, the agencies below it, poster downloads."""
+    """One agency: responses received, its counters, the agencies below it, posters."""
     db = get_db()
     agency = get_agency(db, agency_id)
     counters = db.scalars(select(Counter).where(Counter.agency_id == agency.id)
                           .options(selectinload(Counter.tokens))
                           .order_by(Counter.label, Counter.id)).all()
     children = sorted(agency.children, key=lambda a: a.code)
+    per_counter, received = activity_rules.activity(db, agency_id=agency.id)
     return render_template("admin/agency.html", agency=agency, counters=counters,
                            children=children, toggle=ActiveForm(),
-                           is_own=agency.id == current_user().agency_id)
+                           is_own=agency.id == current_user().agency_id,
+                           received=received, per_counter=per_counter,
+                           shares=activity_rules.volume_shares(db, agency.id, received))
 
 
 @bp.route("/agencies/<int:agency_id>/edit", methods=["GET", "POST"])
@@ -316,6 +342,7 @@ def agency_edit(agency_id):
         before = agency.snapshot()
         agency.name = form.name.data
         agency.level = form.level.data
+        agency.feedback_contact = form.feedback_contact.data
         if not locked:
             agency.parent_id = form.parent_id.data or None
         db.flush()
@@ -346,8 +373,8 @@ def agency_active(agency_id):
             audit(db, current_user(), "activate" if agency.active else "deactivate", "agency",
                   agency.id, before, agency.snapshot())
             db.commit()
-        flash(_("Đơn vị đang hoạt động.") if agency.active else
-              _("Đã ngừng hoạt động đơn vị: mã QR của các quầy thuộc đơn vị sẽ báo “không "
+        flash(_("Cơ quan đang hoạt động.") if agency.active else
+              _("Đã ngừng hoạt động cơ quan: mã QR của các quầy thuộc cơ quan sẽ báo “không "
                 "còn sử dụng”."), "info")
     return redirect(url_for(".agency", agency_id=agency.id), 303)
 
@@ -366,7 +393,12 @@ def counters():
              .order_by(Agency.code, Counter.label, Counter.id))
     if visible is not None:
         query = query.where(Counter.agency_id.in_(visible))
-    return render_template("admin/counters.html", counters=db.scalars(query).all())
+    rows = db.scalars(query).all()
+    # After a CSV import: the counters it created (those in scope), offered for printing.
+    wanted = {int(part) for part in request.args.get("new", "").split(",")[:imports.MAX_ROWS]
+              if part.isdigit() and len(part) < 12}
+    new_counters = sorted(c.id for c in rows if c.id in wanted)
+    return render_template("admin/counters.html", counters=rows, new_counters=new_counters)
 
 
 def _counter_form(db, counter: Counter | None):
@@ -386,7 +418,7 @@ def check_counter_label(db, form, counter_id: int | None) -> bool:
     problem = counter_rules.label_error(form.label.data)
     if problem is None and counter_rules.same_label(db, form.agency_id.data, form.label.data,
                                                     counter_id):
-        problem = _("Đơn vị này đã có một quầy cùng tên.")
+        problem = _("Cơ quan này đã có một quầy cùng tên.")
     if problem:
         form.label.errors.append(problem)
     return problem is None
@@ -416,7 +448,7 @@ def counter_new():
 @bp.get("/counters/<int:counter_id>")
 @require_role(*STAFF)
 def counter(counter_id):
-    """One counter: its link, QR code, poster downloads and token history."""
+    """One counter: responses received, its link, QR code, posters, paper forms, tokens."""
     db = get_db()
     counter = get_counter(db, counter_id)
     url = posters.counter_url(counter.token) if counter.token else None
@@ -424,9 +456,11 @@ def counter(counter_id):
         questionnaire = registry().latest(counter.questionnaire_id)
     except KeyError:
         questionnaire = None
+    per_counter, _total = activity_rules.activity(db, counter_ids=[counter.id])
     return render_template("admin/counter.html", counter=counter, url=url,
-                           questionnaire=questionnaire, revoke=RevokeForm(),
-                           toggle=ActiveForm(), issue=ActiveForm(),
+                           questionnaire=questionnaire, toggle=ActiveForm(),
+                           issue=ActiveForm(),
+                           received=per_counter.get(counter.id, activity_rules.Activity()),
                            tokens=sorted(counter.tokens, key=lambda t: t.id, reverse=True))
 
 
@@ -471,17 +505,22 @@ def counter_active(counter_id):
     return redirect(url_for(".counter", counter_id=counter.id), 303)
 
 
-@bp.post("/counters/<int:counter_id>/token/revoke")
+@bp.route("/counters/<int:counter_id>/token/revoke", methods=["GET", "POST"])
 @require_role(*STAFF)
 def token_revoke(counter_id):
-    """Revoke the counter's live token with a reason, and by default issue a new one."""
+    """Confirm, then revoke the counter's live token with a reason (and by default issue a
+    new one): the page says what revoking does before anything changes."""
     db = get_db()
     counter = get_counter(db, counter_id)
+    if counter.token is None:
+        return redirect(url_for(".counter", counter_id=counter.id), 303)
     form = RevokeForm()
     reason = clean(form.reason.data) if form.validate_on_submit() else ""
     if not reason:
-        flash(_("Vui lòng ghi lý do thu hồi mã (tối đa 200 ký tự)."), "error")
-        return redirect(url_for(".counter", counter_id=counter.id), 303)
+        if form.is_submitted():
+            form.reason.errors[:] = [_("Vui lòng ghi lý do thu hồi mã (tối đa 200 ký tự).")]
+        return (render_template("admin/revoke.html", counter=counter, form=form),
+                form_status(form))
     before = counter.snapshot()
     live = [t for t in counter.tokens if t.revoked_at is None]
     now = utcnow()
@@ -517,6 +556,52 @@ def token_issue(counter_id):
         db.commit()
         flash(_("Đã cấp mã mới. Hãy in áp phích cho quầy."), "info")
     return redirect(url_for(".counter", counter_id=counter.id), 303)
+
+
+# --- paper responses keyed in by staff ---------------------------------------------------
+
+
+def _entry_page(counter, questionnaire, form, status=200, stored=None):
+    response = current_app.make_response((render_template(
+        "admin/paper_entry.html", counter=counter, questionnaire=questionnaire, form=form,
+        answers=form.raw_answers(), stored=stored), status))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/counters/<int:counter_id>/paper", methods=["GET", "POST"])
+@require_role(*STAFF)
+def paper_entry(counter_id):
+    """Key in one paper questionnaire for a counter: the public form's class and checks,
+    stored as paper (no timing flags, no throttle) and audited; then a blank form again."""
+    db = get_db()
+    counter = get_counter(db, counter_id)
+    try:
+        questionnaire = registry().latest(counter.questionnaire_id)
+    except KeyError:
+        abort(404)
+    stored = request.args.get("stored", type=int)
+    if request.method == "GET":
+        return _entry_page(counter, questionnaire, public.new_form(questionnaire),
+                           stored=stored)
+    if request.files:
+        abort(400)
+    try:
+        form = form_class(questionnaire)()
+        public.refuse_what_no_browser_sends(form)
+        valid = form.validate()
+    except InvalidSubmission:
+        abort(400)
+    if not valid:
+        return _entry_page(counter, questionnaire, form, status=422)
+    response_id = public.store_response(counter, questionnaire, form, channel="paper")
+    if response_id is not None:  # None: the same sheet sent twice, stored once already
+        audit(db, current_user(), "paper_entry", "response", response_id, None,
+              {"counter": counter.label, "agency": counter.agency.code,
+               "questionnaire": questionnaire.id, "version": questionnaire.version})
+        db.commit()
+    return redirect(url_for(".paper_entry", counter_id=counter.id,
+                            stored=(stored or 0) + 1), 303)
 
 
 # --- posters -----------------------------------------------------------------------------
@@ -580,11 +665,19 @@ def agency_posters(agency_id, size):
 @bp.get("/posters-<any(A4,A5):size>.pdf")
 @require_role(*STAFF)
 def all_posters(size):
-    """One PDF with a poster per printable counter in the user's scope."""
+    """One PDF with a poster per printable counter in the user's scope, or only the
+    counters named by `ids` (e.g. those a CSV import just created)."""
     db = get_db()
-    counters = posters.printable_counters(db, visible_agency_ids(current_user()))
+    ids = None
+    if "ids" in request.args:
+        raw = request.args["ids"].split(",")
+        if len(raw) > imports.MAX_ROWS or not all(part.isdigit() for part in raw):
+            abort(400)
+        ids = {int(part) for part in raw}
+    counters = posters.printable_counters(db, visible_agency_ids(current_user()), ids)
     data = posters.poster_pdf((posters.poster_for(c) for c in counters), size)
-    return _file(data, "application/pdf", f"ap-phich-tat-ca-{size}.pdf")
+    name = "moi" if ids is not None else "tat-ca"
+    return _file(data, "application/pdf", f"ap-phich-{name}-{size}.pdf")
 
 
 # --- CSV imports -------------------------------------------------------------------------
@@ -610,7 +703,8 @@ def _import_view(kind: str):
                     created, updated = imports.apply_agencies(db, changes, user)
                 else:
                     changes = imports.check_counters(db, data, user)
-                    created, updated = imports.apply_counters(db, changes, user)
+                    new, updated = imports.apply_counters(db, changes, user)
+                    created, new_ids = len(new), [counter.id for counter in new]
             except imports.ImportFailed as failed:
                 db.rollback()
                 errors, status = failed.errors, 422
@@ -619,12 +713,17 @@ def _import_view(kind: str):
                 flash(_("Đã nhập xong: %(created)d mục mới, %(updated)d mục được cập nhật, "
                         "%(same)d mục không đổi.", created=created, updated=updated,
                         same=len(changes) - created - updated), "info")
-                return redirect(url_for(".agencies" if kind == "agency" else ".counters"), 303)
+                if kind == "agency":
+                    return redirect(url_for(".agencies"), 303)
+                # The counters just created, so their posters print in one click.
+                return redirect(url_for(".counters", new=",".join(map(str, new_ids))
+                                        if new_ids else None), 303)
         else:
             status = 422
     example = imports.AGENCY_EXAMPLE if kind == "agency" else imports.COUNTER_EXAMPLE
+    rows = list(csv.reader(io.StringIO(example)))
     return render_template("admin/import.html", form=form, kind=kind, errors=errors,
-                           example=example, levels=agency_rules.LEVEL_LABELS,
+                           example=rows, levels=agency_rules.LEVEL_LABELS,
                            questionnaires=registry().ids()), status
 
 
@@ -766,8 +865,22 @@ def _local(value: datetime | None) -> str:
     return format_datetime(value, "dd/MM/yyyy HH:mm") if value else ""
 
 
+def level_label(level: str) -> str:
+    return str(agency_rules.LEVEL_LABELS.get(level, level))
+
+
+def audit_value(key: str, value) -> str:
+    """An audit value in words (see domain/audit.value_words)."""
+    return audit_words.value_words(key, value, questionnaire_title,
+                                   lambda role: str(ROLE_LABELS.get(role, role)), level_label)
+
+
 def init_app(app) -> None:
     app.register_blueprint(bp)
     app.add_template_filter(_local, "local_time")
-    app.jinja_env.globals["level_label"] = lambda level: agency_rules.LEVEL_LABELS.get(level,
-                                                                                        level)
+    app.jinja_env.globals.update(
+        level_label=level_label, questionnaire_title=questionnaire_title,
+        audit_action=lambda action: str(audit_words.ACTION_LABELS.get(action, action)),
+        audit_entity=lambda entity: str(audit_words.ENTITY_LABELS.get(entity, entity)),
+        audit_field=audit_words.field_label, audit_value=audit_value,
+        contact_link=agency_rules.contact_link)

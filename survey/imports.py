@@ -32,17 +32,21 @@ LEVEL_WORDS = {
     "cơ quan ngành dọc": "vertical", "ngành dọc": "vertical",
 }
 
-# Canonical column -> accepted header spellings (lower case, NFC).
+# Canonical column -> accepted header spellings (lower case, NFC). The pages say "cơ quan";
+# "đơn vị" headers written before that are still read.
 AGENCY_COLUMNS = {
-    "code": ("code", "mã", "mã đơn vị"),
-    "name": ("name", "tên", "tên đơn vị"),
-    "parent": ("parent", "parent_code", "mã cấp trên", "đơn vị cấp trên", "cấp trên"),
+    "code": ("code", "mã", "mã cơ quan", "mã đơn vị"),
+    "name": ("name", "tên", "tên cơ quan", "tên đơn vị"),
+    "parent": ("parent", "parent_code", "mã cấp trên", "cơ quan cấp trên", "đơn vị cấp trên",
+               "cấp trên"),
     "level": ("level", "cấp", "loại"),
     "active": ("active", "hoạt động"),
+    "feedback_contact": ("feedback_contact", "feedback", "đường dây nóng", "liên hệ góp ý",
+                         "góp ý"),
 }
 AGENCY_REQUIRED = ("code", "name")
 COUNTER_COLUMNS = {
-    "agency": ("agency", "agency_code", "mã đơn vị", "đơn vị"),
+    "agency": ("agency", "agency_code", "mã cơ quan", "cơ quan", "mã đơn vị", "đơn vị"),
     "label": ("label", "counter", "tên quầy", "quầy"),
     "questionnaire": ("questionnaire", "phiếu", "mẫu phiếu"),
     "active": ("active", "hoạt động"),
@@ -50,9 +54,9 @@ COUNTER_COLUMNS = {
 COUNTER_REQUIRED = ("agency", "label")
 
 AGENCY_EXAMPLE = (
-    "code,name,parent,level\n"
-    "TTPVHCC,Trung tâm Phục vụ hành chính công tỉnh,QT,province\n"
-    "XDONGHOI,UBND phường Đồng Hới,QT,commune\n"
+    "code,name,parent,level,feedback_contact\n"
+    "TTPVHCC,Trung tâm Phục vụ hành chính công tỉnh,QT,province,0233 3822 123\n"
+    "XDONGHOI,UBND phường Đồng Hới,QT,commune,\n"
 )
 COUNTER_EXAMPLE = (
     "agency,label,questionnaire\n"
@@ -191,6 +195,7 @@ class AgencyChange:
     level: str | None
     active: bool | None
     existing: Agency | None
+    feedback_contact: str | None = None  # None = keep (existing) or none (new)
 
 
 def check_agencies(db: Session, data: bytes, user: StaffUser) -> list[AgencyChange]:
@@ -211,6 +216,10 @@ def check_agencies(db: Session, data: bytes, user: StaffUser) -> list[AgencyChan
         name = row.cells["name"]
         parent = row.cells.get("parent", "").upper() or None
         level, active = parse_level(row, errors), parse_active(row, errors)
+        contact = row.cells.get("feedback_contact") or None
+        problem = agency_rules.contact_error(contact or "")
+        if problem:
+            errors.append(row.error("feedback_contact", problem))
         problem = agency_rules.code_error(row.cells["code"])
         if problem:
             errors.append(row.error("code", problem))
@@ -224,18 +233,19 @@ def check_agencies(db: Session, data: bytes, user: StaffUser) -> list[AgencyChan
             errors.append(row.error("name", problem))
         existing = by_code.get(code)
         if existing is not None and visible is not None and existing.id not in visible:
-            errors.append(row.error("code", _("mã “%(code)s” đã được dùng cho một đơn vị "
+            errors.append(row.error("code", _("mã “%(code)s” đã được dùng cho một cơ quan "
                                               "khác.", code=code)))
             continue
         if (existing is not None and active is not None and active != existing.active
                 and not agency_rules.may_switch_active(user, existing.id)):
             errors.append(row.error("active", _(
-                "bạn không thể bật hoặc tắt đơn vị của mình.")))
+                "bạn không thể bật hoặc tắt cơ quan của mình.")))
         if parent == code:
-            errors.append(row.error("parent", _("một đơn vị không thể là cấp trên của chính "
+            errors.append(row.error("parent", _("một cơ quan không thể là cấp trên của chính "
                                                 "nó.")))
             parent = None
-        changes[code] = AgencyChange(row, code, name, parent, level, active, existing)
+        changes[code] = AgencyChange(row, code, name, parent, level, active, existing,
+                                     contact)
 
     # Parents may be defined further down the file: check them once every row is known.
     for change in changes.values():
@@ -243,19 +253,19 @@ def check_agencies(db: Session, data: bytes, user: StaffUser) -> list[AgencyChan
         if parent is None:
             if change.existing is None and visible is not None:
                 errors.append(row.error("parent", _(
-                    "cần mã đơn vị cấp trên thuộc phạm vi bạn quản lý.")))
+                    "cần mã cơ quan cấp trên thuộc phạm vi bạn quản lý.")))
             continue
         if change.existing is not None and change.existing.id == root_id:
             # The user's own agency: its parent (outside the scope) may only be repeated.
             current = change.existing.parent.code if change.existing.parent else None
             if parent != current:
                 errors.append(row.error("parent", _(
-                    "bạn không thể chuyển đơn vị của mình sang cấp trên khác.")))
+                    "bạn không thể chuyển cơ quan của mình sang cấp trên khác.")))
             continue
         known = by_code.get(parent)
         if known is None and parent not in changes or (
                 known is not None and visible is not None and known.id not in visible):
-            errors.append(row.error("parent", _("không có đơn vị mã “%(code)s”.",
+            errors.append(row.error("parent", _("không có cơ quan mã “%(code)s”.",
                                                 code=parent)))
     if errors:
         raise ImportFailed(errors)
@@ -288,7 +298,8 @@ def apply_agencies(db: Session, changes: list[AgencyChange],
         if agency is None:
             agency = Agency(code=change.code, name=change.name,
                             level=change.level or "department",
-                            active=True if change.active is None else change.active)
+                            active=True if change.active is None else change.active,
+                            feedback_contact=change.feedback_contact or "")
             db.add(agency)
             by_code[change.code] = agency
         else:
@@ -297,6 +308,8 @@ def apply_agencies(db: Session, changes: list[AgencyChange],
                 agency.level = change.level
             if change.active is not None:
                 agency.active = change.active
+            if change.feedback_contact is not None:
+                agency.feedback_contact = change.feedback_contact
     for change in changes:
         if change.parent is not None:
             by_code[change.code].parent = by_code[change.parent]
@@ -350,7 +363,7 @@ def check_counters(db: Session, data: bytes, user: StaffUser) -> list[CounterCha
         agency = agencies.get(code)
         if agency is None or visible is not None and agency.id not in visible:
             # Same answer for unknown and out-of-scope codes: existence does not leak.
-            errors.append(row.error("agency", _("không có đơn vị mã “%(code)s”.",
+            errors.append(row.error("agency", _("không có cơ quan mã “%(code)s”.",
                                                 code=row.cells["agency"])))
             continue
         problem = counter_rules.label_error(label)
@@ -371,7 +384,7 @@ def check_counters(db: Session, data: bytes, user: StaffUser) -> list[CounterCha
         matches = existing.get(key, [])
         if len(matches) > 1:
             errors.append(row.error("label", _(
-                "đơn vị có %(n)d quầy cùng tên này; hãy đổi tên cho khác nhau trước khi nhập.",
+                "cơ quan có %(n)d quầy cùng tên này; hãy đổi tên cho khác nhau trước khi nhập.",
                 n=len(matches))))
             continue
         changes.append(CounterChange(row, agency, label, questionnaire, active,
@@ -382,8 +395,9 @@ def check_counters(db: Session, data: bytes, user: StaffUser) -> list[CounterCha
 
 
 def apply_counters(db: Session, changes: list[CounterChange],
-                   user: StaffUser) -> tuple[int, int]:
-    """Create (each with a token) and update the counters (the caller commits)."""
+                   user: StaffUser) -> tuple[list[Counter], int]:
+    """Create (each with a token) and update the counters (the caller commits). Returns the
+    new counters (their posters are printed next) and how many were updated."""
     default = current_app.config["DEFAULT_QUESTIONNAIRE"]
     new, updated = [], 0
     for change in changes:
@@ -409,4 +423,4 @@ def apply_counters(db: Session, changes: list[CounterChange],
         db.flush()
         for counter in new:
             audit(db, user, "import", "counter", counter.id, None, counter.snapshot())
-    return len(new), updated
+    return new, updated

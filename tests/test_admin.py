@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from survey.models import Agency, AuditEvent, Counter, CounterToken, StaffUser
 
 from .staff import login, make_user, page_token
+from .test_posters import decode_pages
 
 
 @pytest.fixture
@@ -57,7 +58,8 @@ def test_admin_creates_edits_and_deactivates_an_agency_with_an_audit_trail(
     assert agency.name == "Phòng Hộ tịch" and agency.parent_id == province["stp"].id
 
     response = post(client, f"/admin/agencies/{agency.id}/edit", name="Phòng Hộ tịch – Quốc tịch",
-                    parent_id=province["qt"].id, level="department")
+                    parent_id=province["qt"].id, level="department",
+                    feedback_contact=" 0233\u200b 3822 123 ")
     assert response.status_code == 303
     response = post(client, f"/admin/agencies/{agency.id}/active", active="0")
     assert response.status_code == 303
@@ -67,13 +69,22 @@ def test_admin_creates_edits_and_deactivates_an_agency_with_an_audit_trail(
     assert {e.user_id for e in (created, updated, deactivated)} == {user_id}
     assert created.action == "create" and created.before is None
     assert created.after == {"code": "STP-HT", "name": "Phòng Hộ tịch", "level": "department",
-                             "parent": "STP", "active": True}
+                             "parent": "STP", "active": True, "feedback_contact": ""}
     assert updated.before["name"] == "Phòng Hộ tịch" and updated.before["parent"] == "STP"
     assert updated.after["name"] == "Phòng Hộ tịch – Quốc tịch"
     assert updated.after["parent"] == "QT"
+    assert updated.after["feedback_contact"] == "0233 3822 123"  # cleaned like names
     assert deactivated.action == "deactivate" and deactivated.after["active"] is False
     log = client.get("/admin/audit").get_data(as_text=True)
     assert "Phòng Hộ tịch – Quốc tịch" in log and "quantri" in log
+    # The log in words: actions, fields and values, not ids and Python literals.
+    assert "Tạo mới" in log and "Ngừng hoạt động" in log and "Sửa thông tin" in log
+    assert "Cơ quan cấp trên: QT" in log and "Trạng thái: Đang hoạt động" in log
+    assert "Đường dây nóng, góp ý: 0233 3822 123" in log
+    for raw in ("deactivate", "active: True", "parent:", "feedback_contact"):
+        assert raw not in log
+    page = client.get(f"/admin/agencies/{agency.id}").get_data(as_text=True)
+    assert '<a href="tel:02333822123">0233 3822 123</a>' in page
 
 
 def test_agency_form_rejects_duplicates_and_cycles(client, session, province):
@@ -189,8 +200,8 @@ def test_revoke_without_reissue_then_issue_later(client, session, province, make
                 reissue="").status_code == 303
     session.expire_all()
     assert session.get(Counter, counter.id).token is None
-    no_reason = post(client, f"/admin/counters/{counter.id}/token/revoke", reason="")
-    assert no_reason.status_code == 303  # back to the page with a message, nothing changed
+    # No live token: nothing to confirm, back to the counter's page.
+    assert client.get(f"/admin/counters/{counter.id}/token/revoke").status_code == 303
     assert post(client, f"/admin/counters/{counter.id}/token/issue").status_code == 303
     session.expire_all()
     fresh = session.get(Counter, counter.id).token
@@ -275,8 +286,8 @@ def test_agency_import_is_all_or_nothing_and_names_row_column_reason(client, ses
     response = upload(client, "/admin/agencies/import", content)
     html = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "Dòng 5, cột “parent”: không có đơn vị mã “KHONGCO”." in html
-    assert "Dòng 6, cột “name”: thiếu tên đơn vị." in html
+    assert "Dòng 5, cột “parent”: không có cơ quan mã “KHONGCO”." in html
+    assert "Dòng 6, cột “name”: thiếu tên cơ quan." in html
     assert "Dòng 6, cột “level”" in html
     assert "không có dòng nào được lưu" in html
     session.expire_all()
@@ -328,10 +339,10 @@ def test_agency_user_import_stays_inside_its_scope(client, session, province):
                      "TOP,Đơn vị ngoài,\nSTP,Sở Tư pháp,SYT\n".encode())
     html = outside.get_data(as_text=True)
     assert outside.status_code == 422
-    assert "Dòng 2, cột “parent”: không có đơn vị mã “SYT”." in html
-    assert "Dòng 3, cột “code”: mã “SYT” đã được dùng cho một đơn vị khác." in html
-    assert "Dòng 4, cột “parent”: cần mã đơn vị cấp trên" in html
-    assert "Dòng 5, cột “parent”: bạn không thể chuyển đơn vị của mình" in html
+    assert "Dòng 2, cột “parent”: không có cơ quan mã “SYT”." in html
+    assert "Dòng 3, cột “code”: mã “SYT” đã được dùng cho một cơ quan khác." in html
+    assert "Dòng 4, cột “parent”: cần mã cơ quan cấp trên" in html
+    assert "Dòng 5, cột “parent”: bạn không thể chuyển cơ quan của mình" in html
     inside = upload(client, "/admin/agencies/import",
                     "code,name,parent\nSTP-HT,Phòng Hộ tịch,STP\nSTP,Sở Tư pháp,QT\n".encode())
     assert inside.status_code == 303
@@ -379,7 +390,7 @@ def test_counter_import_errors_name_row_and_column_and_keep_nothing(client, sess
     response = upload(client, "/admin/counters/import", content)
     html = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "Dòng 3, cột “agency”: không có đơn vị mã “SYT”." in html  # outside the scope
+    assert "Dòng 3, cột “agency”: không có cơ quan mã “SYT”." in html  # outside the scope
     assert "Dòng 4, cột “questionnaire”: không có mẫu phiếu “phieu-khong-co”" in html
     assert "Dòng 5, cột “label”: thiếu tên quầy." in html
     assert "Dòng 6, cột “label”: quầy này đã xuất hiện ở dòng 2." in html
@@ -417,7 +428,7 @@ def test_admin_creates_and_edits_users(client, session, province):
     missing_agency = post(client, "/admin/users/new", login="canbo2", role="agency",
                           agency_id=0, password="mat-khau-dai-1", active="y")
     assert missing_agency.status_code == 422
-    assert "phải thuộc một đơn vị" in missing_agency.get_data(as_text=True)
+    assert "phải thuộc một cơ quan" in missing_agency.get_data(as_text=True)
     short = post(client, "/admin/users/new", login="canbo3", role="analyst", agency_id=0,
                  password="ngan", active="y")
     assert short.status_code == 422
@@ -469,3 +480,89 @@ def test_staff_pages_are_vietnamese_and_without_inline_code(client, session, pro
         assert "<script" not in html and "style=" not in html, path
         for label_for in re.findall(r'<label for="([^"]+)"', html):
             assert f'id="{label_for}"' in html, (path, label_for)
+
+
+# --- plain words, confirmations, posters of new counters (issue 13) --------------------
+
+
+def test_revoking_asks_for_confirmation_first(client, session, province, make_counter):
+    counter = make_counter()
+    login(client, "canbo-stp")
+    page = client.get(f"/admin/counters/{counter.id}").get_data(as_text=True)
+    # The counter's page links to the confirmation; it holds no revoking form itself.
+    assert f'action="/admin/counters/{counter.id}/token/revoke"' not in page
+    assert f'href="/admin/counters/{counter.id}/token/revoke"' in page
+    confirm = client.get(f"/admin/counters/{counter.id}/token/revoke")
+    assert confirm.status_code == 200
+    html = confirm.get_data(as_text=True)
+    assert f"Thu hồi mã {counter.token}?" in html and "Xác nhận thu hồi mã" in html
+    assert "không bao giờ được dùng lại" in html
+    session.expire_all()
+    assert session.get(Counter, counter.id).tokens[0].revoked_at is None  # nothing yet
+
+
+def test_counter_import_offers_the_posters_of_just_the_new_counters(client, session,
+                                                                      province, make_counter,
+                                                                      tmp_path):
+    old = make_counter()
+    login(client, "canbo-stp")
+    response = upload(client, "/admin/counters/import",
+                      "agency,label\nSTP,Quầy 3 – Tư pháp\nSTP,Quầy mới A\nSTP,Quầy mới B\n"
+                      .encode())
+    assert response.status_code == 303
+    session.expire_all()
+    new = sorted(c.id for c in session.scalars(select(Counter)) if c.id != old.id)
+    assert len(new) == 2
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Tệp vừa nhập tạo 2 quầy mới" in page
+    link = re.search(r'href="(/admin/posters-A4\.pdf\?ids=[^"]+)"', page).group(1)
+    pdf = client.get(link.replace("&amp;", "&"))
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    tokens = {session.get(Counter, i).token for i in new}
+    pages = decode_pages(pdf.data, tmp_path)
+    assert sorted(code.rsplit("/", 1)[1] for page in pages for code in page) == sorted(tokens)
+    # Ids outside the user's scope print nothing; malformed ids are refused.
+    assert client.get("/admin/posters-A4.pdf?ids=x,1").status_code == 400
+    foreign = make_counter(agency_code="SYT", label="Quầy Y tế")
+    page = client.get(f"/admin/counters?new={foreign.id}").get_data(as_text=True)
+    assert "Tệp vừa nhập tạo" not in page
+
+
+def test_agency_import_reads_the_feedback_contact_and_refuses_other_links(client, session,
+                                                                          province):
+    login(client, "quantri")
+    response = upload(client, "/admin/agencies/import",
+                      "code,name,Đường dây nóng\nSTP,Sở Tư pháp, 0233\u200b 3822 123 \n"
+                      "SNV,Sở Nội vụ,https://snv.quangtri.gov.vn/gop-y\n".encode())
+    assert response.status_code == 303, response.get_data(as_text=True)
+    session.expire_all()
+    contacts = dict(session.execute(select(Agency.code, Agency.feedback_contact)).all())
+    assert contacts == {"QT": "", "STP": "0233 3822 123", "SYT": "",
+                        "SNV": "https://snv.quangtri.gov.vn/gop-y"}
+    # A blank cell keeps what an agency has; a link of another kind is refused.
+    assert upload(client, "/admin/agencies/import",
+                  b"code,name,feedback_contact\nSTP,S\xe1\xbb\x9f T\xc6\xb0 ph\xc3\xa1p,\n"
+                  ).status_code == 303
+    session.expire_all()
+    assert session.get(Agency, province["stp"].id).feedback_contact == "0233 3822 123"
+    refused = upload(client, "/admin/agencies/import",
+                     b"code,name,feedback_contact\nSTP,STP,javascript:alert(1)\n")
+    assert refused.status_code == 422
+    assert "Dòng 2, cột “feedback_contact”: ghi số điện thoại" in refused.get_data(as_text=True)
+
+
+def test_questionnaires_by_title_and_the_import_example_as_a_table(client, session, province,
+                                                                   make_counter):
+    counter = make_counter(questionnaire_id="counter-quick")
+    login(client, "quantri")
+    for url in (f"/admin/counters/{counter.id}", f"/admin/counters/{counter.id}/edit",
+                f"/admin/agencies/{counter.agency_id}", "/admin/counters/new"):
+        html = client.get(url).get_data(as_text=True)
+        assert "Đánh giá nhanh việc giải quyết hồ sơ" in html, url
+        assert "(counter-quick)" not in html and ">counter-quick<" not in html, url
+    html = client.get("/admin/counters/import").get_data(as_text=True)
+    assert "<pre>" not in html and "<td>Quầy 1 – Tiếp nhận hồ sơ</td>" in html
+    pages = [html] + [client.get(url).get_data(as_text=True) for url in (
+        "/admin/agencies/import", "/admin/agencies", f"/admin/agencies/{counter.agency_id}/edit")]
+    for page in pages:
+        assert "đơn vị" not in page.lower()  # one word for the Agency record: "cơ quan"

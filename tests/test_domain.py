@@ -86,10 +86,10 @@ def test_depth_limit_is_the_same_for_the_form_and_the_import(client, session, pr
     form = post(client, "/admin/agencies/new", code="L7", name="Cấp 7", parent_id=parent.id,
                 level="department")
     assert form.status_code == 422
-    assert "cây đơn vị có tối đa 6 cấp" in form.get_data(as_text=True)
+    assert "cây cơ quan có tối đa 6 cấp" in form.get_data(as_text=True)
     imported = upload(client, "/admin/agencies/import", "code,name,parent\nL7,Cấp 7,L6\n")
     assert imported.status_code == 422
-    assert "Dòng 2, cột “parent”: cây đơn vị có tối đa 6 cấp" in imported.get_data(as_text=True)
+    assert "Dòng 2, cột “parent”: cây cơ quan có tối đa 6 cấp" in imported.get_data(as_text=True)
     # Moving a two-level branch under L5 would put its lower agency on level 7: refused.
     syt_child = Agency(code="SYT-1", name="Phòng 1", parent=province["syt"])
     session.add(syt_child)
@@ -116,7 +116,7 @@ def test_a_1200_deep_chain_import_is_refused_row_by_row(client, session, provinc
     response = upload(client, "/admin/agencies/import", "code,name,parent\n" + "\n".join(rows))
     html = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert html.count("cây đơn vị có tối đa 6 cấp") == 1200  # every row, since each one
+    assert html.count("cây cơ quan có tối đa 6 cấp") == 1200  # every row, since each one
     # either sits too deep or carries agencies that would
     assert count(session, Agency) == 3
 
@@ -165,7 +165,7 @@ def test_same_counter_label_means_equal_after_cleaning_in_form_and_import(client
     form = post(client, "/admin/counters/new", agency_id=province["stp"].id, label="Quầy 1",
                 questionnaire_id="sipas-service")
     assert form.status_code == 422
-    assert "Đơn vị này đã có một quầy cùng tên." in form.get_data(as_text=True)
+    assert "Cơ quan này đã có một quầy cùng tên." in form.get_data(as_text=True)
     # The import sees the same counter: it updates it instead of making a twin.
     imported = upload(client, "/admin/counters/import",
                       "agency,label,questionnaire\nSTP,Quầy 1,counter-quick\n")
@@ -180,11 +180,11 @@ def test_admin_tied_to_an_agency_is_refused_by_form_and_cli(client, runner, sess
     form = post(client, "/admin/users/new", login="quantri2", role="admin",
                 agency_id=province["stp"].id, password="mat-khau-dai-1", active="y")
     assert form.status_code == 422
-    assert "Quản trị hệ thống không gắn với đơn vị nào." in form.get_data(as_text=True)
+    assert "Quản trị hệ thống không gắn với cơ quan nào." in form.get_data(as_text=True)
     monkeypatch.setenv("SURVEY_NEW_USER_PASSWORD", "mat-khau-dai-1")
     cli = runner.invoke(args=["create-user", "quantri2", "--role", "admin", "--agency", "STP"])
     assert cli.exit_code != 0
-    assert "Quản trị hệ thống không gắn với đơn vị nào." in cli.output
+    assert "Quản trị hệ thống không gắn với cơ quan nào." in cli.output
     assert session.scalar(select(StaffUser).where(StaffUser.login == "quantri2")) is None
     ok = runner.invoke(args=["create-user", "quantri2", "--role", "admin"])
     assert ok.exit_code == 0, ok.output
@@ -196,7 +196,7 @@ def test_own_agency_cannot_be_switched_by_button_or_import(client, session, prov
     assert post(client, f"/admin/agencies/{stp.id}/active", active="0").status_code == 403
     imported = upload(client, "/admin/agencies/import", "code,name,active\nSTP,Sở Tư pháp,0\n")
     assert imported.status_code == 422
-    assert ("Dòng 2, cột “active”: bạn không thể bật hoặc tắt đơn vị của mình."
+    assert ("Dòng 2, cột “active”: bạn không thể bật hoặc tắt cơ quan của mình."
             in imported.get_data(as_text=True))
     session.expire_all()
     assert session.get(Agency, stp.id).active is True
@@ -222,10 +222,12 @@ def test_blank_names_after_cleaning_are_refused_everywhere(client, session, prov
                 parent_id=province["qt"].id, level="department").status_code == 422
     assert post(client, "/admin/counters/new", agency_id=province["stp"].id, label=blank,
                 questionnaire_id="sipas-service").status_code == 422
-    assert post(client, f"/admin/counters/{counter.id}/token/revoke", reason=blank,
-                reissue="y").status_code == 303  # back to the page, with the message
+    refused = post(client, f"/admin/counters/{counter.id}/token/revoke", reason=blank,
+                   reissue="y")
+    assert refused.status_code == 422  # the confirmation page again, with the message
+    assert "Vui lòng ghi lý do thu hồi mã" in refused.get_data(as_text=True)
     imported = upload(client, "/admin/agencies/import", f"code,name\nX,{blank}\n")
-    assert imported.status_code == 422 and "thiếu tên đơn vị" in imported.get_data(as_text=True)
+    assert imported.status_code == 422 and "thiếu tên cơ quan" in imported.get_data(as_text=True)
     imported = upload(client, "/admin/counters/import", f"agency,label\nSTP,{blank}\n")
     assert imported.status_code == 422 and "thiếu tên quầy" in imported.get_data(as_text=True)
     session.expire_all()

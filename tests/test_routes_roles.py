@@ -49,8 +49,11 @@ EXPECT = {
     "admin.counter": Route(STAFF, obj="counter"),
     "admin.counter_edit": Route(STAFF, obj="counter"),
     "admin.counter_active": Route(STAFF, obj="counter", ok=REDIRECT, data={"active": "1"}),
-    "admin.token_revoke": Route(STAFF, obj="counter", ok=REDIRECT,
+    # GET: the confirmation page; POST: the revocation itself.
+    "admin.token_revoke": Route(STAFF, obj="counter", ok={"GET": 200, "POST": 303},
                                 data={"reason": "Kiểm tra quyền", "reissue": "y"}),
+    # Paper sheets keyed in: an empty sheet is refused (required questions), 422.
+    "admin.paper_entry": Route(STAFF, obj="counter", data={"submission_key": "a" * 32}),
     "admin.token_issue": Route(STAFF, obj="counter", ok=REDIRECT),
     "admin.counter_poster": Route(STAFF, {"size": "A4"}, obj="counter"),
     "admin.counter_qr": Route(STAFF, {"fmt": "png"}, obj="counter"),

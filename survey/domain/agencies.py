@@ -43,7 +43,7 @@ def code_error(written: str) -> str | None:
 def name_error(name: str) -> str | None:
     """Why a cleaned agency name is not acceptable, or None."""
     if not name:
-        return _("thiếu tên đơn vị.")
+        return _("thiếu tên cơ quan.")
     if len(name) > MAX_NAME_LENGTH:
         return _("tên dài quá 200 ký tự.")
     return None
@@ -94,7 +94,7 @@ def tree_levels(parent_of: dict[Hashable, Hashable | None]):
 
 
 def depth_error(deepest: int) -> str:
-    return _("cây đơn vị có tối đa %(max)d cấp; thay đổi này đưa một đơn vị xuống cấp thứ "
+    return _("cây cơ quan có tối đa %(max)d cấp; thay đổi này đưa một cơ quan xuống cấp thứ "
              "%(depth)d.", max=MAX_DEPTH, depth=deepest)
 
 
@@ -108,7 +108,7 @@ def tree_problems(parent_of: dict, changed, code_of=str) -> dict:
     problems = {}
     for node in changed:
         if node in cyclic:
-            problems[node] = _("cấp trên “%(code)s” tạo thành vòng lặp (đơn vị nằm dưới "
+            problems[node] = _("cấp trên “%(code)s” tạo thành vòng lặp (cơ quan nằm dưới "
                                "chính nó).", code=code_of(parent_of[node]))
         elif depth[node] + height[node] - 1 > MAX_DEPTH:
             problems[node] = depth_error(depth[node] + height[node] - 1)
@@ -123,7 +123,7 @@ def parent_error(db: Session, agency_id: int | None, parent_id: int | None) -> s
     """Why `parent_id` cannot be the parent of agency `agency_id` (None: a new agency)."""
     parent_of = parent_map(db)
     if parent_id is not None and parent_id not in parent_of:
-        return _("không có đơn vị cấp trên này.")
+        return _("không có cơ quan cấp trên này.")
     node = agency_id if agency_id is not None else object()
     parent_of[node] = parent_id
 
@@ -131,3 +131,56 @@ def parent_error(db: Session, agency_id: int | None, parent_id: int | None) -> s
         return db.scalar(select(Agency.code).where(Agency.id == node_id))
 
     return tree_problems(parent_of, [node], code_of).get(node)
+
+
+# --- the feedback contact (the hotline or channel citizens are told about) -------------
+
+MAX_CONTACT_LENGTH = 200
+# A phone number as agencies print it: 0232 3822 123, +84 232 3822123, 1900.1234, (0232) 38…
+PHONE_PATTERN = re.compile(r"^\+?[0-9(][0-9 .()-]{2,22}[0-9]$")
+EMAIL_PATTERN = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
+URL_PATTERN = re.compile(r"^https?://[^\s<>\"']+\.[^\s<>\"']+$", re.IGNORECASE)
+# Something that starts like a link of another kind ("javascript:…", "data:…", "ftp://…");
+# "Tel: 0232…" or "Email: …" (a space after the colon) is text.
+SCHEME_PATTERN = re.compile(r"^[a-z][a-z0-9+.-]*:[^\s\d]", re.IGNORECASE)
+
+
+def contact_kind(contact: str) -> str | None:
+    """"phone", "email", "url" or "text" for a cleaned, valid contact; None when empty.
+
+    A contact is one of: a phone number (digits with spaces, dots, dashes, parentheses, an
+    optional leading +, at least 3 digits); an e-mail address; a web address starting with
+    http:// or https://; or free text (e.g. "Hộp thư góp ý tại tầng 1"). The thank-you page
+    links the first three (tel:, mailto:, the address) and shows text as it is.
+    """
+    if not contact:
+        return None
+    if PHONE_PATTERN.match(contact) and sum(c.isdigit() for c in contact) >= 3:
+        return "phone"
+    if URL_PATTERN.match(contact):
+        return "url"
+    if EMAIL_PATTERN.match(contact):
+        return "email"
+    return "text"
+
+
+def contact_error(contact: str) -> str | None:
+    """Why a cleaned feedback contact is not acceptable, or None (empty is acceptable)."""
+    if len(contact) > MAX_CONTACT_LENGTH:
+        return _("thông tin liên hệ dài quá %(max)d ký tự.", max=MAX_CONTACT_LENGTH)
+    if SCHEME_PATTERN.match(contact) and not URL_PATTERN.match(contact):
+        return _("ghi số điện thoại, địa chỉ e-mail, địa chỉ web bắt đầu bằng http:// hoặc "
+                 "https://, hoặc một dòng chữ.")
+    return None
+
+
+def contact_link(contact: str | None) -> str | None:
+    """The href for a valid contact (tel:, mailto: or the web address), None for text."""
+    kind = contact_kind(contact or "")
+    if kind == "phone":
+        return "tel:" + "".join(c for c in contact if c.isdigit() or c == "+")
+    if kind == "email":
+        return "mailto:" + contact
+    if kind == "url":
+        return contact
+    return None

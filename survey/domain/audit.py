@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from ..models import AuditEvent, StaffUser
@@ -24,3 +25,65 @@ def user_snapshot(user: StaffUser) -> dict:
     """What the audit log keeps about a user (never the password hash)."""
     return {"login": user.login, "name": user.name, "role": user.role,
             "agency": user.agency.code if user.agency else None, "active": user.active}
+
+
+# --- the log in words: what the audit page shows instead of the stored ids --------------
+
+ACTION_LABELS = {
+    "create": _l("Tạo mới"),
+    "update": _l("Sửa thông tin"),
+    "activate": _l("Cho hoạt động trở lại"),
+    "deactivate": _l("Ngừng hoạt động"),
+    "revoke_token": _l("Thu hồi mã QR"),
+    "issue_token": _l("Cấp mã QR mới"),
+    "import": _l("Nhập từ tệp CSV"),
+    "login": _l("Đăng nhập"),
+    "paper_entry": _l("Nhập phiếu giấy"),
+}
+ENTITY_LABELS = {
+    "agency": _l("Cơ quan"),
+    "counter": _l("Quầy"),
+    "staff_user": _l("Tài khoản"),
+    "response": _l("Phiếu"),
+}
+FIELD_LABELS = {
+    "code": _l("Mã cơ quan"),
+    "name": _l("Tên"),
+    "level": _l("Cấp"),
+    "parent": _l("Cơ quan cấp trên"),
+    "active": _l("Trạng thái"),
+    "feedback_contact": _l("Đường dây nóng, góp ý"),
+    "agency": _l("Cơ quan"),
+    "label": _l("Tên quầy"),
+    "questionnaire": _l("Mẫu phiếu"),
+    "version": _l("Phiên bản"),
+    "counter": _l("Quầy"),
+    "token": _l("Mã QR"),
+    "reason": _l("Lý do"),
+    "login": _l("Tên đăng nhập"),
+    "role": _l("Vai trò"),
+    "password": _l("Mật khẩu"),
+}
+PASSWORD_WORDS = {"set": _l("đã đặt"), "changed": _l("đã đổi")}
+
+
+def field_label(key: str) -> str:
+    return str(FIELD_LABELS.get(key, key))
+
+
+def value_words(key: str, value, questionnaire_title=str, role_label=str, level_label=str):
+    """A stored audit value as the page shows it: "Đang hoạt động", a questionnaire's title,
+    a role's name, "–" for nothing; anything else as it was recorded."""
+    if value is None or value == "":
+        return "–"
+    if key == "active" and isinstance(value, bool):
+        return str(_l("Đang hoạt động") if value else _l("Ngừng hoạt động"))
+    if key == "questionnaire":
+        return questionnaire_title(value)
+    if key == "role":
+        return role_label(value)
+    if key == "level":
+        return level_label(value)
+    if key == "password":
+        return str(PASSWORD_WORDS.get(value, value))
+    return str(value)

@@ -35,7 +35,7 @@ def password_error(password: str | None) -> str | None:
 def role_agency_error(role: str, agency_id: int | None) -> str | None:
     """An agency user belongs to an agency; an administrator to none."""
     if role == "agency" and agency_id is None:
-        return _("Cán bộ đơn vị phải thuộc một đơn vị.")
+        return _("Cán bộ cơ quan phải thuộc một cơ quan.")
     if role == "admin" and agency_id is not None:
-        return _("Quản trị hệ thống không gắn với đơn vị nào.")
+        return _("Quản trị hệ thống không gắn với cơ quan nào.")
     return None

@@ -1,0 +1,121 @@
+"""The counter's own view: responses received per window, the last one, quiet posters,
+the share of dossiers served that answered; on both engines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import event
+
+from survey.domain import activity
+from survey.models import Agency, Counter, Response, ServiceVolume, utcnow
+
+from .staff import login, make_user
+
+
+def add_response(session, counter, at, agency_id=None, channel="web"):
+    session.add(Response(counter_id=counter.id, agency_id=agency_id or counter.agency_id,
+                         questionnaire_id=counter.questionnaire_id, questionnaire_version=1,
+                         locale="vi", submitted_at=at, channel=channel))
+
+
+def test_windows_start_at_local_midnight_monday_month_quarter_year():
+    # 18:00 UTC on 31 March is 01:00 on Wednesday 1 April in Vietnam (UTC+7).
+    now = datetime(2026, 3, 31, 18, 0, tzinfo=UTC)
+    starts = activity.window_starts(now)
+    assert starts["today"] == datetime(2026, 3, 31, 17, 0, tzinfo=UTC)
+    assert starts["week"] == datetime(2026, 3, 29, 17, 0, tzinfo=UTC)  # Monday 30 March
+    assert starts["month"] == starts["quarter"] == starts["today"]  # 1 April opens Q2
+    assert starts["year"] == datetime(2025, 12, 31, 17, 0, tzinfo=UTC)
+    assert activity.period_labels(now) == {"month": "2026-04", "quarter": "2026-Q2",
+                                           "year": "2026"}
+
+
+def test_counts_per_window_last_response_and_moved_counters(app, session, make_counter):
+    now = datetime(2026, 4, 1, 3, 0, tzinfo=UTC)  # Wednesday 10:00 local
+    busy = make_counter(label="Quầy 1")
+    quiet = make_counter(label="Quầy 2")
+    other = Agency(code="SYT", name="Sở Y tế")
+    session.add(other)
+    session.flush()
+    for at in (now, now - timedelta(hours=2),  # today
+               now - timedelta(days=2),  # Monday 30 March: this week, not this month
+               now - timedelta(days=5),  # March: this year, not this month or quarter
+               now - timedelta(days=400)):  # last year
+        add_response(session, busy, at)
+    add_response(session, busy, now - timedelta(minutes=5), channel="paper")
+    add_response(session, quiet, now - timedelta(days=9))
+    # A response stored while a counter of another agency belonged to this one.
+    moved = make_counter(agency_code="SYT", label="Quầy chuyển đi")
+    add_response(session, moved, now - timedelta(hours=1), agency_id=busy.agency_id)
+    session.commit()
+
+    with app.app_context():
+        from survey.db import get_db
+
+        per_counter, total = activity.activity(get_db(), agency_id=busy.agency_id, now=now)
+    assert per_counter[busy.id].counts == {"today": 3, "week": 4, "month": 3, "quarter": 3,
+                                           "year": 5}
+    assert per_counter[busy.id].total == 6 and per_counter[busy.id].paper == 1
+    assert per_counter[busy.id].last == now
+    assert per_counter[busy.id].quiet_days(now) is None
+    assert per_counter[quiet.id].quiet_days(now) == 9
+    assert per_counter[quiet.id].counts["week"] == 0
+    # The agency keeps the moved counter's response (stored under it), counters their own.
+    assert total.counts["today"] == 4 and total.total == 8
+    assert per_counter[moved.id].total == 1
+
+
+def test_agency_and_counter_pages_show_what_was_received(app, client, session, make_counter):
+    counter = make_counter(label="Quầy 1")
+    silent = make_counter(label="Quầy im lặng")
+    make_counter(label="Quầy chưa có phiếu")
+    now = utcnow()
+    for _ in range(3):
+        add_response(session, counter, now)
+    add_response(session, silent, now - timedelta(days=12))
+    session.add(ServiceVolume(agency_id=counter.agency_id, service_field="1",
+                              period=activity.period_labels()["year"], transactions=40))
+    session.commit()
+    make_user(session, "quantri", "admin")
+    login(client, "quantri")
+
+    statements = []
+    engine = app.extensions["survey_db"].engine
+
+    def count(conn, cursor, statement, *args):
+        if "FROM response" in statement:
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        page = client.get(f"/admin/agencies/{counter.agency_id}").get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(statements) == 1  # one grouped query for every counter of the page
+    assert "Phiếu đã nhận" in page
+    assert "3 ngày" not in page and "12 ngày không có phiếu" in page
+    # 3 responses today (+1 twelve days ago unless that was last year) of 40 dossiers.
+    this_year = 3 + (now - timedelta(days=12) >= activity.window_starts(now)["year"])
+    assert f"{100 * this_year / 40:.1f}%".replace(".", ",") in page and "40 hồ sơ" in page
+    assert "Khảo sát mức độ hài lòng về dịch vụ hành chính công" in page  # titles, not ids
+    assert "sipas-service" not in page
+
+    page = client.get(f"/admin/counters/{silent.id}").get_data(as_text=True)
+    assert "Đã 12 ngày không nhận được phiếu nào" in page
+    page = client.get(f"/admin/counters/{counter.id}").get_data(as_text=True)
+    assert "không nhận được phiếu" not in page
+    assert f"/r/{counter.token}/phieu" in page and f"/admin/counters/{counter.id}/paper" in page
+    fresh = client.get(f"/admin/counters/{counter.id + 2}").get_data(as_text=True)
+    assert "Chưa nhận được phiếu nào." in fresh
+
+
+def test_counters_moved_or_without_volumes_show_no_share(app, client, session, make_counter):
+    counter = make_counter()
+    add_response(session, counter, utcnow())
+    session.commit()
+    make_user(session, "quantri", "admin")
+    login(client, "quantri")
+    page = client.get(f"/admin/agencies/{counter.agency_id}").get_data(as_text=True)
+    assert "Tỷ lệ hồ sơ có phiếu hiện ra khi đã nhập số hồ sơ" in page
+    assert session.get(Counter, counter.id) is not None

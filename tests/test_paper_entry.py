@@ -1,0 +1,166 @@
+"""Paper responses keyed in by staff: the public form's validation, stored as paper, never
+flagged or throttled, audited, once per sheet; hostile values refused; both engines."""
+
+from __future__ import annotations
+
+import secrets
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from survey.models import Agency, Answer, AuditEvent, RateEvent, Response
+
+from .conftest import form_fields
+from .staff import login, make_user
+
+FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+
+def counts(session) -> tuple[int, int, int]:
+    session.expire_all()
+    return (session.scalar(select(func.count()).select_from(Response)),
+            session.scalar(select(func.count()).select_from(Answer)),
+            session.scalar(select(func.count()).select_from(AuditEvent)))
+
+
+def open_entry(client, counter_id):
+    page = client.get(f"/admin/counters/{counter_id}/paper")
+    assert page.status_code == 200
+    return form_fields(page.get_data(as_text=True))
+
+
+def key_in(client, counter_id, **answers):
+    hidden = open_entry(client, counter_id)
+    return client.post(f"/admin/counters/{counter_id}/paper", data={**hidden, **answers})
+
+
+def test_a_sheet_is_stored_once_as_paper_unflagged_and_audited(client, session,
+                                                                make_counter):
+    counter = make_counter(questionnaire_id="counter-quick")
+    make_user(session, "quantri", "admin")
+    login(client, "quantri")
+    page = client.get(f"/admin/counters/{counter.id}").get_data(as_text=True)
+    assert f'href="/admin/counters/{counter.id}/paper"' in page
+
+    hidden = open_entry(client, counter.id)
+    data = {**hidden, "overall": "1", "reasons": ["1", "4"], "reason_text": "Chờ lâu"}
+    first = client.post(f"/admin/counters/{counter.id}/paper", data=data)
+    assert first.status_code == 303
+    assert first.headers["Location"].endswith(f"/admin/counters/{counter.id}/paper?stored=1")
+    again = client.post(f"/admin/counters/{counter.id}/paper", data=data)  # a double click
+    assert again.status_code == 303
+    [response] = session.scalars(select(Response)).all()
+    assert response.channel == "paper" and response.flags == ""
+    assert response.seconds_taken is None
+    assert response.agency_id == counter.agency_id
+    assert sorted((a.question_id, a.value, a.text) for a in response.answers) == [
+        ("overall", 1, None), ("reason_text", None, "Chờ lâu"), ("reasons", 1, None),
+        ("reasons", 4, None)]
+    [event] = session.scalars(select(AuditEvent).where(AuditEvent.entity == "response")).all()
+    assert event.action == "paper_entry" and event.entity_id == str(response.id)
+    assert session.scalar(select(func.count()).select_from(RateEvent)) == 0
+
+    # The next blank sheet, with the running count.
+    next_page = client.get(first.headers["Location"]).get_data(as_text=True)
+    assert "Đã lưu 1 phiếu giấy trong lượt nhập này" in next_page
+    assert form_fields(next_page)["submission_key"] != hidden["submission_key"]
+    log = client.get("/admin/audit").get_data(as_text=True)
+    assert "Nhập phiếu giấy" in log and "paper_entry" not in log
+
+
+def test_keying_fast_and_many_is_never_flagged(client, session, make_counter):
+    counter = make_counter(questionnaire_id="counter-quick")
+    make_user(session, "canbo", "agency", agency=session.get(Agency, counter.agency_id))
+    login(client, "canbo")
+    for _ in range(8):  # more than BURST_PER_HOUR, each within a second of the page
+        assert key_in(client, counter.id, overall="3").status_code == 303
+    flags = session.scalars(select(Response.flags)).all()
+    assert flags == [""] * 8
+    channels = set(session.scalars(select(Response.channel)))
+    assert channels == {"paper"}
+
+
+def test_web_responses_stay_web(client, session, make_counter, open_form):
+    counter = make_counter(questionnaire_id="counter-quick")
+    hidden = open_form(counter.token)
+    assert client.post(f"/r/{counter.token}", data={**hidden, "overall": "3"}).status_code == 303
+    assert session.scalars(select(Response.channel)).all() == ["web"]
+
+
+def test_missing_and_tampered_answers_are_refused_and_store_nothing(client, session,
+                                                                    make_counter):
+    counter = make_counter(questionnaire_id="counter-quick")
+    make_user(session, "quantri", "admin")
+    login(client, "quantri")
+    before = counts(session)  # the sign-in itself is audited
+    missing = key_in(client, counter.id, overall="1")  # "Không hài lòng" needs its reasons
+    assert missing.status_code == 422
+    html = missing.get_data(as_text=True)
+    assert "Vui lòng chọn ít nhất một lựa chọn." in html
+    assert key_in(client, counter.id, overall="9").status_code == 400
+    assert key_in(client, counter.id, overall="3", extra="x").status_code == 400
+    assert key_in(client, counter.id, overall=["3", "2"]).status_code == 400
+    assert counts(session) == before
+
+
+# Values a typist, a broken scanner or a hostile client could send for each field.
+hostile = st.one_of(
+    st.sampled_from(["", "0", "1", "2", "3", "4", "9", "-1", "+1", " 1", "01", "1.0", "٣",
+                     "=1+1", "\x00", "3\n", "99999999999", "<b>"]),
+    st.text(max_size=12),
+)
+answers = st.fixed_dictionaries({}, optional={
+    "overall": st.one_of(hostile, st.lists(hostile, min_size=2, max_size=3)),
+    "reasons": st.lists(hostile, max_size=4),
+    "reason_text": st.one_of(hostile, st.text(min_size=490, max_size=520)),
+    "q1": hostile,
+    "started": hostile,
+    "submission_key": st.one_of(st.just("KEEP"), hostile),
+    "unknown": hostile,
+})
+
+
+def test_paper_entry_takes_hostile_values(client, session, make_counter):
+    counter = make_counter(questionnaire_id="counter-quick")
+    make_user(session, "quantri", "admin")
+    login(client, "quantri")
+    hidden = open_entry(client, counter.id)
+
+    @FUZZ
+    @given(sent=answers)
+    def run(sent):
+        data = {**hidden, "submission_key": secrets.token_hex(16), **sent}
+        if data["submission_key"] == "KEEP":
+            data["submission_key"] = secrets.token_hex(16)
+        before = counts(session)
+        response = client.post(f"/admin/counters/{counter.id}/paper", data=data)
+        assert response.status_code in (303, 400, 422), response.status_code
+        after = counts(session)
+        if response.status_code == 303:
+            assert after[0] == before[0] + 1 and after[2] == before[2] + 1
+            stored = session.scalars(select(Response).order_by(Response.id.desc())).first()
+            assert stored.channel == "paper" and stored.flags == ""
+            assert stored.seconds_taken is None
+        else:
+            assert after == before
+
+    run()
+
+
+def test_staff_outside_the_scope_and_analysts_cannot_key_in(client, session, make_counter):
+    counter = make_counter(questionnaire_id="counter-quick")
+    other = Agency(code="SYT", name="Sở Y tế")
+    session.add(other)
+    session.commit()
+    make_user(session, "canbo-syt", "agency", agency=other)
+    make_user(session, "phantich", "analyst")
+    login(client, "canbo-syt")
+    assert client.get(f"/admin/counters/{counter.id}/paper").status_code == 404
+    client.post("/admin/logout", data={})
+    client2 = client.application.test_client()
+    login(client2, "phantich")
+    assert client2.get(f"/admin/counters/{counter.id}/paper").status_code == 403
+    assert counts(session)[0] == 0
