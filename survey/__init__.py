@@ -13,7 +13,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     from . import config
 
-    app.config.from_mapping(config.load())
+    # As in Flask's tutorial: the instance folder's settings apply unless a test passes its own.
+    instance_path = None if test_config else app.instance_path
+    app.config.from_mapping(config.load(instance_path=instance_path))
     if test_config:
         app.config.from_mapping(test_config)
     os.makedirs(app.instance_path, exist_ok=True)

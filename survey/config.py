@@ -77,9 +77,39 @@ def _coerce(name: str, default, raw: str):
     return raw
 
 
-def load(environ=None) -> dict:
-    """The defaults above, each overridable by SURVEY_<NAME> in the environment."""
+# Settings kept in the instance folder, in the same KEY=value form as a systemd
+# EnvironmentFile (deploy/sipas.env). `./dev demo` writes its secret key and public URL
+# there, so the documented `flask --app wsgi ...` commands work without exporting anything.
+INSTANCE_FILE = "survey.env"
+
+
+def read_env_file(path) -> dict[str, str]:
+    """SURVEY_* assignments from a KEY=value file (blank lines and # comments ignored)."""
+    values: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return values
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if key.startswith(PREFIX):
+            values[key] = value
+    return values
+
+
+def load(environ=None, instance_path=None) -> dict:
+    """The defaults above, overridden by the instance folder's survey.env, then SURVEY_<NAME>
+    in the environment (the environment wins)."""
     environ = os.environ if environ is None else environ
+    if instance_path is not None:
+        environ = {**read_env_file(os.path.join(instance_path, INSTANCE_FILE)), **environ}
     config = {}
     for name in dir(Defaults):
         if not name.isupper():

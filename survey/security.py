@@ -29,7 +29,8 @@ def check_secret(app) -> None:
         return
     raise RuntimeError(
         "SURVEY_SECRET_KEY is not set. Generate one with "
-        "`python -c 'import secrets; print(secrets.token_hex(32))'` and set it in the environment."
+        "`python -c 'import secrets; print(secrets.token_hex(32))'` and set it in the environment "
+        "or in the instance folder's survey.env (`./dev demo` writes one there)."
     )
 
 

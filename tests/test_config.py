@@ -1,5 +1,9 @@
 """Configuration: code defaults, SURVEY_* overrides, and no production start without a key."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from survey import config, create_app
@@ -29,3 +33,35 @@ def test_cookies_are_secure_exactly_when_the_public_url_is_https(tmp_path):
     assert plain.config["SESSION_COOKIE_SECURE"] is False
     for app in (https, plain):
         app.extensions["survey_db"].engine.dispose()
+
+
+def test_instance_file_settings_apply_below_the_environment(tmp_path):
+    (tmp_path / "survey.env").write_text(
+        "# demo settings\n\nSURVEY_SECRET_KEY=from-file\nSURVEY_PUBLIC_URL='http://127.0.0.1:5201'\n"
+        "SURVEY_MIN_GROUP_N=12\nNOT_OURS=1\nbroken line\n",
+        encoding="utf-8",
+    )
+    loaded = config.load({"SURVEY_MIN_GROUP_N": "40"}, instance_path=tmp_path)
+    assert loaded["SECRET_KEY"] == "from-file"
+    assert loaded["PUBLIC_URL"] == "http://127.0.0.1:5201"
+    assert loaded["MIN_GROUP_N"] == 40  # the environment wins over the file
+    assert "NOT_OURS" not in loaded
+    # No file: nothing changes.
+    assert config.load({}, instance_path=tmp_path / "missing")["SECRET_KEY"] is None
+
+
+def test_cli_after_demo_needs_no_exported_secret(tmp_path):
+    """The README's `flask --app wsgi ...` commands read the key ./dev demo left behind."""
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    (instance / "survey.env").write_text("SURVEY_SECRET_KEY=k\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SURVEY_")}
+    script = (
+        "import flask, survey\n"
+        f"flask.Flask.auto_find_instance_path = lambda self: {str(instance)!r}\n"
+        f"app = survey.create_app()\n"
+        "print(app.config['SECRET_KEY'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         cwd=tmp_path, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "k"
