@@ -144,10 +144,16 @@ class Response(Base):
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
     locale: Mapped[str] = mapped_column(String(8))
     seconds_taken: Mapped[int | None] = mapped_column(Integer)
-    # Space-separated integrity flags, e.g. "fast burst"; empty when nothing looked odd.
+    # The integrity reasons, space-separated codes from survey.integrity.REASONS (e.g.
+    # "fast repeat_client"); empty when nothing looked odd. Reports leave flagged responses
+    # out unless the analyst includes them.
     flags: Mapped[str] = mapped_column(String(200), default="")
-    # A random key the form carries: a retried POST (weak network) is stored once.
+    # The random part of the signed key the served page carries (integrity.issue_key): one
+    # served page admits one response; a retried POST (weak network) is stored once.
     submission_key: Mapped[str | None] = mapped_column(String(40), unique=True)
+    # A digest of the answers stored under that key: a retried POST of the same answers is
+    # acknowledged, different answers from the same page are refused (integrity.answers_digest).
+    answers_digest: Mapped[str | None] = mapped_column(String(32))
     # "web" (the QR code's form) or "paper" (keyed in by staff; never timed or flagged).
     channel: Mapped[str] = mapped_column(String(10), default="web", server_default="web")
 
@@ -259,7 +265,7 @@ class AuditEvent(Base):
 
 
 class RateEvent(Base):
-    """Events counted by throttles and integrity checks, shared by all workers.
+    """Events counted by the login throttle, shared by all workers.
 
     `key` is a keyed hash (never a raw IP address or user agent) and rows expire: see
     survey/integrity.py. Kept apart from responses on purpose.
@@ -272,6 +278,22 @@ class RateEvent(Base):
     scope: Mapped[str] = mapped_column(String(40))
     key: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SubmissionCount(Base):
+    """How many responses one client sent to one counter in one 10-minute bucket.
+
+    All the repeat check keeps about clients: a daily-rotating keyed hash of the address
+    (never the address), no time finer than the bucket, no row id in arrival order and no
+    link to a response. Rows older than integrity.KEEP_COUNTS are deleted.
+    """
+
+    __tablename__ = "submission_count"
+
+    counter_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    client_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(primary_key=True, index=True)
+    submissions: Mapped[int] = mapped_column(Integer, default=1)
 
 
 def issue_tokens(db: Session, counters: list[Counter]) -> list[CounterToken]:
