@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -69,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ind.add_argument(
         "-o", "--output", metavar="OUT", help=".csv, .xlsx or .json (default: CSV to stdout)"
+    )
+    ind.add_argument(
+        "--notes",
+        metavar="FILE",
+        help="write the weighting notes (what was pooled, dropped or not represented) to "
+        "FILE (.csv, .xlsx or .json). Default: a sheet 'notes' in an .xlsx output; "
+        "OUT-notes.csv (or .json) next to a CSV or JSON output; on stderr, as CSV, when the "
+        "table goes to stdout and there is something to note",
     )
 
     ss = commands.add_parser(
@@ -161,6 +170,26 @@ def run_sample_size(args: argparse.Namespace) -> pd.DataFrame:
     )
 
 
+def write_notes(table: pd.DataFrame, output: str | None, notes: str | None) -> None:
+    """The weighting notes of ``table``: to ``notes``, else next to ``output`` (see --notes)."""
+    frame = table.attrs.get("notes")
+    if not isinstance(frame, pd.DataFrame):
+        return
+    if notes:
+        write_table(frame, notes)
+        return
+    if not output or output == "-":
+        if not frame.empty:
+            print("# weighting notes", file=sys.stderr)
+            write_table(frame, sys.stderr)
+        return
+    out = Path(output)
+    suffix = out.suffix.lower()
+    if suffix == ".xlsx":
+        return  # the notes sheet of the workbook
+    write_table(frame, out.with_name(f"{out.stem}-notes{suffix if suffix == '.json' else '.csv'}"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for input errors)."""
     parser = build_parser()
@@ -168,9 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "indices":
             table = run_indices(args)
+            write_table(table, args.output)
+            write_notes(table, args.output, args.notes)
         else:
-            table = run_sample_size(args)
-        write_table(table, args.output)
+            write_table(run_sample_size(args), args.output)
     except AnalysisInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ from .estimators import (
     domain_variance,
     domain_variance_parts,
     influence_sums,
+    interval_variance,
     margin_cross,
     margin_products,
     ratio_from_counts,
@@ -359,13 +360,18 @@ class _Grouping:
         )
         self.idx_den = idx_den
         self.k_def = k_def
-        # Post-strata the group's respondents (who answered) fall in: df they cost.
-        if design.weighting == "poststrat":
-            self.h_g = np.diff(np.r_[cells.starts, len(cells.group)]).astype("float64")
-            self.h_ans = cells.group_sum((answered > 0).astype("float64"))
+        # The intervals' variance: each domain cell a stratum of its own respondents
+        # (criteria: of those who answered), with Satterthwaite's df; raking falls back to
+        # the group's respondents - 1.
+        behind = np.concatenate(
+            [answered, answered, np.repeat(cells.size[:, None], n_elem + 1, axis=1)], axis=1
+        )
+        split = interval_variance(design, cells, q, behind)
+        if split is None:
+            self.se_ci = self.df_ci = None
         else:
-            self.h_g = np.ones(n_groups)
-            self.h_ans = np.ones(answered.shape[1])
+            self.se_ci = np.where(ok, np.sqrt(split[0]), np.nan)
+            self.df_ci = np.where(ok, split[1], np.nan)
         self.e_def = e_def
 
         # Design effects against simple random sampling of the answers.
@@ -450,8 +456,15 @@ class _Grouping:
         n_g = self.n_g.astype("float64")
         n_rep = np.repeat(n_g[:, None], n_elem + 1, axis=1)
         neff_rep = np.repeat(self.neff_g[:, None], n_elem + 1, axis=1)
+        se_ci, df_ci = self.se_ci, self.df_ci
+        split = se_ci is not None
+
+        def part(a, sl):
+            return None if a is None else a[:, sl]
+
         ci_idx = interval(
-            est[:, c_sl], se[:, c_sl], self.n_ans, self.neff_a, level, "logit", self.h_ans
+            est[:, c_sl], se[:, c_sl], self.n_ans, self.neff_a, level, "logit",
+            se_ci=part(se_ci, c_sl), df=part(df_ci, c_sl),
         )
         ci_mean = interval(
             (est[:, m_sl] - 1) / 4,
@@ -460,12 +473,17 @@ class _Grouping:
             self.neff_a,
             level,
             "logit",
-            self.h_ans,
+            se_ci=se_ci[:, m_sl] / 4 if split else None,
+            df=part(df_ci, m_sl),
         )
-        comp_est = np.concatenate([est[:, o_sl], est[:, e_sl]], axis=1)
-        comp_se = np.concatenate([se[:, o_sl], se[:, e_sl]], axis=1)
-        h_rep = np.repeat(self.h_g[:, None], n_elem + 1, axis=1)
-        ci_comp = interval(comp_est, comp_se, n_rep, neff_rep, level, "logit", h_rep)
+
+        def comp(a):
+            return None if a is None else np.concatenate([a[:, o_sl], a[:, e_sl]], axis=1)
+
+        comp_est, comp_se = comp(est), comp(se)
+        ci_comp = interval(
+            comp_est, comp_se, n_rep, neff_rep, level, "logit", se_ci=comp(se_ci), df=comp(df_ci)
+        )
 
         def block(overall_elem, crit, mean):
             return np.concatenate([overall_elem, crit, mean], axis=1).ravel()
@@ -629,6 +647,9 @@ def interval(
     level: float = 0.95,
     kind: str = "normal",
     n_cells: np.ndarray | float = 1.0,
+    *,
+    se_ci: np.ndarray | None = None,
+    df: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Confidence intervals of estimates on the 0-1 scale, with their method and reason.
 
@@ -639,15 +660,19 @@ def interval(
     n_obs : numpy.ndarray
         Respondents behind each estimate.
     n_cells : numpy.ndarray or float, default 1
-        Post-strata those respondents fall in (1 without post-stratification): each
-        costs a degree of freedom, df = max(n_obs - n_cells, 1).
+        Without ``se_ci``: post-strata those respondents fall in (1 without
+        post-stratification): each costs a degree of freedom, df = max(n_obs - n_cells, 1),
+        and the interval's SE is SE sqrt(n_obs / df).
+    se_ci, df : numpy.ndarray, optional
+        The SE the interval uses and its degrees of freedom (see
+        :func:`analysis.estimators.interval_variance`); df below 1 counts as 1.
     neff : numpy.ndarray
         Kish effective n, for the bound where the SE is zero.
     level : float
     kind : {"logit", "normal"}
         ``logit``: logit(est) +- t SE' / (est (1 - est)), back-transformed (``logit-t``);
-        ``normal``: est +- t SE' clipped to [0, 1] (``normal-t``); SE' = SE sqrt(n_obs /
-        (n_obs - 1)), t with n_obs - 1 df.
+        ``normal``: est +- t SE' clipped to [0, 1] (``normal-t``); SE' = ``se_ci``, or
+        SE sqrt(n_obs / df) with df = n_obs - n_cells.
 
     Returns
     -------
@@ -670,6 +695,7 @@ def interval(
     neff = np.broadcast_to(np.asarray(neff, dtype="float64"), shape)
     low = np.full(shape, np.nan)
     high = np.full(shape, np.nan)
+    given_se, given_df = se_ci, df
     df = np.full(shape, np.nan)
     method = np.full(shape, "none", dtype=object)
     note = np.full(shape, "", dtype=object)
@@ -684,12 +710,15 @@ def interval(
         sampled = enough & ~zero
     if sampled.any():
         r = est[sampled]
-        d = np.maximum(n_obs[sampled] - n_cells[sampled], 1.0)
-        # A domain's linearization SE sums squares about each post-stratum's mean over
-        # the whole file: for a group of n_obs respondents in n_cells post-strata it
-        # behaves as a divisor n_obs instead of n_obs - n_cells. Undone here, in the
-        # interval only (the se column stays R's).
-        s = se[sampled] * np.sqrt(n_obs[sampled] / d)
+        if given_se is not None:
+            # Satterthwaite's df, to two decimals as published (whole where it is whole)
+            d = np.maximum(np.round(np.broadcast_to(given_df, shape)[sampled], 2), 1.0)
+            s = np.maximum(np.broadcast_to(given_se, shape)[sampled], se[sampled])
+        else:
+            d = np.maximum(n_obs[sampled] - n_cells[sampled], 1.0)
+            # A domain's linearization SE behaves as a divisor n_obs instead of
+            # n_obs - n_cells: undone here, in the interval only (the se column stays R's).
+            s = se[sampled] * np.sqrt(n_obs[sampled] / d)
         t = stdtrit(d, 1 - alpha / 2)
         if kind == "logit":
             half = t * s / (r * (1 - r))

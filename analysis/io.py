@@ -566,13 +566,15 @@ def _write_xlsx(sheets: Mapping[str, pd.DataFrame], path) -> None:
 
 
 def _for_output(table: pd.DataFrame, *, safe: bool = True) -> pd.DataFrame:
-    """The table as written: ``df`` as text (``Inf``); for CSV/XLSX every text cell and
+    """The table as written: ``df`` as text (``Inf``; whole numbers without a decimal
+    point, Satterthwaite's with their two decimals); for CSV/XLSX every text cell and
     column name through :func:`safe_cell`."""
     out = table.copy()
     out.attrs = {}
     if "df" in out.columns:
         out["df"] = [
-            "" if pd.isna(v) else "Inf" if math.isinf(v) else str(int(v)) for v in out["df"]
+            "" if pd.isna(v) else "Inf" if math.isinf(v) else _number_text(round(float(v), 2))
+            for v in out["df"]
         ]
     if safe:
         for column in out.columns:

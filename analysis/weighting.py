@@ -30,6 +30,10 @@ def _cell_label(variables: Sequence[str], values: Sequence[str]) -> str:
     return ", ".join(f"{v}={x!r}" for v, x in zip(variables, values, strict=True))
 
 
+# No population cell holds more (squares of weights must stay finite in the variance).
+MAX_COUNT = 1e15
+
+
 def _population_table(
     table: pd.DataFrame, variables: Sequence[str], value: str, what: str
 ) -> dict[tuple[str, ...], float]:
@@ -41,9 +45,10 @@ def _population_table(
     for key, count in zip(keys, table[value].to_numpy(dtype="float64"), strict=True):
         if key in out:
             raise AnalysisInputError(f"{what}: cell {_cell_label(variables, key)} is listed twice")
-        if not np.isfinite(count) or count < 0:
+        if not np.isfinite(count) or count < 0 or count > MAX_COUNT:
             raise AnalysisInputError(
                 f"{what}: cell {_cell_label(variables, key)} has an invalid {value} {count!r}"
+                + (f" (more than {MAX_COUNT:.0e})" if np.isfinite(count) and count > 0 else "")
             )
         out[key] = float(count)
     return out
@@ -116,10 +121,12 @@ def poststratify(
         R ``postStratify(partial=TRUE)``); each is reported in the notes.
     min_cell_n : int, default 1
         Pool, within each value of the first post-stratum variable (the agency), the cells
-        with fewer respondents than this -- empty population cells included -- into one
-        cell carrying their population counts; if that pooled cell still has fewer than
-        ``min_cell_n`` respondents, the agency's smallest other cell joins it, repeatedly
-        (in the end the agency may be one cell). 1 pools nothing: R's ``postStratify``.
+        with fewer respondents than this -- empty population cells included -- into cells
+        of at least ``min_cell_n`` respondents carrying their population counts, cells of
+        similar weight N_h / n_h together (empty cells with the largest weights; see
+        :func:`_pools`); if a single pool is still short, the agency's smallest other cell
+        joins it, repeatedly (in the end the agency may be one cell). Cells with at least
+        ``min_cell_n`` respondents are kept. 1 pools nothing: R's ``postStratify``.
 
     Returns
     -------
@@ -237,14 +244,11 @@ def poststratify(
             for member in big:
                 add_cell([member])
             continue
-        pooled = list(small)
-        absorbed = []
-        while sum(size for _, size in pooled) < min_cell_n and big:
-            absorbed.append(big.pop(0))
-            pooled += absorbed[-1:]
+        pools, absorbed = _pools(small, big, population, min_cell_n)
         for member in big:
             add_cell([member])
-        add_cell(pooled)
+        for pooled in pools:
+            add_cell(pooled)
         sampled_small = [key for key, size in small if size > 0]
         empty_small = [key for key, size in small if size == 0]
         if sampled_small:
@@ -259,7 +263,8 @@ def poststratify(
                     sum(population[key] for key in sampled_small),
                     grand,
                     f"In {scope}, {len(sampled_small)} cell(s) with fewer than {min_cell_n} "
-                    f"respondents ({n_small} in all) were pooled into one weighting cell.",
+                    f"respondents ({n_small} in all) were pooled into {len(pools)} weighting "
+                    "cell(s), cells of similar weight together.",
                 )
             )
         if empty_small:
@@ -274,7 +279,8 @@ def poststratify(
                     transactions,
                     grand,
                     f"In {scope}, {len(empty_small)} cell(s) had no respondents; their "
-                    f"{transactions:,.0f} transactions are carried by the pooled cell.",
+                    f"{transactions:,.0f} transactions are carried by the pooled cell of "
+                    "the largest weight.",
                 )
             )
         if absorbed:
@@ -300,6 +306,36 @@ def poststratify(
             )
     cells_h = pd.DataFrame(labels, columns=variables)
     return PostStrata(cell_of, cells_h, np.array(sizes_h), np.array(population_h), notes)
+
+
+def _pools(small, big, population, min_cell_n):
+    """Pools of the small cells of one agency, each of at least ``min_cell_n`` respondents.
+
+    The small cells are taken in the order of their weight N_h / n_h (an empty cell's is
+    infinite, so empty cells join the pool of the most under-represented cells) and cut
+    into consecutive pools as soon as a pool reaches ``min_cell_n``; a short last pool
+    joins the one before. Cells of similar weight pooled together keep nearly their own
+    weight, so pooling changes the estimate little. When the only pool is still short,
+    the agency's smallest large cells join it, one at a time (``absorbed``).
+    """
+
+    def weight(member):
+        key, size = member
+        return (population[key] / size if size else np.inf, key)
+
+    pools: list[list] = [[]]
+    for member in sorted(small, key=weight):
+        if sum(size for _, size in pools[-1]) >= min_cell_n:
+            pools.append([])
+        pools[-1].append(member)
+    if len(pools) > 1 and sum(size for _, size in pools[-1]) < min_cell_n:
+        last = pools.pop()
+        pools[-1] += last
+    absorbed = []
+    while len(pools) == 1 and sum(size for _, size in pools[0]) < min_cell_n and big:
+        absorbed.append(big.pop(0))
+        pools[0].append(absorbed[-1])
+    return pools, absorbed
 
 
 def _by_first(keys) -> dict[str, list[tuple[str, ...]]]:

@@ -1,20 +1,36 @@
 """Coverage of the published intervals: repeated samples from a known province.
 
-A province of 28 agencies x 10 service fields with served volumes (transactions); the
-satisfaction of a person served varies by agency, field, criterion and person. Each
-sample is drawn as the demo's quarters are: every response picks one of the agencies'
-counters at random and a service field at random, so the sample is not proportional to
-the volumes and post-stratification has work to do. For each sample the library's
-defaults compute the indices (``none`` and ``poststrat``); we count how often the
-published interval contains the true index:
+Population. A province of 28 agencies x 10 service fields with served volumes (20-4,000
+transactions per cell). The satisfaction of a person served is latent = mu(agency, field)
++ person + item noise - criterion difficulty (normal; agency SD 0.3, field-within-agency SD
+0.25, person 0.6, item 0.7), the answer is the latent rounded to 1-5, and 5% of the answers
+are left blank at random. The satisfied probability of every (agency, field, criterion) is
+known exactly, so the true indices are computed exactly as the library defines them: a
+criterion index is the share satisfied among those who would answer it, an element index the
+mean of its criteria, the overall index the mean of the elements.
 
-- ``poststrat``: the index over every served transaction (fields weighted by volume);
+Sampling. Each sample is drawn as the demo's quarters are: every response picks one of the
+province's counters at random (an agency with 3 counters is 3 times as likely as one with 1)
+and a service field at random, independently of the volumes, so the sample is not
+proportional to the volumes and post-stratification has work to do. The library's defaults
+then compute the indices (``none`` and ``poststrat``) and we count how often the published
+interval contains the truth:
+
+- ``poststrat``: the index over every served transaction (fields weighted by their volume);
 - ``none``: the index of the population the respondents are drawn from (fields in equal
   shares, agencies in their counters' shares): what an unweighted estimate estimates.
 
-Run: ``python bench/bench_coverage.py [--reps 100] [--min-cell-n 5]``. Prints coverage by
-level (SIPAS, elements, criteria) for the province and agencies by sample size, and the
-number of zero-width intervals. Two total sample sizes, about 300 and about 1,000.
+Besides the coverage, each line decomposes the misses: ``bias/sd`` is the root mean square,
+over the units of the line (agency x key, or key for the province), of (mean estimate -
+truth) / empirical SD of the estimate, less its Monte Carlo noise 1/samples; ``se/sd`` the
+mean ratio of the published ``se`` (R's linearization SE) to the empirical SD, ``ci_se/sd``
+the same for the SE the interval uses (its half-width on the logit scale over t, back on
+the index scale). Units with fewer than 20 samples in a line are left out of the
+decomposition. ``mc_se`` is the binomial Monte Carlo standard error of the coverage
+(intervals of one sample are correlated, so for the agency lines it is a lower bound; for
+the province's overall index, one interval per sample, it is exact).
+
+Run: ``python bench/bench_coverage.py [--reps 500] [--sizes 300,1000] [--min-cell-n 5]``.
 """
 
 from __future__ import annotations
@@ -26,17 +42,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
+from scipy.special import ndtr, stdtrit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import analysis  # noqa: E402
 
 N_AGENCIES, N_FIELDS = 28, 10
 ELEMENTS = {"A": ["a1", "a2", "a3"], "B": ["b1", "b2", "b3", "b4"], "C": ["c1", "c2", "c3"],
             "D": ["d1", "d2", "d3"], "E": ["e1", "e2", "e3"]}
 CRITERIA = [c for crits in ELEMENTS.values() for c in crits]
+KEYS = ["SIPAS", *ELEMENTS, *CRITERIA]
 SD_PERSON, SD_ITEM = 0.6, 0.7
+BANDS = ((4, "agency n 3-4"), (9, "agency n 5-9"), (14, "agency n 10-14"),
+         (60, "agency n 15-60"), (np.inf, "agency n > 60"))
 
 
 def population(seed: int = 11):
@@ -48,22 +65,21 @@ def population(seed: int = 11):
     field = rng.normal(0, 0.25, (N_AGENCIES, N_FIELDS))
     difficulty = (np.arange(len(CRITERIA)) % 7 - 3) * 0.12
     mu = 4.1 + agency[:, None] + field  # (A, F)
+    # satisfied = answer >= 4 = latent >= 3.5, latent ~ N(mu - difficulty, person^2 + item^2)
     p = ndtr((mu[:, :, None] - difficulty - 3.5) / np.hypot(SD_PERSON, SD_ITEM))  # (A, F, C)
     return volumes, counters, mu, difficulty, p
 
 
-def truths(volumes, counters, p):
-    """True indices (percent) per (scope, level, key): transactions and respondent mix."""
-    def composite(crit):  # crit: (..., C) -> dict of level/key -> value
-        out = {("criterion", c): crit[..., j] for j, c in enumerate(CRITERIA)}
-        elems = {}
-        for e, crits in ELEMENTS.items():
-            cols = [CRITERIA.index(c) for c in crits]
-            elems[e] = crit[..., cols].mean(axis=-1)
-            out[("element", e)] = elems[e]
-        out[("overall", "SIPAS")] = np.mean(list(elems.values()), axis=0)
-        return out
+def composite(crit: np.ndarray) -> np.ndarray:
+    """Criterion indices (..., C) -> the values of KEYS (..., 1 + E + C), as the library."""
+    elems = [crit[..., [CRITERIA.index(c) for c in crits]].mean(axis=-1)
+             for crits in ELEMENTS.values()]
+    overall = np.mean(elems, axis=0)
+    return np.concatenate([overall[..., None], np.stack(elems, axis=-1), crit], axis=-1)
 
+
+def truths(volumes, counters, p):
+    """True indices (0-1) of KEYS: agencies (A, K) and the province (K,), per weighting."""
     served = (volumes[:, :, None] * p).sum(axis=1) / volumes.sum(axis=1)[:, None]  # (A, C)
     served_all = (volumes[:, :, None] * p).sum(axis=(0, 1)) / volumes.sum()
     drawn = p.mean(axis=1)  # fields in equal shares
@@ -76,12 +92,13 @@ def truths(volumes, counters, p):
 
 
 def sample(rng, n, counters, mu, difficulty):
+    """One sample of n responses, drawn as the demo's quarters."""
     share = counters / counters.sum()
     agency = rng.choice(N_AGENCIES, size=n, p=share)
     field = rng.integers(0, N_FIELDS, size=n)
     person = rng.normal(0, SD_PERSON, n)
-    latent = (mu[agency, field] + person)[:, None] - difficulty + rng.normal(0, SD_ITEM,
-                                                                            (n, len(CRITERIA)))
+    latent = (mu[agency, field] + person)[:, None] - difficulty + rng.normal(
+        0, SD_ITEM, (n, len(CRITERIA)))
     answers = np.clip(np.round(latent), 1, 5)
     answers[rng.random(answers.shape) < 0.05] = np.nan
     frame = pd.DataFrame(answers, columns=CRITERIA)
@@ -90,70 +107,129 @@ def sample(rng, n, counters, mu, difficulty):
     return frame
 
 
-def size_band(n):
-    if n <= 4:
-        return "agency n 3-4"
-    if n <= 9:
-        return "agency n 5-9"
-    if n <= 14:
-        return "agency n 10-14"
-    if n <= 60:
-        return "agency n 15-60"
-    return "agency n > 60"
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=60, help="samples per scenario (60)")
-    parser.add_argument("--sizes", default="300,1000", help="total responses per sample")
-    parser.add_argument("--min-cell-n", type=int, default=analysis.DEFAULT_MIN_CELL_N)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
-    volumes, counters, mu, difficulty, p = population()
-    truth = truths(volumes, counters, p)
-    totals = pd.DataFrame(
+def totals_table(volumes) -> pd.DataFrame:
+    """The post-stratification totals: agency x field served volumes."""
+    return pd.DataFrame(
         [(f"A{a:02d}", f"F{f}", volumes[a, f]) for a in range(N_AGENCIES)
          for f in range(N_FIELDS)],
         columns=["agency", "field", "count"],
     )
-    rng = np.random.default_rng(args.seed)
+
+
+def published_rows(analysis, frame, totals, truth, weighting, min_cell_n) -> pd.DataFrame:
+    """The library's rows (indices only) of one sample, with the truth of each row."""
+    opts = {"weighting": weighting, "differences": False}
+    if weighting == "poststrat":
+        opts.update(totals=totals, min_cell_n=min_cell_n)
+    table = analysis.compute_indices(frame, ELEMENTS, by="agency", **opts)
+    table = table[table["level"] != "mean_score"]
+    agency_truth, all_truth = truth[weighting]
+    key_index = pd.Index(KEYS).get_indexer(table["key"])
+    is_all = (table["by"] == "ALL").to_numpy()
+    unit = np.where(is_all, -1, table["agency"].str[1:].fillna("-1").astype(int))
+    value = np.where(is_all, all_truth[key_index], agency_truth[np.maximum(unit, 0), key_index])
+    return pd.DataFrame({
+        "weighting": weighting, "unit": unit, "key": table["key"].to_numpy(),
+        "level": table["level"].to_numpy(), "n": table["n"].to_numpy(),
+        "estimate": table["estimate"].to_numpy() / 100, "se": table["se"].to_numpy() / 100,
+        "low": table["ci_low"].to_numpy() / 100, "high": table["ci_high"].to_numpy() / 100,
+        "method": table["ci_method"].to_numpy(), "df": table["df"].to_numpy(dtype=float),
+        "truth": value,
+    })
+
+
+def scope_of(rows: pd.DataFrame) -> np.ndarray:
+    """Province, or the agency's size band."""
+    out = np.full(len(rows), "province", dtype=object)
+    agency = (rows["unit"] >= 0).to_numpy()
+    n = rows["n"].to_numpy()
+    band = np.searchsorted([b for b, _ in BANDS], n, side="left")
+    names = np.array([name for _, name in BANDS], dtype=object)
+    out[agency] = names[np.minimum(band, len(BANDS) - 1)][agency]
+    return out
+
+
+def summarise(rows: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Coverage and the bias / SE decomposition per weighting, scope and level."""
+    rows = rows.copy()
+    rows["scope"] = scope_of(rows)
+    pub = rows[rows["method"] != "none"].copy()
+    pub["covered"] = (pub["low"] <= pub["truth"]) & (pub["truth"] <= pub["high"])
+    pub["zero_width"] = (pub["high"] - pub["low"]) <= 1e-11
+    t = stdtrit(np.where(pub["df"].notna(), pub["df"], 1e9), 0.5 + level / 2)
+    r = pub["estimate"].clip(1e-12, 1 - 1e-12)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logit = lambda x: np.log(x / (1 - x))  # noqa: E731
+        hi, lo = (pub[c].clip(1e-12, 1 - 1e-12) for c in ("high", "low"))
+        half = (logit(hi) - logit(lo)) / 2
+        pub["ci_se"] = np.where(pub["method"] == "logit-t", half / t * r * (1 - r), np.nan)
+    pub["err"] = pub["estimate"] - pub["truth"]
+    keys = ["weighting", "scope", "level"]
+    summary = pub.groupby(keys).agg(
+        intervals=("covered", "size"), coverage=("covered", "mean"),
+        zero_width=("zero_width", "sum"))
+    summary["mc_se"] = np.sqrt(summary["coverage"] * (1 - summary["coverage"])
+                               / summary["intervals"])
+    units = pub.groupby([*keys, "unit", "key"]).agg(
+        reps=("err", "size"), bias=("err", "mean"), sd=("estimate", "std"),
+        se=("se", "mean"), ci_se=("ci_se", "mean"))
+    units = units[(units["reps"] >= 20) & (units["sd"] > 0)]
+    # (mean - truth)^2 / sd^2 carries the Monte Carlo noise 1/reps: taken off.
+    units["bias_sd2"] = (units["bias"] / units["sd"]) ** 2 - 1 / units["reps"]
+    units["se_sd"] = units["se"] / units["sd"]
+    units["ci_se_sd"] = units["ci_se"] / units["sd"]
+    dec = units.groupby(keys).agg(bias_sd2=("bias_sd2", "mean"), se_sd=("se_sd", "mean"),
+                                  ci_se_sd=("ci_se_sd", "mean"))
+    summary = summary.join(dec)
+    summary["bias/sd"] = np.sqrt(np.maximum(summary.pop("bias_sd2"), 0))
+    summary["coverage"] *= 100
+    summary["mc_se"] *= 100
+    summary = summary.rename(columns={"se_sd": "se/sd", "ci_se_sd": "ci_se/sd"})
+    return summary.round({"coverage": 1, "mc_se": 1, "bias/sd": 2, "se/sd": 2, "ci_se/sd": 2})
+
+
+def run(analysis, total: int, reps: int, min_cell_n: int, seed: int,
+        weightings=("none", "poststrat")) -> pd.DataFrame:
+    """All published rows of ``reps`` samples of about ``total`` responses."""
+    volumes, counters, mu, difficulty, p = population()
+    truth = truths(volumes, counters, p)
+    totals = totals_table(volumes)
+    rng = np.random.default_rng(seed)
+    parts = []
+    for _ in range(reps):
+        frame = sample(rng, total, counters, mu, difficulty)
+        for weighting in weightings:
+            parts.append(published_rows(analysis, frame, totals, truth, weighting, min_cell_n))
+    return pd.concat(parts, ignore_index=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=500, help="samples per scenario (500)")
+    parser.add_argument("--sizes", default="300,1000", help="total responses per sample")
+    parser.add_argument("--min-cell-n", type=int, default=None,
+                        help="pooling threshold (default: the library's)")
+    parser.add_argument("--weighting", default="none,poststrat")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--lib", help="import analysis from this directory (comparisons)")
+    args = parser.parse_args(argv)
+    if args.lib:
+        sys.path.insert(0, args.lib)
+    import analysis
+
+    min_cell_n = analysis.DEFAULT_MIN_CELL_N if args.min_cell_n is None else args.min_cell_n
+    pd.set_option("display.width", 160)
     started = time.perf_counter()
     for total in [int(s) for s in args.sizes.split(",")]:
-        tallies = []
-        for _ in range(args.reps):
-            frame = sample(rng, total, counters, mu, difficulty)
-            for weighting in ("none", "poststrat"):
-                opts = {"weighting": weighting, "differences": False}
-                if weighting == "poststrat":
-                    opts.update(totals=totals, min_cell_n=args.min_cell_n)
-                table = analysis.compute_indices(frame, ELEMENTS, by="agency", **opts)
-                table = table[table["level"] != "mean_score"]
-                agency_truth, all_truth = truth[weighting]
-                rows = table.itertuples(index=False)
-                for row in rows:
-                    key = (row.level, row.key)
-                    if row.by == "ALL":
-                        value, scope = all_truth[key], "province"
-                    else:
-                        value = agency_truth[key][int(row.agency[1:])]
-                        scope = size_band(row.n)
-                    published = row.ci_method != "none"
-                    tallies.append((weighting, scope, row.level, published,
-                                    published and row.ci_low <= 100 * value <= row.ci_high,
-                                    published and row.ci_high - row.ci_low <= 1e-9))
-        frame = pd.DataFrame(tallies, columns=["weighting", "scope", "level", "published",
-                                               "covered", "zero_width"])
-        published = frame[frame["published"]]
-        summary = published.groupby(["weighting", "scope", "level"]).agg(
-            intervals=("covered", "size"), coverage=("covered", "mean"),
-            zero_width=("zero_width", "sum"))
-        summary["coverage"] = (100 * summary["coverage"]).round(1)
-        unpublished = (~frame["published"]).groupby([frame["weighting"], frame["scope"]]).sum()
+        rows = run(analysis, total, args.reps, min_cell_n, args.seed,
+                   tuple(args.weighting.split(",")))
         print(f"\n=== about {total} responses per sample, {args.reps} samples, "
-              f"min_cell_n={args.min_cell_n} ===")
-        print(summary.to_string())
-        print("rows without an interval (fewer than 2 answered):")
-        print(unpublished[unpublished > 0].to_string())
+              f"min_cell_n={min_cell_n} ===")
+        print(summarise(rows).to_string())
+        missing = rows[rows["method"] == "none"]
+        if len(missing):
+            print(f"rows without an interval (fewer than 2 answered): {len(missing)}")
+        sys.stdout.flush()
     print(f"\n{time.perf_counter() - started:.0f} s")
     return 0
 

@@ -71,8 +71,9 @@ def test_unweighted_whole_file_variance_is_the_textbook_one():
     assert q1["se"] == pytest.approx(100 * np.sqrt(r * (1 - r) / (n - 1)))
     assert q1["deff"] == pytest.approx(1.0)
     assert q1["deff_kish"] == pytest.approx(1.0) and q1["kish_neff"] == pytest.approx(n)
-    # the interval scales the SE by sqrt(n / (n - 1)) (small-domain correction)
-    se_ci = np.sqrt(r * (1 - r) / (n - 1)) * np.sqrt(n / (n - 1))
+    # the whole file is one stratum of n respondents: the interval's variance is R's,
+    # s^2 / n (the small-domain factor m / (m - 1) replaces n / (n - 1), here the same)
+    se_ci = np.sqrt(r * (1 - r) / (n - 1))
     half = stats.t.ppf(0.975, n - 1) * se_ci / (r * (1 - r))
     logit = np.log(r / (1 - r))
     assert q1["ci_low"] == pytest.approx(100 / (1 + np.exp(-(logit - half))))
@@ -83,7 +84,7 @@ def test_unweighted_whole_file_variance_is_the_textbook_one():
     t975 = stats.t.ppf(0.975, n - 1)
 
     def logit_interval(p, se):
-        half = t975 * se * np.sqrt(n / (n - 1)) / (p * (1 - p))
+        half = t975 * se / (p * (1 - p))
         centre = np.log(p / (1 - p))
         return 1 / (1 + np.exp(-(centre - half))), 1 / (1 + np.exp(-(centre + half)))
 

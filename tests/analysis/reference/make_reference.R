@@ -16,10 +16,10 @@
 #     group, then svycontrast() of the mean of the defined criterion ratios and of the mean
 #     of the defined element means: the joint covariance of the criteria is used (the
 #     criterion ratios from the same svycontrast are checked against the svymean ones);
-#   - element, SIPAS and mean-score intervals (mean scores rescaled to 0-1): logit interval
-#     with qt(0.975, n - 1) (n: respondents of the group, or who answered for a mean
-#     score); where the SE is 0,
-#     the Clopper-Pearson interval on the Kish effective n (criteria at 0% or 100% too).
+#   - every interval (mean scores rescaled to 0-1): logit interval with the stratified
+#     variance of the group's cells and Satterthwaite's df (see logit_t below; raked:
+#     SE sqrt(n / (n - 1)) with n - 1 df); where the SE is 0, the Clopper-Pearson
+#     interval on the Kish effective n (criteria at 0% or 100% too).
 
 suppressPackageStartupMessages(library(survey))
 
@@ -140,27 +140,59 @@ one_group <- function(des, idx, by_label, labels) {
     for (v in group_vars) row[[v]] <- if (v %in% names(labels)) labels[[v]] else NA
     rows[[length(rows) + 1]] <<- row
   }
-  # Interval on the 0-1 scale: logit(e) +- t(n_obs - 1) SE sqrt(n_obs / (n_obs - 1)) /
-  # (e (1 - e)) back-transformed (svyciprop "xlogit" with the small-domain factor), or,
-  # where the SE is 0, the
-  # Clopper-Pearson interval for x = e n* successes in n* = min(Kish n_eff, n_obs) trials.
-  # df = n_obs - H, H the post-strata of those respondents (1 unless post-stratified).
-  logit_t <- function(e, s, n_obs, kn, h) {
+  # Interval on the 0-1 scale: logit(e) +- t(df) SE* / (e (1 - e)) back-transformed, or,
+  # where the SE is 0, the Clopper-Pearson interval for x = e n* successes in
+  # n* = min(Kish n_eff, n_obs) trials. Post-stratified or unweighted, SE*^2 = sum_h v_h
+  # with v_h = w_h^2 sum_(i in h) (z_i - mean_h z)^2 m_h / (m_h - 1) (n / (n - 1) where
+  # m_h < 2) over the weighting cells h, z the influence values of the estimate (0 outside
+  # the group), m_h the group's respondents in h (who answered, for a criterion), and
+  # Satterthwaite's df = (sum v_h)^2 / sum v_h^2 / max(m_h - 1, 1), to two decimals; raked,
+  # SE* = SE sqrt(n_obs / (n_obs - 1)) and df = n_obs - 1.
+  w_all <- weights(des)
+  split_var <- function(z, counted) {
+    if (raking) return(NULL)
+    zbar <- ave(z, cell_now)
+    ssd <- tapply((z - zbar)^2, cell_now, sum)
+    m <- tapply(as.numeric(counted), cell_now, sum)
+    wh <- tapply(w_all, cell_now, function(x) x[1])
+    v <- wh^2 * ssd * ifelse(m >= 2, m / pmax(m - 1, 1), n_file / (n_file - 1))
+    list(var = sum(v), df = sum(v)^2 / sum(v^2 / pmax(m - 1, 1)))
+  }
+  logit_t <- function(e, s, n_obs, kn, split) {
     if (is.na(e) || n_obs < 2) return(list(ci = c(NA, NA), method = "none", df = NA))
     if (s <= 1e-9 || e <= 0 || e >= 1) return(exact(e, n_obs, kn))
-    df <- max(n_obs - h, 1)
-    half <- qt(0.975, df) * s * sqrt(n_obs / df) / (e * (1 - e))
+    if (is.null(split)) {
+      df <- n_obs - 1; s_ci <- s * sqrt(n_obs / df)
+    } else {
+      df <- max(round(split$df, 2), 1); s_ci <- max(sqrt(split$var), s)
+    }
+    half <- qt(0.975, df) * s_ci / (e * (1 - e))
     list(ci = plogis(qlogis(e) + c(-1, 1) * half), method = "logit-t", df = df)
   }
+  # influence values of the criterion ratios (0 outside the group and where undefined)
+  z_of <- function(cr, kind = "criterion") {
+    a <- d[[paste0("a_", cr)]]
+    v <- d[[paste0(if (kind == "criterion") "s_" else "y_", cr)]]
+    wsa <- sum(w_all[idx] * a[idx])
+    if (wsa == 0) return(rep(0, n_file))
+    e <- sum(w_all[idx] * v[idx]) / wsa
+    idx * (v - e * a) / wsa
+  }
+  z_elem <- list()
+  for (el in elements) {
+    crs <- crit[emap$element == el & defined]
+    if (length(crs)) z_elem[[el]] <- Reduce(`+`, lapply(crs, z_of)) / length(crs)
+  }
+  z_all <- if (length(z_elem)) Reduce(`+`, z_elem) / length(z_elem) else rep(0, n_file)
 
-  h_all <- length(unique(cell_now[idx]))
-  ci <- logit_t(get("overall", est), get("overall", se), n, neff, h_all)
+  ci <- logit_t(get("overall", est), get("overall", se), n, neff, split_var(z_all, idx))
   e <- get("overall", est); s <- get("overall", se)
   add("overall", "SIPAS", 100 * e, 100 * s, 100 * ci$ci[1], 100 * ci$ci[2],
       ci$method, ci$df, NA, NA, neff, n / neff, NA)
   for (el in elements) {
     e <- get(paste0("elem_", el), est); s <- get(paste0("elem_", el), se)
-    ci <- logit_t(e, s, n, neff, h_all)
+    ci <- logit_t(e, s, n, neff, if (is.null(z_elem[[el]])) NULL else
+      split_var(z_elem[[el]], idx))
     add("element", el, 100 * e, 100 * s, 100 * ci$ci[1], 100 * ci$ci[2],
         ci$method, ci$df, NA, NA, neff, n / neff, NA)
   }
@@ -169,7 +201,7 @@ one_group <- function(des, idx, by_label, labels) {
       a <- d[[paste0("a_", cr)]][idx]
       v <- d[[paste0(if (kind == "criterion") "s_" else "y_", cr)]][idx]
       n_ans <- sum(a)
-      h_ans <- length(unique(cell_now[idx][a == 1]))
+      answered_here <- idx & d[[paste0("a_", cr)]] == 1
       wsa <- sum(w * a)
       kn <- if (n_ans > 0) wsa^2 / sum(w^2 * a) else NA
       dk <- if (n_ans > 0) n_ans / kn else NA
@@ -195,7 +227,8 @@ one_group <- function(des, idx, by_label, labels) {
         spread <- length(unique(v[a == 1])) > 1
         if (n_ans >= 2 && spread && sigma2 > 0) deff <- s^2 / (sigma2 / (n_ans - 1))
         if (kind == "mean_score") {
-          ci <- logit_t((e - 1) / 4, s / 4, n_ans, kn, h_ans)
+          sp <- split_var(z_of(cr, "mean") / 4, answered_here)
+          ci <- logit_t((e - 1) / 4, s / 4, n_ans, kn, sp)
           lo <- 1 + 4 * ci$ci[1]; hi <- 1 + 4 * ci$ci[2]; method <- ci$method; df <- ci$df
         } else if (n_ans >= 2) {
           if (e > 0 && e < 1 && s > 1e-9) {
@@ -204,7 +237,7 @@ one_group <- function(des, idx, by_label, labels) {
             ci <- attr(cp, "ci")
             half <- qt(0.975, n_ans - 1) * s / (e * (1 - e))
             stopifnot(abs(ci[1] - plogis(qlogis(e) - half)) < 1e-9)
-            ci <- logit_t(e, s, n_ans, kn, h_ans)
+            ci <- logit_t(e, s, n_ans, kn, split_var(z_of(cr), answered_here))
             lo <- ci$ci[1]; hi <- ci$ci[2]; method <- "logit-t"; df <- ci$df
           } else {
             ci <- exact(e, n_ans, kn); lo <- ci$ci[1]; hi <- ci$ci[2]; method <- ci$method
@@ -237,6 +270,7 @@ check_svyby <- function(des, out, grouping) {
 run_grouping <- function(config, grouping) {
   des <- designs[[config]]
   # weighting cells: post-strata (agency x field) when post-stratified, else one cell
+  raking <<- startsWith(config, "rake")
   cell_now <<- if (startsWith(config, "poststrat")) paste(d$agency, d$field, sep = "\r") else
     rep("1", n_file)
   if (length(grouping) == 0) return(one_group(des, rep(TRUE, n_file), "ALL", list()))
