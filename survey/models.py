@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
@@ -87,6 +88,10 @@ class Counter(Base):
     questionnaire_id: Mapped[str] = mapped_column(String(80))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The form asks for a one-time receipt code (printed slip or the one-stop system's
+    # receipt) and accepts one response per code: survey/receipts.py.
+    requires_receipt: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                   server_default=false())
 
     agency: Mapped[Agency] = relationship(back_populates="counters")
     tokens: Mapped[list[CounterToken]] = relationship(
@@ -294,6 +299,52 @@ class SubmissionCount(Base):
     client_key: Mapped[str] = mapped_column(String(32), primary_key=True)
     bucket: Mapped[datetime] = mapped_column(primary_key=True, index=True)
     submissions: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ReceiptCode(Base):
+    """A one-time code admitting one response at a counter (survey/receipts.py).
+
+    Only a keyed hash of the code is kept, never the code; nothing links it to a person, a
+    dossier number or the response it admitted (`used` has no time on purpose).
+    """
+
+    __tablename__ = "receipt_code"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    counter_id: Mapped[int] = mapped_column(ForeignKey("counter.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # "slip" (a printed batch) or "api" (one per served dossier, from the one-stop system).
+    source: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ApiKey(Base):
+    """A key the one-stop system of an agency uses on the JSON API (survey/api.py).
+
+    Only a keyed hash is stored; the key is shown once. It reaches the agency and those below.
+    """
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agency.id"), index=True)
+    label: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The key's first characters, shown in lists so staff can tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()
+
+    agency: Mapped[Agency] = relationship()
+
+    def snapshot(self) -> dict:
+        """What the audit log records of a key (never the key or its hash)."""
+        return {"agency": self.agency.code, "label": self.label, "prefix": self.prefix,
+                "active": self.revoked_at is None}
 
 
 def issue_tokens(db: Session, counters: list[Counter]) -> list[CounterToken]:
