@@ -35,6 +35,8 @@ REASONS = "reasons"  # why not satisfied (multiple choice)
 SERVICE_FIELD = "service_field"  # the procedure's field: a post-stratification variable
 ROLE_TYPES = {OVERALL_RATING: ("single",), REASONS: ("multiple",), SERVICE_FIELD: ("single",)}
 OVERALL_RATING_CODES = frozenset({1, 2, 3})
+# integrity.min_seconds: the fastest plausible completion; faster responses are flagged.
+MAX_MIN_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,9 @@ class Questionnaire:
     elements: tuple[Element, ...] = ()
     description: Text | None = None
     kind: str = DEFAULT_KIND
+    # The fastest plausible completion in seconds (the file's integrity.min_seconds); None:
+    # the application's default applies.
+    min_seconds: int | None = None
     source: str = field(default="", compare=False)
 
     @cached_property
@@ -341,7 +346,8 @@ def parse(data, source: str = "<string>") -> Questionnaire:
     """Validate parsed YAML and build the questionnaire; raise QuestionnaireError on any fault."""
     reader = _Reader(source)
     top = ("id", "version", "title", "sections")
-    reader.mapping(data, "", required=top, optional=("description", "elements", "kind"))
+    reader.mapping(data, "", required=top,
+                   optional=("description", "elements", "kind", "integrity"))
     kind_name = reader.choice(data.get("kind", DEFAULT_KIND), "kind", tuple(KINDS), "kind")
     kind = KINDS[kind_name]
     elements = []
@@ -408,8 +414,15 @@ def parse(data, source: str = "<string>") -> Questionnaire:
         if "description" in data
         else None,
         kind=kind_name,
+        min_seconds=_integrity(reader, data["integrity"]) if "integrity" in data else None,
         source=source,
     )
+
+
+def _integrity(reader: _Reader, value) -> int:
+    """The file's integrity settings: ``{min_seconds: N}``, 1 <= N <= 3600."""
+    reader.mapping(value, "integrity", required=("min_seconds",))
+    return reader.integer(value["min_seconds"], "integrity.min_seconds", 1, MAX_MIN_SECONDS)
 
 
 class _StrictLoader(yaml.SafeLoader):

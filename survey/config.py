@@ -45,11 +45,31 @@ class Defaults:
     DEFAULT_QUESTIONNAIRE = "sipas-service"
     # Reports: groups with fewer respondents are flagged.
     MIN_GROUP_N = 30
-    # Integrity: answers faster than this are flagged as implausibly fast.
+    # Integrity (survey/integrity.py; each check's reason code in integrity.REASONS).
+    # Faster than this is flagged `fast` when the questionnaire file declares no
+    # integrity.min_seconds of its own.
     MIN_PLAUSIBLE_SECONDS = 20
-    # Integrity: more than this many submissions from one client on one counter per hour
-    # are flagged as a burst (the client key is a daily-rotating keyed hash, kept apart).
-    BURST_PER_HOUR = 5
+    # `repeat_client`: one client address (a daily-rotating keyed hash, counted in
+    # 10-minute buckets, kept 48 h) that already sent this many responses to one counter
+    # within the hour, when the new one comes within QUICK_SUCCESSION_SECONDS of the
+    # counter's previous response (a counter serves one citizen at a time)...
+    REPEAT_PER_HOUR = 3
+    QUICK_SUCCESSION_SECONDS = 120
+    # ... or this many in the hour whatever the pace: more than one office Wi-Fi's honest
+    # queue at one counter sends.
+    REPEAT_HARD_PER_HOUR = 10
+    # `identical_run`: this many responses in a row at one counter, within this many
+    # minutes, whose coded answers differ in at most one question.
+    IDENTICAL_RUN_LENGTH = 4
+    IDENTICAL_RUN_MINUTES = 5
+    # `over_volume`: the agency's counted responses in the period reached the dossiers it
+    # served (ServiceVolume) times this.
+    OVER_VOLUME_RATIO = 1.0
+    # `outside_hours`: the page was opened outside these local hours and days, with the
+    # grace either side (e.g. a queue at closing time).
+    OPENING_HOURS = "07:00-17:30"
+    OPENING_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat")
+    OPENING_GRACE_MINUTES = 30
     # Login throttle: failures per login name or client within the window.
     LOGIN_MAX_FAILURES = 5
     LOGIN_WINDOW_SECONDS = 15 * 60
@@ -72,6 +92,8 @@ def _coerce(name: str, default, raw: str):
         return raw.strip().lower() in ("1", "true", "yes", "on")
     if isinstance(default, int):
         return int(raw)
+    if isinstance(default, float):
+        return float(raw)
     if isinstance(default, tuple):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw

@@ -1,24 +1,121 @@
-"""Integrity checks on anonymous submissions: timing, bursts from one client, expiry of keys."""
+"""Integrity of anonymous submissions: single-use signed page keys, flags with reasons, and
+the coarse, expiring counts the repeat check keeps about clients."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import json
+import re
 import secrets
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 
 from flask import current_app, request
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from flask_babel import lazy_gettext as _l
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from .models import RateEvent, utcnow
+from .domain.activity import LOCAL_TIME, as_utc, period_labels, window_starts
+from .models import Answer, RateEvent, Response, ServiceVolume, SubmissionCount, utcnow
 
-# Keys rotate daily and rows are deleted after this: nothing links a client across days.
+# Login-throttle events (RateEvent) are deleted after this.
 KEEP_EVENTS = timedelta(days=2)
-# About one recorded event in this many also deletes the expired ones: the table stays at
-# roughly two days of events without a scheduled job, and no request pays for it often.
+# Submission counts (SubmissionCount) are deleted after this: the repeat check looks back
+# an hour, and client keys rotate daily, so two days keep nothing it does not need.
+KEEP_COUNTS = timedelta(hours=48)
+# The repeat check's time resolution: counts per client per counter per bucket, no finer.
+BUCKET = timedelta(minutes=10)
+# About one recorded event in this many also deletes the expired ones: the tables stay at
+# roughly two days of rows without a scheduled job, and no request pays for it often.
 PURGE_EVERY = 100
+
+# Why a response was flagged: the codes stored in Response.flags, what each means.
+REASONS = {
+    # Completed faster than the questionnaire's integrity.min_seconds (its YAML file).
+    "fast": _l("trả lời quá nhanh"),
+    # One client address sent more than REPEAT_PER_HOUR responses to one counter within the
+    # hour and this one came in quick succession at that counter (a counter serves one
+    # citizen at a time), or more than REPEAT_HARD_PER_HOUR within the hour in any case.
+    "repeat_client": _l("gửi dồn dập từ cùng một địa chỉ mạng"),
+    # This response and the counter's previous ones form a run of IDENTICAL_RUN_LENGTH
+    # (near-)identical answer patterns within IDENTICAL_RUN_MINUTES.
+    "identical_run": _l("nhiều phiếu giống nhau gửi liên tiếp"),
+    # The agency already has as many counted responses in the period as dossiers served
+    # (ServiceVolume) times OVER_VOLUME_RATIO.
+    "over_volume": _l("số phiếu vượt số hồ sơ đã giải quyết"),
+    # The page was opened outside the opening hours (OPENING_HOURS, OPENING_DAYS) with
+    # OPENING_GRACE_MINUTES either side.
+    "outside_hours": _l("mở phiếu ngoài giờ làm việc"),
+    # Earlier versions' reasons, still found on old responses.
+    "no_timer": _l("không rõ thời điểm mở phiếu"),
+    "burst": _l("gửi dồn dập (cách kiểm tra cũ)"),
+}
+# Opening days as config.OPENING_DAYS spells them (Monday first).
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def now() -> datetime:
+    """The integrity checks' clock (one place for tests to move time)."""
+    return utcnow()
+
+
+def keyed_hash(*parts: str) -> str:
+    """What the integrity data stores instead of an identifier: an HMAC under the secret."""
+    secret = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret, "|".join(parts).encode(), hashlib.sha256).hexdigest()[:32]
+
+
+# --- one served page, one response -------------------------------------------------------
+
+# nonce . issued-at (unix seconds, hex) . HMAC(nonce, counter, issued-at)
+SUBMISSION_KEY = re.compile(r"([0-9a-f]{32})\.([0-9a-f]{8})\.([0-9a-f]{32})")
+# A key issued "in the future" beyond this is forged (clock steps between workers aside).
+KEY_CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class SubmissionKey:
+    """A verified key: its random part (stored, unique) and when the page was served."""
+
+    nonce: str
+    issued_at: datetime
+
+
+def issue_key(counter_id: int) -> str:
+    """The key a served page carries: random, bound to the counter and the time, signed."""
+    nonce = secrets.token_hex(16)
+    issued = f"{int(now().timestamp()):08x}"
+    return f"{nonce}.{issued}.{keyed_hash('submission-key', nonce, str(counter_id), issued)}"
+
+
+def key_is_well_formed(key: str) -> bool:
+    return SUBMISSION_KEY.fullmatch(key) is not None
+
+
+def verify_key(key: str, counter_id: int) -> SubmissionKey | None:
+    """The key's nonce and issue time when we issued it for this counter, else None."""
+    match = SUBMISSION_KEY.fullmatch(key)
+    if match is None:
+        return None
+    nonce, issued, mac = match.groups()
+    expected = keyed_hash("submission-key", nonce, str(counter_id), issued)
+    if not hmac.compare_digest(mac, expected):
+        return None
+    issued_at = datetime.fromtimestamp(int(issued, 16), UTC)
+    if issued_at > now() + KEY_CLOCK_SKEW:
+        return None
+    return SubmissionKey(nonce, issued_at)
+
+
+def answers_digest(answers: Mapping) -> str:
+    """A digest of a response's answers: the same answers give the same digest, so a retried
+    POST can be told from a second response built from the same page."""
+    canonical = json.dumps(answers, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -26,36 +123,78 @@ def _serializer() -> URLSafeTimedSerializer:
 
 
 def start_stamp() -> str:
-    """A signed marker of when the page was served, carried by the form."""
+    """A signed marker of when the page was served, carried by the form (the signed
+    submission key carries the same time and is what the checks use)."""
     return _serializer().dumps(0)
 
 
-def seconds_since(stamp: str | None) -> int | None:
-    """Seconds since the page was served, or None when the stamp is missing or forged."""
-    if not stamp:
-        return None
+# --- the client, as the repeat check sees it ---------------------------------------------
+
+
+def client_address() -> str:
+    """The client's address; for IPv6 its /64, which one subscriber can rotate within."""
+    raw = request.remote_addr or ""
     try:
-        _, signed_at = _serializer().loads(stamp, return_timestamp=True)
-    except BadSignature:
-        return None
-    return max(0, int((utcnow() - signed_at).total_seconds()))
-
-
-def keyed_hash(*parts: str) -> str:
-    """What RateEvent stores instead of an identifier: an HMAC under the app's secret."""
-    secret = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(secret, "|".join(parts).encode(), hashlib.sha256).hexdigest()[:32]
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        return raw
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def client_key(scope: str) -> str:
-    """A keyed hash of the client that changes every day; never the address itself."""
-    day = utcnow().strftime("%Y-%m-%d")
-    return keyed_hash(scope, day, request.remote_addr or "",
-                      request.headers.get("User-Agent", ""))
+    """A keyed hash of the client's address that changes every day; never the address.
+
+    Not the User-Agent: a client changes it at will, so it would only split one sender
+    into many. Many citizens behind one office Wi-Fi share the key, which is why the key
+    alone never flags a response (see `reasons`).
+    """
+    day = now().strftime("%Y-%m-%d")
+    return keyed_hash(scope, day, client_address())
+
+
+def bucket_of(moment: datetime) -> datetime:
+    """The start of the 10-minute bucket holding `moment` (UTC)."""
+    moment = as_utc(moment)
+    step = int(BUCKET.total_seconds())
+    return datetime.fromtimestamp(int(moment.timestamp()) // step * step, UTC)
+
+
+def count_submission(db: Session, counter_id: int, client: str, at: datetime) -> None:
+    """Add one to the client's count for this counter and bucket; now and then expire."""
+    values = {"counter_id": counter_id, "client_key": client, "bucket": bucket_of(at),
+              "submissions": 1}
+    table = SubmissionCount.__table__
+    if db.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table).values(values)
+    db.execute(statement.on_conflict_do_update(
+        index_elements=["counter_id", "client_key", "bucket"],
+        set_={"submissions": table.c.submissions + 1}))
+    if secrets.randbelow(PURGE_EVERY) == 0:
+        purge_expired(db)
+
+
+def client_submissions(db: Session, counter_id: int, client: str, at: datetime,
+                       window: timedelta) -> int:
+    """The client's submissions to the counter in the buckets overlapping the window."""
+    return db.scalar(
+        select(func.coalesce(func.sum(SubmissionCount.submissions), 0))
+        .where(SubmissionCount.counter_id == counter_id,
+               SubmissionCount.client_key == client,
+               SubmissionCount.bucket >= bucket_of(at - window))) or 0
+
+
+# --- the login throttle's events ---------------------------------------------------------
 
 
 def record(db: Session, scope: str, key: str) -> None:
-    """Count one event (a submission, a failed login); now and then expire old ones."""
+    """Count one event (a failed login); now and then expire old ones."""
     db.execute(RateEvent.__table__.insert(), {"scope": scope, "key": key, "at": utcnow()})
     if secrets.randbelow(PURGE_EVERY) == 0:
         purge_expired(db)
@@ -64,8 +203,8 @@ def record(db: Session, scope: str, key: str) -> None:
 def reached(db: Session, scope: str, key: str, window: timedelta, limit: int) -> bool:
     """Whether `key` has at least `limit` events in `scope` within `window`.
 
-    Reads at most `limit` index entries: a client that floods a counter or the login page
-    must not make each of its own requests (and everyone else's) slower as it goes.
+    Reads at most `limit` index entries: a client that floods the login page must not make
+    each of its own requests (and everyone else's) slower as it goes.
     """
     since = utcnow() - window
     recent = (
@@ -78,21 +217,187 @@ def reached(db: Session, scope: str, key: str, window: timedelta, limit: int) ->
 
 
 def purge_expired(db: Session) -> int:
+    """Delete login events and submission counts older than their retention window."""
     result = db.execute(delete(RateEvent).where(RateEvent.at < utcnow() - KEEP_EVENTS))
-    return result.rowcount or 0
+    counts = db.execute(delete(SubmissionCount)
+                        .where(SubmissionCount.bucket < bucket_of(now() - KEEP_COUNTS)))
+    return (result.rowcount or 0) + (counts.rowcount or 0)
 
 
-def submission_flags(db: Session, counter_id: int, seconds: int | None) -> list[str]:
-    """Flags for a response about to be stored; records the event the burst check counts."""
-    config = current_app.config
+# --- the reasons -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The thresholds of the checks (from the configuration and the questionnaire)."""
+
+    min_seconds: int
+    repeat_per_hour: int = 3
+    repeat_hard_per_hour: int = 10
+    quick_succession: timedelta = timedelta(seconds=120)
+    run_length: int = 4
+    run_window: timedelta = timedelta(minutes=5)
+    run_tolerance: int = 1
+    opens: time = time(7, 0)
+    closes: time = time(17, 30)
+    open_days: frozenset[int] = frozenset(range(6))
+    grace: timedelta = timedelta(minutes=30)
+    over_volume_ratio: float = 1.0
+
+    @classmethod
+    def from_config(cls, config: Mapping, min_seconds: int | None) -> Rules:
+        opens, closes = (time.fromisoformat(part.strip())
+                         for part in config["OPENING_HOURS"].split("-"))
+        days = config["OPENING_DAYS"]
+        return cls(
+            min_seconds=min_seconds or config["MIN_PLAUSIBLE_SECONDS"],
+            repeat_per_hour=config["REPEAT_PER_HOUR"],
+            repeat_hard_per_hour=config["REPEAT_HARD_PER_HOUR"],
+            quick_succession=timedelta(seconds=config["QUICK_SUCCESSION_SECONDS"]),
+            run_length=config["IDENTICAL_RUN_LENGTH"],
+            run_window=timedelta(minutes=config["IDENTICAL_RUN_MINUTES"]),
+            opens=opens, closes=closes,
+            open_days=frozenset(WEEKDAYS.index(day.lower()[:3]) for day in days),
+            grace=timedelta(minutes=config["OPENING_GRACE_MINUTES"]),
+            over_volume_ratio=float(config["OVER_VOLUME_RATIO"]),
+        )
+
+
+@dataclass(frozen=True)
+class Prior:
+    """One of the counter's earlier web responses: when, and its coded answers."""
+
+    at: datetime
+    answers: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the store says around a new submission (read by `read_context`).
+
+    client_submissions: the client's earlier submissions to the counter within the hour;
+    previous: the counter's latest web responses, newest first;
+    served/counted: dossiers served in the current period and the agency's responses
+    counted (unflagged) in it; served None when the one-stop system's figure is missing.
+    """
+
+    client_submissions: int = 0
+    previous: Sequence[Prior] = ()
+    served: int | None = None
+    counted: int = 0
+
+
+def coded(answers: Mapping) -> dict:
+    """The answers that make a pattern: codes only (free text varies without meaning)."""
+    return {qid: value for qid, value in answers.items() if not isinstance(value, str)}
+
+
+def differences(one: Mapping, other: Mapping) -> int:
+    """In how many questions two coded answer sets differ."""
+    return sum(one.get(qid) != other.get(qid) for qid in set(one) | set(other))
+
+
+def reasons(at: datetime, seconds: int | None, answers: Mapping, context: Context,
+            rules: Rules) -> list[str]:
+    """The reason codes (REASONS) for a web response submitted at `at`, in a fixed order.
+
+    Deterministic: the same submission in the same context always gets the same reasons.
+    A client address alone never flags: only with quick succession at the counter or an
+    hourly count no single counter's honest queue reaches.
+    """
     flags = []
     if seconds is None:
         flags.append("no_timer")
-    elif seconds < config["MIN_PLAUSIBLE_SECONDS"]:
+    elif seconds < rules.min_seconds:
         flags.append("fast")
-    scope = f"submit:{counter_id}"
-    key = client_key(scope)
-    if reached(db, scope, key, timedelta(hours=1), config["BURST_PER_HOUR"]):
-        flags.append("burst")
-    record(db, scope, key)
+    previous = context.previous
+    gap = at - previous[0].at if previous else None
+    if context.client_submissions >= rules.repeat_hard_per_hour or (
+            context.client_submissions >= rules.repeat_per_hour
+            and gap is not None and gap < rules.quick_succession):
+        flags.append("repeat_client")
+    run = previous[:rules.run_length - 1]
+    if (len(run) == rules.run_length - 1 and at - run[-1].at <= rules.run_window
+            and all(differences(coded(answers), prior.answers) <= rules.run_tolerance
+                    for prior in run)):
+        flags.append("identical_run")
+    if context.served is not None and context.counted >= context.served * rules.over_volume_ratio:
+        flags.append("over_volume")
+    opened = (at - timedelta(seconds=seconds or 0)).astimezone(LOCAL_TIME)
+    if not _open_at(opened, rules):
+        flags.append("outside_hours")
     return flags
+
+
+def _open_at(moment: datetime, rules: Rules) -> bool:
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if moment.weekday() not in rules.open_days:
+        return False
+    opens = day.replace(hour=rules.opens.hour, minute=rules.opens.minute) - rules.grace
+    closes = day.replace(hour=rules.closes.hour, minute=rules.closes.minute) + rules.grace
+    return opens <= moment <= closes
+
+
+def read_context(db: Session, counter_id: int, agency_id: int, client: str, at: datetime,
+                 rules: Rules) -> Context:
+    """What `reasons` needs, in at most four small indexed queries."""
+    rows = db.execute(
+        select(Response.id, Response.submitted_at)
+        .where(Response.counter_id == counter_id, Response.channel == "web")
+        .order_by(Response.id.desc()).limit(max(rules.run_length - 1, 1))).all()
+    given: dict[int, dict] = {row_id: {} for row_id, _when in rows}
+    if (len(rows) == rules.run_length - 1
+            and at - as_utc(rows[-1].submitted_at) <= rules.run_window):
+        # A run is possible in time: read those responses' coded answers.
+        for response_id, question_id, value in db.execute(
+                select(Answer.response_id, Answer.question_id, Answer.value)
+                .where(Answer.response_id.in_(list(given)), Answer.value.is_not(None))
+                .order_by(Answer.id)):
+            answers = given[response_id]
+            if question_id in answers:  # a multiple choice: its codes as a list
+                codes = answers[question_id]
+                answers[question_id] = [*codes, value] if isinstance(codes, list) \
+                    else [codes, value]
+            else:
+                answers[question_id] = value
+    previous = tuple(Prior(as_utc(when), given[row_id]) for row_id, when in rows)
+    served, counted = _volume(db, agency_id, at)
+    return Context(client_submissions=client_submissions(db, counter_id, client, at,
+                                                         timedelta(hours=1)),
+                   previous=previous, served=served, counted=counted)
+
+
+def _volume(db: Session, agency_id: int, at: datetime) -> tuple[int | None, int]:
+    """Dossiers served by the agency in the current month (else quarter, else year) as the
+    one-stop system reported them, and the agency's responses counted in that period."""
+    labels = period_labels(at)
+    served = dict(db.execute(
+        select(ServiceVolume.period, func.sum(ServiceVolume.transactions))
+        .where(ServiceVolume.agency_id == agency_id,
+               ServiceVolume.period.in_(list(labels.values())))
+        .group_by(ServiceVolume.period)).all())
+    for window in ("month", "quarter", "year"):
+        if labels[window] in served:
+            since = window_starts(at)[window]
+            counted = db.scalar(
+                select(func.count()).select_from(Response)
+                .where(Response.agency_id == agency_id, Response.submitted_at >= since,
+                       Response.flags == ""))
+            return int(served[labels[window]]), int(counted or 0)
+    return None, 0
+
+
+def submission_flags(db: Session, counter, questionnaire, seconds: int | None,
+                     answers: Mapping, at: datetime) -> list[str]:
+    """The reasons for a web response about to be stored; counts the submission for the
+    repeat check (in the caller's transaction: a refused insert counts nothing)."""
+    rules = Rules.from_config(current_app.config, questionnaire.min_seconds)
+    client = client_key(f"submit:{counter.id}")
+    context = read_context(db, counter.id, counter.agency_id, client, at, rules)
+    count_submission(db, counter.id, client, at)
+    return reasons(at, seconds, answers, context, rules)
+
+
+def reason_names(flags: str) -> list[str]:
+    """The Vietnamese names of a response's stored reason codes (unknown codes as given)."""
+    return [str(REASONS.get(code, code)) for code in flags.split()]

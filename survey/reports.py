@@ -19,6 +19,7 @@ from analysis.questionnaire import COUNTER_QUICK, SERVICE_FIELD
 from analysis.quick import QuickIndices, quick_indices
 from analysis.weighting import NOTE_COLUMNS
 
+from . import integrity
 from .auth import current_user, require_role, visible_agency_ids
 from .db import get_db
 from .models import Agency
@@ -42,7 +43,8 @@ class ReportQuery:
     period_kind: str = "quarter"
     period: str = ""
     weighting: str = "none"
-    exclude_flagged: bool = False
+    # Flagged responses (survey/integrity.py) are left out unless the analyst includes them.
+    include_flagged: bool = False
 
     @classmethod
     def from_args(cls, args) -> ReportQuery:
@@ -52,7 +54,7 @@ class ReportQuery:
             period_kind=args.get("period_kind", "quarter"),
             period=args.get("period", "").strip(),
             weighting=args.get("weighting", "none"),
-            exclude_flagged=args.get("exclude_flagged") in ("1", "on", "true"),
+            include_flagged=args.get("include_flagged") in ("1", "on", "true"),
         )
         if (query.questionnaire_id not in ids or query.period_kind not in PERIODS
                 or query.weighting not in WEIGHTINGS or len(query.period) > 10):
@@ -62,8 +64,8 @@ class ReportQuery:
     def args(self, **changes) -> dict:
         values = {"questionnaire": self.questionnaire_id, "period_kind": self.period_kind,
                   "period": self.period, "weighting": self.weighting}
-        if self.exclude_flagged:
-            values["exclude_flagged"] = "1"
+        if self.include_flagged:
+            values["include_flagged"] = "1"
         values.update(changes)
         return {k: v for k, v in values.items() if v not in ("", None)}
 
@@ -81,6 +83,10 @@ class Report:
     quick: QuickIndices | None = None
     # What the weighting pooled, dropped or fell back to (the library's table.attrs["notes"]).
     notes: pd.DataFrame | None = None
+    # Flagged responses in scope and period per agency code: {"n": total, reason: count},
+    # left out of the indices unless query.include_flagged.
+    flagged: dict[str, dict[str, int]] = field(default_factory=dict)
+    flagged_names: dict[str, str] = field(default_factory=dict)
 
 
 def build_report(query: ReportQuery, by=("agency",)) -> Report:
@@ -94,11 +100,14 @@ def build_report(query: ReportQuery, by=("agency",)) -> Report:
     db = get_db()
     scope = visible_agency_ids(current_user())
     frame = responses_frame(db, questionnaire, agency_ids=scope,
-                            period=query.period_kind,
-                            include_flagged=not query.exclude_flagged)
+                            period=query.period_kind, include_flagged=True)
     report.periods = sorted(frame["period"].dropna().unique().tolist(), reverse=True)
     if query.period:
         frame = frame[frame["period"] == query.period]
+    report.flagged = flagged_counts(frame)
+    report.flagged_names = dict(zip(frame["agency"], frame["agency_name"], strict=True))
+    if not query.include_flagged:
+        frame = frame[frame["flags"] == ""]
     report.agency_names = dict(zip(frame["agency"], frame["agency_name"], strict=True))
     if frame.empty:
         report.error = _("Chưa có phiếu trả lời nào trong phạm vi và kỳ đã chọn.")
@@ -243,6 +252,7 @@ def render_report(template: str, report: Report, **context):
     """Render a report page with what the shared filter form needs and the weighting notes
     (all of them unless the page passes its own)."""
     context.setdefault("notes", note_lines(report))
+    context.setdefault("flagged", flagged_lines(report))
     return render_template(template, report=report, query=report.query,
                            weightings=WEIGHTINGS, period_names=PERIOD_NAMES,
                            questionnaires=registry(), **context)
@@ -287,7 +297,8 @@ def agency(code):
         abort(404)  # outside the user's scope looks the same as not existing
     report = build_report(_query_or_400())
     return render_report("reports/agency.html", report, name=name,
-                         detail=agency_detail(report, code), notes=note_lines(report, code))
+                         detail=agency_detail(report, code), notes=note_lines(report, code),
+                         flagged=flagged_lines(report, code))
 
 
 def _visible_agency_name(code: str) -> str | None:
@@ -320,7 +331,7 @@ def download(fmt):
     choice = request.args.get("table", choices[0])
     if choice not in choices:
         abort(400)
-    notes = notes_table(report)
+    notes = with_flagged_notes(notes_table(report), report)
     if choice == "notes":
         table = notes if notes is not None else pd.DataFrame(columns=[*NOTE_COLUMNS, "mo_ta"])
         stem = "ghi-chu-gia-quyen"
@@ -450,6 +461,58 @@ def notes_table(report: Report) -> pd.DataFrame | None:
     out = notes.copy()
     out.insert(len(out.columns), "mo_ta", note_lines(report))
     return out
+
+
+def flagged_counts(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per agency code, its flagged responses: {"n": how many, reason code: how many}."""
+    counts: dict[str, dict[str, int]] = {}
+    for agency, flags in frame.loc[frame["flags"] != "", ["agency", "flags"]].itertuples(
+            index=False):
+        tally = counts.setdefault(agency, {"n": 0})
+        tally["n"] += 1
+        for code in flags.split():
+            tally[code] = tally.get(code, 0) + 1
+    return counts
+
+
+def _reasons_text(tally: dict[str, int]) -> str:
+    return "; ".join(f"{integrity.REASONS.get(code, code)}: {count}"
+                     for code, count in tally.items() if code != "n")
+
+
+def flagged_lines(report: Report, code: str | None = None) -> list[str]:
+    """Per agency (only `code` when given), how many flagged responses were left out of the
+    indices, or counted because the analyst chose so, and why (a response may have
+    several reasons)."""
+    lines = []
+    for agency, tally in sorted(report.flagged.items()):
+        if code is not None and agency != code:
+            continue
+        values = {"agency": report.flagged_names.get(agency, agency), "n": tally["n"],
+                  "reasons": _reasons_text(tally)}
+        if report.query.include_flagged:
+            lines.append(_("%(agency)s: đã tính cả %(n)s phiếu bất thường theo lựa chọn của "
+                           "người xem (%(reasons)s).") % values)
+        else:
+            lines.append(_("%(agency)s: không tính %(n)s phiếu bất thường (%(reasons)s).")
+                         % values)
+    return lines
+
+
+def with_flagged_notes(notes: pd.DataFrame | None, report: Report) -> pd.DataFrame | None:
+    """The downloaded notes with one row per agency that had flagged responses (kind
+    ``flagged_excluded`` or ``flagged_included``, the reasons' counts in ``detail``)."""
+    if not report.flagged:
+        return notes
+    kind = "flagged_included" if report.query.include_flagged else "flagged_excluded"
+    rows = pd.DataFrame([
+        {"kind": kind, "scope": agency, "responses": tally["n"],
+         "detail": " ".join(f"{c}={n}" for c, n in tally.items() if c != "n")}
+        for agency, tally in sorted(report.flagged.items())])
+    rows["mo_ta"] = flagged_lines(report)
+    if notes is None:
+        return rows.reindex(columns=[*NOTE_COLUMNS, "mo_ta"])
+    return pd.concat([notes, rows], ignore_index=True)
 
 
 @bp.get("/cach-tinh")

@@ -36,9 +36,10 @@ def responses_frame(
     questionnaire: Questionnaire,
     agency_ids: set[int] | None = None,
     period: str = "quarter",
-    include_flagged: bool = True,
+    include_flagged: bool = False,
 ) -> pd.DataFrame:
-    """The responses to one questionnaire (every version), wide.
+    """The responses to one questionnaire (every version), wide; flagged responses
+    (survey/integrity.py) only with ``include_flagged``.
 
     Columns: ``response_id``, ``agency`` (code), ``agency_name``, ``period``, ``flags``,
     one column per single-choice or yes/no question (its code as text, blank when not

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import secrets
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -21,7 +19,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import Conflict, HTTPException
 
 from analysis.questionnaire import Questionnaire, likert_options
 
@@ -38,7 +36,6 @@ from .models import (
     Response,
     answer_rows,
     normalize_token,
-    utcnow,
 )
 from .questionnaires import registry
 
@@ -46,8 +43,12 @@ bp = Blueprint("respond", __name__)
 # Table-level inserts skip the ORM's bulk machinery on the submit path.
 RESPONSE = Response.__table__
 ANSWER = Answer.__table__
-# What new_form issues: secrets.token_hex(16).
-SUBMISSION_KEY = re.compile(r"[0-9a-f]{32}")
+# What new_form issues without a counter (staff's paper entry): bound to no counter.
+UNBOUND = 0
+
+
+class PageAlreadyUsed(Conflict):
+    """A second, different response built from one served page (its submission key)."""
 
 
 @dataclass(frozen=True)
@@ -125,10 +126,11 @@ def render_form(counter, token, form, status=200, notice=None):
     return response
 
 
-def new_form(questionnaire):
+def new_form(questionnaire, counter_id: int = UNBOUND):
+    """A blank form with a fresh signed submission key for the counter (one response)."""
     form = form_class(questionnaire)(formdata=None)
     form.started.data = integrity.start_stamp()
-    form.submission_key.data = secrets.token_hex(16)
+    form.submission_key.data = integrity.issue_key(counter_id)
     return form
 
 
@@ -143,7 +145,7 @@ def home():
 def questionnaire(token):
     """A counter's questionnaire, fresh (the QR code's target)."""
     counter = live_counter_or_410(token)
-    form = new_form(registry().latest(counter.questionnaire_id))
+    form = new_form(registry().latest(counter.questionnaire_id), counter.id)
     return render_form(counter, normalize_token(token), form)
 
 
@@ -151,8 +153,9 @@ def refuse_what_no_browser_sends(form: ResponseForm) -> None:
     """400 unless the POST has the shape our page produces (tampering or a broken client).
 
     No field the page does not have; one value per field except the checkboxes of a
-    multiple-choice question; the submission key exactly as issued. (File parts are
-    refused before the form reads the POST.)
+    multiple-choice question; the submission key shaped as issued (its signature is
+    checked against the counter by posted_form). (File parts are refused before the form
+    reads the POST.)
     (NULs and invalid UTF-8 anywhere are refused for every page by security.py.)
     """
     if set(request.form) - form.known_fields() - {LANGUAGE_FIELD}:
@@ -161,7 +164,7 @@ def refuse_what_no_browser_sends(form: ResponseForm) -> None:
     if any(len(values) > 1 and name not in multi_valued
            for name, values in request.form.lists()):
         abort(400)
-    if not SUBMISSION_KEY.fullmatch(request.form.get("submission_key", "")):
+    if not integrity.key_is_well_formed(request.form.get("submission_key", "")):
         abort(400)
 
 
@@ -176,6 +179,8 @@ def posted_form(token) -> Posted:
     except InvalidSubmission:
         abort(400)
     refuse_what_no_browser_sends(form)
+    if integrity.verify_key(form.submission_key.data, counter.id) is None:
+        abort(400)  # forged, or served for another counter
     return Posted(counter, normalize_token(token), questionnaire, form)
 
 
@@ -197,8 +202,26 @@ def submit(token):
     if not valid:
         return render_form(counter, token, form, status=422)
 
-    store_response(counter, questionnaire, form)
+    try:
+        store_response(counter, questionnaire, form)
+    except PageAlreadyUsed:
+        return page_already_used(counter, token)
     return redirect(url_for(".thanks", token=token), 303)
+
+
+def page_already_used(counter, token):
+    """409: this served page already sent a response; a fresh form is one tap away."""
+    response = make_response(render_template("respond/used.html", counter=counter,
+                                             token=token), 409)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/quyen-rieng-tu")
+def privacy():
+    """What is kept about a respondent, apart from the answers, and for how long."""
+    return render_template("respond/privacy.html",
+                           hours=int(integrity.KEEP_COUNTS.total_seconds() // 3600))
 
 
 @bp.get("/r/<token>/cam-on")
@@ -210,21 +233,31 @@ def thanks(token):
 
 def store_response(counter, questionnaire, form, channel: str = "web") -> int | None:
     """Store the response and its answers in one transaction; its id, or None when the same
-    submission key was stored before.
+    page sent the same answers before (a retried POST: stored once, acknowledged again).
+
+    One served page admits one response: the random part of its signed submission key is
+    stored (unique) with a digest of the answers, so different answers under a key already
+    used raise PageAlreadyUsed (409) and store nothing. The key also says when the page was
+    served: the seconds taken.
 
     `channel="paper"`: keyed in by staff from a paper sheet (survey/admin.py): not timed,
-    never flagged, not counted by the burst check.
+    never flagged, not counted by the repeat check.
 
     Core inserts rather than the unit of work: this is the hot path of the public side.
-    A POST retried by a flaky connection carries the same submission key, which the
-    database keeps unique, so it is stored once and acknowledged again. Any other database
-    error propagates: errors.py logs it and answers 500, so nobody is told their answers
-    were refused (or saved) when the server failed.
+    Any other database error propagates: errors.py logs it and answers 500, so nobody is
+    told their answers were refused (or saved) when the server failed.
     """
     db = get_db()
-    key = form.submission_key.data
     paper_sheet = channel == "paper"
-    seconds = None if paper_sheet else integrity.seconds_since(form.started.data)
+    key = integrity.verify_key(form.submission_key.data, counter.id)
+    if key is None and paper_sheet:
+        key = integrity.verify_key(form.submission_key.data, UNBOUND)
+    if key is None:
+        abort(400)
+    answers = form.answers()
+    digest = integrity.answers_digest(answers)
+    at = integrity.now()
+    seconds = None if paper_sheet else max(0, int((at - key.issued_at).total_seconds()))
     try:
         response_id = db.execute(
             RESPONSE.insert().returning(RESPONSE.c.id),
@@ -233,25 +266,29 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
                 "agency_id": counter.agency_id,
                 "questionnaire_id": questionnaire.id,
                 "questionnaire_version": questionnaire.version,
-                "submitted_at": utcnow(),
+                "submitted_at": at,
                 "locale": str(get_locale()),
                 "seconds_taken": seconds,
-                "submission_key": key,
-                "flags": "" if paper_sheet else " ".join(
-                    integrity.submission_flags(db, counter.id, seconds)),
+                "submission_key": key.nonce,
+                "answers_digest": digest,
+                "flags": "" if paper_sheet else " ".join(integrity.submission_flags(
+                    db, counter, questionnaire, seconds, answers, at)),
                 "channel": channel,
             },
         ).scalar_one()
-        rows = answer_rows(response_id, form.answers())
+        rows = answer_rows(response_id, answers)
         if rows:
             db.execute(ANSWER.insert(), rows)
         db.commit()
         return response_id
     except IntegrityError:
         db.rollback()
-        already_stored = db.scalar(select(Response.id).where(Response.submission_key == key))
-        if already_stored is None:
+        stored = db.execute(select(Response.answers_digest)
+                            .where(Response.submission_key == key.nonce)).first()
+        if stored is None:
             raise
+        if stored.answers_digest not in (None, digest):
+            raise PageAlreadyUsed() from None
         return None
 
 

@@ -3,7 +3,8 @@
 Each example starts from a submission a browser would send and breaks it in one to three
 ways (odd codes, unknown, duplicated and file fields, NULs and invalid UTF-8 in path and
 body, huge bodies, missing/stale/forged CSRF, revoked and unknown tokens, odd submission
-keys). The body is built as raw bytes so that invalid UTF-8 reaches the server as sent.
+keys: malformed, well-formed but forged, signed for another counter, or the old unsigned
+form). The body is built as raw bytes so that invalid UTF-8 reaches the server as sent.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from survey.models import Answer, RateEvent, Response, utcnow
+from survey import integrity
+from survey.models import Answer, Response, SubmissionCount, utcnow
 
 from .conftest import form_fields
 from .test_respond import complete_answers
@@ -33,12 +35,18 @@ odd_codes = st.one_of(
     st.integers().map(str),
     st.text(max_size=30),
 ).filter(lambda value: value not in CODES and value != "")  # "" is "no answer"
+HEX = "0123456789abcdef"
+# None of these can carry a valid signature: only the server can sign a key.
 odd_keys = st.one_of(
     st.just(""),
     st.text(max_size=80),
     st.text(alphabet="0123456789abcdefABCDEF", min_size=0, max_size=64),
     st.just("0" * 5032),
-).filter(lambda key: not (len(key) == 32 and set(key) <= set("0123456789abcdef")))
+    st.text(alphabet=HEX, min_size=32, max_size=32),  # the old, unsigned form
+    st.tuples(st.text(alphabet=HEX, min_size=32, max_size=32),
+              st.text(alphabet=HEX, min_size=8, max_size=8),
+              st.text(alphabet=HEX, min_size=32, max_size=32)).map(".".join),
+)
 junk_bytes = st.one_of(
     st.sampled_from([b"\x00", b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xe0\x80\x80", b"a\x00b"]),
     st.binary(min_size=1, max_size=20).filter(lambda raw: b"\x00" in raw or not _utf8(raw)),
@@ -127,6 +135,17 @@ def mutate_csrf(fuzz, draw):
 
 
 def mutate_key(fuzz, draw):
+    choice = draw(st.sampled_from(["odd", "other-counter", "tampered"]))
+    if choice == "other-counter":  # signed by us, for another counter's page
+        set_field(fuzz, "submission_key", fuzz.other_key.encode())
+        return
+    if choice == "tampered" and b"submission_key" in dict(fuzz.fields):
+        # our key with one character changed
+        key = dict(fuzz.fields)[b"submission_key"].decode()
+        at = draw(st.integers(0, len(key) - 1).filter(lambda i: key[i] != "."))
+        new = draw(st.sampled_from(HEX).filter(lambda c: c != key[at]))
+        set_field(fuzz, "submission_key", (key[:at] + new + key[at + 1:]).encode())
+        return
     key = draw(odd_keys)
     if key == "" and draw(st.booleans()):
         fuzz.fields = [(k, v) for k, v in fuzz.fields if k != b"submission_key"]
@@ -159,7 +178,9 @@ def public_endpoint(app, session, make_counter, client):
     page = client.get(f"/r/{live.token}")
     hidden = form_fields(page.get_data(as_text=True))
     other = form_fields(app.test_client().get(f"/r/{live.token}").get_data(as_text=True))
-    return live.token, revoked_token, hidden, other["csrf_token"].encode()
+    with app.test_request_context():
+        other_key = integrity.issue_key(revoked.id)
+    return live.token, revoked_token, hidden, other["csrf_token"].encode(), other_key
 
 
 def stored(session):
@@ -174,9 +195,10 @@ def stored(session):
 @given(st.data())
 def test_malformed_submissions_get_a_4xx_and_store_nothing(app, session, client,
                                                            public_endpoint, data):
-    live, revoked, hidden, other_csrf = public_endpoint
+    live, revoked, hidden, other_csrf, other_key = public_endpoint
     fuzz = Fuzz(live)
     fuzz.other_csrf = other_csrf
+    fuzz.other_key = other_key
     answers = complete_answers()
     fuzz.fields = [(k.encode(), v.encode()) for k, v in {**hidden, **answers}.items()]
     for mutation in data.draw(st.lists(st.sampled_from(MUTATIONS), min_size=1, max_size=3),
@@ -205,11 +227,11 @@ def test_malformed_submissions_get_a_4xx_and_store_nothing(app, session, client,
 def test_the_fuzzer_starts_from_a_submission_that_is_stored(app, session, client,
                                                             public_endpoint):
     # Without this, every example could fail for one boring reason (e.g. a bad base form).
-    live, _revoked, hidden, _other = public_endpoint
+    live, _revoked, hidden, _other, _other_key = public_endpoint
     fields = [(k.encode(), v.encode()) for k, v in {**hidden, **complete_answers()}.items()]
     response = client.post(f"/r/{live}", data=urlencoded(fields),
                            content_type="application/x-www-form-urlencoded")
     assert response.status_code == 303
     assert stored(session)[0] == 1
     session.expire_all()
-    assert session.scalar(select(func.count()).select_from(RateEvent)) == 1
+    assert session.scalar(select(func.sum(SubmissionCount.submissions))) == 1

@@ -184,6 +184,38 @@ def test_a_retried_post_is_stored_once(client, session, make_counter, open_form)
     assert counts(session)[0] == 1
 
 
+def test_one_served_page_admits_one_response(client, session, make_counter, open_form):
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    assert client.post(f"/r/{counter.token}",
+                       data={**hidden, **complete_answers()}).status_code == 303
+    stored = counts(session)
+    # Different answers from the same page: refused politely, with a fresh form one tap away.
+    reuse = client.post(f"/r/{counter.token}",
+                        data={**hidden, **complete_answers(a1="5")},
+                        headers={"User-Agent": "another browser"})
+    html = reuse.get_data(as_text=True)
+    assert reuse.status_code == 409
+    assert "Phiếu này đã được gửi" in html and "Mở phiếu mới" in html
+    assert f'href="/r/{counter.token}"' in html.replace('href="/R/', 'href="/r/')
+    assert counts(session) == stored
+    # A fresh page is a fresh key.
+    assert client.post(f"/r/{counter.token}", data={**open_form(counter.token),
+                                                     **complete_answers(a1="5")}
+                       ).status_code == 303
+    assert counts(session)[0] == 2
+
+
+def test_a_key_signed_for_another_counter_is_refused(app, client, session, make_counter,
+                                                     open_form):
+    counter = make_counter()
+    other = make_counter(label="Quầy khác")
+    hidden = open_form(other.token)
+    response = client.post(f"/r/{counter.token}", data={**hidden, **complete_answers()})
+    assert response.status_code == 400
+    assert counts(session) == (0, 0)
+
+
 def test_unknown_token_is_a_vietnamese_404(client):
     response = client.get("/r/ZZZZZZZZZZ")
     assert response.status_code == 404
@@ -340,7 +372,8 @@ def test_nul_in_a_field_is_400_and_stores_nothing(client, session, make_counter,
 
 
 @pytest.mark.parametrize("key", ["", "abc", "0" * 31, "0" * 33, "A" * 32, "g" * 32,
-                                 "0" * 5032, " " + "0" * 31])
+                                 "0" * 5032, " " + "0" * 31, "0" * 32,
+                                 f"{'0' * 32}.{'0' * 8}.{'0' * 32}"])
 def test_the_submission_key_must_be_as_issued(client, session, make_counter, open_form, key):
     counter = make_counter()
     hidden = open_form(counter.token)
