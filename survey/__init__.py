@@ -36,6 +36,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         reports,
         respond,
         security,
+        volumes,
     )
 
     # Extensions first (errors first of all: its timer starts before any other hook runs).
@@ -49,6 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     auth.init_app(app)
     admin.init_app(app)
     app.register_blueprint(reports.bp)
+    volumes.init_app(app)  # /admin/volumes and `flask import-volumes`
     # Command-line only.
     posters.init_app(app)
     demo.init_app(app)

@@ -168,7 +168,12 @@ def _synthetic_answer(rng, question, quality, given):
 def seed_volumes(db, counters, period=None) -> None:
     """Served transactions per agency × service field: the post-stratification totals."""
     rng = random.Random(7)
-    period = period or utcnow().strftime("%Y")
+    # Monthly rows, as the one-stop system reports them: every month, quarter and the year
+    # of the demo's responses then has exact volumes (sums of its months).
+    # This year and last (the synthetic responses go back half a year).
+    year = utcnow().year
+    periods = [period] if period else [f"{y}-{m:02d}" for y in (year - 1, year)
+                                       for m in range(1, 13)]
     questionnaire = registry().latest(current_app.config["DEFAULT_QUESTIONNAIRE"])
     field_question = questionnaire.roles.get(SERVICE_FIELD)
     if field_question is None:
@@ -176,8 +181,10 @@ def seed_volumes(db, counters, period=None) -> None:
     fields = [o.code for o in field_question.options]
     for agency_id in sorted({c.agency_id for c in counters}):
         for code in fields:
-            db.add(ServiceVolume(agency_id=agency_id, service_field=str(code), period=period,
-                                      transactions=rng.randint(20, 4000)))
+            size = rng.randint(20, 4000)
+            for month in periods:
+                db.add(ServiceVolume(agency_id=agency_id, service_field=str(code),
+                                     period=month, transactions=max(1, size // 12)))
 
 
 @click.command("demo")

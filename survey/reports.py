@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -24,7 +25,7 @@ from .auth import current_user, require_role, visible_agency_ids
 from .db import get_db
 from .models import Agency
 from .questionnaires import registry
-from .reports_data import PERIODS, responses_frame, volume_totals
+from .reports_data import PERIODS, resolve_volumes, responses_frame, volume_rows
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -45,6 +46,9 @@ class ReportQuery:
     weighting: str = "none"
     # Flagged responses (survey/integrity.py) are left out unless the analyst includes them.
     include_flagged: bool = False
+    # Where a quarter's (or month's) own volumes are missing, the year's (or quarter's)
+    # scaled by the share of days: only when the analyst asks for it.
+    scale_volumes: bool = False
 
     @classmethod
     def from_args(cls, args) -> ReportQuery:
@@ -55,6 +59,7 @@ class ReportQuery:
             period=args.get("period", "").strip(),
             weighting=args.get("weighting", "none"),
             include_flagged=args.get("include_flagged") in ("1", "on", "true"),
+            scale_volumes=args.get("scale_volumes") in ("1", "on", "true"),
         )
         if (query.questionnaire_id not in ids or query.period_kind not in PERIODS
                 or query.weighting not in WEIGHTINGS or len(query.period) > 10):
@@ -66,6 +71,8 @@ class ReportQuery:
                   "period": self.period, "weighting": self.weighting}
         if self.include_flagged:
             values["include_flagged"] = "1"
+        if self.scale_volumes:
+            values["scale_volumes"] = "1"
         values.update(changes)
         return {k: v for k, v in values.items() if v not in ("", None)}
 
@@ -81,12 +88,18 @@ class Report:
     error: str | None = None
     # The counter quick form's own indices (share satisfied, reasons), when it applies.
     quick: QuickIndices | None = None
-    # What the weighting pooled, dropped or fell back to (the library's table.attrs["notes"]).
+    # What the weighting pooled, dropped or fell back to (the library's table.attrs["notes"]),
+    # with the period fallbacks of the served volumes (kind "fallback", cells "period=...").
     notes: pd.DataFrame | None = None
+    volume_notes: list[dict] = field(default_factory=list)
     # Flagged responses in scope and period per agency code: {"n": total, reason: count},
     # left out of the indices unless query.include_flagged.
     flagged: dict[str, dict[str, int]] = field(default_factory=dict)
     flagged_names: dict[str, str] = field(default_factory=dict)
+    # The post-stratification totals used (agency, the field question's id, count).
+    volumes: pd.DataFrame | None = None
+    # The responses the indices were computed from (scope, period and flag filters applied).
+    frame: pd.DataFrame | None = None
 
 
 def build_report(query: ReportQuery, by=("agency",)) -> Report:
@@ -119,11 +132,20 @@ def build_report(query: ReportQuery, by=("agency",)) -> Report:
         # Post-strata: agency x the service field the respondent named, or the agency alone
         # when the form does not ask the field (the quick form).
         field_question = questionnaire.roles.get(SERVICE_FIELD)
-        totals = _totals_for(db, query, scope, field_question)
-        if totals is None:
+        period = query.period or (report.periods[0] if len(report.periods) == 1 else "")
+        totals = None
+        if not period:
+            report.notices.append(_(
+                "Hãy chọn một kỳ để gia quyền theo số hồ sơ đã giải quyết của kỳ đó; kết quả "
+                "dưới đây không gia quyền."))
+        else:
+            totals, report.volume_notes = _totals_for(db, period, query.scale_volumes, scope,
+                                                      field_question, frame)
+        if period and totals is None:
             report.notices.append(_(
                 "Chưa có số liệu hồ sơ đã giải quyết cho kỳ này nên kết quả không gia quyền."))
-        else:
+        elif totals is not None:
+            report.volumes = totals
             # The library's defaults: small and empty cells pooled within their agency,
             # responses without a field left out; each reported in table.attrs["notes"].
             options = {"weighting": "poststrat", "totals": totals}
@@ -131,6 +153,7 @@ def build_report(query: ReportQuery, by=("agency",)) -> Report:
                 report.notices.append(_(
                     "Phiếu này không hỏi lĩnh vực thủ tục nên chỉ gia quyền theo tổng số hồ sơ "
                     "đã giải quyết của từng cơ quan."))
+    report.frame = frame
     if len(frame) < 2:
         report.error = _("Cần ít nhất 2 phiếu trả lời trong phạm vi và kỳ đã chọn để tính "
                          "chỉ số.")
@@ -143,7 +166,7 @@ def build_report(query: ReportQuery, by=("agency",)) -> Report:
         else:
             report.table = compute_indices(frame, elements, by=list(by), **options,
                                            min_n=_min_n())
-        report.notes = report.table.attrs.get("notes")
+        report.notes = _with_volume_notes(report.table.attrs.get("notes"), report.volume_notes)
     except AnalysisInputError as exc:
         # The library's message is for analysts at the command line (English, file terms);
         # the page says what to do in Vietnamese, the log keeps the detail.
@@ -158,22 +181,73 @@ def _min_n() -> int:
     return int(current_app.config["MIN_GROUP_N"])
 
 
-def _totals_for(db, query, scope, field_question) -> pd.DataFrame | None:
-    """Served transactions for the chosen period (or its year) of every agency in scope
-    (those without respondents are reported unrepresented), per service field (the column
-    named as the field question) or per agency when there is none; None when the one-stop
-    system's figures are missing."""
-    period = query.period or ""
-    column = field_question.id if field_question is not None else SERVICE_FIELD
-    totals = volume_totals(db, column, period=period, agency_ids=scope)
-    if totals.empty and period:
-        totals = volume_totals(db, column, period=period[:4], agency_ids=scope)
+def _totals_for(db, period: str, scale: bool, scope, field_question, frame: pd.DataFrame
+               ) -> tuple[pd.DataFrame | None, list[dict]]:
+    """Served transactions of exactly `period` for every agency in scope (see
+    reports_data.resolve_volumes), per service field (the column named as the field
+    question) or per agency when there is none; agencies in scope without respondents stay
+    (the library reports them unrepresented). An agency with respondents but no volume for
+    the period is weighted as sampled (each response once) and a sampled field without a
+    volume makes its agency one cell, so one agency's gaps never stop the others' report;
+    each such fallback is a note. None when no agency has a volume for the period."""
+    rows = volume_rows(db, period, agency_ids=scope)
+    totals, notes = resolve_volumes(rows, period, scale=scale)
     if totals.empty:
-        return None
+        return None, []
+    column = field_question.id if field_question is not None else SERVICE_FIELD
     if field_question is None:
         totals = totals.groupby("agency", as_index=False)["count"].sum()
-    # Agencies in scope without a respondent stay in: the library reports them unrepresented.
-    return totals
+        sampled = frame.groupby("agency").size().rename("n").reset_index()
+        keys = ["agency"]
+    else:
+        totals = totals.rename(columns={"service_field": column})
+        answered = frame[frame[column].notna() & (frame[column].astype("string") != "")]
+        sampled = answered.groupby(["agency", column]).size().rename("n").reset_index()
+        sampled[column] = sampled[column].astype(str)
+        keys = ["agency", column]
+    merged = sampled.merge(totals, on=keys, how="left")
+    filled = []
+    for agency, cells in merged.groupby("agency", sort=True):
+        if cells["count"].notna().all():
+            continue
+        known = totals[totals["agency"] == agency]
+        fields = ",".join(cells.loc[cells["count"].isna(), column]) if column in cells else ""
+        if known.empty:
+            # No volume at all: each response counts once (N_h = n_h).
+            fill = cells[keys + ["n"]].rename(columns={"n": "count"})
+            how = "none"
+        else:
+            # Some sampled field has no volume: the agency's total spread over its sampled
+            # cells in proportion to respondents, i.e. the agency is one weighting cell.
+            fill = cells[keys + ["n"]].copy()
+            fill["count"] = known["count"].sum() * fill["n"] / fill["n"].sum()
+            fill = fill.drop(columns="n")
+            how = "agency"
+        totals = pd.concat([totals[totals["agency"] != agency], fill], ignore_index=True)
+        filled.append((agency, how, fields, float(fill["count"].sum()), int(cells["n"].sum())))
+    grand = totals["count"].sum()
+    for agency, how, fields, transactions, responses in filled:
+        detail = (f"{period}: no served volume, its responses count once each."
+                  if how == "none" else
+                  f"{period}: no served volume for field(s) {fields}; the agency is one "
+                  "weighting cell.")
+        notes.append({"kind": "fallback", "scope": agency,
+                      "cells": f"period={period} <- {how}; service_field={fields}",
+                      "responses": responses,
+                      "transactions": transactions if how == "agency" else float("nan"),
+                      "share": transactions / grand if how == "agency" else float("nan"),
+                      "detail": detail})
+    totals["count"] = totals["count"].astype("float64")
+    return totals, notes
+
+
+def _with_volume_notes(notes: pd.DataFrame | None, extra: list[dict]) -> pd.DataFrame | None:
+    """The library's notes with the served volumes' period fallbacks appended (same
+    columns), so the page and every download state them."""
+    if not extra:
+        return notes
+    earlier = [] if notes is None else notes.to_dict("records")
+    return pd.DataFrame(earlier + extra, columns=list(NOTE_COLUMNS))
 
 
 def _rows(table: pd.DataFrame, by: str, level: str, key: str | None = None) -> pd.DataFrame:
@@ -351,12 +425,104 @@ def download(fmt):
                      download_name=name, max_age=0)
 
 
+def microdata(report: Report) -> pd.DataFrame:
+    """The responses of a report as `python -m analysis indices` reads them: one row a
+    response, codes only (criteria 1-5, blank for no answer or not applicable), the flag
+    reasons and nothing else of the integrity checks; multiple choices as codes joined by
+    ';'."""
+    frame = report.frame.drop(columns=["agency_name"])
+    for question in report.questionnaire.questions.values():
+        if question.type == "multiple" and question.id in frame.columns:
+            frame[question.id] = frame[question.id].map(
+                lambda codes: ";".join(map(str, codes)) if isinstance(codes, list) else "")
+    return frame
+
+
+def microdata_labels(report: Report) -> pd.DataFrame:
+    """Column, code and label of every coded column of the microdata (the second sheet)."""
+    rows = [("response_id", "", _("Số thứ tự phiếu")), ("agency", "", _("Mã cơ quan")),
+            ("period", "", _("Kỳ")), ("flags", "", _("Lý do gắn cờ (trống: bình thường)"))]
+    rows += [("agency", code, name) for code, name in sorted(report.agency_names.items())]
+    for question in report.questionnaire.questions.values():
+        if question.id not in report.frame.columns:
+            continue
+        rows.append((question.id, "", question.text.vi))
+        rows += [(question.id, str(option.code), option.text.vi)
+                 for option in question.options]
+    return pd.DataFrame(rows, columns=["column", "code", "label"])
+
+
+def _send_table(table: pd.DataFrame, fmt: str, name: str, sheets: dict | None = None):
+    """A table as a CSV or XLSX download through write_table (formula-safe cells); `sheets`
+    adds named sheets to an XLSX."""
+    buffer = io.BytesIO()
+    if fmt == "xlsx" and sheets:
+        from analysis.io import _for_output, _write_xlsx
+
+        _write_xlsx({name.split("-")[0]: _for_output(table),
+                     **{k: _for_output(v) for k, v in sheets.items()}}, buffer)
+    else:
+        write_table(table, buffer, format=fmt)
+    buffer.seek(0)
+    return send_file(buffer, mimetype=DOWNLOADS[fmt][0], as_attachment=True,
+                     download_name=name + DOWNLOADS[fmt][1], max_age=0)
+
+
+def _file_stem(kind: str, query: ReportQuery) -> str:
+    weighting = "gia-quyen" if query.weighting == "poststrat" else "khong-gia-quyen"
+    return f"{kind}-{query.questionnaire_id}-{query.period or 'tat-ca'}-{weighting}"
+
+
+@bp.get("/responses.<fmt>")
+@require_role("admin", "agency", "analyst")
+def responses_download(fmt):
+    """The responses behind the page (its scope and filters) in the format the command line
+    reads; the XLSX has a second sheet of labels."""
+    if fmt not in DOWNLOADS:
+        abort(404)
+    query = _query_or_400()
+    report = build_report(query)
+    if report.frame is None:
+        abort(404)
+    return _send_table(microdata(report), fmt, _file_stem("phieu", query),
+                       {"labels": microdata_labels(report)})
+
+
+@bp.get("/volumes.csv")
+@require_role("admin", "agency", "analyst")
+def volumes_download():
+    """The served volumes the page's weighting used: the command line's --totals file (its
+    period fallbacks are in the notes download, ?table=notes of indices.csv)."""
+    query = _query_or_400()
+    report = build_report(query)
+    if report.volumes is None:
+        abort(404)
+    return _send_table(report.volumes, "csv", _file_stem("so-ho-so", query))
+
+
 @bp.app_template_filter("pct")
 def format_percent(value, digits=2) -> str:
     """Vietnamese number style (comma decimals), a dash for an undefined value."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{value:.{digits}f}".replace(".", ",")
+
+
+ROMAN_QUARTERS = {"1": "I", "2": "II", "3": "III", "4": "IV"}
+
+
+@bp.app_template_filter("period_name")
+def period_name(period: str) -> str:
+    """'2026-Q4' -> 'Quý IV/2026', '2026-12' -> 'Tháng 12/2026', '2026' -> 'Năm 2026'."""
+    period = str(period or "")
+    if re.fullmatch(r"\d{4}-Q[1-4]", period):
+        return _("Quý %(quarter)s/%(year)s", quarter=ROMAN_QUARTERS[period[6]],
+                 year=period[:4])
+    if re.fullmatch(r"\d{4}-\d{2}", period):
+        return _("Tháng %(month)d/%(year)s", month=int(period[5:]), year=period[:4])
+    if re.fullmatch(r"\d{4}", period):
+        return _("Năm %(year)s", year=period)
+    return period
 
 
 @bp.app_template_filter("interval")
@@ -437,8 +603,44 @@ NOTE_TEXTS = {
 }
 
 
+PERIOD_FALLBACK_TEXTS = {
+    "sum": _l("%(agency)s: chưa có số hồ sơ riêng của %(period)s nên dùng tổng các kỳ từ "
+              "%(first)s đến %(last)s (lĩnh vực %(fields)s)."),
+    "scaled": _l("%(agency)s: chưa có số hồ sơ của %(period)s nên dùng số liệu %(larger)s "
+                 "nhân với tỷ lệ số ngày %(days)s, theo lựa chọn của người xem (lĩnh vực "
+                 "%(fields)s)."),
+    "none": _l("%(agency)s: chưa có số hồ sơ đã giải quyết cho %(period)s nên %(responses)s "
+               "phiếu của cơ quan được tính như nhau (không gia quyền); chỉ số của cơ quan "
+               "vẫn đúng nhưng tỷ trọng của cơ quan trong chỉ số toàn phạm vi không theo số "
+               "hồ sơ."),
+    "agency": _l("%(agency)s: có phiếu ở lĩnh vực chưa có số hồ sơ (%(fields)s) nên cả cơ "
+                 "quan được gia quyền như một ô theo tổng số hồ sơ của cơ quan."),
+}
+_PERIOD_CELLS = re.compile(
+    r"period=(?P<period>\S+) <- (?:(?P<how>none|agency)|(?P<first>\S+)\.\.(?P<last>\S+)"
+    r"|(?P<larger>\S+) x (?P<days>\d+/\d+)); service_field=(?P<fields>.*)")
+
+
+def _period_fallback_text(note, name: str) -> str | None:
+    """The Vietnamese sentence of a served-volume period fallback (cells 'period=...')."""
+    found = _PERIOD_CELLS.fullmatch(str(note.cells or ""))
+    if found is None:
+        return None
+    how = found["how"] or ("sum" if found["first"] else "scaled")
+    return PERIOD_FALLBACK_TEXTS[how] % {
+        "agency": name, "period": period_name(found["period"]),
+        "first": period_name(found["first"] or ""), "last": period_name(found["last"] or ""),
+        "larger": period_name(found["larger"] or ""), "days": found["days"] or "",
+        "fields": found["fields"] or "–",
+        "responses": 0 if pd.isna(note.responses) else int(note.responses)}
+
+
 def _note_text(note, name: str) -> str:
     """One weighting note as a Vietnamese sentence (the library's own is English)."""
+    if note.kind == "fallback":
+        text = _period_fallback_text(note, name)
+        if text is not None:
+            return text
     cells = str(note.cells or "").replace("=", " ")
     values = {
         "agency": name, "cells": cells,

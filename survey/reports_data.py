@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -94,19 +95,108 @@ def responses_frame(
     return frame
 
 
-def volume_totals(db: Session, field_question: str, period: str | None = None,
-                  agency_ids: set[int] | None = None) -> pd.DataFrame:
-    """Served transactions per agency × service field: the post-stratification totals.
-
-    Columns ``agency``, ``<field_question>`` and ``count``, summed over the periods that
-    match ``period`` (a prefix: '2026' takes every month and quarter of 2026).
-    """
-    query = select(Agency.code, ServiceVolume.service_field, ServiceVolume.period,
-                   ServiceVolume.transactions).join(Agency, Agency.id == ServiceVolume.agency_id)
+def volume_rows(db: Session, year: str, agency_ids: set[int] | None = None) -> pd.DataFrame:
+    """The stored served volumes of one year (its yearly, quarterly and monthly rows):
+    columns ``agency``, ``service_field``, ``period``, ``count``."""
+    query = (select(Agency.code, ServiceVolume.service_field, ServiceVolume.period,
+                    ServiceVolume.transactions)
+             .join(Agency, Agency.id == ServiceVolume.agency_id)
+             .where(ServiceVolume.period.startswith(year[:4])))
     if agency_ids is not None:
         query = query.where(ServiceVolume.agency_id.in_(agency_ids or {-1}))
-    frame = pd.DataFrame(db.execute(query).all(),
-                         columns=["agency", field_question, "period", "count"])
-    if period:
-        frame = frame[frame["period"].str.startswith(period)]
-    return frame.groupby(["agency", field_question], as_index=False)["count"].sum()
+    return pd.DataFrame(db.execute(query).all(),
+                        columns=["agency", "service_field", "period", "count"])
+
+
+def period_days(period: str) -> int:
+    """Days in a period written '2026', '2026-Q3' or '2026-07'."""
+    year = int(period[:4])
+    if len(period) == 4:
+        start, end = pd.Timestamp(year, 1, 1), pd.Timestamp(year + 1, 1, 1)
+    elif period[5] == "Q":
+        start = pd.Timestamp(year, 3 * int(period[6]) - 2, 1)
+        end = start + pd.DateOffset(months=3)
+    else:
+        start = pd.Timestamp(year, int(period[5:7]), 1)
+        end = start + pd.DateOffset(months=1)
+    return (end - start).days
+
+
+def period_parts(period: str) -> list[list[str]]:
+    """The ways to make a period exactly from smaller ones, preferred first: a year from
+    its 12 months or its 4 quarters, a quarter from its 3 months; a month from nothing."""
+    year = period[:4]
+    if len(period) == 4:
+        return [[f"{year}-{m:02d}" for m in range(1, 13)], [f"{year}-Q{q}" for q in range(1, 5)]]
+    if period[5] == "Q":
+        first = 3 * int(period[6]) - 2
+        return [[f"{year}-{m:02d}" for m in range(first, first + 3)]]
+    return []
+
+
+def period_containers(period: str) -> list[str]:
+    """The larger periods a quarter or a month lies in, nearest first."""
+    year = period[:4]
+    if len(period) == 4:
+        return []
+    if period[5] == "Q":
+        return [year]
+    return [f"{year}-Q{(int(period[5:7]) + 2) // 3}", year]
+
+
+def resolve_volumes(rows: pd.DataFrame, period: str, scale: bool = False
+                    ) -> tuple[pd.DataFrame, list[dict]]:
+    """Served volumes of exactly one period, per agency × service field, and how each was had.
+
+    For every agency × field: the period's own row; else the sum of its parts when every
+    part is there (a quarter's three months; a year's 12 months or 4 quarters); else, only
+    when ``scale`` is asked, a larger period's row (quarter, then year) times the period's
+    share of its days. Rows of different lengths are never added together. Returns the
+    totals (``agency``, ``service_field``, ``count``) and one note per agency that used a
+    fallback (the library's note columns, kind ``fallback``).
+    """
+    counts = {(a, f, p): c for a, f, p, c in rows[["agency", "service_field", "period",
+                                                   "count"]].itertuples(index=False)}
+    cells = sorted({(a, f) for a, f, _p in counts})
+    out, how = [], {}
+    for agency, field in cells:
+        value, source = counts.get((agency, field, period)), None
+        if value is None:
+            for parts in period_parts(period):
+                found = [counts.get((agency, field, p)) for p in parts]
+                if all(v is not None for v in found):
+                    value, source = sum(found), ("sum", parts[0], parts[-1], len(parts))
+                    break
+        if value is None and scale:
+            for larger in period_containers(period):
+                if (agency, field, larger) in counts:
+                    share = period_days(period) / period_days(larger)
+                    value = counts[(agency, field, larger)] * share
+                    source = ("scaled", larger, period_days(period), period_days(larger))
+                    break
+        if value is None:
+            continue
+        out.append((agency, field, float(value)))
+        if source is not None:
+            how.setdefault(agency, {}).setdefault(source, []).append(field)
+    totals = pd.DataFrame(out, columns=["agency", "service_field", "count"])
+    grand = totals["count"].sum()
+    notes = []
+    for agency, sources in how.items():
+        for source, fields in sources.items():
+            transactions = float(totals[(totals["agency"] == agency)
+                                        & totals["service_field"].isin(fields)]["count"].sum())
+            if source[0] == "sum":
+                detail = (f"{period}: the sum of {source[3]} periods {source[1]} to {source[2]} "
+                          f"(no row for {period} itself).")
+                cells_text = f"period={period} <- {source[1]}..{source[2]}"
+            else:
+                detail = (f"{period}: the {source[1]} row scaled by {source[2]}/{source[3]} "
+                          "days (asked for).")
+                cells_text = f"period={period} <- {source[1]} x {source[2]}/{source[3]}"
+            notes.append({"kind": "fallback", "scope": agency,
+                          "cells": cells_text + "; service_field=" + ",".join(fields),
+                          "responses": np.nan, "transactions": transactions,
+                          "share": transactions / grand if grand > 0 else np.nan,
+                          "detail": detail})
+    return totals, notes

@@ -109,7 +109,8 @@ def test_poststratification_weights_by_served_transactions(client, session, two_
     ])
     session.commit()
     login_as(client, session, "analyst")
-    detail = client.get("/reports/agency/STP?weighting=poststrat").get_data(as_text=True)
+    detail = client.get("/reports/agency/STP?weighting=poststrat&period_kind=year").get_data(
+        as_text=True)
     # a1 satisfied: field 1 2/5, field 2 5/5, weighted by 100 and 300 transactions:
     # (0.4 * 100 + 300) / 400 = 85,00% (unweighted it would be 7/10 = 70%).
     assert "85,00" in detail
@@ -220,7 +221,8 @@ def quick_agencies(session, make_counter):
 def test_quick_form_reports_work_with_and_without_weighting(client, session, quick_agencies,
                                                             weighting, whole):
     login_as(client, session, "analyst")
-    args = f"questionnaire=counter-quick&weighting={weighting}"
+    # The volumes are yearly: a yearly report uses them as they are.
+    args = f"questionnaire=counter-quick&weighting={weighting}&period_kind=year"
     response = client.get(f"/reports/?{args}")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
@@ -314,19 +316,21 @@ def test_weighting_notes_on_the_pages_and_in_every_download(client, session, mak
     ])
     session.commit()
     login_as(client, session, "analyst")
-    html = client.get("/reports/?weighting=poststrat").get_data(as_text=True)
+    html = client.get("/reports/?weighting=poststrat&period_kind=year").get_data(as_text=True)
     assert "Ghi chú về gia quyền" in html
     assert "Sở Xây dựng: có 600 hồ sơ đã giải quyết (60,0%) nhưng không có phiếu" in html
     assert "Sở Tư pháp: các ô gia quyền có quá ít phiếu" in html
-    detail = client.get("/reports/agency/STP?weighting=poststrat").get_data(as_text=True)
+    detail = client.get("/reports/agency/STP?weighting=poststrat&period_kind=year").get_data(
+        as_text=True)
     assert "Sở Tư pháp: các ô gia quyền có quá ít phiếu" in detail
     assert "Sở Xây dựng" not in detail  # only the notes about this agency and the scope
     notes = pd.read_csv(io.BytesIO(client.get(
-        "/reports/indices.csv?weighting=poststrat&table=notes").data), encoding="utf-8-sig")
+        "/reports/indices.csv?weighting=poststrat&period_kind=year&table=notes").data),
+        encoding="utf-8-sig")
     assert set(notes["kind"]) >= {"unrepresented", "pooled_cells"}
     assert notes["mo_ta"].str.contains("Sở Xây dựng").any()
     book = openpyxl.load_workbook(io.BytesIO(
-        client.get("/reports/indices.xlsx?weighting=poststrat").data))
+        client.get("/reports/indices.xlsx?weighting=poststrat&period_kind=year").data))
     assert book.sheetnames == ["indices", "notes"]
     texts = [c.value for c in book["notes"][1]]
     assert "mo_ta" in texts and book["notes"].max_row == len(notes) + 1

@@ -68,6 +68,11 @@ EXPECT = {
     "reports.agency": Route(ALL, obj="agency_code"),
     "reports.download": Route(ALL, {"fmt": "csv"}),
     "reports.methods": Route(ALL),
+    "reports.responses_download": Route(ALL, {"fmt": "csv"}),
+    # No served volumes in the walk's data: nothing was weighted, so nothing to download.
+    "reports.volumes_download": Route(ALL, ok={"GET": 404}),
+    # Served volumes (survey/volumes.py): the import of the agency's own subtree.
+    "volumes.index": Route(STAFF),
 }
 ROLES = ["anonymous", "admin", "agency", "agency-outside", "analyst"]
 
