@@ -13,8 +13,8 @@ from sqlalchemy import create_engine, text
 
 from survey import create_app
 from survey.db import upgrade
-from survey.models import Agency, Counter
 
+from . import factories
 from .pg import TemporaryPostgres
 
 ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -122,15 +122,9 @@ def make_counter(app, session):
 
     def make(agency_code="STP", agency_name="Sở Tư pháp", label="Quầy 3 – Tư pháp",
              questionnaire_id="sipas-service", parent=None, level="department"):
-        agency = session.query(Agency).filter_by(code=agency_code).one_or_none()
-        if agency is None:
-            agency = Agency(code=agency_code, name=agency_name, level=level, parent=parent)
-            session.add(agency)
-        counter = Counter(agency=agency, label=label, questionnaire_id=questionnaire_id)
-        counter.issue_token()
-        session.add(counter)
-        session.commit()
-        return counter
+        agency = factories.agency_with_code(session, agency_code, agency_name, parent=parent,
+                                            level=level, commit=False)
+        return factories.make_counter(session, agency, label, questionnaire_id)
 
     return make
 

@@ -4,21 +4,8 @@ from __future__ import annotations
 
 import re
 
-from werkzeug.security import generate_password_hash
-
-from survey.models import StaffUser
-
-PASSWORD = "mat-khau-thu-nghiem"
-# A cheap hash: the tests log in often; the app itself uses werkzeug's default (scrypt).
-PASSWORD_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
-
-
-def make_user(session, login, role, agency=None, active=True, name=""):
-    user = StaffUser(login=login, role=role, agency_id=agency.id if agency else None,
-                     password_hash=PASSWORD_HASH, active=active, name=name)
-    session.add(user)
-    session.commit()
-    return user
+# Accounts come from the factories; kept importable from here for the staff tests.
+from .factories import PASSWORD, PASSWORD_HASH, make_user  # noqa: F401
 
 
 def csrf_token(response) -> str:

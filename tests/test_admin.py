@@ -10,21 +10,18 @@ from sqlalchemy import func, select
 
 from survey.models import Agency, AuditEvent, Counter, CounterToken, StaffUser
 
-from .staff import login, make_user, page_token
+from .factories import make_province, make_user
+from .staff import login, page_token
 from .test_posters import decode_pages
 
 
 @pytest.fixture
 def province(session):
-    qt = Agency(code="QT", name="UBND tỉnh Quảng Trị", level="province")
-    stp = Agency(code="STP", name="Sở Tư pháp", parent=qt)
-    syt = Agency(code="SYT", name="Sở Y tế", parent=qt)
-    session.add_all([qt, stp, syt])
-    session.commit()
+    province = make_province(session)
     make_user(session, "quantri", "admin")
-    make_user(session, "canbo-stp", "agency", agency=stp)
+    make_user(session, "canbo-stp", "agency", agency=province["stp"])
     make_user(session, "phantich", "analyst")
-    return {"qt": qt, "stp": stp, "syt": syt}
+    return province
 
 
 def post(client, url, **data):

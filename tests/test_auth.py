@@ -8,9 +8,10 @@ from werkzeug.security import check_password_hash
 
 from survey import create_app
 from survey.domain.scope import subtree_ids
-from survey.models import Agency, AuditEvent, RateEvent, StaffUser
+from survey.models import AuditEvent, RateEvent, StaffUser
 
-from .staff import PASSWORD, csrf_token, login, make_user, page_token
+from .factories import PASSWORD, make_agency, make_province, make_user
+from .staff import csrf_token, login, page_token
 
 WRONG = "Tên đăng nhập hoặc mật khẩu không đúng."
 THROTTLED = "Đăng nhập sai quá nhiều lần"
@@ -140,13 +141,10 @@ def test_login_form_needs_a_csrf_token(client, session):
 
 
 def test_subtree_is_the_agency_and_everything_below(session):
-    root = Agency(code="QT", name="UBND tỉnh Quảng Trị", level="province")
-    stp = Agency(code="STP", name="Sở Tư pháp", parent=root)
-    ht = Agency(code="STP-HT", name="Phòng Hộ tịch", parent=stp)
-    ht2 = Agency(code="STP-HT-1", name="Tổ Hộ tịch 1", parent=ht)
-    syt = Agency(code="SYT", name="Sở Y tế", parent=root)
-    session.add_all([root, stp, ht, ht2, syt])
-    session.commit()
+    province = make_province(session)
+    root, stp, syt = province["qt"], province["stp"], province["syt"]
+    ht = make_agency(session, "STP-HT", parent=stp)
+    ht2 = make_agency(session, "STP-HT-1", "Tổ Hộ tịch 1", parent=ht)
     assert subtree_ids(session, stp.id) == {stp.id, ht.id, ht2.id}
     assert subtree_ids(session, root.id) == {root.id, stp.id, ht.id, ht2.id, syt.id}
 
@@ -155,8 +153,7 @@ def test_subtree_is_the_agency_and_everything_below(session):
 
 
 def test_create_user_command_hashes_the_password_and_audits(runner, session, monkeypatch):
-    session.add(Agency(code="STP", name="Sở Tư pháp"))
-    session.commit()
+    make_agency(session, "STP")
     monkeypatch.setenv("SURVEY_NEW_USER_PASSWORD", "mot-mat-khau-dai")
     result = runner.invoke(args=["create-user", "CanBo.STP", "--role", "agency",
                                  "--agency", "STP", "--name", "Trần Thị Bình"])

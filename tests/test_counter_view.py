@@ -8,15 +8,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import event
 
 from survey.domain import activity
-from survey.models import Agency, Counter, Response, ServiceVolume, utcnow
+from survey.models import Counter, utcnow
 
-from .staff import login, make_user
-
-
-def add_response(session, counter, at, agency_id=None, channel="web"):
-    session.add(Response(counter_id=counter.id, agency_id=agency_id or counter.agency_id,
-                         questionnaire_id=counter.questionnaire_id, questionnaire_version=1,
-                         locale="vi", submitted_at=at, channel=channel))
+from .factories import make_agency, make_response, make_user, make_volume
+from .staff import login
 
 
 def test_windows_start_at_local_midnight_monday_month_quarter_year():
@@ -35,19 +30,18 @@ def test_counts_per_window_last_response_and_moved_counters(app, session, make_c
     now = datetime(2026, 4, 1, 3, 0, tzinfo=UTC)  # Wednesday 10:00 local
     busy = make_counter(label="Quầy 1")
     quiet = make_counter(label="Quầy 2")
-    other = Agency(code="SYT", name="Sở Y tế")
-    session.add(other)
-    session.flush()
+    make_agency(session, "SYT", commit=False)
     for at in (now, now - timedelta(hours=2),  # today
                now - timedelta(days=2),  # Monday 30 March: this week, not this month
                now - timedelta(days=5),  # March: this year, not this month or quarter
                now - timedelta(days=400)):  # last year
-        add_response(session, busy, at)
-    add_response(session, busy, now - timedelta(minutes=5), channel="paper")
-    add_response(session, quiet, now - timedelta(days=9))
+        make_response(session, busy, at=at, commit=False)
+    make_response(session, busy, at=now - timedelta(minutes=5), channel="paper", commit=False)
+    make_response(session, quiet, at=now - timedelta(days=9), commit=False)
     # A response stored while a counter of another agency belonged to this one.
     moved = make_counter(agency_code="SYT", label="Quầy chuyển đi")
-    add_response(session, moved, now - timedelta(hours=1), agency_id=busy.agency_id)
+    make_response(session, moved, at=now - timedelta(hours=1), agency_id=busy.agency_id,
+                  commit=False)
     session.commit()
 
     with app.app_context():
@@ -72,11 +66,9 @@ def test_agency_and_counter_pages_show_what_was_received(app, client, session, m
     make_counter(label="Quầy chưa có phiếu")
     now = utcnow()
     for _ in range(3):
-        add_response(session, counter, now)
-    add_response(session, silent, now - timedelta(days=12))
-    session.add(ServiceVolume(agency_id=counter.agency_id, service_field="1",
-                              period=activity.period_labels()["year"], transactions=40))
-    session.commit()
+        make_response(session, counter, at=now, commit=False)
+    make_response(session, silent, at=now - timedelta(days=12), commit=False)
+    make_volume(session, counter.agency_id, "1", activity.period_labels()["year"], 40)
     make_user(session, "quantri", "admin")
     login(client, "quantri")
 
@@ -112,8 +104,7 @@ def test_agency_and_counter_pages_show_what_was_received(app, client, session, m
 
 def test_counters_moved_or_without_volumes_show_no_share(app, client, session, make_counter):
     counter = make_counter()
-    add_response(session, counter, utcnow())
-    session.commit()
+    make_response(session, counter, at=utcnow())
     make_user(session, "quantri", "admin")
     login(client, "quantri")
     page = client.get(f"/admin/agencies/{counter.agency_id}").get_data(as_text=True)

@@ -12,19 +12,16 @@ from survey.domain.agencies import MAX_DEPTH, tree_levels, tree_problems
 from survey.domain.text import clean
 from survey.models import Agency, AuditEvent, Counter, StaffUser
 
-from .staff import login, make_user, page_token
+from .factories import make_agency, make_counter, make_province, make_user
+from .staff import login, page_token
 
 
 @pytest.fixture
 def province(session):
-    qt = Agency(code="QT", name="UBND tỉnh Quảng Trị", level="province")
-    stp = Agency(code="STP", name="Sở Tư pháp", parent=qt)
-    syt = Agency(code="SYT", name="Sở Y tế", parent=qt)
-    session.add_all([qt, stp, syt])
-    session.commit()
+    province = make_province(session)
     make_user(session, "quantri", "admin")
-    make_user(session, "canbo-stp", "agency", agency=stp)
-    return {"qt": qt, "stp": stp, "syt": syt}
+    make_user(session, "canbo-stp", "agency", agency=province["stp"])
+    return province
 
 
 def post(client, url, **data):
@@ -79,8 +76,7 @@ def test_depth_limit_is_the_same_for_the_form_and_the_import(client, session, pr
     # QT (1) > STP (2) > L3 > L4 > L5 > L6: the sixth level is the last one.
     parent = province["stp"]
     for level in range(3, MAX_DEPTH + 1):
-        parent = Agency(code=f"L{level}", name=f"Cấp {level}", parent=parent)
-        session.add(parent)
+        parent = make_agency(session, f"L{level}", f"Cấp {level}", parent=parent, commit=False)
     session.commit()
     login(client, "quantri")
     form = post(client, "/admin/agencies/new", code="L7", name="Cấp 7", parent_id=parent.id,
@@ -91,9 +87,7 @@ def test_depth_limit_is_the_same_for_the_form_and_the_import(client, session, pr
     assert imported.status_code == 422
     assert "Dòng 2, cột “parent”: cây cơ quan có tối đa 6 cấp" in imported.get_data(as_text=True)
     # Moving a two-level branch under L5 would put its lower agency on level 7: refused.
-    syt_child = Agency(code="SYT-1", name="Phòng 1", parent=province["syt"])
-    session.add(syt_child)
-    session.commit()
+    make_agency(session, "SYT-1", "Phòng 1", parent=province["syt"])
     l5 = session.scalar(select(Agency).where(Agency.code == "L5"))
     moved = post(client, f"/admin/agencies/{province['syt'].id}/edit", name="Sở Y tế",
                  parent_id=l5.id, level="department")
@@ -123,19 +117,13 @@ def test_a_1200_deep_chain_import_is_refused_row_by_row(client, session, provinc
 
 def test_an_existing_deep_tree_still_renders_every_page(client, session, province):
     """Rows stored before the limit (or by hand) must not take the admin pages down."""
-    parent_id = province["stp"].id
+    parent = province["stp"]
     rows = []
     for n in range(1200):
-        agency = Agency(code=f"D{n}", name=f"Đơn vị {n}", parent_id=parent_id)
-        session.add(agency)
-        session.flush()
-        rows.append(agency)
-        parent_id = agency.id
+        parent = make_agency(session, f"D{n}", f"Đơn vị {n}", parent=parent, commit=False)
+        rows.append(parent)
     session.commit()
-    counter = Counter(agency=rows[-1], label="Quầy sâu", questionnaire_id="sipas-service")
-    counter.issue_token()
-    session.add(counter)
-    session.commit()
+    counter = make_counter(session, rows[-1], "Quầy sâu")
     for who in ("quantri", "canbo-stp"):
         login(client, who)
         for path in ("/admin/agencies", "/admin/agencies/new", f"/admin/agencies/{rows[-1].id}",
@@ -156,11 +144,7 @@ def test_an_existing_deep_tree_still_renders_every_page(client, session, provinc
 def test_same_counter_label_means_equal_after_cleaning_in_form_and_import(client, session,
                                                                          province):
     # A label stored in decomposed letters with a double space (an older import, by hand).
-    stored = Counter(agency=province["stp"], label=unicodedata.normalize("NFD", "Quầy  1"),
-                     questionnaire_id="sipas-service")
-    stored.issue_token()
-    session.add(stored)
-    session.commit()
+    stored = make_counter(session, province["stp"], unicodedata.normalize("NFD", "Quầy  1"))
     login(client, "canbo-stp")
     form = post(client, "/admin/counters/new", agency_id=province["stp"].id, label="Quầy 1",
                 questionnaire_id="sipas-service")
@@ -210,10 +194,7 @@ def test_own_agency_cannot_be_switched_by_button_or_import(client, session, prov
 
 @pytest.mark.parametrize("blank", ["   ", "\u200b\u200b", "\x00", "\u202e \u00a0"])
 def test_blank_names_after_cleaning_are_refused_everywhere(client, session, province, blank):
-    counter = Counter(agency=province["stp"], label="Quầy 1", questionnaire_id="sipas-service")
-    counter.issue_token()
-    session.add(counter)
-    session.commit()
+    counter = make_counter(session, province["stp"], "Quầy 1")
     events = count(session, AuditEvent)
     login(client, "quantri")
     assert post(client, "/admin/agencies/new", code="X", name=blank, parent_id=0,

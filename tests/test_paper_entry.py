@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from survey.models import Agency, Answer, AuditEvent, RateEvent, Response
 
 from .conftest import form_fields
-from .staff import login, make_user
+from .factories import make_agency, make_user
+from .staff import login
 
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -152,9 +153,7 @@ def test_paper_entry_takes_hostile_values(client, session, make_counter):
 
 def test_staff_outside_the_scope_and_analysts_cannot_key_in(client, session, make_counter):
     counter = make_counter(questionnaire_id="counter-quick")
-    other = Agency(code="SYT", name="Sở Y tế")
-    session.add(other)
-    session.commit()
+    other = make_agency(session, "SYT")
     make_user(session, "canbo-syt", "agency", agency=other)
     make_user(session, "phantich", "analyst")
     login(client, "canbo-syt")

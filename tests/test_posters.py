@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from pypdf import PdfReader
 
-from survey.models import Agency, Counter
+from survey.models import Counter
 from survey.posters import (
     Poster,
     PosterPDF,
@@ -28,7 +28,8 @@ from survey.posters import (
     qr_matrix,
 )
 
-from .staff import login, make_user
+from .factories import make_agency, make_counter, make_user
+from .staff import login
 
 URL = "https://hailong.example.vn"
 # Every Vietnamese letter, both cases, as precomposed (NFC) characters.
@@ -253,19 +254,13 @@ def database_url(tmp_path, sqlite_template):
 @pytest.fixture
 def province(session):
     """Two agencies with Vietnamese names and counters, one agency user."""
-    qt = Agency(code="QT", name="UBND tỉnh Quảng Trị", level="province")
-    stp = Agency(code="STP", name="Sở Tư pháp", parent=qt)
-    dh = Agency(code="DONGHOI", name="UBND phường Đồng Hới", parent=qt, level="commune")
-    counters = []
-    for agency, label in ((stp, "Quầy 3 – Tư pháp"), (stp, "Quầy Lý lịch tư pháp"),
-                          (dh, "Quầy Một cửa – Hộ tịch, chứng thực")):
-        counter = Counter(agency=agency, label=label, questionnaire_id="counter-quick")
-        counter.issue_token()
-        counters.append(counter)
-    idle = Counter(agency=stp, label="Quầy cũ", questionnaire_id="sipas-service", active=False)
-    idle.issue_token()
-    session.add_all([qt, stp, dh, *counters, idle])
-    session.commit()
+    qt = make_agency(session, "QT", level="province")
+    stp = make_agency(session, "STP", parent=qt)
+    dh = make_agency(session, "DONGHOI", parent=qt, level="commune")
+    counters = [make_counter(session, agency, label, "counter-quick")
+                for agency, label in ((stp, "Quầy 3 – Tư pháp"), (stp, "Quầy Lý lịch tư pháp"),
+                                      (dh, "Quầy Một cửa – Hộ tịch, chứng thực"))]
+    idle = make_counter(session, stp, "Quầy cũ", active=False)
     make_user(session, "quantri", "admin")
     make_user(session, "canbo-stp", "agency", agency=stp)
     return {"stp": stp, "dh": dh, "counters": counters, "idle": idle}
@@ -297,11 +292,8 @@ def test_agency_batch_has_a_page_per_active_counter_each_scanning_to_its_questio
 
 def test_the_province_is_the_top_agency_unless_configured(app, province, session):
     stp_counter, dh_counter = province["counters"][0], province["counters"][2]
-    top_counter = Counter(agency=stp_counter.agency.parent, label="Quầy Văn phòng UBND",
-                          questionnaire_id="counter-quick")
-    top_counter.issue_token()
-    session.add(top_counter)
-    session.commit()
+    top_counter = make_counter(session, stp_counter.agency.parent, "Quầy Văn phòng UBND",
+                               "counter-quick")
     with app.app_context():
         assert poster_for(stp_counter).province == "UBND tỉnh Quảng Trị"
         assert poster_for(dh_counter).province == "UBND tỉnh Quảng Trị"

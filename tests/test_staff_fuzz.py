@@ -19,7 +19,8 @@ from survey.domain.agencies import MAX_DEPTH, contact_error, contact_kind, tree_
 from survey.domain.text import clean
 from survey.models import Agency, AuditEvent, Counter, CounterToken, StaffUser
 
-from .staff import csrf_token, login, make_user, page_token
+from .factories import make_agency, make_counter, make_province, make_user
+from .staff import csrf_token, login, page_token
 
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -90,16 +91,10 @@ def assert_clean_tree(session, scope_root_id):
 
 
 def world(session):
-    qt = Agency(code="QT", name="UBND tỉnh Quảng Trị", level="province")
-    stp = Agency(code="STP", name="Sở Tư pháp", parent=qt)
-    syt = Agency(code="SYT", name="Sở Y tế", parent=qt)
-    ht = Agency(code="STP-HT", name="Phòng Hộ tịch", parent=stp)
-    session.add_all([qt, stp, syt, ht])
-    session.commit()
-    counter = Counter(agency=stp, label="Quầy 1", questionnaire_id="sipas-service")
-    counter.issue_token()
-    session.add(counter)
-    session.commit()
+    province = make_province(session)
+    qt, stp, syt = province["qt"], province["stp"], province["syt"]
+    ht = make_agency(session, "STP-HT", parent=stp)
+    counter = make_counter(session, stp, "Quầy 1")
     make_user(session, "quantri", "admin")
     make_user(session, "canbo-stp", "agency", agency=stp)
     return {"qt": qt.id, "stp": stp.id, "syt": syt.id, "ht": ht.id, "counter": counter.id}
