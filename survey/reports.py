@@ -6,6 +6,7 @@ import io
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import date
 
 import pandas as pd
 from flask import Blueprint, abort, current_app, render_template, request, send_file
@@ -20,11 +21,17 @@ from analysis.questionnaire import COUNTER_QUICK, SERVICE_FIELD
 from analysis.quick import QuickIndices, quick_indices
 from analysis.weighting import NOTE_COLUMNS
 
-from . import integrity
+from . import integrity, workbook
 from .auth import current_user, require_role, visible_agency_ids
 from .db import get_db
 from .models import Agency
 from .questionnaires import registry
+from .report_trends import (
+    counter_rows,
+    ranking_by_level,
+    trend_chart,
+    trend_points,
+)
 from .reports_data import PERIODS, resolve_volumes, responses_frame, volume_rows
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -49,6 +56,10 @@ class ReportQuery:
     # Where a quarter's (or month's) own volumes are missing, the year's (or quarter's)
     # scaled by the share of days: only when the analyst asks for it.
     scale_volumes: bool = False
+    # Responses submitted from/to these local days (ISO dates, both included), as well as
+    # the period; "" for no bound.
+    date_from: str = ""
+    date_to: str = ""
 
     @classmethod
     def from_args(cls, args) -> ReportQuery:
@@ -60,15 +71,37 @@ class ReportQuery:
             weighting=args.get("weighting", "none"),
             include_flagged=args.get("include_flagged") in ("1", "on", "true"),
             scale_volumes=args.get("scale_volumes") in ("1", "on", "true"),
+            date_from=args.get("date_from", "").strip(),
+            date_to=args.get("date_to", "").strip(),
         )
         if (query.questionnaire_id not in ids or query.period_kind not in PERIODS
                 or query.weighting not in WEIGHTINGS or len(query.period) > 10):
             abort(400)
+        dates = [query.day(query.date_from), query.day(query.date_to)]
+        if None not in dates and dates[0] > dates[1]:
+            abort(400)
         return query
+
+    @staticmethod
+    def day(text: str) -> date | None:
+        """An ISO date of the date filter (None for no bound); anything else is a 400."""
+        if not text:
+            return None
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            abort(400)
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            abort(400)
+
+    def frame_filters(self) -> dict:
+        """The date bounds as responses_frame takes them."""
+        return {"date_from": self.day(self.date_from), "date_to": self.day(self.date_to)}
 
     def args(self, **changes) -> dict:
         values = {"questionnaire": self.questionnaire_id, "period_kind": self.period_kind,
-                  "period": self.period, "weighting": self.weighting}
+                  "period": self.period, "weighting": self.weighting,
+                  "date_from": self.date_from, "date_to": self.date_to}
         if self.include_flagged:
             values["include_flagged"] = "1"
         if self.scale_volumes:
@@ -100,10 +133,14 @@ class Report:
     volumes: pd.DataFrame | None = None
     # The responses the indices were computed from (scope, period and flag filters applied).
     frame: pd.DataFrame | None = None
+    # The scope's overall index over the last periods (report_trends.trend_points), when
+    # asked for.
+    trend: list[dict] = field(default_factory=list)
 
 
-def build_report(query: ReportQuery, by=("agency",)) -> Report:
-    """Responses in the user's scope -> the analysis library's tidy table of indices."""
+def build_report(query: ReportQuery, by=("agency",), trend: bool = False) -> Report:
+    """Responses in the user's scope -> the analysis library's tidy table of indices (and,
+    with `trend`, the scope's overall index over the last periods of the chosen kind)."""
     questionnaire = registry().latest(query.questionnaire_id)
     report = Report(query, questionnaire)
     is_quick = questionnaire.kind == COUNTER_QUICK
@@ -113,8 +150,12 @@ def build_report(query: ReportQuery, by=("agency",)) -> Report:
     db = get_db()
     scope = visible_agency_ids(current_user())
     frame = responses_frame(db, questionnaire, agency_ids=scope,
-                            period=query.period_kind, include_flagged=True)
+                            period=query.period_kind, include_flagged=True,
+                            **query.frame_filters())
     report.periods = sorted(frame["period"].dropna().unique().tolist(), reverse=True)
+    if trend and not is_quick:
+        shown = frame if query.include_flagged else frame[frame["flags"] == ""]
+        report.trend = trend_points(shown, questionnaire, _min_n())
     if query.period:
         frame = frame[frame["period"] == query.period]
     report.flagged = flagged_counts(frame)
@@ -296,14 +337,17 @@ def _query_or_400() -> ReportQuery:
 def index():
     """The scope's indices: whole scope, elements, and the agencies ranked with their tests."""
     query = _query_or_400()
-    report = build_report(query)
-    context = {}
+    report = build_report(query, trend=True)
+    context = {"trend": report.trend, "chart": trend_chart(report.trend)}
     if report.quick is not None:
         context["quick"] = quick_summary(report)
     elif report.table is not None:
         context["whole"] = _rows(report.table, "ALL", "overall").iloc[0]
         context["whole_elements"] = _rows(report.table, "ALL", "element")
         context["ranking"] = agency_ranking(report)
+        levels = dict(get_db().execute(select(Agency.code, Agency.level).where(
+            Agency.code.in_([line["agency"] for line in context["ranking"]]))).all())
+        context["levels"] = ranking_by_level(context["ranking"], levels)
     return render_report("reports/index.html", report, **context)
 
 
@@ -366,21 +410,39 @@ def agency_detail(report: Report, code: str) -> dict | None:
 @require_role("admin", "agency", "analyst")
 def agency(code):
     """One agency's indices per element and criterion, with the notes that concern it."""
-    name = _visible_agency_name(code)
-    if name is None:
+    found = _visible_agency(code)
+    if found is None:
         abort(404)  # outside the user's scope looks the same as not existing
-    report = build_report(_query_or_400())
+    agency_id, name = found
+    query = _query_or_400()
+    # The scope's table (shared with the overview, cached) gives the agency's figures and
+    # the scope's beside them; only the agency's own responses are read for its trend and
+    # counters.
+    report = build_report(query)
+    context = {"trend": [], "counters": [], "whole": None}
+    if report.quick is None and report.table is not None:
+        whole = _rows(report.table, "ALL", "overall")
+        context["whole"] = whole.iloc[0] if len(whole) else None
+        own = responses_frame(get_db(), report.questionnaire, agency_ids={agency_id},
+                              period=query.period_kind, include_flagged=query.include_flagged,
+                              with_counter=True, **query.frame_filters())
+        context["trend"] = trend_points(own, report.questionnaire, _min_n())
+        if query.period:
+            own = own[own["period"] == query.period]
+        context["counters"] = counter_rows(own, report.questionnaire, _min_n())
+    context["chart"] = trend_chart(context["trend"])
     return render_report("reports/agency.html", report, name=name,
                          detail=agency_detail(report, code), notes=note_lines(report, code),
-                         flagged=flagged_lines(report, code))
+                         flagged=flagged_lines(report, code), **context)
 
 
-def _visible_agency_name(code: str) -> str | None:
-    query = select(Agency.name).where(Agency.code == code)
+def _visible_agency(code: str) -> tuple[int, str] | None:
+    query = select(Agency.id, Agency.name).where(Agency.code == code)
     scope = visible_agency_ids(current_user())
     if scope is not None:
         query = query.where(Agency.id.in_(scope or {-1}))
-    return get_db().scalar(query)
+    row = get_db().execute(query).first()
+    return None if row is None else (row[0], row[1])
 
 
 DOWNLOADS = {
@@ -416,13 +478,36 @@ def download(fmt):
                      table["agency"].map(report.agency_names))
         table.attrs["notes"] = notes  # write_table adds it to XLSX as a sheet
         stem = "chi-so-hai-long"
-    # write_table is the CLI's writer: the web download and the command line never differ.
-    buffer = io.BytesIO()
-    write_table(table, buffer, format=fmt)
-    buffer.seek(0)
-    name = f"{stem}-{query.questionnaire_id}-{query.period or 'tat-ca'}{DOWNLOADS[fmt][1]}"
-    return send_file(buffer, mimetype=DOWNLOADS[fmt][0], as_attachment=True,
-                     download_name=name, max_age=0)
+    decimal = request.args.get("decimal", "point")
+    if decimal not in workbook.CSV_DECIMALS:
+        abort(400)
+    stem = _file_stem(stem, query)
+    if fmt == "xlsx" and choice != "notes":
+        # Made for Excel (survey/workbook.py): a wide sheet per level, filters, notes,
+        # method, and the tidy table for analysts.
+        data = workbook.indices_workbook(
+            report, table, notes, note_lines(report) + flagged_lines(report),
+            _scope_name(), current_user().login, _min_n())
+    elif fmt == "xlsx":
+        buffer = io.BytesIO()
+        write_table(table, buffer, format=fmt)
+        data = buffer.getvalue()
+    else:
+        # write_table is the CLI's writer: the web download and the command line never
+        # differ; decimal=comma gives the same cells as Vietnamese Excel reads them.
+        data = workbook.csv_bytes(table, decimal)
+        stem += "-dau-phay" if decimal == "comma" else ""
+    return send_file(io.BytesIO(data), mimetype=DOWNLOADS[fmt][0], as_attachment=True,
+                     download_name=stem + DOWNLOADS[fmt][1], max_age=0)
+
+
+def _scope_name() -> str:
+    """The user's scope in words: every agency, or the user's agency and those below."""
+    user = current_user()
+    if visible_agency_ids(user) is None:
+        return _("Tất cả cơ quan")
+    name = get_db().scalar(select(Agency.name).where(Agency.id == user.agency_id))
+    return _("%(agency)s và các cơ quan trực thuộc", agency=name or "–")
 
 
 def microdata(report: Report) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 from analysis.questionnaire import NOT_APPLICABLE, Questionnaire
 
 from .config import TIMEZONE
-from .models import Agency, Answer, Response, ServiceVolume
+from .models import Agency, Answer, Counter, Response, ServiceVolume
 
 LOCAL_TIME = ZoneInfo(TIMEZONE)
 PERIODS = ("month", "quarter", "year")
@@ -38,6 +39,9 @@ def responses_frame(
     agency_ids: set[int] | None = None,
     period: str = "quarter",
     include_flagged: bool = False,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    with_counter: bool = False,
 ) -> pd.DataFrame:
     """The responses to one questionnaire (every version), wide; flagged responses
     (survey/integrity.py) only with ``include_flagged``.
@@ -47,21 +51,32 @@ def responses_frame(
     answered), one per multiple-choice question (the list of codes chosen), and one column
     per criterion (1–5, blank when not answered or "not applicable"). Criterion ids are
     stable across versions, so older versions contribute to the same columns.
+
+    ``date_from``/``date_to`` keep the responses submitted on those local days (both
+    included); ``with_counter`` adds ``counter`` (the counter's id as text) and
+    ``counter_label``.
     """
     filters = [Response.questionnaire_id == questionnaire.id]
     if agency_ids is not None:
         filters.append(Response.agency_id.in_(agency_ids or {-1}))
     if not include_flagged:
         filters.append(Response.flags == "")
+    if date_from is not None:
+        filters.append(Response.submitted_at >= local_day_start(date_from))
+    if date_to is not None:
+        filters.append(Response.submitted_at < local_day_start(date_to + timedelta(days=1)))
 
-    rows = db.execute(
-        select(Response.id, Agency.code, Agency.name, Response.submitted_at, Response.flags)
-        .join(Agency, Agency.id == Response.agency_id)
-        .where(*filters)
-        .order_by(Response.id)
-    ).all()
-    base = pd.DataFrame(rows, columns=["response_id", "agency", "agency_name", "submitted_at",
-                                       "flags"])
+    columns = [Response.id, Agency.code, Agency.name, Response.submitted_at, Response.flags]
+    names = ["response_id", "agency", "agency_name", "submitted_at", "flags"]
+    query = select(*columns).join(Agency, Agency.id == Response.agency_id)
+    if with_counter:
+        query = query.add_columns(Response.counter_id, Counter.label).join(
+            Counter, Counter.id == Response.counter_id)
+        names += ["counter", "counter_label"]
+    rows = db.execute(query.where(*filters).order_by(Response.id)).all()
+    base = pd.DataFrame(rows, columns=names)
+    if with_counter:
+        base["counter"] = base["counter"].astype(str)
     base["period"] = period_label(base["submitted_at"], period) if len(base) else []
     base = base.drop(columns="submitted_at")
 
@@ -93,6 +108,11 @@ def responses_frame(
         wide[qid] = wide[qid].astype("Int64").astype("string")
     frame = base.set_index("response_id").join(wide).reset_index()
     return frame
+
+
+def local_day_start(day: date) -> datetime:
+    """The UTC moment a local (Vietnamese) calendar day begins."""
+    return datetime.combine(day, time(0), tzinfo=LOCAL_TIME).astimezone(UTC)
 
 
 def volume_rows(db: Session, year: str, agency_ids: set[int] | None = None) -> pd.DataFrame:

@@ -295,8 +295,13 @@ def test_ranking_marks_follow_the_adjusted_test_not_interval_overlap(app, client
         if row["mark"] == "":
             assert row["flag"] == "small_n" or row["diff_p_adj"] >= 0.05
     assert shown["CAO"] == "above" and shown["THAP"] == "below" and shown["NHO"] == "small"
-    assert html.count("Cao hơn có ý nghĩa thống kê") == 1
-    assert html.count("Thấp hơn có ý nghĩa thống kê") == 1
+    # Once in the overall ranking, once more in the ranking of the agencies' level (all
+    # four are departments), the same mark.
+    overall_part, level_part = html.split('id="h-levels"')
+    assert overall_part.count("Cao hơn có ý nghĩa thống kê") == 1
+    assert overall_part.count("Thấp hơn có ý nghĩa thống kê") == 1
+    assert dict(re.findall(r'agency/(\w+)[^"]*">[^<]*</a></th>.*?<td class="mark-(\w+)">',
+                           level_part, re.S)) == shown
     # The adjusted p-value is printed next to the mark.
     assert f"<td>{overall.loc['CAO', 'diff_p_adj']:.3f}".replace(".", ",") in html
 
