@@ -25,7 +25,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from . import (
         admin,
+        api,
         auth,
+        comments,
         db,
         demo,
         errors,
@@ -33,6 +35,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         i18n,
         posters,
         questionnaires,
+        receipts,
         reports,
         respond,
         security,
@@ -50,6 +53,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     auth.init_app(app)
     admin.init_app(app)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(comments.bp)  # /reports/comments: the free-text answers
+    receipts.init_app(app)  # receipt codes, slips, API keys under /admin
+    api.init_app(app)  # /api/v1 for the one-stop system (key auth, no CSRF)
     volumes.init_app(app)  # /admin/volumes and `flask import-volumes`
     # Command-line only.
     posters.init_app(app)

@@ -70,6 +70,10 @@ class Defaults:
     OPENING_HOURS = "07:00-17:30"
     OPENING_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat")
     OPENING_GRACE_MINUTES = 30
+    # Receipt codes (survey/receipts.py): days a printed or API-issued code stays usable.
+    RECEIPT_CODE_DAYS = 30
+    # JSON API (survey/api.py): requests per key per minute before 429.
+    API_RATE_PER_MINUTE = 120
     # Login throttle: failures per login name or client within the window.
     LOGIN_MAX_FAILURES = 5
     LOGIN_WINDOW_SECONDS = 15 * 60

@@ -23,7 +23,7 @@ from werkzeug.exceptions import Conflict, HTTPException
 
 from analysis.questionnaire import Questionnaire, likert_options
 
-from . import integrity, paper
+from . import integrity, paper, receipts
 from .db import get_db
 from .errors import CodeWithdrawn, http_error
 from .forms import InvalidSubmission, ResponseForm, form_class
@@ -145,6 +145,7 @@ def home():
 def questionnaire(token):
     """A counter's questionnaire, fresh (the QR code's target)."""
     counter = live_counter_or_410(token)
+    receipts.require_code(counter, normalize_token(token))  # the code page, when one is due
     form = new_form(registry().latest(counter.questionnaire_id), counter.id)
     return render_form(counter, normalize_token(token), form)
 
@@ -171,6 +172,7 @@ def refuse_what_no_browser_sends(form: ResponseForm) -> None:
 def posted_form(token) -> Posted:
     """The live counter, its normalised token, its questionnaire and the form read from the POST."""
     counter = live_counter_or_410(token)
+    receipts.require_code(counter, normalize_token(token))
     questionnaire = registry().latest(counter.questionnaire_id)
     if request.files:
         abort(400)  # before the form reads them as answers
@@ -203,6 +205,7 @@ def submit(token):
         return render_form(counter, token, form, status=422)
 
     try:
+        receipts.claim(counter, token)  # one response per receipt code, same transaction
         store_response(counter, questionnaire, form)
     except PageAlreadyUsed:
         return page_already_used(counter, token)

@@ -17,7 +17,8 @@ from survey.models import Agency, Answer, Counter, Response
 from .staff import login, make_user, page_token
 
 # Endpoints anyone may use, signed in or not (blueprint.* means the whole blueprint).
-PUBLIC = {"respond.*", "static", "index", "healthz", "auth.login"}
+# api.*: no staff session; every call needs an agency's API key (tests/test_api.py).
+PUBLIC = {"respond.*", "static", "index", "healthz", "auth.login", "api.*"}
 
 ALL = ("admin", "agency", "analyst")
 STAFF = ("admin", "agency")
@@ -63,11 +64,24 @@ EXPECT = {
     "admin.user_new": Route(ADMIN),
     "admin.user_edit": Route(ADMIN, obj="user"),
     "admin.audit_log": Route(ADMIN),
+    # Receipt codes and API keys (survey/receipts.py).
+    "receipts.counter_receipts": Route(STAFF, obj="counter"),
+    "receipts.receipt_setting": Route(STAFF, obj="counter", ok=REDIRECT, data={"required": "1"}),
+    # A batch of slips: the PDF itself.
+    "receipts.receipt_slips": Route(STAFF, obj="counter", ok={"POST": 200},
+                                    data={"count": "2", "days": "30"}),
+    # GET: the keys; POST: a new key, shown once on the page.
+    "receipts.api_keys": Route(STAFF, obj="agency", ok={"GET": 200, "POST": 200},
+                               data={"label": "Một cửa"}),
+    "receipts.api_key_revoke": Route(STAFF, obj="agency", ok=REDIRECT, data={"key_id": "1"}),
     # Reports (survey/reports.py): every staff role, each within its agency scope.
     "reports.index": Route(ALL),
     "reports.agency": Route(ALL, obj="agency_code"),
     "reports.download": Route(ALL, {"fmt": "csv"}),
     "reports.methods": Route(ALL),
+    "comments.index": Route(ALL),
+    "comments.agency": Route(ALL, obj="agency_code"),
+    "comments.download": Route(ALL, {"fmt": "csv"}),
     "reports.responses_download": Route(ALL, {"fmt": "csv"}),
     # No served volumes in the walk's data: nothing was weighted, so nothing to download.
     "reports.volumes_download": Route(ALL, ok={"GET": 404}),
