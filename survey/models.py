@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -364,3 +365,15 @@ def issue_tokens(db: Session, counters: list[Counter]) -> list[CounterToken]:
                 if token.token in taken or token.token in seen:
                     token.token = new_token()
                 seen.add(token.token)
+
+
+class ReportCache(Base):
+    """A computed report (survey/report_cache.py): key = hash of filters, scope, language
+    and settings; version = the data it was computed from; payload = the pickled result."""
+
+    __tablename__ = "report_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)

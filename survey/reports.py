@@ -21,7 +21,7 @@ from analysis.questionnaire import COUNTER_QUICK, SERVICE_FIELD
 from analysis.quick import QuickIndices, quick_indices
 from analysis.weighting import NOTE_COLUMNS
 
-from . import integrity, workbook
+from . import integrity, report_cache
 from .auth import current_user, require_role, visible_agency_ids
 from .db import get_db
 from .models import Agency
@@ -138,9 +138,31 @@ class Report:
     trend: list[dict] = field(default_factory=list)
 
 
-def build_report(query: ReportQuery, by=("agency",), trend: bool = False) -> Report:
+def build_report(query: ReportQuery, by=("agency",), trend: bool = False,
+                 cached: bool = False) -> Report:
     """Responses in the user's scope -> the analysis library's tidy table of indices (and,
-    with `trend`, the scope's overall index over the last periods of the chosen kind)."""
+    with `trend`, the scope's overall index over the last periods of the chosen kind).
+    With `cached`, the result without the responses (report.frame is None) comes from the
+    database cache when the data have not changed since (survey/report_cache.py)."""
+    if not cached:
+        return _build_report(query, by, trend)
+    scope = visible_agency_ids(current_user())
+    parts = {"query": query.args(), "by": list(by), "trend": trend,
+             "scope": None if scope is None else sorted(scope),
+             "locale": str(get_locale()), "min_n": _min_n(),
+             "questionnaire": [query.questionnaire_id,
+                               registry().latest(query.questionnaire_id).version]}
+
+    def compute() -> Report:
+        report = _build_report(query, by, trend)
+        report.frame = None  # the page does not need the responses; keep the row small
+        return report
+
+    return report_cache.cached(get_db(), parts, compute)
+
+
+def _build_report(query: ReportQuery, by, trend: bool) -> Report:
+    """build_report without the cache."""
     questionnaire = registry().latest(query.questionnaire_id)
     report = Report(query, questionnaire)
     is_quick = questionnaire.kind == COUNTER_QUICK
@@ -337,7 +359,7 @@ def _query_or_400() -> ReportQuery:
 def index():
     """The scope's indices: whole scope, elements, and the agencies ranked with their tests."""
     query = _query_or_400()
-    report = build_report(query, trend=True)
+    report = build_report(query, trend=True, cached=True)
     context = {"trend": report.trend, "chart": trend_chart(report.trend)}
     if report.quick is not None:
         context["quick"] = quick_summary(report)
@@ -418,7 +440,7 @@ def agency(code):
     # The scope's table (shared with the overview, cached) gives the agency's figures and
     # the scope's beside them; only the agency's own responses are read for its trend and
     # counters.
-    report = build_report(query)
+    report = build_report(query, trend=True, cached=True)
     context = {"trend": [], "counters": [], "whole": None}
     if report.quick is None and report.table is not None:
         whole = _rows(report.table, "ALL", "overall")
@@ -478,36 +500,13 @@ def download(fmt):
                      table["agency"].map(report.agency_names))
         table.attrs["notes"] = notes  # write_table adds it to XLSX as a sheet
         stem = "chi-so-hai-long"
-    decimal = request.args.get("decimal", "point")
-    if decimal not in workbook.CSV_DECIMALS:
-        abort(400)
-    stem = _file_stem(stem, query)
-    if fmt == "xlsx" and choice != "notes":
-        # Made for Excel (survey/workbook.py): a wide sheet per level, filters, notes,
-        # method, and the tidy table for analysts.
-        data = workbook.indices_workbook(
-            report, table, notes, note_lines(report) + flagged_lines(report),
-            _scope_name(), current_user().login, _min_n())
-    elif fmt == "xlsx":
-        buffer = io.BytesIO()
-        write_table(table, buffer, format=fmt)
-        data = buffer.getvalue()
-    else:
-        # write_table is the CLI's writer: the web download and the command line never
-        # differ; decimal=comma gives the same cells as Vietnamese Excel reads them.
-        data = workbook.csv_bytes(table, decimal)
-        stem += "-dau-phay" if decimal == "comma" else ""
-    return send_file(io.BytesIO(data), mimetype=DOWNLOADS[fmt][0], as_attachment=True,
-                     download_name=stem + DOWNLOADS[fmt][1], max_age=0)
-
-
-def _scope_name() -> str:
-    """The user's scope in words: every agency, or the user's agency and those below."""
-    user = current_user()
-    if visible_agency_ids(user) is None:
-        return _("Tất cả cơ quan")
-    name = get_db().scalar(select(Agency.name).where(Agency.id == user.agency_id))
-    return _("%(agency)s và các cơ quan trực thuộc", agency=name or "–")
+    # write_table is the CLI's writer: the web download and the command line never differ.
+    buffer = io.BytesIO()
+    write_table(table, buffer, format=fmt)
+    buffer.seek(0)
+    name = f"{stem}-{query.questionnaire_id}-{query.period or 'tat-ca'}{DOWNLOADS[fmt][1]}"
+    return send_file(buffer, mimetype=DOWNLOADS[fmt][0], as_attachment=True,
+                     download_name=name, max_age=0)
 
 
 def microdata(report: Report) -> pd.DataFrame:
