@@ -21,7 +21,7 @@ from analysis.questionnaire import COUNTER_QUICK, SERVICE_FIELD
 from analysis.quick import QuickIndices, quick_indices
 from analysis.weighting import NOTE_COLUMNS
 
-from . import integrity, report_cache
+from . import integrity, report_cache, workbook
 from .auth import current_user, require_role, visible_agency_ids
 from .db import get_db
 from .models import Agency
@@ -500,13 +500,36 @@ def download(fmt):
                      table["agency"].map(report.agency_names))
         table.attrs["notes"] = notes  # write_table adds it to XLSX as a sheet
         stem = "chi-so-hai-long"
-    # write_table is the CLI's writer: the web download and the command line never differ.
-    buffer = io.BytesIO()
-    write_table(table, buffer, format=fmt)
-    buffer.seek(0)
-    name = f"{stem}-{query.questionnaire_id}-{query.period or 'tat-ca'}{DOWNLOADS[fmt][1]}"
-    return send_file(buffer, mimetype=DOWNLOADS[fmt][0], as_attachment=True,
-                     download_name=name, max_age=0)
+    decimal = request.args.get("decimal", "point")
+    if decimal not in workbook.CSV_DECIMALS:
+        abort(400)
+    stem = _file_stem(stem, query)
+    if fmt == "xlsx" and choice != "notes":
+        # Made for Excel (survey/workbook.py): a wide sheet per level, filters, notes,
+        # method, and the tidy table for analysts.
+        data = workbook.indices_workbook(
+            report, table, notes, note_lines(report) + flagged_lines(report),
+            _scope_name(), current_user().login, _min_n())
+    elif fmt == "xlsx":
+        buffer = io.BytesIO()
+        write_table(table, buffer, format=fmt)
+        data = buffer.getvalue()
+    else:
+        # write_table is the CLI's writer: the web download and the command line never
+        # differ; decimal=comma gives the same cells as Vietnamese Excel reads them.
+        data = workbook.csv_bytes(table, decimal)
+        stem += "-dau-phay" if decimal == "comma" else ""
+    return send_file(io.BytesIO(data), mimetype=DOWNLOADS[fmt][0], as_attachment=True,
+                     download_name=stem + DOWNLOADS[fmt][1], max_age=0)
+
+
+def _scope_name() -> str:
+    """The user's scope in words: every agency, or the user's agency and those below."""
+    user = current_user()
+    if visible_agency_ids(user) is None:
+        return _("Tất cả cơ quan")
+    name = get_db().scalar(select(Agency.name).where(Agency.id == user.agency_id))
+    return _("%(agency)s và các cơ quan trực thuộc", agency=name or "–")
 
 
 def microdata(report: Report) -> pd.DataFrame:
