@@ -59,6 +59,7 @@ COLUMNS = (
     "diff_p_adj",
     "mark",
     "note",
+    "diff_df",
 )
 SCORES = np.arange(6, dtype="float64")  # answer codes 0 (blank) .. 5
 SATISFIED = (SCORES >= 4).astype("float64")
@@ -252,14 +253,28 @@ def compute_indices(
     for grouping in groupings:
         variables += [v for v in grouping if v not in variables]
     built = []
+    split = differences and design.weighting != "rake"
+    whole = None
     for grouping in groupings:
         group, labels = design.groups(grouping)
         if len(labels) == 0:
             continue
-        built.append((grouping, labels, _Grouping(design, element_map, group, len(labels))))
-    whole = built[0][2]
-    if differences:
+        part = _Grouping(
+            design, element_map, group, len(labels),
+            whole=whole if split else None, keep_rows=split and whole is None,
+        )  # fmt: skip
+        if whole is None:
+            whole = part
+        elif split:
+            _differences_split(design, whole, part)
+        built.append((grouping, labels, part))
+    if whole is not None:
+        whole.comp_rows = None  # per-respondent values no longer needed
+    if differences and not split:
         _differences(design, whole, [b[2] for b in built[1:]])
+    if differences:
+        for _, _, part in built[1:]:
+            _test_differences(part, whole)
     parts = []
     for grouping, labels, computed in built:
         table = computed.table(float(level), int(min_n))
@@ -299,8 +314,18 @@ class _Grouping:
     (E), SIPAS (1).
     """
 
-    def __init__(self, design: SurveyDesign, emap: ElementMap, group: np.ndarray, n_groups: int):
+    def __init__(
+        self,
+        design: SurveyDesign,
+        emap: ElementMap,
+        group: np.ndarray,
+        n_groups: int,
+        whole: _Grouping | None = None,
+        keep_rows: bool = False,
+    ):
         self.design, self.emap, self.group, self.n_groups = design, emap, group, n_groups
+        self.keep_rows = keep_rows  # keep the composites' influence per respondent (ALL)
+        self.cross: np.ndarray | None = None  # sums of z * z_ALL per domain cell
         cells = self.cells = domain_cells(design, group, n_groups)
         n_crit, n_elem = len(emap.criteria), len(emap.elements)
         self.n_crit, self.n_elem = n_crit, n_elem
@@ -336,7 +361,8 @@ class _Grouping:
         self.comp_beta = crit_share  # a composite averages its criteria's z with these
         self.inv_e = inv_e
 
-        comp_t, comp_q = self._composite_sums()
+        self.counts = counts
+        comp_t, comp_q = self._composite_sums(whole)
         t = np.concatenate([idx_t, mean_t, comp_t], axis=1)
         q = np.concatenate([idx_q, mean_q, comp_q], axis=1)
         self.t, self.q = t, q
@@ -366,6 +392,7 @@ class _Grouping:
         behind = np.concatenate(
             [answered, answered, np.repeat(cells.size[:, None], n_elem + 1, axis=1)], axis=1
         )
+        self.behind = behind
         split = interval_variance(design, cells, q, behind)
         if split is None:
             self.se_ci = self.df_ci = None
@@ -392,6 +419,10 @@ class _Grouping:
             )
         nan = np.full(self.estimate.shape, np.nan)
         self.diff, self.diff_se = nan, nan.copy()
+        self.diff_se_test, self.diff_df, self.diff_p = nan.copy(), nan.copy(), nan.copy()
+        self.diff_logit: np.ndarray | None = None  # the test's statistic, logit scale
+        if whole is not None:
+            self._cross_criteria(whole)
 
     # -- per-respondent influence values, for covariances ----------------------------------
 
@@ -423,26 +454,70 @@ class _Grouping:
             z += (self.comp_beta[:, j, None] * self.crit_z[:, j, :])[g, self._codes(j)]
         return z
 
-    def _composite_sums(self) -> tuple[np.ndarray, np.ndarray]:
+    def _composite_sums(self, whole: _Grouping | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Influence sums per domain cell of the element and SIPAS indices.
 
         A composite's influence value is the average of its criteria's influence values;
-        it depends on the respondent's answer codes and group only.
+        it depends on the respondent's answer codes and group only. With ``whole`` (the
+        ``ALL`` grouping, built with ``keep_rows``), also the sums per domain cell of
+        z_ALL, z_ALL^2 and z z_ALL that the difference from the whole needs (see
+        :meth:`_cross_criteria`), in the same pass.
         """
         keep = self.group >= 0
+        everyone = bool(keep.all())
         rows = self.cells.row_cell[keep]
         n_cells = len(self.cells.group)
-        t = np.empty((n_cells, self.n_elem + 1))
-        ssd = np.empty((n_cells, self.n_elem + 1))
+        n_comp = self.n_elem + 1
+        t = np.empty((n_cells, n_comp))
+        ssd = np.empty((n_cells, n_comp))
         g = np.where(keep, self.group, 0)
         overall = np.zeros(len(g))
+        if self.keep_rows:
+            self.comp_rows = np.empty((len(g), n_comp))
+        if whole is not None:
+            self.comp_cross = np.empty((n_cells, n_comp, 3))
+
+        def store(k, z):
+            t[:, k], ssd[:, k] = influence_sums(
+                self.design, self.cells, z if everyone else z[keep], rows
+            )
+            if self.keep_rows:
+                self.comp_rows[:, k] = z
+            if whole is not None:
+                za = whole.comp_rows[:, k] if everyone else whole.comp_rows[keep, k]
+                zk = z if everyone else z[keep]
+                for i, values in enumerate((za, za * za, zk * za)):
+                    self.comp_cross[:, k, i] = np.bincount(rows, values, minlength=n_cells)
+
         for e in range(self.n_elem):
             z = self._element_z(e, g)
             overall += z
-            t[:, e], ssd[:, e] = influence_sums(self.design, self.cells, z[keep], rows)
+            store(e, z)
         overall *= self.inv_e[g]
-        t[:, -1], ssd[:, -1] = influence_sums(self.design, self.cells, overall[keep], rows)
+        store(self.n_elem, overall)
         return t, ssd
+
+    def _cross_criteria(self, whole: _Grouping) -> None:
+        """Sums per domain cell of z_ALL, z_ALL^2 and z z_ALL for every estimate column.
+
+        Criteria and mean scores from the answer-code counts (their influence values are a
+        function of group, criterion and code); composites from :meth:`_composite_sums`.
+        Shape (domain cells, K, 3).
+        """
+        counts = self.counts
+        g = self.cells.group
+        parts = []
+        for table, table_all in ((self.crit_z, whole.crit_z), (self.mean_z, whole.mean_z)):
+            za = table_all[0][None, :, :]  # (1, C, 6)
+            zg = table[g]  # (D, C, 6)
+            parts.append(
+                np.stack(
+                    [(counts * za).sum(2), (counts * za * za).sum(2), (counts * zg * za).sum(2)],
+                    axis=2,
+                )
+            )
+        parts.append(self.comp_cross)
+        self.cross = np.concatenate(parts, axis=1)
 
     # -- the table ----------------------------------------------------------------------
 
@@ -510,10 +585,6 @@ class _Grouping:
         none_c = np.full((n_groups, 2 * n_crit), None, dtype=object)
         mean_scale = lambda a: 1 + 4 * a  # noqa: E731
         diff, diff_se = self.diff, self.diff_se
-        with np.errstate(invalid="ignore"):
-            d_df = np.concatenate(
-                [ci_comp["df_t"], ci_idx["df_t"], ci_mean["df_t"]], axis=1
-            ).ravel()
         table = pd.DataFrame(
             {
                 "level": np.tile(level_names, n_groups),
@@ -541,14 +612,11 @@ class _Grouping:
                 "criteria_used": block(used_text, none_c[:, :n_crit], none_c[:, n_crit:]),
                 "diff": block(cols(diff) * pct, diff[:, c_sl] * pct, diff[:, m_sl]),
                 "diff_se": block(cols(diff_se) * pct, diff_se[:, c_sl] * pct, diff_se[:, m_sl]),
-                "diff_p": _p_values(
-                    block(cols(diff), diff[:, c_sl], diff[:, m_sl]),
-                    block(cols(diff_se), diff_se[:, c_sl], diff_se[:, m_sl]),
-                    d_df,
-                ),
+                "diff_p": block(cols(self.diff_p), self.diff_p[:, c_sl], self.diff_p[:, m_sl]),
                 "diff_p_adj": np.nan,
                 "mark": "",
                 "note": block(ci_comp["note"], ci_idx["note"], ci_mean["note"]),
+                "diff_df": block(cols(self.diff_df), self.diff_df[:, c_sl], self.diff_df[:, m_sl]),
             }
         )
         return table
@@ -595,6 +663,294 @@ def _differences(design: SurveyDesign, whole: _Grouping, groupings: list[_Groupi
         ok = part.defined & whole.defined[0]
         part.diff = np.where(ok, part.estimate - est_all, np.nan)
         part.diff_se = np.where(ok, np.sqrt(np.maximum(var, 0.0)), np.nan)
+
+
+def _stratum_factor(m: np.ndarray, n: int) -> np.ndarray:
+    """m / (m - 1) for a stratum of m respondents (n / (n - 1) below 2), as the intervals."""
+    return np.where(m >= 2, m / np.maximum(m - 1, 1), n / (n - 1))
+
+
+def _differences_split(design: SurveyDesign, whole: _Grouping, part: _Grouping) -> None:
+    """``diff``, its linearization SE and the SE and df its test uses, from cell sums.
+
+    Post-stratification or no weighting. The difference's influence value is
+    d_i = z_g,i [i in g] - z_ALL,i. Within a weighting cell h its calibration residual is
+    d_i minus the cell's mean of d, so R's variance is n/(n - 1) sum_h w_h^2 SSD_h(d),
+    SSD_h(d) the squared deviations of d about its mean over the whole cell: the cells
+    the group does not touch keep the whole's SSD_h(z_ALL); in a cell it touches, the
+    group's part g n h (values z_g - z_ALL) and the rest h minus g (values -z_ALL) give
+
+        SSD_h(d) = within(g n h) + within(h \\ g) + between,
+
+    each computed from sums per domain cell of z_g, z_g^2 (``t``, ``q``), z_ALL, z_ALL^2
+    and z_g z_ALL (``cross``). The test's variance treats each part as a stratum of its
+    own respondents (those who answered, for criteria and mean scores), as the intervals
+    do: v = w_h^2 within m / (m - 1), df by Satterthwaite over every stratum of the file;
+    the between-part term keeps R's factor n / (n - 1).
+    """
+    lin, _, _ = _split_parts(design, whole, part, np.ones_like(part.t), np.ones(part.t.shape[1]))
+    ok = part.defined & whole.defined[0]
+    part.diff = np.where(ok, part.estimate - whole.estimate[0], np.nan)
+    se = np.sqrt(np.maximum(lin, 0.0))
+    part.diff_se = np.where(ok, se, np.nan)
+    # The test, on the logit scale of the intervals: the influence of logit(u) is
+    # z / (u (1 - u)) / divisor, u the estimate on 0-1.
+    offset, divisor = _unit_scale(part)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u_g = (part.estimate - offset) / divisor
+        u_a = (whole.estimate[0] - offset) / divisor
+        alpha_g = np.where(ok & (u_g > 0) & (u_g < 1), 1 / (u_g * (1 - u_g) * divisor), 0.0)
+        alpha_a = np.where((u_a > 0) & (u_a < 1), 1 / (u_a * (1 - u_a) * divisor), 0.0)
+    lin_l, star_l, spread_l = _split_parts(
+        design, whole, part, alpha_g[part.cells.group], alpha_a
+    )
+    star_l = np.maximum(star_l, np.maximum(lin_l, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df = np.where(spread_l > 0, star_l * star_l / spread_l, np.nan)
+        part.diff_logit = np.where(ok, np.log(u_g / (1 - u_g)) - np.log(u_a / (1 - u_a)), np.nan)
+    part.diff_se_test = np.where(ok, np.sqrt(star_l), np.nan)
+    part.diff_df = np.where(ok, df, np.nan)
+
+
+def _split_parts(
+    design: SurveyDesign,
+    whole: _Grouping,
+    part: _Grouping,
+    alpha_g: np.ndarray,
+    alpha_a: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """R's variance, the stratified variance and its Satterthwaite spread of
+    alpha_g z_g - alpha_a z_ALL per group (see :func:`_differences_split`).
+
+    ``alpha_g`` has one row per domain cell of ``part``, ``alpha_a`` one value per column.
+    """
+    n = design.n
+    scale = n / (n - 1)
+    n_cells = len(design.cell_size)
+    k_cols = whole.t.shape[1]
+    h_all = whole.cells.cell
+    w_all = design.cell_weight[h_all][:, None] ** 2
+    t_a = np.zeros((n_cells, k_cols))
+    q_a = np.zeros((n_cells, k_cols))
+    m_a = np.zeros((n_cells, k_cols))
+    t_a[h_all], q_a[h_all], m_a[h_all] = whole.t * alpha_a, whole.q * alpha_a**2, whole.behind
+    v_a = w_all * np.maximum(q_a[h_all], 0.0) * _stratum_factor(whole.behind, n)
+    lin_a = (w_all * q_a[h_all]).sum(axis=0)
+    star_a = v_a.sum(axis=0)
+    spread_a = (v_a * v_a / np.maximum(whole.behind - 1, 1)).sum(axis=0)
+    v_a_cell = np.zeros((n_cells, k_cols))
+    v_a_cell[h_all] = v_a
+
+    cells = part.cells
+    h = cells.cell
+    w2 = design.cell_weight[h][:, None] ** 2
+    n_h = design.cell_size[h][:, None]
+    n_in = cells.size[:, None]
+    n_out = n_h - n_in
+    has_out = n_out > 0
+    safe_out = np.where(has_out, n_out, 1.0)
+    a1 = part.cross[:, :, 0] * alpha_a
+    a2 = part.cross[:, :, 1] * alpha_a**2
+    c = part.cross[:, :, 2] * alpha_a * alpha_g
+    t_g = part.t * alpha_g
+    s1 = t_g - a1
+    s2 = part.q * alpha_g**2 + t_g * t_g / n_h - 2 * c + a2
+    t1 = a1 - t_a[h]
+    t2 = q_a[h] + t_a[h] * t_a[h] / n_h - a2
+    within_in = np.maximum(s2 - s1 * s1 / n_in, 0.0)
+    within_out = np.where(has_out, np.maximum(t2 - t1 * t1 / safe_out, 0.0), 0.0)
+    between = np.maximum(
+        s1 * s1 / n_in + np.where(has_out, t1 * t1 / safe_out, 0.0) - (s1 + t1) ** 2 / n_h, 0.0
+    )
+    m_in = part.behind
+    m_out = np.maximum(m_a[h] - m_in, 0.0)
+    v_in = w2 * within_in * _stratum_factor(m_in, n)
+    v_out = w2 * within_out * _stratum_factor(m_out, n)
+    lin = scale * (lin_a - cells.group_sum(w2 * q_a[h])
+                   + cells.group_sum(w2 * (within_in + within_out + between)))  # fmt: skip
+    star = (star_a - cells.group_sum(v_a_cell[h])
+            + cells.group_sum(v_in + v_out + scale * w2 * between))  # fmt: skip
+    spread = (spread_a
+              - cells.group_sum(v_a_cell[h] ** 2 / np.maximum(m_a[h] - 1, 1))
+              + cells.group_sum(v_in * v_in / np.maximum(m_in - 1, 1)
+                                + v_out * v_out / np.maximum(m_out - 1, 1)))  # fmt: skip
+    return lin, np.maximum(star, 0.0), spread
+
+
+def _period_variances(
+    design: SurveyDesign, part: _Grouping, later: np.ndarray, earlier: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Variance of later - earlier (R's), the test's statistic, its variance and its df.
+
+    Post-stratification or no weighting, from the sums per domain cell of ``part`` (the
+    grouping with the period). The two domains a (later) and b (earlier) are disjoint, so
+    in a weighting cell h the difference's influence d = z_a - z_b has
+    SSD_h(d) = SSD_ah + SSD_bh + 2 t_ah t_bh / n_h, and R's variance is
+    n/(n - 1) sum_h w_h^2 SSD_h(d). The test works on the logit scale of the intervals,
+    logit u_a - logit u_b (u the estimates on 0-1, influence z / (u (1 - u))), with a
+    variance that splits SSD_h into the within-part of a n h and of b n h (each a stratum
+    of its respondents, factor m / (m - 1), m - 1 degrees of freedom, as the intervals)
+    and the between-part (factor n / (n - 1)); Satterthwaite's df. Where a period's own
+    SE is zero (everyone agrees, or 0% / 100%) the logit is not usable and its spread is
+    unknown: the test is then on u_a - u_b, that period's part replaced by the binomial
+    variance p0 (1 - p0) / (n* - 1) at the other period's estimate p0 (the pooled one
+    when both agree), n* its Kish effective n, with n* - 1 degrees of freedom.
+    """
+    n_obs, neff = _respondents(part)
+    offset, divisor = _unit_scale(part)
+    unit = np.clip((part.estimate - offset) / divisor, 0.0, 1.0)
+    zero = _zero_spread(part) | ~part.defined
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha = np.where(zero, 0.0, 1 / (unit * (1 - unit) * divisor))
+        logit = np.log(unit / (1 - unit))
+    ones = np.ones_like(part.estimate)
+    lin, star_u, spread_u, star_g_u, spread_g_u = _pair_parts(design, part, later, earlier, ones)
+    _, star_l, spread_l, _, _ = _pair_parts(design, part, later, earlier, alpha)
+    either = zero[later] | zero[earlier]
+    with np.errstate(invalid="ignore"):
+        statistic = np.where(either, unit[later] - unit[earlier], logit[later] - logit[earlier])
+    star = np.where(either, star_u / divisor**2, star_l)
+    spread = np.where(either, spread_u / divisor**4, spread_l)
+    n_star = np.minimum(np.where(np.isfinite(neff), neff, n_obs), n_obs)
+    for this, other in ((later, earlier), (earlier, later)):
+        z_this, z_other = zero[this], zero[other]
+        if not z_this.any():
+            continue
+        pooled = (unit[this] * n_star[this] + unit[other] * n_star[other]) / np.maximum(
+            n_star[this] + n_star[other], 1e-300
+        )
+        p0 = np.where(z_other, pooled, unit[other])
+        dof = np.maximum(n_star[this] - 1, 1)
+        sub = p0 * (1 - p0) / dof
+        own = star_g_u[this] / divisor**2
+        star = np.where(z_this, star - own + sub, star)
+        spread = np.where(
+            z_this, spread - spread_g_u[this] / divisor**4 + sub * sub / dof, spread
+        )
+    star = np.maximum(star, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df = np.where(spread > 0, star * star / spread, np.nan)
+    return lin, statistic, star, df
+
+
+def _pair_parts(
+    design: SurveyDesign,
+    part: _Grouping,
+    later: np.ndarray,
+    earlier: np.ndarray,
+    alpha: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """For alpha_a z_a - alpha_b z_b per pair: R's variance, the stratified variance and
+    its Satterthwaite spread, and each group's own stratified variance and spread."""
+    n = design.n
+    scale = n / (n - 1)
+    cells = part.cells
+    h = cells.cell
+    w2 = design.cell_weight[h][:, None] ** 2
+    n_h = design.cell_size[h][:, None]
+    n_r = cells.size[:, None]
+    a = alpha[cells.group]
+    t, q = part.t * a, part.q * a * a
+    within = np.maximum(q + t * t / n_h - t * t / n_r, 0.0)
+    own_between = t * t / n_r - t * t / n_h
+    v = w2 * within * _stratum_factor(part.behind, n)
+    lin_g = cells.group_sum(w2 * q)
+    star_g = cells.group_sum(v + scale * w2 * own_between)
+    spread_g = cells.group_sum(v * v / np.maximum(part.behind - 1, 1))
+    # The cells the two periods share: 2 w_h^2 t_ah t_bh / n_h.
+    n_cells = len(design.cell_size)
+    code = cells.group * n_cells + h
+    bounds = np.r_[cells.starts, len(cells.group)]
+    sizes = bounds[later + 1] - bounds[later]
+    pair = np.repeat(np.arange(len(later)), sizes)
+    starts = np.repeat(bounds[later], sizes)
+    r_a = starts + np.arange(len(pair)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    want = earlier[pair] * n_cells + h[r_a]
+    r_b = np.minimum(np.searchsorted(code, want), len(code) - 1)
+    shared = code[r_b] == want
+    pair, r_a, r_b = pair[shared], r_a[shared], r_b[shared]
+    cross = np.zeros((len(later), t.shape[1]))
+    np.add.at(cross, pair, 2 * w2[r_a] * t[r_a] * t[r_b] / n_h[r_a])
+    lin = scale * (lin_g[later] + lin_g[earlier] + cross)
+    star = star_g[later] + star_g[earlier] + scale * cross
+    spread = spread_g[later] + spread_g[earlier]
+    return lin, star, spread, star_g, spread_g
+
+
+def _unit_scale(part: _Grouping) -> tuple[np.ndarray, np.ndarray]:
+    """Offset and divisor that put each estimate column on 0-1 (mean scores (m - 1) / 4)."""
+    k = part.estimate.shape[1]
+    n_crit = part.n_crit
+    offset = np.zeros(k)
+    divisor = np.ones(k)
+    offset[n_crit : 2 * n_crit] = 1.0
+    divisor[n_crit : 2 * n_crit] = 4.0
+    return offset, divisor
+
+
+def _respondents(part: _Grouping) -> tuple[np.ndarray, np.ndarray]:
+    """Respondents behind each estimate (answered, for criteria and mean scores) and the
+    Kish effective n, shape (groups, K), as the intervals use them."""
+    n_comp = part.n_elem + 1
+    n_obs = np.concatenate(
+        [part.n_ans, part.n_ans, np.repeat(part.n_g[:, None], n_comp, axis=1)], axis=1
+    ).astype("float64")
+    neff = np.concatenate(
+        [part.neff_a, part.neff_a, np.repeat(part.neff_g[:, None], n_comp, axis=1)], axis=1
+    )
+    return n_obs, neff
+
+
+def _zero_spread(part: _Grouping) -> np.ndarray:
+    """Where a group's own interval is an exact bound (its SE is zero, or 0% / 100%)."""
+    offset, divisor = _unit_scale(part)
+    unit = (part.estimate - offset) / divisor
+    with np.errstate(invalid="ignore"):
+        return (part.se / divisor <= 1e-9) | (unit <= 0) | (unit >= 1)
+
+
+def _test_differences(part: _Grouping, whole: _Grouping) -> None:
+    """``diff_p`` and ``diff_df`` of each group against the whole file.
+
+    Post-stratification or no weighting: Student t on (logit u_g - logit u_ALL) / SE',
+    u the estimates on 0-1 (the scale of the intervals), SE' and df from
+    :func:`_differences_split`. Raking, whose residuals do not split by cell: t on
+    diff / SE', SE' = SE sqrt(n / (n - 1)), df = n - 1, n the respondents behind the
+    estimate, as the intervals. Where the group's own SE is zero
+    (every respondent agrees, or 0% / 100%) a variance estimate says nothing about its
+    spread: the exact binomial test of x = r n* successes in n* trials (n* the Kish
+    effective n, at most the respondents) against the whole's estimate, two-sided
+    (twice the smaller tail, at most 1) -- the counterpart of the interval's
+    Clopper-Pearson bound. Fewer than 2 respondents: no test.
+    """
+    from scipy.special import betainc
+
+    n_obs, neff = _respondents(part)
+    if part.design.weighting == "rake":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            part.diff_se_test = part.diff_se * np.sqrt(n_obs / np.maximum(n_obs - 1, 1))
+        part.diff_df = np.where(np.isfinite(part.diff), n_obs - 1, np.nan)
+    enough = np.isfinite(part.diff) & (n_obs >= 2)
+    df = np.where(enough, np.maximum(part.diff_df, 1.0), np.nan)
+    part.diff_df = np.where(enough, np.round(part.diff_df, 2), np.nan)
+    statistic = part.diff if part.diff_logit is None else part.diff_logit
+    p = _p_values(np.where(enough, statistic, np.nan), part.diff_se_test, df)
+    exact = enough & (_zero_spread(part) | ~np.isfinite(statistic))
+    if exact.any():
+        offset, divisor = _unit_scale(part)
+        r = np.clip(((part.estimate - offset) / divisor)[exact], 0.0, 1.0)
+        p0 = np.clip(((whole.estimate[0] - offset) / divisor)[None, :], 0.0, 1.0)
+        p0 = np.broadcast_to(p0, part.estimate.shape)[exact]
+        m = np.minimum(np.where(np.isfinite(neff), neff, n_obs), n_obs)[exact]
+        x = r * m
+        with np.errstate(invalid="ignore", divide="ignore"):
+            upper = np.where(x > 1e-12, betainc(np.maximum(x, 1e-300), m - x + 1, p0), 1.0)
+            lower = np.where(
+                x < m - 1e-12, 1 - betainc(x + 1, np.maximum(m - x, 1e-300), p0), 1.0
+            )
+        p[exact] = np.minimum(1.0, 2 * np.minimum(upper, lower))
+        part.diff_df[exact] = np.nan
+    part.diff_p = p
 
 
 def _p_values(diff: np.ndarray, se: np.ndarray, df: np.ndarray) -> np.ndarray:
@@ -864,20 +1220,33 @@ def compare_periods(
         later = np.array([a for a, _ in pairs])
         earlier = np.array([b for _, b in pairs])
         k_cols = part.t.shape[1]
-        var = np.full((len(pairs), k_cols), np.nan)
-        mg = margin_products(design) if design.weighting == "rake" else None
-        for k in range(k_cols):
-            z = part.influence(k)
-            for p, (a, b) in enumerate(pairs):
-                d = np.where(group == a, z, 0.0) - np.where(group == b, z, 0.0)
-                var[p, k] = residual_variance(calibration_residual(design, d, mg))
+        n_obs, neff = _respondents(part)
+        if design.weighting == "rake":
+            var = np.full((len(pairs), k_cols), np.nan)
+            mg = margin_products(design)
+            for k in range(k_cols):
+                z = part.influence(k)
+                for p, (a, b) in enumerate(pairs):
+                    d = np.where(group == a, z, 0.0) - np.where(group == b, z, 0.0)
+                    var[p, k] = residual_variance(calibration_residual(design, d, mg))
+            m = np.minimum(n_obs[later], n_obs[earlier])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                var_test = var * m / np.maximum(m - 1, 1)
+            df = m - 1.0
+            statistic = None
+        else:
+            var, statistic, var_test, df = _period_variances(design, part, later, earlier)
         ok = part.defined[later] & part.defined[earlier]
+        ok &= (n_obs[later] >= 2) & (n_obs[earlier] >= 2)
         diff = np.where(ok, part.estimate[later] - part.estimate[earlier], np.nan)
         se = np.where(ok, np.sqrt(np.maximum(var, 0.0)), np.nan)
+        if statistic is None:
+            statistic = diff
+            var_test = np.maximum(var_test, var)
+        se_test = np.where(ok, np.sqrt(np.maximum(var_test, 0.0)), np.nan)
+        df = np.where(ok, np.round(np.maximum(df, 1.0), 2), np.nan)
         n_later, n_earlier = part.n_g[later], part.n_g[earlier]
-        df = np.minimum(n_later, n_earlier)[:, None] - 1.0
-        df = np.repeat(df, k_cols, axis=1)
-        p_values = _p_values(diff, se, df)
+        p_values = _p_values(np.where(ok, statistic, np.nan), se_test, df)
         for p in range(len(pairs)):
             a, b = later[p], earlier[p]
             front = {"by": "+".join(grouping) if grouping else "ALL"}

@@ -281,8 +281,11 @@ def quick_indices(
     :func:`compute_indices` on the rating recoded 3 -> 5, 2 -> 4, 1 -> 1: so its SE is the
     same Taylor linearization (with the calibration residuals of post-stratification or
     raking, domains on the full design as R ``svyby``) and its 95% interval the same logit
-    interval, logit(r) +- t(0.975, n_answered - 1) SE / (r (1 - r)), as R
-    ``svyciprop(method = "xlogit")``, with Clopper-Pearson at 0% and 100%.
+    interval as every criterion (METHODS section 4): logit(r) +- t(0.975, df) SE* /
+    (r (1 - r)), SE* the stratified variance of the group's weighting cells with
+    Satterthwaite's df (unweighted: SE sqrt(n (N - 1) / ((n - 1) N)), df = n - 1), with
+    Clopper-Pearson where the SE is zero (0%, 100%, or everyone agrees). Post-strata pool
+    as :func:`analysis.make_design` does by default (``min_cell_n`` = 5).
     The unweighted share x / n comes with the Wilson score interval
     (:func:`wilson_interval`), the usual interval for a simple count.
     Percentages are on 0-100.

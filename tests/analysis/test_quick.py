@@ -136,9 +136,26 @@ def test_weighted_share_is_the_ratio_with_its_linearized_se_and_logit_interval()
     # Weighting moves the estimate away from the plain share (SYT is less satisfied and
     # weighs more in the totals).
     assert table["estimate"].iloc[0] < table["unweighted"].iloc[0] - 1
-    # The logit interval, by hand: logit(r) +- t(0.975, n - 1) se / (r (1 - r)).
+    # The logit interval, by hand, with the criterion intervals' rule (METHODS section 4):
+    # logit(r) +- t(0.975, df) SE* / (r (1 - r)), SE*^2 = sum_h v_h over the weighting
+    # cells, v_h = w_h^2 SSD_h m_h / (m_h - 1) (m_h who rated in the group's part of h),
+    # Satterthwaite's df = (sum v_h)^2 / sum v_h^2 / (m_h - 1), SE* at least the SE.
     r, se = expected["estimate"].to_numpy(), expected["se"].to_numpy()
-    half = stats.t.ppf(0.975, table["n_answered"].to_numpy(dtype=float) - 1) * se / (r * (1 - r))
+    w, cell, n = design.weights, design.cell, design.n
+    se_star, dfs = [], []
+    for g, inside in enumerate([np.ones(n, bool), group == 0, group == 1]):
+        z = np.where(inside, (satisfied - r[g] * rated) / (w * rated)[inside].sum(), 0.0)
+        frame_z = pd.DataFrame({"cell": cell, "z": z, "m": rated * inside, "w": w})
+        by_cell = frame_z.groupby("cell")
+        ssd = by_cell["z"].agg(lambda v: ((v - v.mean()) ** 2).sum())
+        m = by_cell["m"].sum()
+        factor = np.where(m >= 2, m / np.maximum(m - 1, 1), n / (n - 1))
+        v = by_cell["w"].first() ** 2 * ssd * factor
+        se_star.append(max(np.sqrt(v.sum()), se[g]))
+        dfs.append(max(round(v.sum() ** 2 / (v**2 / np.maximum(m - 1, 1)).sum(), 2), 1.0))
+    assert_allclose(table["df"], dfs, rtol=1e-12)
+    assert (np.array(dfs) < table["n_answered"].to_numpy(dtype=float) - 1).all()
+    half = stats.t.ppf(0.975, dfs) * np.array(se_star) / (r * (1 - r))
     centre = np.log(r / (1 - r))
     assert_allclose(table["ci_low"], 100 / (1 + np.exp(-(centre - half))), rtol=1e-10)
     assert_allclose(table["ci_high"], 100 / (1 + np.exp(-(centre + half))), rtol=1e-10)
