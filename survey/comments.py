@@ -169,7 +169,9 @@ def comment_rows(query: CommentQuery, agencies: set[int] | None, questionnaire,
         if rating_question is not None else {}
     out = []
     for when, code, name, counter, question_id, text, value, flags in rows:
-        local = pd.Timestamp(when, tz="UTC").tz_convert(LOCAL_TIME)
+        moment = pd.Timestamp(when)  # naive UTC from SQLite, aware from PostgreSQL
+        moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment
+        local = moment.tz_convert(LOCAL_TIME)
         out.append({"when": local.strftime("%d/%m/%Y %H:%M"), "agency": code,
                     "agency_name": name, "counter": counter,
                     "question": questionnaire.questions[question_id].text.get(locale)
