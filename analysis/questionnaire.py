@@ -132,6 +132,9 @@ class Section:
     element: str | None = None
     show_if: Condition | None = None
     help: Text | None = None
+    # Shown folded under its title (a <details> element): an optional part that must not
+    # stand between the respondent and the submit button. Its questions are all optional.
+    collapsed: bool = False
 
 
 @dataclass(frozen=True)
@@ -365,7 +368,7 @@ def parse(data, source: str = "<string>") -> Questionnaire:
     for i, raw in enumerate(reader.listing(data["sections"], "sections")):
         path = f"sections[{i}]"
         reader.mapping(raw, path, required=("id", "title", "questions"),
-                       optional=("element", "show_if", "help"))
+                       optional=("element", "show_if", "help", "collapsed"))
         sid = reader.ident(raw["id"], f"{path}.id")
         if sid in {s.id for s in sections}:
             reader.fail(f"{path}.id", f"duplicate section id {sid!r}")
@@ -392,10 +395,17 @@ def parse(data, source: str = "<string>") -> Questionnaire:
             questions.append(question)
         if element is not None and not any(q.type == "likert5" for q in questions):
             reader.fail(f"{path}.element", "a section with an element needs likert5 questions")
+        collapsed = reader.boolean(raw.get("collapsed", False), f"{path}.collapsed")
+        if collapsed:
+            for j, question in enumerate(questions):
+                if question.required:
+                    reader.fail(f"{path}.questions[{j}].required",
+                                "a collapsed section holds optional questions only")
         sections.append(
             Section(sid, reader.text(raw["title"], f"{path}.title"), tuple(questions),
                     element, show_if,
-                    reader.text(raw["help"], f"{path}.help") if "help" in raw else None)
+                    reader.text(raw["help"], f"{path}.help") if "help" in raw else None,
+                    collapsed)
         )
     for role in kind.required:
         if role not in role_paths:

@@ -1,4 +1,4 @@
-"""Locale selection: ?lang=, the in-form language switch, a cookie, then Accept-Language."""
+"""Locale selection: ?lang=, the in-form language switch, a cookie, then Vietnamese."""
 
 from __future__ import annotations
 
@@ -28,11 +28,16 @@ def _chosen() -> str | None:
 
 
 def select_locale() -> str:
+    """The explicit choice (this request's, else the remembered one), else Vietnamese.
+
+    Accept-Language is not consulted, on public and staff pages alike: a phone set to
+    English still gets the Vietnamese form, with the English switch in sight (issue 13).
+    """
     languages = current_app.config["LANGUAGES"]
     lang = _chosen() or request.cookies.get(COOKIE)
     if lang in languages:
         return lang
-    return request.accept_languages.best_match(languages) or languages[0]
+    return languages[0]
 
 
 def remember_locale(response):

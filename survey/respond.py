@@ -23,8 +23,9 @@ from werkzeug.exceptions import Conflict, HTTPException
 
 from analysis.questionnaire import Questionnaire, likert_options
 
-from . import integrity, paper, receipts
+from . import drafts, integrity, paper
 from .db import get_db
+from .domain.agencies import contact_link
 from .errors import CodeWithdrawn, http_error
 from .forms import InvalidSubmission, ResponseForm, form_class
 from .i18n import LANGUAGE_FIELD
@@ -56,6 +57,8 @@ class AgencyView:
     id: int
     code: str
     name: str
+    # The hotline or feedback channel the thank-you page shows (None: not set).
+    feedback_contact: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ def counter_for_token(token: str) -> CounterView:
     """The counter behind a token, live or withdrawn; 404 when the token never existed."""
     row = get_db().execute(
         select(Counter.id, Counter.label, Counter.questionnaire_id, Counter.active,
-               CounterToken.revoked_at, Agency.id, Agency.code, Agency.name, Agency.active)
+               CounterToken.revoked_at, Agency.id, Agency.code, Agency.name, Agency.active,
+               Agency.feedback_contact)
         .join(Counter, Counter.id == CounterToken.counter_id)
         .join(Agency, Agency.id == Counter.agency_id)
         .where(CounterToken.token == normalize_token(token))
@@ -94,9 +98,9 @@ def counter_for_token(token: str) -> CounterView:
     if row is None:
         abort(404)
     (counter_id, label, questionnaire_id, counter_active, revoked_at,
-     agency_id, agency_code, agency_name, agency_active) = row
+     agency_id, agency_code, agency_name, agency_active, feedback_contact) = row
     return CounterView(counter_id, label, questionnaire_id,
-                       AgencyView(agency_id, agency_code, agency_name),
+                       AgencyView(agency_id, agency_code, agency_name, feedback_contact),
                        usable=revoked_at is None and counter_active and agency_active)
 
 
@@ -140,14 +144,23 @@ def home():
     return render_template("home.html")
 
 
-@bp.get("/r/<token>")
+# Listed last so that it is applied first: url_for builds the lower-case address.
 @bp.get("/R/<token>")
+@bp.get("/r/<token>")
 def questionnaire(token):
-    """A counter's questionnaire, fresh (the QR code's target)."""
+    """A counter's questionnaire: fresh (the QR code's target), or the answers a POST kept."""
     counter = live_counter_or_410(token)
-    receipts.require_code(counter, normalize_token(token))  # the code page, when one is due
-    form = new_form(registry().latest(counter.questionnaire_id), counter.id)
-    return render_form(counter, normalize_token(token), form)
+    token = normalize_token(token)
+    questionnaire = registry().latest(counter.questionnaire_id)
+    draft = drafts.load(token, questionnaire)
+    if draft is None:
+        return render_form(counter, token, new_form(questionnaire, counter.id))
+    try:
+        form = form_class(questionnaire)(formdata=draft["fields"], meta={"csrf": False})
+        invalid = draft["show_errors"] and not form.validate()
+    except InvalidSubmission:  # signed by us, so only if the form changed in between
+        return render_form(counter, token, new_form(questionnaire, counter.id))
+    return render_form(counter, token, form, status=422 if invalid else 200)
 
 
 def refuse_what_no_browser_sends(form: ResponseForm) -> None:
@@ -172,7 +185,6 @@ def refuse_what_no_browser_sends(form: ResponseForm) -> None:
 def posted_form(token) -> Posted:
     """The live counter, its normalised token, its questionnaire and the form read from the POST."""
     counter = live_counter_or_410(token)
-    receipts.require_code(counter, normalize_token(token))
     questionnaire = registry().latest(counter.questionnaire_id)
     if request.files:
         abort(400)  # before the form reads them as answers
@@ -186,15 +198,21 @@ def posted_form(token) -> Posted:
     return Posted(counter, normalize_token(token), questionnaire, form)
 
 
-@bp.post("/r/<token>")
 @bp.post("/R/<token>")
+@bp.post("/r/<token>")
 def submit(token):
     """Store a completed questionnaire, or show it again with its errors or in another language."""
     counter, token, questionnaire, form = posted_form(token)
 
-    # The language switch re-renders the page in the other language with the answers kept
-    # (i18n's after_request hook remembers the choice in a cookie).
-    if request.form.get(LANGUAGE_FIELD):
+    # The language switch shows the page again in the other language with the answers kept
+    # (i18n's after_request hook remembers the choice in a cookie). POST/redirect/GET, here
+    # and for errors: no POST stays in the history (drafts.py); when the answers are too
+    # long for the cookie, the page is shown directly, answers kept all the same.
+    lang = request.form.get(LANGUAGE_FIELD)
+    if lang:
+        response = redirect(url_for(".questionnaire", token=token, lang=lang), 303)
+        if drafts.save(response, token, questionnaire):
+            return response
         return render_form(counter, token, form)
 
     try:
@@ -202,14 +220,18 @@ def submit(token):
     except InvalidSubmission:
         abort(400)
     if not valid:
+        response = redirect(url_for(".questionnaire", token=token), 303)
+        if drafts.save(response, token, questionnaire, show_errors=True):
+            return response
         return render_form(counter, token, form, status=422)
 
     try:
-        receipts.claim(counter, token)  # one response per receipt code, same transaction
         store_response(counter, questionnaire, form)
     except PageAlreadyUsed:
         return page_already_used(counter, token)
-    return redirect(url_for(".thanks", token=token), 303)
+    response = redirect(url_for(".thanks", token=token), 303)
+    drafts.clear(response, token)
+    return response
 
 
 def page_already_used(counter, token):
@@ -231,7 +253,8 @@ def privacy():
 def thanks(token):
     """The thank-you page after a stored response."""
     # Reachable for a just-revoked token too: the answers were saved before.
-    return render_template("respond/thanks.html", counter=counter_for_token(token))
+    return render_template("respond/thanks.html", counter=counter_for_token(token),
+                           contact_link=contact_link)
 
 
 def store_response(counter, questionnaire, form, channel: str = "web") -> int | None:
@@ -306,21 +329,21 @@ def csrf_notice(reason: str) -> str:
     if reason in ORIGIN_REASONS:
         return _(
             "Trình duyệt không cho biết phiếu được gửi từ trang này (thông tin “Referer” bị "
-            "chặn), nên để an toàn phiếu chưa được nhận. Các câu trả lời của bạn vẫn còn "
-            "nguyên. Hãy mở đường link bằng trình duyệt khác (ví dụ Chrome, Safari), hoặc tắt "
-            "chế độ chặn “Referer” cho trang này, rồi bấm “Gửi phiếu”."
+            "chặn), nên để an toàn phiếu chưa được nhận. Các câu trả lời của ông/bà vẫn còn "
+            "nguyên. Xin ông/bà mở đường link bằng trình duyệt khác (ví dụ Chrome, Safari), "
+            "hoặc tắt chế độ chặn “Referer” cho trang này, rồi bấm “Gửi phiếu”."
         )
     if reason in COOKIE_REASONS and not request.cookies.get(current_app.config[
             "SESSION_COOKIE_NAME"]):
         return _(
             "Trình duyệt không gửi lại cookie của trang này nên phiếu chưa được gửi. Các câu "
-            "trả lời của bạn vẫn còn nguyên, vui lòng bấm “Gửi phiếu” một lần nữa. Nếu thông "
-            "báo này hiện lại, trình duyệt đang chặn cookie: hãy cho phép cookie cho trang "
-            "này, hoặc mở đường link bằng trình duyệt khác."
+            "trả lời của ông/bà vẫn còn nguyên, xin ông/bà bấm “Gửi phiếu” một lần nữa. Nếu "
+            "thông báo này hiện lại, trình duyệt đang chặn cookie: xin cho phép cookie cho "
+            "trang này, hoặc mở đường link bằng trình duyệt khác."
         )
     return _(
-        "Phiên trả lời đã hết hạn nên phiếu chưa được gửi. Các câu trả lời của bạn vẫn còn "
-        "nguyên, vui lòng bấm “Gửi phiếu” một lần nữa."
+        "Phiên trả lời đã hết hạn nên phiếu chưa được gửi. Các câu trả lời của ông/bà vẫn "
+        "còn nguyên, xin ông/bà bấm “Gửi phiếu” một lần nữa."
     )
 
 
@@ -332,6 +355,8 @@ def csrf_failed(reason: str):
     except HTTPException as exc:
         return http_error(exc)
     # Fresh stamp and token are rendered by the template; keep the respondent's own answers.
+    # A refusal stays a 400 answering the POST itself (no POST/redirect/GET): a blocked
+    # cookie could not carry a draft, and monitoring sees security refusals as 4xx.
     return render_form(counter, token, form, status=400, notice=csrf_notice(reason))
 
 
@@ -348,7 +373,7 @@ def render_paper(questionnaire, counter=None):
         "respond/paper.html", questionnaire=questionnaire, counter=counter,
         blocks=paper.blocks,
         scale=likert_options(not_applicable=True), separator=paper.MULTIPLE_SEPARATOR))
-    response.vary.add("Accept-Language")
+    response.vary.add("Cookie")  # the remembered language (i18n.py)
     return response
 
 

@@ -40,10 +40,12 @@ def test_paper_form_prints_every_question_with_codes_to_tick(client, qid):
 
 def test_paper_form_says_when_to_skip_and_marks_not_applicable(client):
     html = client.get("/phieu/sipas-service").get_data(as_text=True)
-    assert "Chỉ trả lời phần này nếu ở câu" in html
+    # One voice, and the number of the question to look at (issue 13).
+    feedback = REGISTRY.latest("sipas-service").numbers["gave_feedback"]
+    assert f"Chỉ trả lời phần này nếu ông/bà chọn “Có” ở câu {feedback}." in html
     assert html.count("<th scope=\"col\">Không áp dụng</th>") >= 4
     quick = client.get("/phieu/counter-quick").get_data(as_text=True)
-    assert "Chỉ trả lời câu này nếu ở câu" in quick and "Không hài lòng" in quick
+    assert "Chỉ trả lời phần này nếu ông/bà chọn “Không hài lòng” ở câu 1." in quick
 
 
 def test_paper_stylesheet_is_a4_and_print_ready(client):
@@ -83,7 +85,8 @@ def test_csv_template_header_matches_the_questionnaire(client, qid):
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
     disposition = response.headers["Content-Disposition"]
-    assert disposition == f'attachment; filename="{qid}-v1-phieu-giay.csv"'
+    version = questionnaire.version
+    assert disposition == f'attachment; filename="{qid}-v{version}-phieu-giay.csv"'
     body = response.get_data()
     assert body.startswith(b"\xef\xbb\xbf")  # UTF-8 byte-order mark, for Excel
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
@@ -97,7 +100,7 @@ def test_paper_page_documents_every_csv_column(client):
         assert f"<td><code>{column}</code></td>" in html
     assert "1;4" in html
     assert "python -m analysis indices phieu.csv --questionnaire " \
-           "questionnaires/counter-quick-v1.yaml" in html
+           "questionnaires/counter-quick-v2.yaml" in html
 
 
 def typed_sipas_sheet(path, header):
@@ -142,9 +145,11 @@ def test_typed_paper_answers_are_read_by_python_m_analysis(client, tmp_path):
 
 def test_paper_blocks_group_consecutive_criteria_into_grids():
     questionnaire = REGISTRY.latest("counter-quick")
-    rating, quick = questionnaire.sections
+    rating, why, quick = questionnaire.sections
     assert [(b.kind, [q.id for q in b.questions]) for b in paper.blocks(rating)] == [
-        ("question", ["overall"]), ("question", ["reasons"]), ("question", ["reason_text"])]
+        ("question", ["overall"])]
+    assert [(b.kind, [q.id for q in b.questions]) for b in paper.blocks(why)] == [
+        ("question", ["reasons"]), ("question", ["reason_text"])]
     (grid,) = paper.blocks(quick)
     assert grid.kind == "grid" and [q.id for q in grid.questions] == ["q1", "q2", "q3", "q4"]
     assert grid.not_applicable

@@ -55,9 +55,10 @@ def test_sipas_service_has_five_elements_and_sixteen_criteria():
 
 
 def test_counter_quick_form_requires_a_reason_only_when_unsatisfied():
+    # v1 required a reason; v2 folds the reasons into an optional part (issue 13).
+    assert Registry(default_folder()).get("counter-quick", 1).questions["reasons"].required
     quick = Registry(default_folder()).latest("counter-quick")
     assert quick.questions["overall"].codes == {1, 2, 3}
-    assert quick.questions["reasons"].required
     assert quick.is_shown("reasons", {"overall": 1})
     assert not quick.is_shown("reasons", {"overall": 3})
     assert 3 <= len(quick.criteria) <= 5
@@ -190,7 +191,7 @@ def test_a_key_given_twice_is_an_error_not_silently_the_last(tmp_path):
 def test_a_byte_order_mark_is_accepted(tmp_path):
     path = tmp_path / "counter-quick-v1.yaml"
     path.write_text((default_folder() / "counter-quick-v1.yaml").read_text("utf-8"), "utf-8-sig")
-    assert load_file(path) == Registry(default_folder()).latest("counter-quick")
+    assert load_file(path) == Registry(default_folder()).get("counter-quick", 1)
 
 
 # --- Property: any mutation of a valid file is a QuestionnaireError naming file and place. ---

@@ -12,10 +12,20 @@ CRITERIA_AD = "a1 a2 a3 b1 b2 b3 b4 c1 c2 c3 d1 d2 d3".split()
 
 def complete_answers(**overrides):
     answers = {qid: "4" for qid in CRITERIA_AD}
-    answers.update(field="1", gave_feedback="2", gender="2", age_band="3",
+    answers.update(field="1", result_received="1", gave_feedback="2", gender="2", age_band="3",
                    comment="Cán bộ hướng dẫn tận tình.")
     answers.update(overrides)
     return answers
+
+
+def post_and_follow(client, token, data, **kwargs):
+    """POST the form; a refusal or a language switch answers 303 to the counter's page
+    (POST/redirect/GET: no POST left in the history), which the browser then GETs."""
+    posted = client.post(f"/r/{token}", data=data, **kwargs)
+    assert posted.status_code == 303, posted.status_code
+    location = posted.headers["Location"]
+    assert location.split("?")[0] == f"/r/{token}"
+    return client.get(location)
 
 
 def counts(session):
@@ -33,16 +43,18 @@ def test_happy_path_stores_one_response_with_its_answers(client, session, make_c
     assert response.headers["Location"] == f"/r/{counter.token}/cam-on"
     thanks = client.get(response.headers["Location"])
     assert thanks.status_code == 200
-    assert "Cảm ơn bạn" in thanks.get_data(as_text=True)
+    assert "Xin cảm ơn ông/bà đã dành thời gian đánh giá!" in thanks.get_data(as_text=True)
 
     stored = session.scalars(select(Response)).one()
     assert stored.counter_id == counter.id and stored.agency_id == counter.agency_id
-    assert (stored.questionnaire_id, stored.questionnaire_version) == ("sipas-service", 1)
+    # The latest published version is the live one (v2 asks whether the result is received).
+    assert (stored.questionnaire_id, stored.questionnaire_version) == ("sipas-service", 2)
     assert stored.locale == "vi"
     assert stored.seconds_taken is not None and stored.seconds_taken >= 0
     given = {(a.question_id, a.value, a.text) for a in stored.answers}
     expected = {(q, 4, None) for q in CRITERIA_AD} | {
-        ("field", 1, None), ("gave_feedback", 2, None), ("gender", 2, None),
+        ("field", 1, None), ("result_received", 1, None),
+        ("gave_feedback", 2, None), ("gender", 2, None),
         ("age_band", 3, None), ("comment", None, "Cán bộ hướng dẫn tận tình.")}
     assert given == expected
 
@@ -70,7 +82,7 @@ def test_missing_required_answer_keeps_every_answer_and_stores_nothing(client, s
     hidden = open_form(counter.token)
     answers = complete_answers()
     del answers["c2"]
-    response = client.post(f"/r/{counter.token}", data={**hidden, **answers})
+    response = post_and_follow(client, counter.token, {**hidden, **answers})
     html = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "Vui lòng chọn một câu trả lời cho câu hỏi này." in html
@@ -84,8 +96,8 @@ def test_element_e_required_only_for_those_who_gave_feedback(client, session, ma
                                                               open_form):
     counter = make_counter()
     hidden = open_form(counter.token)
-    response = client.post(f"/r/{counter.token}",
-                           data={**hidden, **complete_answers(gave_feedback="1")})
+    response = post_and_follow(client, counter.token,
+                               {**hidden, **complete_answers(gave_feedback="1")})
     assert response.status_code == 422
     assert 'id="e1-err"' in response.get_data(as_text=True)
     assert counts(session) == (0, 0)
@@ -129,8 +141,8 @@ def test_bad_codes_and_unknown_ids_are_rejected_and_store_nothing(client, sessio
 def test_over_long_comment_is_rejected(client, session, make_counter, open_form):
     counter = make_counter()
     hidden = open_form(counter.token)
-    response = client.post(f"/r/{counter.token}",
-                           data={**hidden, **complete_answers(comment="à" * 1001)})
+    response = post_and_follow(client, counter.token,
+                               {**hidden, **complete_answers(comment="à" * 1001)})
     assert response.status_code == 422
     assert "dài quá 1000 ký tự" in response.get_data(as_text=True)
     assert counts(session) == (0, 0)
@@ -260,18 +272,27 @@ def test_english_by_query_and_switch_keeps_answers(client, session, make_counter
     hidden = open_form(counter.token)
     switched = client.post(f"/r/{counter.token}",
                            data={**hidden, "_lang": "vi", "a1": "2", "comment": "Tốt"})
-    html = switched.get_data(as_text=True)
-    assert switched.status_code == 200
-    assert '<html lang="vi">' in html and 'name="a1" value="2" checked' in html
-    assert counts(session) == (0, 0)
+    # POST/redirect/GET: the switch answers 303 to the page in the chosen language.
+    assert switched.status_code == 303
+    assert switched.headers["Location"] == f"/r/{counter.token}?lang=vi"
     lang_cookies = [c for c in switched.headers.getlist("Set-Cookie") if c.startswith("lang=")]
     assert len(lang_cookies) == 1 and lang_cookies[0].startswith("lang=vi;")
+    shown = client.get(switched.headers["Location"])
+    html = shown.get_data(as_text=True)
+    assert shown.status_code == 200
+    assert '<html lang="vi">' in html and 'name="a1" value="2" checked' in html
+    assert ">Tốt</textarea>" in html
+    assert counts(session) == (0, 0)
 
 
-def test_accept_language_chooses_english_on_first_visit(client, make_counter):
+def test_an_english_phone_gets_the_vietnamese_form_with_the_english_switch(client,
+                                                                         make_counter):
+    # Issue 13: Vietnamese unless the citizen chooses otherwise (Accept-Language used to win).
     counter = make_counter()
     page = client.get(f"/r/{counter.token}", headers={"Accept-Language": "en-US,en;q=0.9"})
-    assert '<html lang="en">' in page.get_data(as_text=True)
+    html = page.get_data(as_text=True)
+    assert '<html lang="vi">' in html
+    assert 'name="_lang" value="en"' in html and ">English</button>" in html
 
 
 def test_response_has_no_ip_or_user_agent_column(app):

@@ -1,4 +1,5 @@
-// Progressive enhancement only: hide what the skip logic does not need, show progress.
+// Progressive enhancement only: hide what the skip logic does not need, number the
+// questions shown 1..n and count the same questions in the progress line.
 // The page works fully without this file; the server ignores answers to hidden questions.
 (function () {
   "use strict";
@@ -21,6 +22,7 @@
   }
 
   // Skip logic, in page order: a block shows when its question is shown and answered so.
+  // A folded optional part (<details>) opens when an answer brings it into view.
   function applySkipLogic() {
     for (var k = 0; k < blocks.length; k++) {
       var rule = blocks[k].getAttribute("data-show-if").split(":");
@@ -28,11 +30,14 @@
       var source = document.getElementById("q-" + rule[0]);
       if (!source || shown(source)) got = chosen(rule[0]);
       for (var j = 0; j < got.length; j++) if (want.indexOf(got[j]) >= 0) show = true;
+      if (blocks[k].hidden && show && blocks[k].tagName === "DETAILS") blocks[k].open = true;
       blocks[k].hidden = !show;
     }
   }
 
   // "Answered 5/16": the questions currently shown, and how many of them have an answer.
+  // The same questions carry the numbers 1..n (the server numbers every question, as on
+  // paper: without this script every question is on the page).
   var template = form.getAttribute("data-progress");
   var progress = null;
   if (template) {
@@ -44,15 +49,17 @@
   }
 
   function showProgress() {
-    if (!progress) return;
     var total = 0, done = 0;
     for (var k = 0; k < questions.length; k++) {
       var q = questions[k];
       if (!shown(q)) continue;
       total++;
+      var number = q.querySelector(".n");
+      if (number && number.textContent !== String(total)) number.textContent = total;
       var text = q.querySelector("textarea");
       if (text ? text.value.replace(/\s+/g, "") !== "" : q.querySelector("input:checked")) done++;
     }
+    if (!progress) return;
     var line = template.replace("{done}", done).replace("{total}", total);
     if (progress.textContent !== line) progress.textContent = line;
   }

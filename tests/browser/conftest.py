@@ -88,10 +88,12 @@ def screenshot(request):
 
 def stored_response(live, submission_key: str) -> Response | None:
     """The response saved from one page view (its hidden submission key), with answers."""
+    # The page's key is "nonce.issued.signature" (integrity.py); the response keeps the nonce.
+    nonce = submission_key.split(".")[0]
     with live.session() as session:
         return session.scalar(
             select(Response)
-            .where(Response.submission_key == submission_key)
+            .where(Response.submission_key == nonce)
             .options(selectinload(Response.answers))
         )
 

@@ -27,11 +27,10 @@ def errors_shown(page, live):
         page.locator("button.send").click()
 
 
-def quick_reason_missing(page, live):
+def quick_not_satisfied(page, live):
     page.goto(f"/r/{live.tokens['quick']}")
     page.locator("#q-overall label:has(input[value='1'])").click()
-    with page.expect_navigation():
-        page.locator("button.send").click()
+    page.locator("#s-quick summary").click()
 
 
 def thank_you(page, live):
@@ -49,7 +48,7 @@ PAGES = {
     "quick-form": (lambda page, live: page.goto(f"/r/{live.tokens['quick']}"), {}),
     "errors-shown": (errors_shown, {}),
     "errors-shown-noscript": (errors_shown, {"script": False}),
-    "quick-reason-missing": (quick_reason_missing, {}),
+    "quick-not-satisfied": (quick_not_satisfied, {}),
     "thank-you": (thank_you, {}),
     "404": (lambda page, live: page.goto("/r/ZZZZZZZZZZ"), {}),
     "410": (lambda page, live: page.goto(f"/r/{live.tokens['revoked']}"), {}),
@@ -90,14 +89,16 @@ def test_axe_reports_no_serious_or_critical_violation(new_page, live, name):
     assert not blocking, f"axe on {name}:\n{report}"
 
 
-@pytest.mark.parametrize("name", ["questionnaire-vi", "errors-shown", "quick-reason-missing"])
+@pytest.mark.parametrize("name", ["questionnaire-vi", "errors-shown", "quick-not-satisfied",
+                                  "thank-you"])
 def test_tap_targets_are_at_least_44px(new_page, live, name):
     open_, options = PAGES[name]
     page = new_page("phone", **options)
     open_(page, live)
     small = page.evaluate("""() => {
         const out = [];
-        for (const el of document.querySelectorAll('main label, main button, main a, textarea')) {
+        const targets = 'main label, main button, main a, textarea, main summary';
+        for (const el of document.querySelectorAll(targets)) {
             const box = el.getBoundingClientRect();
             if (box.width === 0 && box.height === 0) continue;  // hidden
             if (el.classList.contains('default-submit')) continue;  // off-screen, Enter only

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.browser
 
 # A complete SIPAS answer sheet as a citizen who gave feedback would tap it.
 SIPAS = {
-    "field": 2, "a1": 4, "a2": 3, "a3": 0, "b1": 5, "b2": 4, "b3": 4, "b4": 2,
+    "field": 2, "result_received": 1, "a1": 4, "a2": 3, "a3": 0, "b1": 5, "b2": 4, "b3": 4, "b4": 2,
     "c1": 5, "c2": 4, "c3": 5, "d1": 4, "d2": 4, "d3": 5,
     "gave_feedback": 1, "e1": 3, "e2": 0, "e3": 2,
     "gender": 2, "age_band": 3,
@@ -74,7 +74,7 @@ def test_complete_sipas_questionnaire_by_tapping(new_page, live, screenshot, dev
     send(page, device)
 
     assert page.url.endswith(f"/r/{live.tokens['service']}/cam-on")
-    assert "Cảm ơn bạn đã đánh giá" in page.locator("h1").inner_text()
+    assert "Xin cảm ơn ông/bà đã dành thời gian đánh giá!" in page.locator("h1").inner_text()
     screenshot(page, "thanks")
     stored = stored_response(live, key)
     assert stored is not None
@@ -108,9 +108,10 @@ def test_missing_answer_is_shown_in_place_and_recovered(new_page, live, screensh
     answers = {k: v for k, v in SIPAS.items() if k != "c2"}
     for qid, code in answers.items():
         choose(page, qid, code)
+    # POST/redirect/GET: the POST answers 303, the page showing the errors 422.
     with page.expect_response(lambda r: r.request.method == "POST") as posted:
         send(page)
-    assert posted.value.status == 422
+    assert posted.value.status == 303
     assert page.title().startswith("Lỗi:")
     summary = page.locator("#error-summary")
     assert summary.is_visible()
@@ -166,11 +167,20 @@ def test_switching_language_midway_keeps_the_answers(new_page, live, screenshot,
     assert page.locator("html").get_attribute("lang") == "en"
 
 
-def test_browser_language_is_honoured_on_first_visit(new_page, live):
+def test_an_english_phone_gets_vietnamese_with_the_english_switch(new_page, live, screenshot):
+    # Issue 13: Vietnamese unless the citizen chooses otherwise (Accept-Language used to win).
     page = new_page("phone", locale="en-US")
-    page.goto(f"/r/{live.tokens['service']}")
+    response = page.goto(f"/r/{live.tokens['service']}")
+    assert response.status == 200
+    assert page.locator("html").get_attribute("lang") == "vi"
+    switch = page.get_by_role("button", name="English")
+    assert switch.is_visible() and switch.bounding_box()["y"] < 640
+    screenshot(page, "vi")
+    with page.expect_navigation():
+        switch.tap()
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.get_by_role("button", name="Tiếng Việt").is_visible()
+    screenshot(page, "en")
 
 
 def tab_to(page, selector, limit=80):
@@ -234,60 +244,71 @@ def test_enter_in_an_answer_submits_the_answers_not_the_language_switch(new_page
     keyboard_choose(page, "field", 1)
     with page.expect_response(lambda r: r.request.method == "POST") as posted:
         page.keyboard.press("Enter")
-    assert posted.value.status == 422
+    assert posted.value.status == 303  # to the page showing the errors
+    assert page.locator("#error-summary").is_visible()
     assert page.locator("html").get_attribute("lang") == "vi"
     assert page.locator("#q-field input[value='1']").is_checked()
 
 
+def open_part(page, part, device="phone"):
+    """Unfold an optional part (<details>) by its summary, as a person does."""
+    details = page.locator(f"#s-{part}")
+    if details.get_attribute("open") is None:
+        summary = details.locator("summary")
+        summary.tap() if device == "phone" else summary.click()
+    assert details.get_attribute("open") is not None
+
+
 @pytest.mark.parametrize("javascript", [True, False], ids=["js", "nojs"])
-def test_counter_quick_form_requires_a_reason_when_not_satisfied(new_page, live, screenshot,
-                                                                 javascript):
+def test_counter_quick_form_asks_why_when_not_satisfied(new_page, live, screenshot,
+                                                       javascript):
     page = new_page("phone", javascript)
     page.goto(f"/r/{live.tokens['quick']}")
     assert "Đánh giá nhanh" in page.locator("h1").inner_text()
     key = submission_key(page)
-    reasons = page.locator("#q-reasons")
-    assert reasons.is_hidden() == javascript
+    why = page.locator("#s-why")
+    assert why.is_hidden() == javascript
     choose(page, "overall", 2)
-    assert reasons.is_hidden() == javascript
+    assert why.is_hidden() == javascript
     choose(page, "overall", 1)
-    assert reasons.is_visible()
-    for qid, code in {"q1": 2, "q2": 1, "q3": 0, "q4": 2}.items():
-        choose(page, qid, code)
-    with page.expect_response(lambda r: r.request.method == "POST") as posted:
-        send(page)
-    assert posted.value.status == 422
-    assert page.locator("#reasons-err").inner_text() == "Vui lòng chọn ít nhất một lựa chọn."
-    screenshot(page, "reason-missing")
+    # With JavaScript the reasons part appears unfolded; without, the citizen unfolds it.
+    assert why.is_visible()
+    if javascript:
+        assert why.get_attribute("open") is not None
+    open_part(page, "why")
+    screenshot(page, "why")
     choose(page, "reasons", 1)
     choose(page, "reasons", 4)
     page.locator("#reason_text").fill("Chờ hơn hai tiếng.")
+    open_part(page, "quick")
+    for qid, code in {"q1": 2, "q2": 1, "q3": 0, "q4": 2}.items():
+        choose(page, qid, code)
     send(page)
     assert page.url.endswith("/cam-on")
     screenshot(page, "thanks")
     stored = stored_response(live, key)
-    assert stored.questionnaire_id == "counter-quick"
+    assert (stored.questionnaire_id, stored.questionnaire_version) == ("counter-quick", 2)
     assert stored_answers(stored) == {"overall": 1, "reasons": [1, 4],
                                       "reason_text": "Chờ hơn hai tiếng.",
                                       "q1": 2, "q2": 1, "q3": 0, "q4": 2}
 
 
-def test_satisfied_quick_answer_in_three_taps(new_page, live):
-    page = new_page("phone")
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "nojs"])
+def test_satisfied_quick_answer_in_two_taps(new_page, live, javascript):
+    page = new_page("phone", javascript)
     page.goto(f"/r/{live.tokens['quick']}")
     key = submission_key(page)
     choose(page, "overall", 3)
-    choose(page, "q2", 5)
     send(page)
     assert page.url.endswith("/cam-on")
-    assert stored_answers(stored_response(live, key)) == {"overall": 3, "q2": 5}
+    assert stored_answers(stored_response(live, key)) == {"overall": 3}
 
 
 def test_keyboard_only_quick_form_with_checkboxes(new_page, live):
     page = new_page("phone")
     page.goto(f"/r/{live.tokens['quick']}")
     key = submission_key(page)
-    keyboard_choose(page, "overall", 1)  # third option: Không hài lòng
+    keyboard_choose(page, "overall", 1)  # first option: Không hài lòng
     assert page.locator("#q-reasons").is_visible()
     # Checkboxes are one tab stop each; Space ticks the focused one.
     for code in (1, 4):
@@ -296,6 +317,8 @@ def test_keyboard_only_quick_form_with_checkboxes(new_page, live):
         assert focus_ring(page)
     tab_to(page, "#reason_text")
     page.keyboard.type("Phải chờ lâu")
+    tab_to(page, "#s-quick summary")
+    page.keyboard.press("Enter")  # unfolds the optional part
     keyboard_choose(page, "q2", 2)
     tab_to(page, "button.send")
     with page.expect_navigation():
