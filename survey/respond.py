@@ -23,7 +23,7 @@ from werkzeug.exceptions import Conflict, HTTPException
 
 from analysis.questionnaire import Questionnaire, likert_options
 
-from . import drafts, integrity, paper
+from . import drafts, integrity, paper, receipts
 from .db import get_db
 from .domain.agencies import contact_link
 from .errors import CodeWithdrawn, http_error
@@ -151,6 +151,7 @@ def questionnaire(token):
     """A counter's questionnaire: fresh (the QR code's target), or the answers a POST kept."""
     counter = live_counter_or_410(token)
     token = normalize_token(token)
+    receipts.require_code(counter, token)  # the code page, when the counter asks for one
     questionnaire = registry().latest(counter.questionnaire_id)
     draft = drafts.load(token, questionnaire)
     if draft is None:
@@ -185,6 +186,7 @@ def refuse_what_no_browser_sends(form: ResponseForm) -> None:
 def posted_form(token) -> Posted:
     """The live counter, its normalised token, its questionnaire and the form read from the POST."""
     counter = live_counter_or_410(token)
+    receipts.require_code(counter, normalize_token(token))
     questionnaire = registry().latest(counter.questionnaire_id)
     if request.files:
         abort(400)  # before the form reads them as answers
@@ -226,6 +228,7 @@ def submit(token):
         return render_form(counter, token, form, status=422)
 
     try:
+        receipts.claim(counter, token)  # one response per receipt code, same transaction
         store_response(counter, questionnaire, form)
     except PageAlreadyUsed:
         return page_already_used(counter, token)
