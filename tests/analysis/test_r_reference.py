@@ -40,3 +40,7 @@ def test_r_script_reproduces_stored_values(tmp_path):
         fresh = read_table(tmp_path / f"{config}.csv")
         stored = read_table(EXPECTED / f"{config}.csv")
         assert_tables_match(fresh, stored, atol=1e-9, rtol=1e-9)
+    fresh = read_table(tmp_path / "differences.csv")
+    stored = read_table(EXPECTED / "differences.csv")
+    assert len(fresh) == len(stored) > 0
+    assert_tables_match(fresh, stored, atol=1e-9, rtol=1e-9)
