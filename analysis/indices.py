@@ -448,10 +448,17 @@ class _Grouping:
         z[outside] = 0.0
         return z
 
-    def _element_z(self, e: int, g: np.ndarray) -> np.ndarray:
+    def _element_z(self, e: int, g: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
+        """Influence of element e per respondent; ``base`` = 6 g when the caller has it."""
         z = np.zeros(len(g))
+        single = self.n_groups == 1
+        if base is None and not single:
+            base = g * 6
         for j in np.flatnonzero(self.element_of == e):
-            z += (self.comp_beta[:, j, None] * self.crit_z[:, j, :])[g, self._codes(j)]
+            table = (self.comp_beta[:, j, None] * self.crit_z[:, j, :]).ravel()
+            codes = self._codes(j)
+            # a flat lookup: much faster than fancy indexing on two axes
+            z += table.take(codes if single else base + codes)
         return z
 
     def _composite_sums(self, whole: _Grouping | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -476,6 +483,13 @@ class _Grouping:
             self.comp_rows = np.empty((len(g), n_comp))
         if whole is not None:
             self.comp_cross = np.empty((n_cells, n_comp, 3))
+            cell_n = self.design.cell_size[self.cells.cell]
+            nested = bool(np.array_equal(self.cells.size, cell_n))
+            if nested:
+                where = np.full(len(self.design.cell_size), -1, dtype=np.int64)
+                where[whole.cells.cell] = np.arange(len(whole.cells.cell))
+                at = where[self.cells.cell]
+                whole_t, whole_q = whole._comp_t[at], whole._comp_q[at]
 
         def store(k, z):
             t[:, k], ssd[:, k] = influence_sums(
@@ -486,15 +500,23 @@ class _Grouping:
             if whole is not None:
                 za = whole.comp_rows[:, k] if everyone else whole.comp_rows[keep, k]
                 zk = z if everyone else z[keep]
-                for i, values in enumerate((za, za * za, zk * za)):
-                    self.comp_cross[:, k, i] = np.bincount(rows, values, minlength=n_cells)
+                self.comp_cross[:, k, 2] = np.bincount(rows, zk * za, minlength=n_cells)
+                if nested:  # each domain cell is a whole weighting cell: the whole's sums
+                    t_a, q_a = whole_t[:, k], whole_q[:, k]
+                    self.comp_cross[:, k, 0] = t_a
+                    self.comp_cross[:, k, 1] = q_a + t_a * t_a / cell_n
+                else:
+                    self.comp_cross[:, k, 0] = np.bincount(rows, za, minlength=n_cells)
+                    self.comp_cross[:, k, 1] = np.bincount(rows, za * za, minlength=n_cells)
 
+        base = g * 6
         for e in range(self.n_elem):
-            z = self._element_z(e, g)
+            z = self._element_z(e, g, base)
             overall += z
             store(e, z)
         overall *= self.inv_e[g]
         store(self.n_elem, overall)
+        self._comp_t, self._comp_q = t, ssd
         return t, ssd
 
     def _cross_criteria(self, whole: _Grouping) -> None:
