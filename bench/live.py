@@ -43,8 +43,9 @@ class LiveApp:
             "TESTING": True,
             "SECRET_KEY": "live-server-secret",
             "DATABASE_URL": url,
-            # Integrity flags need no throttling here: every test answers from one address.
-            "BURST_PER_HOUR": 1000,
+            # Every browser test answers from one address: no repeat flags here.
+            "REPEAT_PER_HOUR": 1000,
+            "REPEAT_HARD_PER_HOUR": 1000,
             **self.config,
         })
         self.app.instance_path = str(self.folder / "instance")
