@@ -144,8 +144,8 @@ def compute_indices(
     level : float, default 0.95
         Confidence level of the intervals; tests of difference mark at 1 - level.
     differences : bool, default True
-        Compute the ``diff*`` and ``mark`` columns (a few passes over the file per
-        estimate; turn off for speed when they are not needed).
+        Compute the ``diff*`` and ``mark`` columns (from the cell sums; with raking a few
+        passes over the file per estimate).
 
     Returns
     -------
@@ -171,12 +171,15 @@ def compute_indices(
         - ``criteria_used``: composites, criteria defined in the group / criteria of the
           element or questionnaire (``"4/5"``); None on criterion rows;
         - ``diff`` (group minus the whole file, same unit as the estimate), ``diff_se``
-          (linearized SE of the difference, covariance included), ``diff_p`` (two-sided,
-          Student t with the row's ``df``), ``diff_p_adj`` (Holm over the groups of the
-          grouping, for each level and key), ``mark`` (``higher``/``lower`` where
-          ``diff_p_adj < 1 - level`` and the group has at least ``min_n`` respondents,
-          else ""); NaN / "" on ``ALL`` rows;
-        - ``note``: why a row has no interval or an exact bound ("" otherwise).
+          (linearized SE of the difference, covariance included: R's), ``diff_p``
+          (two-sided test with the intervals' small-sample rule: logit scale, stratified
+          per-cell variance, Student t with ``diff_df``; exact binomial where the group's
+          SE is zero), ``diff_p_adj`` (Holm over the groups of the grouping, for each
+          level and key), ``mark`` (``higher``/``lower`` where ``diff_p_adj < 1 - level``
+          and the group has at least ``min_n`` respondents, else ""); NaN / "" on ``ALL``
+          rows;
+        - ``note``: why a row has no interval or an exact bound ("" otherwise);
+        - ``diff_df``: Satterthwaite degrees of freedom of the test (NaN where exact).
 
         Indices, their SEs and intervals are percentages (0-100); mean scores are on 1-5.
         Undefined values are NaN (``n_answered`` is a nullable integer).
@@ -211,7 +214,9 @@ def compute_indices(
     trials, n* the Kish effective n (mean scores rescaled to 0-1). None below 2 answers.
 
     *Differences.* diff = estimate_g - estimate_ALL; its influence value is z_g - z_ALL,
-    so Var = V_g + V_ALL - 2 Cov, the covariance from the same calibrated residuals.
+    so Var = V_g + V_ALL - 2 Cov, the covariance from the same calibrated residuals
+    (``diff_se``, R's). The test: see :func:`_differences_split` and
+    :func:`_test_differences` (analysis/METHODS.md section 4a).
 
     SE, estimate and sizes agree with R's ``survey`` package to 1e-6 with
     ``min_cell_n=1`` (tests/analysis/reference). References: Lumley, T. (2010) *Complex
@@ -1182,16 +1187,19 @@ def compare_periods(
         ``estimate`` and ``previous_estimate`` (points, or 1-5 for mean scores), ``diff``
         (later minus earlier), ``diff_se`` (linearized: the influence of the later domain
         minus that of the earlier one, calibrated on the whole design, so the covariance
-        that calibration induces between the two periods is included), ``df`` (the smaller
-        period's respondents minus 1), ``diff_p`` (two-sided, Student t), ``diff_p_adj``
+        that calibration induces between the two periods is included: R's), ``df``
+        (Satterthwaite df of the test; raking: the smaller period's respondents minus 1),
+        ``diff_p`` (two-sided, Student t on the logit scale with a stratified per-cell
+        variance, see :func:`_period_variances`), ``diff_p_adj``
         (Holm over the groups of the grouping, per period, level and key), ``mark``
         (``higher``/``lower`` or ""), ``n``, ``previous_n``. ``attrs["notes"]`` as in
         :func:`compute_indices`.
 
     Notes
     -----
-    One pass over the file per compared pair and estimate: meant for the periods of a
-    report (tens of groups), not for thousands of groups at once.
+    Post-stratified and unweighted: from the sums per (group, weighting cell), no pass
+    over the file per pair. Raking: one pass per compared pair and estimate, meant for the
+    periods of a report (tens of groups).
     """
     element_map = ElementMap.coerce(elements)
     if not 0 < float(level) < 1:
