@@ -49,7 +49,8 @@ class TemporaryPostgres:
     def _run(self, *args):
         command = [str(a) for a in args]
         if self.as_user:
-            command = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", self.as_user, "--", *command]
+            runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+            command = [runuser, "-u", self.as_user, "--", *command]
         subprocess.run(command, check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def start(self) -> str:
