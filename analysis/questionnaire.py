@@ -396,11 +396,15 @@ def parse(data, source: str = "<string>") -> Questionnaire:
         if element is not None and not any(q.type == "likert5" for q in questions):
             reader.fail(f"{path}.element", "a section with an element needs likert5 questions")
         collapsed = reader.boolean(raw.get("collapsed", False), f"{path}.collapsed")
-        if collapsed:
+        if collapsed and show_if is None:
+            # A folded part must not hide a question everyone has to answer; one shown only
+            # under a condition may require answers when shown (the page opens it with the
+            # error, and survey.js opens it when the condition holds).
             for j, question in enumerate(questions):
                 if question.required:
                     reader.fail(f"{path}.questions[{j}].required",
-                                "a collapsed section holds optional questions only")
+                                "a collapsed section without show_if holds optional "
+                                "questions only")
         sections.append(
             Section(sid, reader.text(raw["title"], f"{path}.title"), tuple(questions),
                     element, show_if,

@@ -582,7 +582,7 @@ def paper_entry(counter_id):
         abort(404)
     stored = request.args.get("stored", type=int)
     if request.method == "GET":
-        return _entry_page(counter, questionnaire, public.new_form(questionnaire),
+        return _entry_page(counter, questionnaire, public.new_form(questionnaire, counter.id),
                            stored=stored)
     if request.files:
         abort(400)

@@ -44,8 +44,6 @@ bp = Blueprint("respond", __name__)
 # Table-level inserts skip the ORM's bulk machinery on the submit path.
 RESPONSE = Response.__table__
 ANSWER = Answer.__table__
-# What new_form issues without a counter (staff's paper entry): bound to no counter.
-UNBOUND = 0
 
 
 class PageAlreadyUsed(Conflict):
@@ -130,7 +128,7 @@ def render_form(counter, token, form, status=200, notice=None):
     return response
 
 
-def new_form(questionnaire, counter_id: int = UNBOUND):
+def new_form(questionnaire, counter_id: int):
     """A blank form with a fresh signed submission key for the counter (one response)."""
     form = form_class(questionnaire)(formdata=None)
     form.started.data = integrity.start_stamp()
@@ -279,8 +277,6 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
     db = get_db()
     paper_sheet = channel == "paper"
     key = integrity.verify_key(form.submission_key.data, counter.id)
-    if key is None and paper_sheet:
-        key = integrity.verify_key(form.submission_key.data, UNBOUND)
     if key is None:
         abort(400)
     answers = form.answers()

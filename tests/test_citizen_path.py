@@ -59,7 +59,12 @@ def test_sipas_v2_asks_about_the_result_before_element_d():
 def test_quick_v2_rating_runs_the_scale_direction_and_folds_the_details():
     assert [o.code for o in QUICK_V2.questions["overall"].options] == [1, 2, 3]
     assert [s.collapsed for s in QUICK_V2.sections] == [False, True, True]
-    assert not any(q.required for s in QUICK_V2.sections if s.collapsed for q in s.questions)
+    # Folded parts hold optional questions, except the reasons, required only when shown
+    # (a "Không hài lòng" needs its reason, as the one-stop rules and v1 ask).
+    required = [q.id for s in QUICK_V2.sections if s.collapsed for q in s.questions
+                if q.required]
+    assert required == ["reasons"]
+    assert QUICK_V2.section_of["reasons"].show_if.values == (1,)
 
 
 def test_a_collapsed_section_refuses_a_required_question():
@@ -73,7 +78,16 @@ def test_a_collapsed_section_refuses_a_required_question():
                                                      for c in (1, 2, 3)]}]}]}
     with pytest.raises(QuestionnaireError, match=r"questions\[0\].required: a collapsed"):
         parse(data, "x.yaml")
-    data["sections"][0]["collapsed"] = "yes"
+    # Under a condition, a folded part may require its answers when shown.
+    data["sections"].insert(0, {"id": "r", "title": {"vi": "Đánh giá", "en": "Rating"},
+                                "questions": [dict(data["sections"][0]["questions"][0])]})
+    data["sections"][1]["questions"] = [{"id": "reasons", "type": "multiple", "role": "reasons",
+                                         "required": True, "text": {"vi": "Vì sao", "en": "Why"},
+                                         "options": [{"code": 1,
+                                                      "text": {"vi": "Chờ lâu", "en": "Wait"}}]}]
+    data["sections"][1]["show_if"] = {"question": "overall", "in": [1]}
+    assert parse(data, "x.yaml").questions["reasons"].required
+    data["sections"][1]["collapsed"] = "yes"
     with pytest.raises(QuestionnaireError, match="collapsed: expected true or false"):
         parse(data, "x.yaml")
 

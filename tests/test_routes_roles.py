@@ -53,8 +53,9 @@ EXPECT = {
     # GET: the confirmation page; POST: the revocation itself.
     "admin.token_revoke": Route(STAFF, obj="counter", ok={"GET": 200, "POST": 303},
                                 data={"reason": "Kiểm tra quyền", "reissue": "y"}),
-    # Paper sheets keyed in: an empty sheet is refused (required questions), 422.
-    "admin.paper_entry": Route(STAFF, obj="counter", data={"submission_key": "a" * 32}),
+    # Paper sheets keyed in: a POST without the page's signed submission key is not a
+    # sheet keyed in that page: 400 (validation of keyed sheets: tests/test_paper_entry.py).
+    "admin.paper_entry": Route(STAFF, obj="counter", ok={"GET": 200, "POST": 400}),
     "admin.token_issue": Route(STAFF, obj="counter", ok=REDIRECT),
     "admin.counter_poster": Route(STAFF, {"size": "A4"}, obj="counter"),
     "admin.counter_qr": Route(STAFF, {"fmt": "png"}, obj="counter"),
