@@ -139,9 +139,9 @@ def mutate_key(fuzz, draw):
     if choice == "other-counter":  # signed by us, for another counter's page
         set_field(fuzz, "submission_key", fuzz.other_key.encode())
         return
-    if choice == "tampered" and b"submission_key" in dict(fuzz.fields):
+    key = dict(fuzz.fields).get(b"submission_key", b"").decode("utf-8", "replace")
+    if choice == "tampered" and key.strip("."):  # an earlier mutation may have emptied it
         # our key with one character changed
-        key = dict(fuzz.fields)[b"submission_key"].decode()
         at = draw(st.integers(0, len(key) - 1).filter(lambda i: key[i] != "."))
         new = draw(st.sampled_from(HEX).filter(lambda c: c != key[at]))
         set_field(fuzz, "submission_key", (key[:at] + new + key[at + 1:]).encode())
