@@ -48,18 +48,18 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     i18n.init_app(app)
     questionnaires.init_app(app)
-    # Blueprints by audience: the public questionnaire, staff (login, admin), reports.
-    app.register_blueprint(respond.bp)
+    # Blueprints by audience: the public questionnaire; staff (login, administration, receipt
+    # codes, served volumes); reports; the one-stop system's JSON API (key auth, no CSRF).
+    for blueprint in (respond.bp, auth.bp, admin.bp, receipts.bp, volumes.bp, reports.bp,
+                      comments.bp, api.bp):
+        app.register_blueprint(blueprint)
+    # What the modules add besides their routes: template helpers, hooks, CLI commands.
     auth.init_app(app)
     admin.init_app(app)
-    app.register_blueprint(reports.bp)
-    app.register_blueprint(comments.bp)  # /reports/comments: the free-text answers
-    receipts.init_app(app)  # receipt codes, slips, API keys under /admin
-    api.init_app(app)  # /api/v1 for the one-stop system (key auth, no CSRF)
-    volumes.init_app(app)  # /admin/volumes and `flask import-volumes`
-    # Command-line only.
-    posters.init_app(app)
-    demo.init_app(app)
+    receipts.init_app(app)
+    volumes.init_app(app)  # `flask import-volumes`
+    posters.init_app(app)  # `flask posters`
+    demo.init_app(app)  # `flask demo`
     health.init_app(app)  # /healthz for the load balancer
 
     return app

@@ -876,7 +876,6 @@ def audit_value(key: str, value) -> str:
 
 
 def init_app(app) -> None:
-    app.register_blueprint(bp)
     app.add_template_filter(_local, "local_time")
     app.jinja_env.globals.update(
         level_label=level_label, questionnaire_title=questionnaire_title,

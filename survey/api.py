@@ -169,6 +169,3 @@ def service_volumes():
     db.commit()
     return jsonify({"stored": len(body["rows"]), "created": created, "updated": updated})
 
-
-def init_app(app) -> None:
-    app.register_blueprint(bp)

@@ -303,7 +303,6 @@ def _create_user(login, role, agency_code, name, password, update):
 
 
 def init_app(app) -> None:
-    app.register_blueprint(bp)
     app.cli.add_command(create_user_command)
     app.jinja_env.globals["current_user"] = current_user
     app.jinja_env.globals["role_label"] = lambda role: ROLE_LABELS.get(role, role)

@@ -486,7 +486,6 @@ def keep_code_in_redirect(response):
 
 
 def init_app(app) -> None:
-    app.register_blueprint(bp)
     app.url_defaults(carry_code)
     app.after_request(keep_code_in_redirect)
     app.jinja_env.globals.update(

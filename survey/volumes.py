@@ -301,5 +301,4 @@ def _import_file(path: Path) -> None:
 
 
 def init_app(app) -> None:
-    app.register_blueprint(bp)
     app.cli.add_command(import_volumes_command)

@@ -18,7 +18,7 @@ from .staff import login, make_user, page_token
 
 # Endpoints anyone may use, signed in or not (blueprint.* means the whole blueprint).
 # api.*: no staff session; every call needs an agency's API key (tests/test_api.py).
-PUBLIC = {"respond.*", "static", "index", "healthz", "auth.login", "api.*"}
+PUBLIC = {"respond.*", "static", "healthz", "auth.login", "api.*"}
 
 ALL = ("admin", "agency", "analyst")
 STAFF = ("admin", "agency")
