@@ -109,7 +109,7 @@ def wide_level(table: pd.DataFrame, level: str) -> tuple[list[str], dict]:
 
 def _agency_rows(report) -> list[tuple[str, str]]:
     """The scope first, then the agencies by code: (code, name)."""
-    return [("ALL", _("Toàn bộ phạm vi"))] + sorted(report.agency_names.items())
+    return [("ALL", _("Chỉ số chung"))] + sorted(report.agency_names.items())
 
 
 def _level_sheet(book, report, level, title, value_header, value_format, with_diff,
@@ -204,7 +204,7 @@ def filter_rows(report, scope_name: str, user_login: str) -> list[list]:
     locale = str(get_locale())
     yes, no = _("Có"), _("Không")
     rows = [
-        [_("Phiếu"), f"{questionnaire.title.get(locale)} ({questionnaire.id})"],
+        [_("Mẫu phiếu"), f"{questionnaire.title.get(locale)} ({questionnaire.id})"],
         [_("Kỳ báo cáo theo"), str(PERIOD_NAMES[query.period_kind])],
         [_("Kỳ"), period_name(query.period) if query.period else _("Tất cả")],
         [_("Gia quyền"), str(WEIGHTINGS[query.weighting])],

@@ -90,7 +90,7 @@ def test_ranking_split_by_level_and_agency_page(app, client, session, make_count
     frame = _frame(app)
     whole = compute_indices(frame, ELEMENTS, min_n=10)
     overall = whole[(whole["by"] == "ALL") & (whole["level"] == "overall")].iloc[0]
-    assert "Toàn bộ phạm vi: " + f"{overall['estimate']:.2f}".replace(".", ",") in detail
+    assert "Chỉ số chung: " + f"{overall['estimate']:.2f}".replace(".", ",") in detail
     counters = detail.split("Theo quầy")[1].split("</table>")[0]
     assert "Quầy 3 – Tư pháp" in counters and "Quầy 4 – Tư pháp" in counters
     assert re.search(r"Quầy 3 – Tư pháp</th><td>20</td>", counters)
