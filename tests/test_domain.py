@@ -229,3 +229,21 @@ def test_control_characters_never_reach_the_database(client, session, province):
     agency = session.scalar(select(Agency).where(Agency.code == "HT"))
     assert agency.name == "Phòng Hộ tịch"
     assert session.scalar(select(Counter.label)) == "Quầy 1"
+
+
+def test_audit_log_words_cover_receipt_codes_api_keys_and_volumes():
+    """The audit page shows every action, record type and field in words, not stored ids."""
+    from survey import create_app
+    from survey.domain import audit as audit_words
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "t", "DATABASE_URL": "sqlite://"})
+    with app.test_request_context():
+        for action in ("receipt_batch", "issue_api_key", "revoke_api_key", "import"):
+            assert str(audit_words.ACTION_LABELS[action]) != action
+        for entity in ("api_key", "service_volume", "counter"):
+            assert str(audit_words.ENTITY_LABELS[entity]) != entity
+        for field in ("requires_receipt", "count", "days", "prefix", "rows", "periods"):
+            assert audit_words.field_label(field) != field
+        assert audit_words.value_words("requires_receipt", True) == "Có"
+        assert audit_words.value_words("requires_receipt", False) == "Không"
+        assert audit_words.value_words("periods", ["2026-07", "2026-08"]) == "2026-07, 2026-08"

@@ -39,12 +39,17 @@ ACTION_LABELS = {
     "import": _l("Nhập từ tệp CSV"),
     "login": _l("Đăng nhập"),
     "paper_entry": _l("Nhập phiếu giấy"),
+    "receipt_batch": _l("In lô mã biên nhận"),
+    "issue_api_key": _l("Cấp khóa API"),
+    "revoke_api_key": _l("Thu hồi khóa API"),
 }
 ENTITY_LABELS = {
     "agency": _l("Cơ quan"),
     "counter": _l("Quầy"),
     "staff_user": _l("Tài khoản"),
     "response": _l("Phiếu"),
+    "api_key": _l("Khóa API"),
+    "service_volume": _l("Số hồ sơ đã giải quyết"),
 }
 FIELD_LABELS = {
     "code": _l("Mã cơ quan"),
@@ -63,6 +68,14 @@ FIELD_LABELS = {
     "login": _l("Tên đăng nhập"),
     "role": _l("Vai trò"),
     "password": _l("Mật khẩu"),
+    "requires_receipt": _l("Yêu cầu mã biên nhận"),
+    "count": _l("Số lượng"),
+    "days": _l("Số ngày hiệu lực"),
+    "prefix": _l("Đầu khóa"),
+    "rows": _l("Số dòng"),
+    "created": _l("Thêm mới"),
+    "updated": _l("Cập nhật"),
+    "periods": _l("Kỳ"),
 }
 PASSWORD_WORDS = {"set": _l("đã đặt"), "changed": _l("đã đổi")}
 
@@ -86,4 +99,8 @@ def value_words(key: str, value, questionnaire_title=str, role_label=str, level_
         return level_label(value)
     if key == "password":
         return str(PASSWORD_WORDS.get(value, value))
+    if isinstance(value, bool):
+        return str(_l("Có") if value else _l("Không"))
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)
     return str(value)
