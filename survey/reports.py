@@ -24,6 +24,7 @@ from analysis.weighting import NOTE_COLUMNS
 from . import integrity, report_cache, workbook
 from .auth import current_user, require_role, visible_agency_ids
 from .db import get_db
+from .domain import coverage
 from .models import Agency
 from .questionnaires import registry
 from .report_trends import (
@@ -455,6 +456,10 @@ def agency(code):
             own = own[own["period"] == query.period]
         context["counters"] = counter_rows(own, report.questionnaire, _min_n())
     context["chart"] = trend_chart(context["trend"])
+    # Responses against the dossiers the agency served in the period (issue 10): 3 answers
+    # for 2,000 dossiers and 400 for 400 are not equally credible; above 100% is a flag.
+    context["coverage"] = (coverage.agency_coverage(get_db(), {agency_id}, [query.period])
+                           if query.period else [])
     return render_report("reports/agency.html", report, name=name,
                          detail=agency_detail(report, code), notes=note_lines(report, code),
                          flagged=flagged_lines(report, code), **context)

@@ -356,3 +356,28 @@ def test_no_interval_where_fewer_than_two_answered_and_the_reason_is_shown(clien
     detail = client.get("/reports/agency/SYT").get_data(as_text=True)
     assert "dưới 2 người trả lời: không tính khoảng tin cậy" in detail
     assert re.search(r"100,00 – 100,00", detail) is None  # never a zero-width interval
+
+
+def test_agency_page_shows_responses_against_dossiers_served(client, session, two_agencies):
+    """3 answers for 2 dossiers is itself a warning; 1 for 400 is shown as the thin share it is."""
+    from datetime import UTC, datetime
+
+    from .factories import make_volume
+
+    justice, health = two_agencies
+    year = str(datetime.now(UTC).year)
+    make_volume(session, justice.agency_id, "1", year, 2)
+    make_volume(session, health.agency_id, "2", year, 400)
+    login_as(client, session, "analyst")
+    page = client.get(f"/reports/agency/STP?period_kind=year&period={year}")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "3 phiếu trên 2 hồ sơ đã giải quyết (150,00%)" in text
+    assert "Số phiếu vượt số hồ sơ" in text
+    text = client.get(f"/reports/agency/SYT?period_kind=year&period={year}").get_data(
+        as_text=True)
+    assert "1 phiếu trên 400 hồ sơ đã giải quyết (0,25%)" in text
+    assert "Số phiếu vượt số hồ sơ" not in text
+    # Without a chosen period there is no period to set against.
+    assert "Tỷ lệ phản hồi kỳ" not in client.get("/reports/agency/SYT").get_data(
+        as_text=True)
