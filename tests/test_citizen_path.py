@@ -9,10 +9,11 @@ from sqlalchemy import func, select
 
 from analysis.questionnaire import QuestionnaireError, parse
 from survey import drafts
-from survey.models import Agency, Answer, Response
+from survey.models import Agency, Response
 from survey.questionnaires import Registry, default_folder
 from survey.reports_data import responses_frame
 
+from .factories import make_response
 from .test_respond import complete_answers
 
 REGISTRY = Registry(default_folder())
@@ -96,12 +97,7 @@ def test_v1_and_v2_responses_are_analysed_together(app, session, make_counter):
     counter = make_counter()
 
     def add(version, answers):
-        response = Response(counter_id=counter.id, agency_id=counter.agency_id,
-                            questionnaire_id="sipas-service", questionnaire_version=version,
-                            locale="vi")
-        response.answers = [Answer(question_id=q, value=v) for q, v in answers.items()]
-        session.add(response)
-        session.commit()
+        make_response(session, counter, answers, questionnaire_version=version)
 
     add(1, {"field": 1, "a1": 4, "d1": 0, "d2": 5})         # v1: N/A for the result
     add(2, {"field": 1, "result_received": 2, "a1": 2})       # v2: no result yet, D skipped

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 import analysis
 from analysis.io import read_elements, read_margin, read_responses, read_totals, safe_cell
-from survey.models import Answer, Response
 
 from .conftest import ROOT
+from .factories import make_response
 from .test_reports import add_response, login_as
 
 # Cells an attacker would try: a live link that leaks neighbouring cells, the other formula
@@ -279,13 +279,7 @@ def test_quick_form_downloads_are_safe(client, session, make_counter):
     counter = make_counter(agency_name="@cmd|' /C calc'!A0\x01",
                            questionnaire_id="counter-quick")
     for overall, reasons in [(3, []), (1, [1, 2]), (2, [])]:
-        response = Response(counter_id=counter.id, agency_id=counter.agency_id,
-                            questionnaire_id="counter-quick", questionnaire_version=1,
-                            locale="vi")
-        response.answers = [Answer(question_id="overall", value=overall)] + [
-            Answer(question_id="reasons", value=code) for code in reasons]
-        session.add(response)
-    session.commit()
+        make_response(session, counter, {"overall": overall, "reasons": reasons})
     login_as(client, session, "analyst")
     for path in downloads("counter-quick"):
         response = client.get(path)

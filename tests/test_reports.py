@@ -8,23 +8,18 @@ import pandas as pd
 import pytest
 
 from analysis import compute_indices
-from survey.models import Answer, Response, ServiceVolume
 from survey.questionnaires import Registry, default_folder
 from survey.reports_data import responses_frame
 
+from .factories import make_response, make_volume
 from .staff import login, make_user
 
 SIPAS = Registry(default_folder()).latest("sipas-service")
 
 
 def add_response(session, counter, field=1, **answers):
-    response = Response(counter_id=counter.id, agency_id=counter.agency_id,
-                        questionnaire_id="sipas-service", questionnaire_version=1, locale="vi")
-    response.answers = [Answer(question_id="field", value=field)] + [
-        Answer(question_id=qid, value=value) for qid, value in answers.items()]
-    session.add(response)
-    session.commit()
-    return response
+    return make_response(session, counter, {"field": field, **answers},
+                         questionnaire_id="sipas-service")
 
 
 def login_as(client, session, role, agency=None):
@@ -99,15 +94,9 @@ def test_poststratification_weights_by_served_transactions(client, session, two_
         add_response(session, justice, a1=value)
     for _i in range(5):
         add_response(session, justice, field=2, a1=5)
-    session.add_all([
-        ServiceVolume(agency_id=justice.agency_id, service_field="1", period="2026",
-                      transactions=100),
-        ServiceVolume(agency_id=justice.agency_id, service_field="2", period="2026",
-                      transactions=300),
-        ServiceVolume(agency_id=health.agency_id, service_field="2", period="2026",
-                      transactions=50),
-    ])
-    session.commit()
+    make_volume(session, justice.agency_id, "1", "2026", 100)
+    make_volume(session, justice.agency_id, "2", "2026", 300)
+    make_volume(session, health.agency_id, "2", "2026", 50)
     login_as(client, session, "analyst")
     detail = client.get("/reports/agency/STP?weighting=poststrat&period_kind=year").get_data(
         as_text=True)
@@ -161,14 +150,7 @@ def test_counter_quick_form_reports_share_satisfied_and_reasons(client, session,
     counter = make_counter(label="Quầy nhanh", questionnaire_id="counter-quick")
     ratings = [(3, []), (2, []), (2, []), (1, [1, 3]), (1, [1])]
     for overall, reasons in ratings:
-        response = Response(counter_id=counter.id, agency_id=counter.agency_id,
-                            questionnaire_id="counter-quick", questionnaire_version=1,
-                            locale="vi")
-        response.answers = [Answer(question_id="overall", value=overall), Answer(
-            question_id="q2", value=4)] + [Answer(question_id="reasons", value=code)
-                                           for code in reasons]
-        session.add(response)
-    session.commit()
+        make_response(session, counter, {"overall": overall, "q2": 4, "reasons": reasons})
     login_as(client, session, "analyst")
     html = client.get("/reports/?questionnaire=counter-quick").get_data(as_text=True)
     # 3 of 5 rated Rất hài lòng or Hài lòng.
@@ -185,13 +167,8 @@ def test_counter_quick_form_reports_share_satisfied_and_reasons(client, session,
 
 
 def add_quick_response(session, counter, overall, reasons=(), **criteria):
-    response = Response(counter_id=counter.id, agency_id=counter.agency_id,
-                        questionnaire_id="counter-quick", questionnaire_version=1, locale="vi")
-    response.answers = [Answer(question_id="overall", value=overall)] + [
-        Answer(question_id="reasons", value=code) for code in reasons] + [
-        Answer(question_id=qid, value=value) for qid, value in criteria.items()]
-    session.add(response)
-    session.commit()
+    make_response(session, counter, {"overall": overall, "reasons": list(reasons), **criteria},
+                  questionnaire_id="counter-quick")
 
 
 @pytest.fixture
@@ -205,15 +182,9 @@ def quick_agencies(session, make_counter):
     for overall, reasons in [(3, []), (3, []), (3, []), (3, []), (1, [2])]:
         add_quick_response(session, health, overall, reasons, q2=2)
     # The quick form asks no service field: the volumes count per agency (fields summed).
-    session.add_all([
-        ServiceVolume(agency_id=justice.agency_id, service_field="1", period="2026",
-                      transactions=100),
-        ServiceVolume(agency_id=justice.agency_id, service_field="2", period="2026",
-                      transactions=300),
-        ServiceVolume(agency_id=health.agency_id, service_field="1", period="2026",
-                      transactions=100),
-    ])
-    session.commit()
+    make_volume(session, justice.agency_id, "1", "2026", 100)
+    make_volume(session, justice.agency_id, "2", "2026", 300)
+    make_volume(session, health.agency_id, "1", "2026", 100)
     return justice, health
 
 
@@ -311,15 +282,9 @@ def test_weighting_notes_on_the_pages_and_in_every_download(client, session, mak
     justice = _agency_with_answers(session, make_counter, "STP", "Sở Tư pháp", [5, 4, 2])
     add_response(session, justice, field=2, a1=1)
     silent = make_counter(agency_code="SXD", agency_name="Sở Xây dựng", label="Quầy XD")
-    session.add_all([
-        ServiceVolume(agency_id=justice.agency_id, service_field="1", period="2026",
-                      transactions=300),
-        ServiceVolume(agency_id=justice.agency_id, service_field="2", period="2026",
-                      transactions=100),
-        ServiceVolume(agency_id=silent.agency_id, service_field="1", period="2026",
-                      transactions=600),
-    ])
-    session.commit()
+    make_volume(session, justice.agency_id, "1", "2026", 300)
+    make_volume(session, justice.agency_id, "2", "2026", 100)
+    make_volume(session, silent.agency_id, "1", "2026", 600)
     login_as(client, session, "analyst")
     html = client.get("/reports/?weighting=poststrat&period_kind=year").get_data(as_text=True)
     assert "Ghi chú về gia quyền" in html
@@ -362,7 +327,6 @@ def test_agency_page_shows_responses_against_dossiers_served(client, session, tw
     """3 answers for 2 dossiers is itself a warning; 1 for 400 is shown as the thin share it is."""
     from datetime import UTC, datetime
 
-    from .factories import make_volume
 
     justice, health = two_agencies
     year = str(datetime.now(UTC).year)
