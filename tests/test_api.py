@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from survey import receipts
-from survey.models import Agency, ApiKey, AuditEvent, ReceiptCode, Response, ServiceVolume
+from survey.models import ApiKey, AuditEvent, ReceiptCode, Response, ServiceVolume
 
+from .factories import make_agency
 from .staff import login, make_user, page_token
 from .test_receipts import answer, stored
 
@@ -22,9 +23,7 @@ API = "/api/v1"
 @pytest.fixture
 def world(session, make_counter):
     """A province; the key's agency with a child; another agency; a counter in each."""
-    province = Agency(code="QT", name="UBND tỉnh Quảng Trị", level="province")
-    session.add(province)
-    session.commit()
+    province = make_agency(session, "QT", "UBND tỉnh Quảng Trị", level="province")
     own = make_counter("STP", "Sở Tư pháp", "Quầy 1", "counter-quick", parent=province)
     child = make_counter("STP-HT", "Phòng Hộ tịch", "Quầy Hộ tịch", "counter-quick",
                          parent=own.agency)

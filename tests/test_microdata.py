@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from analysis.__main__ import main as analysis_cli
-from survey.models import ServiceVolume
 from survey.questionnaires import Registry, default_folder
 
+from .factories import make_volume
 from .staff import login, make_user
 from .test_reports import add_response
 
@@ -33,11 +33,9 @@ def quarter(session, make_counter):
         response.submitted_at = when
     # Out of the period: must not be in the download.
     add_response(session, justice, field=1, a1=1, a2=1)
-    session.add_all([ServiceVolume(agency_id=c.agency_id, service_field=f, period="2026-Q3",
-                                   transactions=t)
-                     for c, f, t in ((justice, "1", 400), (justice, "2", 100),
-                                     (health, "1", 50), (health, "2", 250))])
-    session.commit()
+    for c, f, t in ((justice, "1", 400), (justice, "2", 100), (health, "1", 50),
+                    (health, "2", 250)):
+        make_volume(session, c.agency_id, f, "2026-Q3", t)
     make_user(session, "analyst", "analyst")
     return justice, health
 

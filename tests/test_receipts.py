@@ -14,9 +14,10 @@ from sqlalchemy import func, select, update
 
 from survey import receipts
 from survey.domain import coverage
-from survey.models import AuditEvent, ReceiptCode, Response, ServiceVolume, utcnow
+from survey.models import AuditEvent, ReceiptCode, Response, utcnow
 
 from .conftest import form_fields
+from .factories import make_volume
 from .staff import login, make_user, page_token
 from .test_posters import decode_pages
 
@@ -316,11 +317,8 @@ def test_coverage_per_agency_and_the_over_100_percent_flag(app, client, session,
     for _ in range(3):
         assert answer(client, counter.token).status_code == 303
     label = utcnow().astimezone(coverage.LOCAL_TIME).strftime("%Y-%m")
-    session.add(ServiceVolume(agency_id=counter.agency_id, service_field="1", period=label,
-                              transactions=2))
-    session.add(ServiceVolume(agency_id=counter.agency_id, service_field="2", period="2020",
-                              transactions=400))
-    session.commit()
+    make_volume(session, counter.agency_id, "1", label, 2)
+    make_volume(session, counter.agency_id, "2", "2020", 400)
     rows = {row.period: row for row in coverage.agency_coverage(session)}
     assert rows[label].responses == 3 and rows[label].served == 2
     assert rows[label].ratio == pytest.approx(150.0) and rows[label].over

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 from flask import url_for
 
-from survey.models import Agency, Answer, Counter, Response
-
+from .factories import make_agency, make_counter, make_province, make_response
 from .staff import login, make_user, page_token
 
 # Endpoints anyone may use, signed in or not (blueprint.* means the whole blueprint).
@@ -113,25 +112,15 @@ def test_every_endpoint_is_in_the_table(app):
 @pytest.fixture
 def world(session):
     """A province, the agency user's agency with a child, another agency, counters, users."""
-    province = Agency(code="QT", name="UBND tỉnh Quảng Trị", level="province")
-    own = Agency(code="STP", name="Sở Tư pháp", parent=province)
-    child = Agency(code="STP-HT", name="Phòng Hộ tịch", parent=own)
-    other = Agency(code="SYT", name="Sở Y tế", parent=province)
-    counters = {}
-    for agency, label in ((child, "Quầy Hộ tịch"), (other, "Quầy Y tế")):
-        counter = Counter(agency=agency, label=label, questionnaire_id="sipas-service")
-        counter.issue_token()
-        counters[agency.code] = counter
-    session.add_all([province, own, child, other, *counters.values()])
-    session.flush()
+    tree = make_province(session)
+    own, other = tree["stp"], tree["syt"]
+    child = make_agency(session, "STP-HT", "Phòng Hộ tịch", parent=own)
+    counters = {agency.code: make_counter(session, agency, label)
+                for agency, label in ((child, "Quầy Hộ tịch"), (other, "Quầy Y tế"))}
     # A few responses per counter, so report pages and downloads have something to show.
     for counter in counters.values():
         for value in (4, 5, 2):
-            session.add(Response(counter_id=counter.id, agency_id=counter.agency_id,
-                                 questionnaire_id="sipas-service", questionnaire_version=1,
-                                 locale="vi", answers=[Answer(question_id="field", value=1),
-                                                       Answer(question_id="a1", value=value)]))
-    session.commit()
+            make_response(session, counter, {"field": 1, "a1": value})
     users = {
         "admin": make_user(session, "quantri", "admin"),
         "agency": make_user(session, "canbo-stp", "agency", agency=own),

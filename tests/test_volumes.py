@@ -22,6 +22,7 @@ from survey.volumes import (
     parse_period,
 )
 
+from .factories import make_agency, make_volume
 from .staff import csrf_token, login, make_user
 from .test_reports import add_response
 
@@ -106,11 +107,9 @@ def test_period_and_count_spellings():
 
 @pytest.fixture
 def agencies(session):
-    top = Agency(code="QT", name="UBND tỉnh", level="province")
-    justice = Agency(code="STP", name="Sở Tư pháp", parent=top)
-    commune = Agency(code="XDH", name="UBND phường Đồng Hới", level="commune", parent=top)
-    session.add_all([top, justice, commune])
-    session.commit()
+    top = make_agency(session, "QT", "UBND tỉnh", level="province")
+    justice = make_agency(session, "STP", "Sở Tư pháp", parent=top)
+    commune = make_agency(session, "XDH", "UBND phường Đồng Hới", level="commune", parent=top)
     return top, justice, commune
 
 
@@ -284,9 +283,8 @@ def month_data(session, make_counter):
 
 
 def volumes(session, *items):
-    session.add_all([ServiceVolume(agency_id=a, service_field=f, period=p, transactions=c)
-                     for a, f, p, c in items])
-    session.commit()
+    for a, f, p, c in items:
+        make_volume(session, a, f, p, c)
 
 
 def login_analyst(client, session):
