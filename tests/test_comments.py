@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from survey.comments import PAGE_SIZE, mask_personal
-from survey.models import Answer, Response
 
+from .factories import make_response
 from .test_downloads import HOSTILE, assert_csv_safe, assert_xlsx_safe
 from .test_reports import login_as
 
@@ -22,16 +22,10 @@ IDS = ["123456789", "001099012345"]
 
 def add_comment(session, counter, text, overall=None, flags="", quick=False):
     qid = "counter-quick" if quick else "sipas-service"
-    response = Response(counter_id=counter.id, agency_id=counter.agency_id,
-                        questionnaire_id=qid, questionnaire_version=1, locale="vi",
-                        flags=flags)
-    answers = [Answer(question_id="reason_text" if quick else "comment", text=text)]
+    answers = {"reason_text" if quick else "comment": text}
     if overall is not None:
-        answers.append(Answer(question_id="overall", value=overall))
-    response.answers = answers
-    session.add(response)
-    session.commit()
-    return response
+        answers["overall"] = overall
+    return make_response(session, counter, answers, questionnaire_id=qid, flags=flags)
 
 
 def digit_runs(text: str) -> set[str]:

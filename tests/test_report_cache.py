@@ -4,6 +4,7 @@ from survey import create_app
 from survey.models import ReportCache
 from survey.report_cache import data_version
 
+from .factories import make_volume
 from .staff import login
 from .test_reports import add_response, login_as
 
@@ -46,7 +47,6 @@ def test_new_response_changes_version_and_page(app, client, session, make_counte
 
 def test_flagging_and_volumes_change_the_version(app, session, make_counter):
     """A response flagged later, or a served volume imported, makes a new version."""
-    from survey.models import ServiceVolume
 
     counter = make_counter()
     response = add_response(session, counter, a1=5)
@@ -55,9 +55,7 @@ def test_flagging_and_volumes_change_the_version(app, session, make_counter):
     session.commit()
     flagged = _version(app)
     assert flagged != before
-    session.add(ServiceVolume(agency_id=counter.agency_id, service_field="1", period="2026",
-                              transactions=10))
-    session.commit()
+    make_volume(session, counter.agency_id, "1", "2026", 10)
     assert _version(app) != flagged
 
 

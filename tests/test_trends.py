@@ -8,22 +8,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analysis import compare_periods, compute_indices
-from survey.models import Answer, Response
 from survey.reports_data import responses_frame
 
+from .factories import make_response
 from .test_reports import SIPAS, login_as
 
 ELEMENTS = [(q.id, q.element) for q in SIPAS.criteria]
 
 
 def add_at(session, counter, when, value):
-    response = Response(counter_id=counter.id, agency_id=counter.agency_id,
-                        questionnaire_id="sipas-service", questionnaire_version=1, locale="vi",
-                        submitted_at=when)
-    response.answers = [Answer(question_id="field", value=1),
-                        Answer(question_id="a1", value=value),
-                        Answer(question_id="a2", value=value)]
-    session.add(response)
+    make_response(session, counter, {"field": 1, "a1": value, "a2": value},
+                  questionnaire_id="sipas-service", at=when, commit=False)
 
 
 def seed(session, make_counter):

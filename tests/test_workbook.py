@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from survey.workbook import csv_bytes
 
 from . import test_reports
+from .factories import make_response, make_volume
 from .test_downloads import HOSTILE, assert_csv_safe, assert_xlsx_safe
 from .test_reports import SIPAS, login_as
 
@@ -87,12 +88,9 @@ def test_workbook_has_a_wide_sheet_per_level_in_vietnamese(client, session, two_
 
 
 def test_workbook_states_the_weighting_and_its_notes(client, session, two_agencies):
-    from survey.models import ServiceVolume
 
     justice, health = two_agencies
-    session.add(ServiceVolume(agency_id=justice.agency_id, service_field="1", period="2026",
-                              transactions=100))
-    session.commit()
+    make_volume(session, justice.agency_id, "1", "2026", 100)
     login_as(client, session, "analyst")
     period = client.get("/reports/?period_kind=year").get_data(as_text=True)
     year = next(p for p in ("2025", "2026", "2027") if f'value="{p}"' in period)
@@ -107,16 +105,9 @@ def test_workbook_states_the_weighting_and_its_notes(client, session, two_agenci
 
 
 def test_quick_form_workbook(client, session, make_counter):
-    from survey.models import Answer, Response
-
     counter = make_counter(questionnaire_id="counter-quick")
     for overall in (3, 1, 2, 2):
-        response = Response(counter_id=counter.id, agency_id=counter.agency_id,
-                            questionnaire_id="counter-quick", questionnaire_version=1,
-                            locale="vi")
-        response.answers = [Answer(question_id="overall", value=overall)]
-        session.add(response)
-    session.commit()
+        make_response(session, counter, {"overall": overall})
     login_as(client, session, "admin")
     _response, book = workbook(client, questionnaire="counter-quick")
     sheet = book["Tỷ lệ hài lòng"]
