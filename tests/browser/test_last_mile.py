@@ -8,8 +8,9 @@ import re
 import pytest
 from sqlalchemy import select
 
-from survey.models import Agency, Answer, Counter, Response, StaffUser
+from survey.models import Agency, Counter, StaffUser
 
+from ..factories import PASSWORD, make_response, make_user
 from .conftest import stored_answers, stored_response
 from .test_respondent import SIPAS, choose, send, submission_key
 
@@ -173,23 +174,19 @@ def signed_in_analyst(new_page, live):
     """A phone signed in as an admin, with a few responses to report on."""
     with live.session() as session:
         if session.scalar(select(StaffUser).where(StaffUser.login == "phone-admin")) is None:
-            user = StaffUser(login="phone-admin", name="Nguyễn Thị Lan", role="admin")
-            user.set_password("mật-khẩu-dài-đủ-an-toàn-2026")
-            session.add(user)
+            make_user(session, "phone-admin", "admin", name="Nguyễn Thị Lan", commit=False)
             counter = session.scalar(select(Counter).where(Counter.label.like("Quầy 3%")))
             for i in range(12):
-                response = Response(counter_id=counter.id, agency_id=counter.agency_id,
-                                    questionnaire_id="sipas-service",
-                                    questionnaire_version=1 + i % 2, locale="vi")
-                response.answers = [Answer(question_id="field", value=1 + i % 3)] + [
-                    Answer(question_id=q, value=1 + (i + j) % 5)
-                    for j, q in enumerate("a1 a2 a3 b1 b2 b3 b4 c1 c2 c3 d1 d2 d3".split())]
-                session.add(response)
+                answers = {"field": 1 + i % 3} | {
+                    q: 1 + (i + j) % 5
+                    for j, q in enumerate("a1 a2 a3 b1 b2 b3 b4 c1 c2 c3 d1 d2 d3".split())}
+                make_response(session, counter, answers, questionnaire_id="sipas-service",
+                              questionnaire_version=1 + i % 2, commit=False)
             session.commit()
     page = new_page("phone")
     page.goto("/admin/login")
     page.locator("input[name=login]").fill("phone-admin")
-    page.locator("input[name=password]").fill("mật-khẩu-dài-đủ-an-toàn-2026")
+    page.locator("input[name=password]").fill(PASSWORD)
     with page.expect_navigation():
         page.locator("form button[type=submit]").last.tap()
     return page
