@@ -683,16 +683,23 @@ def all_posters(size):
 # --- CSV imports -------------------------------------------------------------------------
 
 
-def _import_view(kind: str):
-    user = current_user()
-    errors, status = [], 200
+def import_form() -> ImportForm:
+    """The upload form of a CSV import, under the imports' own size limit.
+
+    The import views are exempt from the global CSRF check only so that the limit is raised
+    before the body is read; the token is checked here instead.
+    """
     if request.method == "POST":
-        # Exempt from the global CSRF check only to raise the size limit before the body is
-        # read; the token is checked here instead.
         request.max_content_length = IMPORT_MAX_BYTES
         if current_app.config.get("WTF_CSRF_ENABLED", True):
             csrf.protect()
-    form = ImportForm()
+    return ImportForm()
+
+
+def _import_view(kind: str):
+    user = current_user()
+    errors, status = [], 200
+    form = import_form()
     if request.method == "POST":
         if form.validate():
             db = get_db()

@@ -42,7 +42,6 @@ VOLUME_EXAMPLE = (
     "STP,2,2026-07,310\n"
     "XDONGHOI,1,2026,4800\n"
 )
-IMPORT_MAX_BYTES = 4 * 1024 * 1024
 # A count above this is a typing error, not a province's dossiers (and fits the column).
 MAX_COUNT = 100_000_000
 
@@ -242,18 +241,12 @@ def _summary(db: Session, scope: set[int] | None) -> list[dict]:
 @require_role("admin", "agency")
 def index():
     """Served volumes: what is stored per period, and the CSV import (all or nothing)."""
-    from .admin import ImportForm  # the agency/counter import's one-field form
+    from .admin import import_form  # the agency/counter imports' upload form and limit
 
     user = current_user()
     db = get_db()
     errors, status = [], 200
-    if request.method == "POST":
-        # Exempt from the global CSRF check only to raise the size limit before the body is
-        # read; the token is checked here instead.
-        request.max_content_length = IMPORT_MAX_BYTES
-        if current_app.config.get("WTF_CSRF_ENABLED", True):
-            csrf.protect()
-    form = ImportForm()
+    form = import_form()
     if request.method == "POST":
         if form.validate():
             try:
