@@ -10,6 +10,7 @@ form). The body is built as raw bytes so that invalid UTF-8 reaches the server a
 from __future__ import annotations
 
 from io import BytesIO
+from pathlib import Path
 from urllib.parse import quote_from_bytes
 
 import pytest
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from analysis.questionnaire import load_file
 from survey import integrity
 from survey.models import Answer, Response, SubmissionCount, utcnow
 
@@ -25,7 +27,10 @@ from .test_respond import complete_answers
 
 # Questions answered with a code (the comment is free text: any value is a valid answer).
 CODE_QUESTIONS = [qid for qid in complete_answers() if qid != "comment"] + ["e1", "e2", "e3"]
-CODES = {str(code) for code in range(0, 6)}
+# The codes each question offers: "7" is odd for a criterion but a valid service field.
+_QUESTIONS = load_file(Path(__file__).parent.parent / "questionnaires" / "sipas-service-v2.yaml"
+                       ).questions
+VALID = {qid: {str(code) for code in _QUESTIONS[qid].codes} for qid in CODE_QUESTIONS}
 HIDDEN = ("csrf_token", "started", "submission_key")
 
 odd_codes = st.one_of(
@@ -34,7 +39,7 @@ odd_codes = st.one_of(
                      "=1+1", "@SUM(A1)", "4\n", "\t4"]),
     st.integers().map(str),
     st.text(max_size=30),
-).filter(lambda value: value not in CODES and value != "")  # "" is "no answer"
+).filter(lambda value: value != "")  # "" is "no answer"
 HEX = "0123456789abcdef"
 # None of these can carry a valid signature: only the server can sign a key.
 odd_keys = st.one_of(
@@ -76,7 +81,7 @@ class Fuzz:
 # Each mutation makes a submission that a browser rendering our page could not send.
 def mutate_code(fuzz, draw):
     name = draw(st.sampled_from(CODE_QUESTIONS))
-    value = draw(odd_codes)
+    value = draw(odd_codes.filter(lambda value: value not in VALID[name]))
     set_field(fuzz, name, value.encode("utf-8", "surrogatepass"))
 
 
