@@ -28,10 +28,13 @@ from .reports_data import LOCAL_TIME, PERIODS
 bp = Blueprint("comments", __name__, url_prefix="/reports/comments")
 
 PAGE_SIZE = 50
-# A run of digits joined by single spaces, dots or dashes (a leading + for +84): with 9
-# or more digits it is a phone number (0xxxxxxxxx, +84 …) or an ID number (9 or 12
-# digits) as far as this page can tell, and is masked; years and counts are shorter.
-_DIGIT_RUN = re.compile(r"\+?\d(?:[ .\-]?\d)*")
+# A run of digits joined by single spaces, dots or dashes (a leading +84 or an area code
+# in brackets, "(028) 3829 1234"): with 9 or more digits it is a phone number or an ID
+# number (9 or 12 digits) as far as this page can tell, and is masked; years and counts
+# are shorter. A sum of money grouped by dots in thousands ("1.500.000.000 đồng") is not
+# personal and stays: no phone or ID number is written that way (they start with 0 or +).
+_DIGIT_RUN = re.compile(r"(?:\(\+?\d{1,4}\)[ .\-]?|\+)?\d(?:[ .\-]?\d)*")
+_AMOUNT = re.compile(r"[1-9]\d{0,2}(?:\.\d{3}){2,}")
 _KEEP_LAST = 2
 PERIOD_PATTERNS = {"month": re.compile(r"\d{4}-(0[1-9]|1[0-2])"),
                    "quarter": re.compile(r"\d{4}-Q[1-4]"), "year": re.compile(r"\d{4}")}
@@ -39,11 +42,12 @@ PERIOD_PATTERNS = {"month": re.compile(r"\d{4}-(0[1-9]|1[0-2])"),
 
 def mask_personal(text: str) -> str:
     """The text with every run of 9 or more digits (phone or ID numbers, written with or
-    without spaces, dots or dashes) masked: all digits but the last two become '*'."""
+    without spaces, dots, dashes or an area code in brackets) masked: all digits but the
+    last two become '*'. Sums of money grouped in thousands by dots are left alone."""
     def mask(found: re.Match) -> str:
         run = found.group(0)
         digits = sum(ch.isdigit() for ch in run)
-        if digits < 9:
+        if digits < 9 or _AMOUNT.fullmatch(run):
             return run
         seen, out = 0, []
         for ch in run:

@@ -49,6 +49,20 @@ identity = st.text("0123456789", min_size=9, max_size=12).filter(lambda s: len(s
 words = st.text(st.characters(exclude_categories=("Cs", "Nd")), max_size=15)
 
 
+def test_masking_reads_area_codes_in_brackets_and_leaves_sums_of_money():
+    assert mask_personal("Gọi (028) 3829 1234 nhé") == "Gọi (***) **** **34 nhé"
+    assert not digit_runs(mask_personal("ĐT (+84) 912 345 678"))
+    for text in ("Lệ phí 1.500.000.000 đồng", "nộp 250.000.000 đ", "hết 12.000.000.000"):
+        assert mask_personal(text) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(amount=st.integers(100_000_000, 10**13), before=words)
+def test_sums_of_money_grouped_in_thousands_stay(amount, before):
+    text = f"{before} {amount:,} đồng".replace(",", ".")
+    assert mask_personal(text) == text
+
+
 @settings(max_examples=300, deadline=None)
 @given(before=words, secret=st.one_of(phone, identity), after=words,
        small=st.integers(0, 99999))
