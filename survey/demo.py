@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, select
 from analysis.questionnaire import OVERALL_RATING, SERVICE_FIELD
 
 from .db import get_db, upgrade
+from .domain.vectors import encoded_columns
 from .models import (
     Agency,
     Answer,
@@ -122,6 +123,8 @@ def seed_responses(db, counters: list[Counter], count: int, seed: int = 2025) ->
                 continue
             given[question.id] = value
         given_answers.append(given)
+        # The vector the reports read (survey/domain/vectors.py), stored with the row.
+        rows[-1].update(encoded_columns(questionnaire, given))
     if rows:
         # The database numbers the responses: explicit ids would leave PostgreSQL's sequence
         # behind, and the next real submissions would clash with them.

@@ -14,11 +14,13 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
     false,
     select,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -139,7 +141,13 @@ class CounterToken(Base):
 
 class Response(Base):
     __tablename__ = "response"
-    __table_args__ = (Index("ix_response_agency_submitted", "agency_id", "submitted_at"),)
+    __table_args__ = (
+        Index("ix_response_agency_submitted", "agency_id", "submitted_at"),
+        # The responses whose vector is still to be computed (survey/domain/vectors.py):
+        # a partial index, empty once every response is encoded, so finding them is cheap.
+        Index("ix_response_unencoded", "id", sqlite_where=text("criteria_codes IS NULL"),
+              postgresql_where=text("criteria_codes IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     counter_id: Mapped[int] = mapped_column(ForeignKey("counter.id"), index=True)
@@ -162,6 +170,13 @@ class Response(Base):
     answers_digest: Mapped[str | None] = mapped_column(String(32))
     # "web" (the QR code's form) or "paper" (keyed in by staff; never timed or flagged).
     channel: Mapped[str] = mapped_column(String(10), default="web", server_default="web")
+    # The response's vector, derived from its Answer rows (which stay the truth) so reports
+    # read one row per response instead of ~22 (survey/domain/vectors.py):
+    # the code answered to the question with role service_field (NULL if none), and one
+    # character per criterion of the answered version in Questionnaire.criteria order:
+    # "1".."5" the code, "0" not applicable, "." no answer. NULL: not computed yet.
+    service_field: Mapped[int | None] = mapped_column(SmallInteger)
+    criteria_codes: Mapped[str | None] = mapped_column(String(64))
 
     answers: Mapped[list[Answer]] = relationship(
         back_populates="response", cascade="all, delete-orphan"

@@ -1,0 +1,226 @@
+"""Response vectors: encoded from the answers, filled from the Answer rows, migrated."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from alembic import command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import create_engine, inspect, select, text
+
+from analysis.questionnaire import NOT_APPLICABLE
+from survey.db import alembic_config, get_db, upgrade
+from survey.domain.vectors import decode, encode, encoded_columns, fill_missing, reset
+from survey.models import Response
+from survey.questionnaires import Registry, default_folder
+
+from .factories import make_counter, make_response
+
+REGISTRY = Registry(default_folder())
+SIPAS_V1 = REGISTRY.get("sipas-service", 1)
+SIPAS_V2 = REGISTRY.get("sipas-service", 2)
+QUICK_V2 = REGISTRY.get("counter-quick", 2)
+
+
+def _criteria(questionnaire) -> list[str]:
+    return [q.id for q in questionnaire.criteria]
+
+
+def test_encode_full_blank_and_not_applicable_answers():
+    """One character per criterion in the file's order; N/A is 0, no answer is '.'."""
+    ids = _criteria(SIPAS_V1)
+    answers = {"field": 7, "gender": 2, "comment": "Nhanh", ids[0]: 5, ids[1]: 1,
+               ids[2]: NOT_APPLICABLE}
+    field, codes = encode(SIPAS_V1, answers)
+    assert field == 7
+    assert len(codes) == len(ids) == 16
+    assert codes == "510" + "." * 13
+    # A blank (None), a text or a list given to a criterion is no answer.
+    field, codes = encode(SIPAS_V1, {ids[0]: None, ids[1]: "x", ids[2]: [3], ids[3]: 4})
+    assert field is None
+    assert codes == "...4" + "." * 12
+
+
+def test_encode_follows_each_versions_own_criteria():
+    """Version 2 has its own question list; the quick form has no service field."""
+    answers = {q: i % 5 + 1 for i, q in enumerate(_criteria(SIPAS_V2))}
+    answers["field"] = 3
+    answers["result_received"] = 1
+    field, codes = encode(SIPAS_V2, answers)
+    assert field == 3 and codes == "".join(str(i % 5 + 1) for i in range(16))
+    field, codes = encode(QUICK_V2, {"overall": 1, "reasons": [2, 3], "q1": 0, "q3": 2})
+    assert field is None and codes == "0.2."
+
+
+def test_hidden_questions_are_not_stored_so_they_encode_as_no_answer():
+    """The skip logic: what a respondent never saw has no Answer row and encodes to '.'."""
+    quick = REGISTRY.get("counter-quick", 1)
+    answers = {"overall": 3, "q1": 4}
+    shown = {q: v for q, v in answers.items() if quick.is_shown(q, answers)}
+    assert encode(quick, shown) == (None, "4...")
+
+
+def test_encode_refuses_what_the_columns_cannot_hold():
+    """A code of two digits or a huge field code stays NULL rather than being mangled."""
+    ids = _criteria(SIPAS_V1)
+    with pytest.raises(ValueError):
+        encode(SIPAS_V1, {ids[0]: 12})
+    with pytest.raises(ValueError):
+        encode(SIPAS_V1, {"field": 40000})
+    assert encoded_columns(SIPAS_V1, {ids[0]: -1}) == {"service_field": None,
+                                                      "criteria_codes": None}
+
+
+ANSWER_VALUES = st.one_of(
+    st.none(), st.integers(0, 5), st.integers(-10**6, 10**6),
+    st.text(max_size=20), st.lists(st.integers(0, 9), max_size=3), st.booleans(),
+    st.sampled_from(["=1+1", "@SUM(A1)", "+5", "-5", "5"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([SIPAS_V1, SIPAS_V2, QUICK_V2]),
+       st.dictionaries(st.sampled_from(["field", "a1", "b4", "e3", "q1", "q4", "overall",
+                                        "gender", "nonexistent"]), ANSWER_VALUES))
+def test_encode_of_any_answers_decodes_to_the_stored_codes(questionnaire, answers):
+    """Whatever is thrown at it: either a vector that decodes back to the codes 1..9
+    (N/A and no answer left out), or ValueError for a code the column cannot hold."""
+    ids = _criteria(questionnaire)
+    try:
+        field, codes = encode(questionnaire, answers)
+    except ValueError:
+        bad = [v for q, v in answers.items() if q in ids and isinstance(v, int)
+               and not isinstance(v, bool) and not 0 <= v <= 9]
+        bad_field = answers.get("field")
+        assert bad or (isinstance(bad_field, int) and not isinstance(bad_field, bool)
+                       and not 0 <= bad_field <= 32767 and "field" in questionnaire.questions)
+        return
+    assert len(codes) == len(ids) and set(codes) <= set(".0123456789")
+    decoded = decode([codes], len(ids))[0]
+    for position, qid in enumerate(ids):
+        value = answers.get(qid)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            assert decoded[position] == value
+        else:
+            assert np.isnan(decoded[position])
+    if "field" in questionnaire.questions and isinstance(answers.get("field"), int) \
+            and not isinstance(answers.get("field"), bool):
+        assert field == answers["field"]
+    else:
+        assert field is None
+
+
+def _vectors(session) -> dict[int, tuple]:
+    session.expire_all()
+    return {r.id: (r.service_field, r.criteria_codes)
+            for r in session.scalars(select(Response).order_by(Response.id))}
+
+
+def test_fill_missing_encodes_from_the_answer_rows(app, session):
+    """NULL vectors are computed in batches; known ones are left; a second run does
+    nothing; a version the registry does not know stays NULL; a reset recomputes."""
+    counter = make_counter(session)
+    first = make_response(session, counter, {"field": 2, "a1": 5, "a2": 0, "comment": "Tốt"})
+    second = make_response(session, counter, {"a3": 1, "e3": 4}, questionnaire_version=2)
+    unknown = make_response(session, counter, {"a1": 3}, questionnaire_version=99)
+    quick = make_response(session, make_counter(session, questionnaire_id="counter-quick"),
+                          {"overall": 1, "reasons": [1, 2], "q2": 3}, questionnaire_version=2)
+    kept = make_response(session, counter, {"a1": 1}, service_field=9,
+                         criteria_codes="9" * 16)
+    with app.app_context():
+        assert fill_missing(get_db(), batch_size=2) == 3
+        assert fill_missing(get_db(), batch_size=2) == 0
+    vectors = _vectors(session)
+    assert vectors[first.id] == (2, "50" + "." * 14)
+    assert vectors[second.id] == (None, "..1" + "." * 12 + "4")
+    assert vectors[unknown.id] == (None, None)
+    assert vectors[quick.id] == (None, ".3..")
+    assert vectors[kept.id] == (9, "9" * 16)
+    with app.app_context():
+        reset(get_db(), [kept.id])
+        get_db().commit()
+        assert fill_missing(get_db(), registry=REGISTRY) == 1
+    assert _vectors(session)[kept.id] == (None, "1" + "." * 15)
+
+
+def test_two_processes_filling_at_once_agree(app, session):
+    """Two workers filling the same rows concurrently store each vector once, correctly."""
+    counter = make_counter(session)
+    for i in range(60):
+        make_response(session, counter, {"field": i % 10 + 1, "a1": i % 5 + 1, "e3": 0},
+                      commit=False)
+    session.commit()
+    errors = []
+
+    def work():
+        try:
+            db = app.extensions["survey_db"].sessionmaker()
+            try:
+                fill_missing(db, registry=REGISTRY, batch_size=7)
+            finally:
+                db.close()
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    vectors = _vectors(session)
+    assert len(vectors) == 60
+    for i, (rid, vector) in enumerate(sorted(vectors.items())):
+        assert vector == (i % 10 + 1, str(i % 5 + 1) + "." * 14 + "0"), rid
+
+
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(["field", "a1", "b2", "comment"]),
+                       st.one_of(st.integers(-5, 12), st.text(max_size=30),
+                                 st.sampled_from(["=HYPERLINK(\"x\")", "'; DROP TABLE", ""]))))
+def test_fill_missing_with_hostile_stored_answers(app, session, answers):
+    """Odd stored values (imported or old rows) never break the fill: each response gets
+    the vector encode gives, or stays NULL when the column cannot hold it."""
+    counter = make_counter(session)
+    response = make_response(session, counter, answers)
+    with app.app_context():
+        fill_missing(get_db(), registry=REGISTRY)
+    session.expire_all()
+    stored = session.get(Response, response.id)
+    expected = encoded_columns(SIPAS_V1, answers)
+    assert (stored.service_field, stored.criteria_codes) == (
+        expected["service_field"], expected["criteria_codes"])
+
+
+def test_migration_0007_adds_and_removes_the_vector_columns(database_url):
+    """Down to 0006 the columns and the index go; up again they come back, NULL."""
+    engine = create_engine(database_url)
+    try:
+        command.downgrade(alembic_config(database_url), "0006")
+        columns = {c["name"] for c in inspect(engine).get_columns("response")}
+        assert not {"service_field", "criteria_codes"} & columns
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO agency (code, name, level, active, created_at, feedback_contact)"
+                " VALUES ('A', 'A', 'department', true, '2026-01-01', '')"))
+            conn.execute(text(
+                "INSERT INTO counter (agency_id, label, questionnaire_id, active, created_at,"
+                " requires_receipt) VALUES (1, 'Q', 'sipas-service', true, '2026-01-01', false)"))
+            conn.execute(text(
+                "INSERT INTO response (counter_id, agency_id, questionnaire_id,"
+                " questionnaire_version, submitted_at, locale, flags, channel)"
+                " VALUES (1, 1, 'sipas-service', 1, '2026-01-01', 'vi', '', 'web')"))
+        upgrade(database_url)
+        inspector = inspect(engine)
+        columns = {c["name"] for c in inspector.get_columns("response")}
+        assert {"service_field", "criteria_codes"} <= columns
+        assert "ix_response_unencoded" in {i["name"] for i in inspector.get_indexes("response")}
+        with engine.connect() as conn:
+            assert conn.execute(text(
+                "SELECT service_field, criteria_codes FROM response")).all() == [(None, None)]
+    finally:
+        engine.dispose()
