@@ -156,6 +156,33 @@ class ResponseForm(FlaskForm):
         return {name for name, field in self._fields.items() if isinstance(field, CodesField)}
 
 
+class _Value:
+    __slots__ = ("data",)
+
+    def __init__(self, data):
+        self.data = data
+
+
+class BlankForm:
+    """A questionnaire's form as first served: no answers, no errors, a signed stamp and key.
+
+    What the templates read of a form, without binding WTForms' ~30 fields on the busiest
+    page (GET /r/<token>); a POST is read by the questionnaire's ResponseForm.
+    """
+
+    def __init__(self, questionnaire: Questionnaire, started: str, submission_key: str):
+        self.questionnaire = questionnaire
+        self.started = _Value(started)
+        self.submission_key = _Value(submission_key)
+        self.errors: dict = {}
+
+    def raw_answers(self) -> dict:
+        return dict.fromkeys(self.questionnaire.questions)
+
+    def answers(self) -> dict:
+        return {}
+
+
 _FORM_CLASSES: dict[tuple[str, int, str], type[ResponseForm]] = {}
 
 

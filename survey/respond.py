@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import NamedTuple
 
 from flask import (
     Blueprint,
     abort,
     current_app,
+    g,
     make_response,
     redirect,
     render_template,
@@ -17,7 +20,9 @@ from flask import (
 )
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
+from flask_wtf.csrf import generate_csrf
+from markupsafe import escape
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import Conflict, HTTPException
 
@@ -27,7 +32,7 @@ from . import drafts, integrity, paper, receipts
 from .db import get_db
 from .domain.agencies import contact_link
 from .errors import CodeWithdrawn, http_error
-from .forms import InvalidSubmission, ResponseForm, form_class
+from .forms import BlankForm, InvalidSubmission, ResponseForm, form_class
 from .i18n import LANGUAGE_FIELD
 from .models import (
     Agency,
@@ -44,6 +49,16 @@ bp = Blueprint("respond", __name__)
 # Table-level inserts skip the ORM's bulk machinery on the submit path.
 RESPONSE = Response.__table__
 ANSWER = Answer.__table__
+COUNTER, TOKEN, AGENCY = Counter.__table__, CounterToken.__table__, Agency.__table__
+# Everything the public pages need of a counter, in one statement built once (the hot path).
+COUNTER_BY_TOKEN = (
+    select(COUNTER.c.id, COUNTER.c.label, COUNTER.c.questionnaire_id, COUNTER.c.active,
+           COUNTER.c.requires_receipt, TOKEN.c.revoked_at, AGENCY.c.id, AGENCY.c.code,
+           AGENCY.c.name, AGENCY.c.active, AGENCY.c.feedback_contact)
+    .select_from(TOKEN.join(COUNTER, COUNTER.c.id == TOKEN.c.counter_id)
+                 .join(AGENCY, AGENCY.c.id == COUNTER.c.agency_id))
+    .where(TOKEN.c.token == bindparam("token"))
+)
 
 
 class PageAlreadyUsed(Conflict):
@@ -68,6 +83,8 @@ class CounterView:
     questionnaire_id: str
     agency: AgencyView
     usable: bool
+    # Whether a response needs a receipt code (receipts.py); False skips that check's query.
+    requires_receipt: bool = False
 
     @property
     def agency_id(self) -> int:
@@ -85,21 +102,16 @@ class Posted(NamedTuple):
 
 def counter_for_token(token: str) -> CounterView:
     """The counter behind a token, live or withdrawn; 404 when the token never existed."""
-    row = get_db().execute(
-        select(Counter.id, Counter.label, Counter.questionnaire_id, Counter.active,
-               CounterToken.revoked_at, Agency.id, Agency.code, Agency.name, Agency.active,
-               Agency.feedback_contact)
-        .join(Counter, Counter.id == CounterToken.counter_id)
-        .join(Agency, Agency.id == Counter.agency_id)
-        .where(CounterToken.token == normalize_token(token))
-    ).first()
+    row = get_db().connection().execute(
+        COUNTER_BY_TOKEN, {"token": normalize_token(token)}).first()
     if row is None:
         abort(404)
-    (counter_id, label, questionnaire_id, counter_active, revoked_at,
+    (counter_id, label, questionnaire_id, counter_active, requires_receipt, revoked_at,
      agency_id, agency_code, agency_name, agency_active, feedback_contact) = row
     return CounterView(counter_id, label, questionnaire_id,
                        AgencyView(agency_id, agency_code, agency_name, feedback_contact),
-                       usable=revoked_at is None and counter_active and agency_active)
+                       usable=revoked_at is None and counter_active and agency_active,
+                       requires_receipt=bool(requires_receipt))
 
 
 def live_counter_or_410(token: str) -> CounterView:
@@ -112,6 +124,12 @@ def live_counter_or_410(token: str) -> CounterView:
 
 def render_form(counter, token, form, status=200, notice=None):
     questionnaire = form.questionnaire
+    # (A receipt code is carried in the form's action by url_defaults: rendered in full.)
+    if (isinstance(form, BlankForm) and notice is None and not current_app.debug
+            and g.get("receipt_code") is None):
+        response = make_response(blank_page(counter, token, form), status)
+        response.headers["Cache-Control"] = "no-store"
+        return response
     response = make_response(
         render_template(
             "respond/form.html",
@@ -128,12 +146,55 @@ def render_form(counter, token, form, status=200, notice=None):
     return response
 
 
-def new_form(questionnaire, counter_id: int):
+# A blank page is the same for every counter and request but for these values: it is
+# rendered once per questionnaire version, language and mount point with a placeholder for
+# each (NUL never occurs in a questionnaire file, nor in an accepted request), and served
+# by joining the parts with the values escaped as the template escapes them.
+SLOT = re.compile(r"\x00(\w+)\x00|%00(token)%00")
+
+
+def _slot(name: str) -> str:
+    return f"\x00{name}\x00"
+
+
+def _page_parts(questionnaire) -> list[str]:
+    """The blank page's HTML split at its placeholders: text, name, text, name, ..., text."""
+    placeholder_counter = SimpleNamespace(label=_slot("label"),
+                                          agency=SimpleNamespace(name=_slot("agency")))
+    form = BlankForm(questionnaire, _slot("started"), _slot("key"))
+    html = render_template(
+        "respond/form.html", counter=placeholder_counter, token=_slot("token"), form=form,
+        questionnaire=questionnaire, answers=form.raw_answers(), notice=None,
+        csrf_token=lambda: _slot("csrf"))
+    parts = []
+    for index, piece in enumerate(SLOT.split(html)):
+        if index % 3 == 0:
+            parts.append(piece)
+        elif piece is not None:
+            parts.append(piece)
+    return parts
+
+
+def blank_page(counter, token: str, form: BlankForm) -> str:
+    """The questionnaire page as first served, from the cached parts (see SLOT)."""
+    questionnaire = form.questionnaire
+    key = (questionnaire.id, questionnaire.version, questionnaire.source, str(get_locale()),
+           request.script_root)
+    pages = current_app.extensions.setdefault("respond_blank_pages", {})
+    parts = pages.get(key)
+    if parts is None:
+        parts = pages[key] = _page_parts(questionnaire)
+    # The token was found in the database: letters and digits, the same once URL-quoted.
+    values = {"csrf": generate_csrf(), "started": form.started.data,
+              "key": form.submission_key.data, "agency": counter.agency.name,
+              "label": counter.label, "token": token}
+    return "".join(piece if index % 2 == 0 else escape(values[piece])
+                   for index, piece in enumerate(parts))
+
+
+def new_form(questionnaire, counter_id: int) -> BlankForm:
     """A blank form with a fresh signed submission key for the counter (one response)."""
-    form = form_class(questionnaire)(formdata=None)
-    form.started.data = integrity.start_stamp()
-    form.submission_key.data = integrity.issue_key(counter_id)
-    return form
+    return BlankForm(questionnaire, integrity.start_stamp(), integrity.issue_key(counter_id))
 
 
 @bp.get("/")
@@ -149,7 +210,8 @@ def questionnaire(token):
     """A counter's questionnaire: fresh (the QR code's target), or the answers a POST kept."""
     counter = live_counter_or_410(token)
     token = normalize_token(token)
-    receipts.require_code(counter, token)  # the code page, when the counter asks for one
+    if counter.requires_receipt:
+        receipts.require_code(counter, token)  # the code page
     questionnaire = registry().latest(counter.questionnaire_id)
     draft = drafts.load(token, questionnaire)
     if draft is None:
@@ -184,7 +246,8 @@ def refuse_what_no_browser_sends(form: ResponseForm) -> None:
 def posted_form(token) -> Posted:
     """The live counter, its normalised token, its questionnaire and the form read from the POST."""
     counter = live_counter_or_410(token)
-    receipts.require_code(counter, normalize_token(token))
+    if counter.requires_receipt:
+        receipts.require_code(counter, normalize_token(token))
     questionnaire = registry().latest(counter.questionnaire_id)
     if request.files:
         abort(400)  # before the form reads them as answers
