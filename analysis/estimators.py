@@ -29,6 +29,7 @@ __all__ = [
     "ratio",
     "ratio_from_counts",
     "residual_variance",
+    "row_freq",
 ]
 
 # Work on at most this many doubles per temporary array when raking (chunks of groups).
@@ -72,13 +73,25 @@ class DomainCells:
         return np.bincount(self.row_cell[keep], weights=values[keep], minlength=len(self.group))
 
 
+def row_freq(design: SurveyDesign) -> np.ndarray | None:
+    """Respondents each row of the design stands for, or None where a row is a respondent.
+
+    Set by :mod:`analysis.sufficient`, whose rows are distinct answer vectors of a weighting
+    cell with their counts (sufficient statistics read from a database).
+    """
+    return getattr(design, "freq", None)
+
+
 def domain_cells(design: SurveyDesign, group: np.ndarray, n_groups: int) -> DomainCells:
     """Split the respondents by group (codes 0..n_groups-1, -1 for none) and weighting cell."""
     n_cells = len(design.cell_size)
     keep = group >= 0
     code = group[keep] * n_cells + design.cell[keep]
     present, _, inverse, size = unique_codes(code)
-    row_cell = np.full(design.n, -1, dtype=np.int64)
+    freq = row_freq(design)
+    if freq is not None:
+        size = np.bincount(inverse, weights=freq[keep], minlength=len(present))
+    row_cell = np.full(len(group), -1, dtype=np.int64)
     row_cell[keep] = inverse
     groups = present // n_cells
     starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
@@ -90,7 +103,11 @@ def domain_cells(design: SurveyDesign, group: np.ndarray, n_groups: int) -> Doma
 
 
 def influence_sums(
-    design: SurveyDesign, cells: DomainCells, z: np.ndarray, rows: np.ndarray | None = None
+    design: SurveyDesign,
+    cells: DomainCells,
+    z: np.ndarray,
+    rows: np.ndarray | None = None,
+    freq: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sum and centred sum of squares of per-respondent influence values, per domain cell.
 
@@ -102,6 +119,8 @@ def influence_sums(
         Influence value of each respondent in a group (shape (m,)).
     rows : numpy.ndarray, optional
         Domain cell of each value of ``z`` (default ``cells.row_cell``, everyone in a group).
+    freq : numpy.ndarray, optional
+        Respondents each value stands for (see :func:`row_freq`); default one each.
 
     Returns
     -------
@@ -114,11 +133,12 @@ def influence_sums(
     """
     rows = cells.row_cell if rows is None else rows
     n_pairs = len(cells.group)
-    t = np.bincount(rows, weights=z, minlength=n_pairs)
+    t = np.bincount(rows, weights=z if freq is None else z * freq, minlength=n_pairs)
     cell_n = design.cell_size[cells.cell]
     zbar = t / cell_n
     dev = z - zbar[rows]
-    ssd = np.bincount(rows, weights=dev * dev, minlength=n_pairs)
+    square = dev * dev if freq is None else dev * dev * freq
+    ssd = np.bincount(rows, weights=square, minlength=n_pairs)
     ssd += (cell_n - cells.size) * zbar * zbar
     return t, ssd
 

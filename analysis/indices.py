@@ -20,6 +20,7 @@ from .estimators import (
     margin_products,
     ratio_from_counts,
     residual_variance,
+    row_freq,
 )
 from .io import AnalysisInputError, ElementMap
 
@@ -305,10 +306,13 @@ def _value_counts(design: SurveyDesign, cells: DomainCells) -> np.ndarray:
     everyone = bool(keep.all())
     base = cells.row_cell * 6 if everyone else cells.row_cell[keep] * 6
     size = len(cells.group) * 6
+    freq = row_freq(design)  # rows that stand for several respondents (analysis.sufficient)
+    if freq is not None and not everyone:
+        freq = freq[keep]
     counts = np.empty((len(cells.group), design.answers.shape[1], 6))
     for j in range(design.answers.shape[1]):
         codes = design.answers[:, j] if everyone else design.answers[keep, j]
-        counts[:, j, :] = np.bincount(base + codes, minlength=size).reshape(-1, 6)
+        counts[:, j, :] = np.bincount(base + codes, weights=freq, minlength=size).reshape(-1, 6)
     return counts
 
 
@@ -484,6 +488,13 @@ class _Grouping:
         ssd = np.empty((n_cells, n_comp))
         g = np.where(keep, self.group, 0)
         overall = np.zeros(len(g))
+        freq = row_freq(self.design)
+        if freq is not None and not everyone:
+            freq = freq[keep]
+
+        def count(values):  # sum per domain cell, each row as many respondents as it stands for
+            return np.bincount(rows, values if freq is None else values * freq, minlength=n_cells)
+
         if self.keep_rows:
             self.comp_rows = np.empty((len(g), n_comp))
         if whole is not None:
@@ -498,21 +509,21 @@ class _Grouping:
 
         def store(k, z):
             t[:, k], ssd[:, k] = influence_sums(
-                self.design, self.cells, z if everyone else z[keep], rows
+                self.design, self.cells, z if everyone else z[keep], rows, freq
             )
             if self.keep_rows:
                 self.comp_rows[:, k] = z
             if whole is not None:
                 za = whole.comp_rows[:, k] if everyone else whole.comp_rows[keep, k]
                 zk = z if everyone else z[keep]
-                self.comp_cross[:, k, 2] = np.bincount(rows, zk * za, minlength=n_cells)
+                self.comp_cross[:, k, 2] = count(zk * za)
                 if nested:  # each domain cell is a whole weighting cell: the whole's sums
                     t_a, q_a = whole_t[:, k], whole_q[:, k]
                     self.comp_cross[:, k, 0] = t_a
                     self.comp_cross[:, k, 1] = q_a + t_a * t_a / cell_n
                 else:
-                    self.comp_cross[:, k, 0] = np.bincount(rows, za, minlength=n_cells)
-                    self.comp_cross[:, k, 1] = np.bincount(rows, za * za, minlength=n_cells)
+                    self.comp_cross[:, k, 0] = count(za)
+                    self.comp_cross[:, k, 1] = count(za * za)
 
         base = g * 6
         for e in range(self.n_elem):
