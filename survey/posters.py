@@ -152,6 +152,25 @@ def page_texts(locale: str) -> dict[str, str]:
         }
 
 
+def register_fonts(pdf: FPDF) -> frozenset[int]:
+    """Embed Noto Sans (regular and bold, as subsets) in `pdf` as FONT, Vietnamese in the
+    language metadata; the code points both weights draw (what `printable` keeps)."""
+    pdf.add_font(FONT, "", FONTS / "NotoSans-Regular.ttf")
+    pdf.add_font(FONT, "B", FONTS / "NotoSans-Bold.ttf")
+    pdf.set_creator("sipas-survey")
+    pdf.set_lang("vi")
+    return frozenset(pdf.fonts[FONT.lower()].cmap) & frozenset(pdf.fonts[FONT.lower() + "B"].cmap)
+
+
+def printable(text: str, covered: frozenset[int]) -> str:
+    """NFC, every space-like character a plain space, only characters the font draws:
+    anything else (emoji, CJK, controls) is dropped rather than printed as an empty box."""
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(" " if c.isspace() else c for c in text if c.isspace() or
+                   ord(c) in covered and unicodedata.category(c)[0] != "C")
+    return " ".join(text.split())
+
+
 class PosterPDF(FPDF):
     """One document, one page per poster; the fonts are loaded once and embedded as subsets."""
 
@@ -163,14 +182,7 @@ class PosterPDF(FPDF):
         self.paper = size
         self.set_auto_page_break(False)
         self.set_margin(0)
-        self.add_font(FONT, "", FONTS / "NotoSans-Regular.ttf")
-        self.add_font(FONT, "B", FONTS / "NotoSans-Bold.ttf")
-        self.set_creator("sipas-survey")
-        self.set_lang("vi")
-        # Characters both weights can draw; anything else (emoji, CJK, controls) is dropped
-        # rather than printed as an empty box.
-        self.covered = frozenset(self.fonts[FONT.lower()].cmap) & frozenset(
-            self.fonts[FONT.lower() + "B"].cmap)
+        self.covered = register_fonts(self)
         self._widths: dict[tuple[str, str], float] = {}
         self._fits: dict[tuple, tuple[float, list[str]]] = {}
         # Page texts are the same on every page: translate them once, in both languages.
@@ -184,10 +196,7 @@ class PosterPDF(FPDF):
 
     def clean(self, text: str) -> str:
         """NFC, every space-like character a plain space, only characters the font draws."""
-        text = unicodedata.normalize("NFC", text)
-        text = "".join(" " if c.isspace() else c for c in text if c.isspace() or
-                       ord(c) in self.covered and unicodedata.category(c)[0] != "C")
-        return " ".join(text.split())
+        return printable(text, self.covered)
 
     def _width(self, style: str, text: str) -> float:
         """Width in millimetres of text at 1 pt (widths scale linearly with the size)."""
