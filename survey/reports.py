@@ -361,7 +361,22 @@ def _query_or_400() -> ReportQuery:
 @require_role("admin", "agency", "analyst")
 def index():
     """The scope's indices: whole scope, elements, and the agencies ranked with their tests."""
-    query = _query_or_400()
+    report, context = scope_context(_query_or_400())
+    return render_report("reports/index.html", report, **context)
+
+
+@bp.get("/report.pdf")
+@require_role("admin", "agency", "analyst")
+def scope_pdf():
+    """The scope's page as a printable A4 PDF (same figures, charts, marks and notes)."""
+    from . import report_pdf  # imported here: it formats with this module's helpers
+
+    report, context = scope_context(_query_or_400())
+    return report_pdf.send(report_pdf.scope_document(report, context, _scope_name()))
+
+
+def scope_context(query: ReportQuery) -> tuple[Report, dict]:
+    """What the scope's page shows (and its PDF prints): one cached computation."""
     report = build_report(query, trend=True, cached=True)
     context = {"trend": report.trend, "chart": trend_chart(report.trend)}
     if report.quick is not None:
@@ -373,7 +388,7 @@ def index():
         levels = dict(get_db().execute(select(Agency.code, Agency.level).where(
             Agency.code.in_([line["agency"] for line in context["ranking"]]))).all())
         context["levels"] = ranking_by_level(context["ranking"], levels)
-    return render_report("reports/index.html", report, **context)
+    return report, context
 
 
 def quick_summary(report: Report) -> dict:
@@ -435,11 +450,26 @@ def agency_detail(report: Report, code: str) -> dict | None:
 @require_role("admin", "agency", "analyst")
 def agency(code):
     """One agency's indices per element and criterion, with the notes that concern it."""
+    report, context = agency_context(code, _query_or_400())
+    return render_report("reports/agency.html", report, **context)
+
+
+@bp.get("/agency/<code>/report.pdf")
+@require_role("admin", "agency", "analyst")
+def agency_pdf(code):
+    """One agency's page as a printable A4 PDF (same figures, chart, marks and notes)."""
+    from . import report_pdf  # imported here: it formats with this module's helpers
+
+    report, context = agency_context(code, _query_or_400())
+    return report_pdf.send(report_pdf.agency_document(report, context, code))
+
+
+def agency_context(code: str, query: ReportQuery) -> tuple[Report, dict]:
+    """What an agency's page shows (and its PDF prints); 404 outside the user's scope."""
     found = _visible_agency(code)
     if found is None:
         abort(404)  # outside the user's scope looks the same as not existing
     agency_id, name = found
-    query = _query_or_400()
     # The scope's table (shared with the overview, cached) gives the agency's figures and
     # the scope's beside them; only the agency's own responses are read for its trend and
     # counters.
@@ -460,9 +490,9 @@ def agency(code):
     # for 2,000 dossiers and 400 for 400 are not equally credible; above 100% is a flag.
     context["coverage"] = (coverage.agency_coverage(get_db(), {agency_id}, [query.period])
                            if query.period else [])
-    return render_report("reports/agency.html", report, name=name,
-                         detail=agency_detail(report, code), notes=note_lines(report, code),
-                         flagged=flagged_lines(report, code), **context)
+    context.update(name=name, detail=agency_detail(report, code),
+                   notes=note_lines(report, code), flagged=flagged_lines(report, code))
+    return report, context
 
 
 def _visible_agency(code: str) -> tuple[int, str] | None:
