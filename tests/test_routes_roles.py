@@ -79,6 +79,8 @@ EXPECT = {
     "reports.agency": Route(ALL, obj="agency_code"),
     "reports.download": Route(ALL, {"fmt": "csv"}),
     "reports.methods": Route(ALL),
+    "reports.scope_pdf": Route(ALL),
+    "reports.agency_pdf": Route(ALL, obj="agency_code"),
     "comments.index": Route(ALL),
     "comments.agency": Route(ALL, obj="agency_code"),
     "comments.download": Route(ALL, {"fmt": "csv"}),
