@@ -190,10 +190,15 @@ def read_responses(
         "memory_map": True,  # fewer copies: page faults are a large part of reading
         "usecols": usecols,
     }
+    frame = _read_responses_arrow(path, names, numbers)
+    if frame is not None:
+        if "response_id" in header and "response_id" not in frame.columns:
+            frame.attrs["response_id_source"] = str(path)
+        return frame
     try:
         try:
-            # Fast path: criteria straight to float; anything else (a typo, "NA") fails here
-            # and is read again as text so that the error can name the row and column.
+            # Criteria straight to float; anything else (a typo, "NA") fails here and is
+            # read again as text so that the error can name the row and column.
             frame = pd.read_csv(path, dtype={**text, **dict.fromkeys(numbers, "float64")}, **read)
         except ValueError:
             frame = pd.read_csv(path, dtype=text, **read)
@@ -205,6 +210,63 @@ def read_responses(
     if "response_id" in header and "response_id" not in frame.columns:
         frame.attrs["response_id_source"] = str(path)
     return frame
+
+
+def _read_responses_arrow(
+    path: PathLike, names: Sequence[str], numbers: Sequence[str]
+) -> pd.DataFrame | None:
+    """The common case of :func:`read_responses`, parsed by Arrow's multi-threaded reader.
+
+    Only for a plain file: a header of distinct names that need no normalising, no quote
+    character anywhere (nothing for :func:`_unquote_cell` to undo), criteria holding whole
+    numbers or blank. Text columns are read dictionary-encoded (few distinct values) and
+    criteria as small integers, which Arrow parses only from plain digits -- values that
+    pandas parses to the same number. Anything else -- a ragged row, invalid UTF-8, an
+    answer such as ``4.0``, `` 4`` or ``x`` -- returns None, and the pandas reader reads the
+    file again with the same values and the same located errors as before. About a third
+    of the time of pandas' reader on a million responses.
+    """
+    if not isinstance(path, (str, os.PathLike)) or _file_mentions_quote(path):
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        return None
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            raw = next(csv.reader(f))
+    except (OSError, UnicodeDecodeError, StopIteration, csv.Error):
+        return None
+    if len(set(raw)) != len(raw) or [_unquote_cell(_text(c)) for c in raw] != raw:
+        return None
+    if any(name not in raw for name in names):
+        return None
+    wanted = set(numbers)
+    text = pa.dictionary(pa.int32(), pa.string())
+    types = {name: pa.int8() if name in wanted else text for name in names}
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 24),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=list(names),
+                column_types=types,
+                null_values=[""],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowException, ValueError, OSError):
+        return None
+    columns = {}
+    for name in names:
+        column = table.column(name)
+        if name in wanted:
+            columns[name] = column.to_numpy(zero_copy_only=False).astype("float64", copy=False)
+        else:
+            columns[name] = column.to_pandas().astype(object).to_numpy()
+    return pd.DataFrame(columns, columns=list(names))
 
 
 def _response_id(responses: pd.DataFrame, row: int) -> str:

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -146,3 +147,42 @@ def test_post_stratification_inputs_give_weights_or_a_clear_error(fields, counts
     total = table[table["by"] == "ALL"]["weight_sum"].iloc[0]
     assert math.isfinite(total) and total > 0
     assert np.isfinite(table["se"].dropna()).all()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cells=st.lists(st.tuples(VALID, st.one_of(VALID, MESSY), MESSY), min_size=0, max_size=10),
+    header=st.sampled_from(["response_id", "agency", " agency", "'=agency", "q1"]),
+    bom=st.booleans(),
+    newline=st.sampled_from(["\n", "\r\n"]),
+)
+def test_arrow_reader_reads_what_pandas_reads_or_steps_aside(
+    tmp_path_factory, cells, header, bom, newline
+):
+    """The fast reader returns the pandas reader's frame exactly, or None (pandas reads)."""
+    from analysis import io as aio
+
+    path = tmp_path_factory.mktemp("arrow") / "responses.csv"
+    with open(path, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator=newline)
+        writer.writerow([header, "agency2", "q1", "q2", "q3"])
+        for i, (a, b, c) in enumerate(cells):
+            writer.writerow([f"r{i}", c.replace("\x00", ""), a, b.replace("\x00", ""), "4"])
+    try:
+        expected = aio.read_responses(path, ["q1", "q2", "q3"])
+        slow = None
+    except AnalysisInputError as exc:
+        slow = str(exc)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(aio, "_read_responses_arrow", lambda *args: None)
+        try:
+            reference = aio.read_responses(path, ["q1", "q2", "q3"])
+        except AnalysisInputError as exc:
+            assert slow == str(exc)
+            return
+    assert slow is None
+    pd.testing.assert_frame_equal(expected, reference)
+    names = list(reference.columns)
+    fast = aio._read_responses_arrow(path, names, ["q1", "q2", "q3"])
+    if fast is not None:
+        pd.testing.assert_frame_equal(fast, reference)
