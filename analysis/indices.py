@@ -396,13 +396,13 @@ class _Grouping:
         self.idx_den = idx_den
         self.k_def = k_def
         # The intervals' variance: each domain cell a stratum of its own respondents
-        # (criteria: of those who answered), with Satterthwaite's df; raking falls back to
-        # the group's respondents - 1.
+        # (criteria: of those who answered), with Satterthwaite's df; raking: R's variance
+        # over the group's respondents less their leverage (interval_variance).
         behind = np.concatenate(
             [answered, answered, np.repeat(cells.size[:, None], n_elem + 1, axis=1)], axis=1
         )
         self.behind = behind
-        split = interval_variance(design, cells, q, behind)
+        split = interval_variance(design, cells, q, behind, self.variance)
         if split is None:
             self.se_ci = self.df_ci = None
         else:
@@ -708,6 +708,58 @@ def _stratum_factor(m: np.ndarray, n: int) -> np.ndarray:
     return np.where(m >= 2, m / np.maximum(m - 1, 1), n / (n - 1))
 
 
+def _weighted_sizes(part: _Grouping) -> np.ndarray:
+    """Weighted respondents behind each estimate column (answered, for criteria and mean
+    scores; the group's weight for composites), shape (groups, K)."""
+    n_comp = part.n_elem + 1
+    return np.concatenate(
+        [part.idx_den, part.idx_den, np.repeat(part.wsum[:, None], n_comp, axis=1)], axis=1
+    )
+
+
+def _design_df(design: SurveyDesign, whole: _Grouping, part: _Grouping) -> np.ndarray:
+    """Degrees of freedom of each group's test against the whole, from the design only.
+
+    Satterthwaite's df over the same strata as the test's variance (each group's part of a
+    weighting cell, the rest of it, the cells the group does not touch), with each
+    stratum's variance replaced by its expectation when every respondent has the same
+    variance: w_h^2 m_h c, c = (1/W_g - 1/W_ALL)^2 for the group's part and 1/W_ALL^2
+    for the rest (W the weighted respondents behind the estimate, m_h the stratum's
+    respondents). The df computed from the sample's own sums of squares is largest exactly
+    where the group's variance happens to be underestimated (the whole's well-estimated
+    strata then dominate), which made the test reject too often far in the tail (what
+    Holm over many groups uses); this df does not depend on the answers.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inv_g = 1.0 / _weighted_sizes(part)
+        inv_a = 1.0 / _weighted_sizes(whole)[0]
+    n_cells = len(design.cell_size)
+    w2_all = design.cell_weight**2
+    m_a = np.zeros((n_cells, whole.t.shape[1]))
+    m_a[whole.cells.cell] = whole.behind
+    a_cell = w2_all[:, None] * m_a
+    b_cell = a_cell * a_cell / np.maximum(m_a - 1, 1)
+    cells = part.cells
+    h = cells.cell
+    w2 = w2_all[h][:, None]
+    m_in = part.behind
+    m_out = np.maximum(m_a[h] - m_in, 0.0)
+    a_in, a_out = w2 * m_in, w2 * m_out
+    c_in = (inv_g - inv_a) ** 2
+    c_out = inv_a**2
+    total = (
+        (a_cell.sum(axis=0) - cells.group_sum(a_cell[h]) + cells.group_sum(a_out)) * c_out
+        + cells.group_sum(a_in) * c_in
+    )
+    spread = (
+        (b_cell.sum(axis=0) - cells.group_sum(b_cell[h])
+         + cells.group_sum(a_out * a_out / np.maximum(m_out - 1, 1))) * c_out * c_out
+        + cells.group_sum(a_in * a_in / np.maximum(m_in - 1, 1)) * c_in * c_in
+    )  # fmt: skip
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(spread > 0, total * total / spread, np.nan)
+
+
 def _differences_split(design: SurveyDesign, whole: _Grouping, part: _Grouping) -> None:
     """``diff``, its linearization SE and the SE and df its test uses, from cell sums.
 
@@ -739,15 +791,20 @@ def _differences_split(design: SurveyDesign, whole: _Grouping, part: _Grouping) 
         u_a = (whole.estimate[0] - offset) / divisor
         alpha_g = np.where(ok & (u_g > 0) & (u_g < 1), 1 / (u_g * (1 - u_g) * divisor), 0.0)
         alpha_a = np.where((u_a > 0) & (u_a < 1), 1 / (u_a * (1 - u_a) * divisor), 0.0)
-    lin_l, star_l, spread_l = _split_parts(
+    lin_l, star_l, _ = _split_parts(
         design, whole, part, alpha_g[part.cells.group], alpha_a
     )
     star_l = np.maximum(star_l, np.maximum(lin_l, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        df = np.where(spread_l > 0, star_l * star_l / spread_l, np.nan)
+        df = _design_df(design, whole, part)
         part.diff_logit = np.where(ok, np.log(u_g / (1 - u_g)) - np.log(u_a / (1 - u_a)), np.nan)
     part.diff_se_test = np.where(ok, np.sqrt(star_l), np.nan)
     part.diff_df = np.where(ok, df, np.nan)
+
+
+def _above_rounding(value: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``value``, or 0 where it is below 1e-12 of ``scale`` (what it was computed from)."""
+    return np.where(value <= 1e-12 * np.abs(scale), 0.0, value)
 
 
 def _split_parts(
@@ -800,6 +857,16 @@ def _split_parts(
     between = np.maximum(
         s1 * s1 / n_in + np.where(has_out, t1 * t1 / safe_out, 0.0) - (s1 + t1) ** 2 / n_h, 0.0
     )
+    # Where the group's values equal the whole's (a group that is the whole scope) these
+    # differences of sums cancel: what is left is rounding, which depends on how the sums
+    # were accumulated (respondent by respondent, or counted answer vectors as in
+    # analysis.sufficient), so it is zero below 1e-12 of the sums it came from.
+    within_in = _above_rounding(
+        within_in, part.q * alpha_g**2 + t_g * t_g / n_h + 2 * np.abs(c) + a2 + s1 * s1 / n_in)
+    within_out = _above_rounding(
+        within_out, q_a[h] + t_a[h] * t_a[h] / n_h + a2 + t1 * t1 / safe_out)
+    between = _above_rounding(
+        between, s1 * s1 / n_in + t1 * t1 / safe_out + (s1 + t1) ** 2 / n_h)
     m_in = part.behind
     m_out = np.maximum(m_a[h] - m_in, 0.0)
     v_in = w2 * within_in * _stratum_factor(m_in, n)
@@ -828,7 +895,8 @@ def _period_variances(
     logit u_a - logit u_b (u the estimates on 0-1, influence z / (u (1 - u))), with a
     variance that splits SSD_h into the within-part of a n h and of b n h (each a stratum
     of its respondents, factor m / (m - 1), m - 1 degrees of freedom, as the intervals)
-    and the between-part (factor n / (n - 1)); Satterthwaite's df. Where a period's own
+    and the between-part (factor n / (n - 1)); Satterthwaite's df from the design
+    (:func:`_design_df_pairs`, not from the sample's sums of squares). Where a period's own
     SE is zero (everyone agrees, or 0% / 100%) the logit is not usable and its spread is
     unknown: the test is then on u_a - u_b, that period's part replaced by the binomial
     variance p0 (1 - p0) / (n* - 1) at the other period's estimate p0 (the pooled one
@@ -868,7 +936,27 @@ def _period_variances(
     star = np.maximum(star, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         df = np.where(spread > 0, star * star / spread, np.nan)
+    # On the logit scale the df comes from the design, not the sample (see _design_df).
+    df = np.where(either, df, _design_df_pairs(design, part, later, earlier))
     return lin, statistic, star, df
+
+
+def _design_df_pairs(
+    design: SurveyDesign, part: _Grouping, later: np.ndarray, earlier: np.ndarray
+) -> np.ndarray:
+    """Satterthwaite's df of a later-minus-earlier test from the design only: each period's
+    part of a weighting cell a stratum of variance w_h^2 m_h / W^2 (W the period's weighted
+    respondents behind the estimate), as :func:`_design_df` for the whole."""
+    cells = part.cells
+    w2 = design.cell_weight[cells.cell][:, None] ** 2
+    a = w2 * part.behind
+    total = cells.group_sum(a)
+    spread = cells.group_sum(a * a / np.maximum(part.behind - 1, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inv2 = 1.0 / _weighted_sizes(part) ** 2
+        total = total[later] * inv2[later] + total[earlier] * inv2[earlier]
+        spread = spread[later] * inv2[later] ** 2 + spread[earlier] * inv2[earlier] ** 2
+        return np.where(spread > 0, total * total / spread, np.nan)
 
 
 def _pair_parts(

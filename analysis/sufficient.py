@@ -31,7 +31,14 @@ from .indices import compute_indices
 from .io import AnalysisInputError, ElementMap
 from .weighting import notes_frame, poststratify
 
-__all__ = ["VectorDesign", "compute_from_vectors", "encode_codes", "vector_counts", "vector_design"]
+__all__ = [
+    "VectorDesign",
+    "codes_from_bytes",
+    "compute_from_vectors",
+    "encode_codes",
+    "vector_counts",
+    "vector_design",
+]
 
 BLANK_CODES = b".0"  # no answer, not applicable: both blank for a criterion
 
@@ -62,13 +69,20 @@ def encode_codes(codes: pd.Series | Sequence[str], n_criteria: int) -> np.ndarra
         return np.zeros((0, n_criteria), dtype=np.int8)
     if texts.isna().any() or (texts.str.len() != n_criteria).any():
         raise AnalysisInputError(f"answer vectors must have {n_criteria} characters each")
-    raw = np.frombuffer("".join(texts.tolist()).encode("ascii"), dtype=np.uint8)
-    raw = raw.reshape(len(texts), n_criteria)
-    codes_ = raw.astype(np.int16) - ord("0")
+    try:
+        raw = np.frombuffer("".join(texts.tolist()).encode("ascii"), dtype=np.uint8)
+    except UnicodeEncodeError:
+        raise AnalysisInputError("answer vectors: a code is not one of 1-5, 0 or '.'") from None
+    return codes_from_bytes(raw.reshape(len(texts), n_criteria))
+
+
+def codes_from_bytes(raw: np.ndarray) -> np.ndarray:
+    """:func:`encode_codes` of a (rows, criteria) matrix of ASCII bytes."""
+    codes = raw.astype(np.int16) - ord("0")
     blank = (raw == BLANK_CODES[0]) | (raw == BLANK_CODES[1])
-    if ((codes_ < 1) | (codes_ > 5))[~blank].any():
+    if ((codes < 1) | (codes > 5))[~blank].any():
         raise AnalysisInputError("answer vectors: a code is not one of 1-5, 0 or '.'")
-    return np.asfortranarray(np.where(blank, 0, codes_).astype(np.int8))
+    return np.asfortranarray(np.where(blank, 0, codes).astype(np.int8))
 
 
 def vector_counts(

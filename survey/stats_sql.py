@@ -16,12 +16,12 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import Integer, Text, cast, func, select, text
 from sqlalchemy.orm import Session
 
 from analysis import compute_indices
 from analysis.questionnaire import SERVICE_FIELD, Questionnaire
-from analysis.sufficient import compute_from_vectors, encode_codes
+from analysis.sufficient import codes_from_bytes, compute_from_vectors
 
 from .domain.vectors import fill_missing
 from .models import Agency, Response
@@ -59,21 +59,8 @@ def period_bounds(period: str) -> tuple[date, date]:
     return first, first + timedelta(days=period_days(period) - 1)
 
 
-def vector_query(
-    questionnaire_id: str,
-    *,
-    agency_ids: set[int] | None = None,
-    include_flagged: bool = False,
-    date_from: date | None = None,
-    date_to: date | None = None,
-    with_field: bool = True,
-):
-    """The SQL: per agency (code), answered version, service field (``with_field``) and
-    answer vector, how many responses (``count``). Encoded responses only."""
-    keys = [Agency.code, Response.questionnaire_version]
-    if with_field:
-        keys.append(Response.service_field)
-    keys.append(Response.criteria_codes)
+def _filters(questionnaire_id: str, agency_ids, include_flagged, date_from, date_to) -> list:
+    """The responses a report counts (as survey.reports_data.responses_frame), encoded."""
     filters = [Response.questionnaire_id == questionnaire_id, Response.criteria_codes.is_not(None)]
     if agency_ids is not None:
         filters.append(Response.agency_id.in_(agency_ids or {-1}))
@@ -83,13 +70,92 @@ def vector_query(
         filters.append(Response.submitted_at >= local_day_start(date_from))
     if date_to is not None:
         filters.append(Response.submitted_at < local_day_start(date_to + timedelta(days=1)))
-    return (
-        select(*keys, func.count().label(COUNT))
-        .select_from(Response)
-        .join(Agency, Agency.id == Response.agency_id)
-        .where(*filters)
-        .group_by(*keys)
-    )
+    return filters
+
+
+def vector_query(
+    questionnaire_id: str,
+    *,
+    agency_ids: set[int] | None = None,
+    include_flagged: bool = False,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    with_field: bool = True,
+):
+    """The SQL: per agency (id), answered version, service field (``with_field``) and
+    answer vector, how many responses (``count``). Encoded responses only."""
+    keys = _keys(with_field)
+    filters = _filters(questionnaire_id, agency_ids, include_flagged, date_from, date_to)
+    return select(*keys, func.count().label(COUNT)).where(*filters).group_by(*keys)
+
+
+def _keys(with_field: bool) -> list:
+    keys = [Response.agency_id, Response.questionnaire_version]
+    if with_field:
+        keys.append(Response.service_field)
+    return keys + [Response.criteria_codes]
+
+
+# PostgreSQL: the same query as fixed-width text lines through COPY, read by numpy
+# (millions of rows without a Python object each).
+_WIDTHS = {"agency": 10, "version": 4, "field": 5, "count": 10}
+_NO_FIELD = 99999  # a service field is a SMALLINT; NULL is written as this
+
+
+def _copy_query(questionnaire_id: str, width: int, with_field: bool, **filters):
+    """:func:`vector_query` as one fixed-width line a row: agency id, version, service
+    field + 32768 (NULL: 99999), the codes padded with '.' to ``width``, count."""
+    def digits(value, size):
+        return func.lpad(cast(value, Text), size, "0")
+
+    parts = [digits(Response.agency_id, _WIDTHS["agency"]),
+             digits(Response.questionnaire_version, _WIDTHS["version"])]
+    if with_field:
+        field_value = func.coalesce(cast(Response.service_field, Integer) + 32768, _NO_FIELD)
+        parts.append(digits(field_value, _WIDTHS["field"]))
+    parts += [func.rpad(Response.criteria_codes, width, "."),
+              digits(func.count(), _WIDTHS["count"])]
+    keys = _keys(with_field)
+    where = _filters(questionnaire_id, **filters)
+    return select(func.concat(*parts)).where(*where).group_by(*keys)
+
+
+def _read_copy(db: Session, questionnaire_id: str, width: int, with_field: bool,
+               **filters) -> pd.DataFrame:
+    """Run :func:`_copy_query` through COPY and split the lines with numpy."""
+    query = _copy_query(questionnaire_id, width, with_field, **filters)
+    compiled = query.compile(dialect=db.get_bind().dialect,
+                             compile_kwargs={"render_postcompile": True})
+    db.execute(text("SET LOCAL work_mem = '256MB'"))
+    cursor = db.connection().connection.driver_connection.cursor()
+    chunks = bytearray()
+    with cursor.copy(f"COPY ({compiled}) TO STDOUT", compiled.params) as copy:
+        for block in copy:
+            chunks += block
+    sizes = [_WIDTHS["agency"], _WIDTHS["version"]] + ([_WIDTHS["field"]] if with_field else [])
+    line = sum(sizes) + width + _WIDTHS["count"] + 1
+    raw = np.frombuffer(bytes(chunks), dtype=np.uint8).reshape(-1, line)
+    del chunks
+
+    def number(first, size):
+        part = raw[:, first:first + size].astype(np.int64) - ord("0")
+        return part @ (10 ** np.arange(size - 1, -1, -1, dtype=np.int64))
+
+    out = {}
+    at = 0
+    for name, size in zip(["agency_id", "version", "service_field"], sizes, strict=False):
+        out[name] = number(at, size)
+        at += size
+    out["codes"] = raw[:, at:at + width]
+    out[COUNT] = number(at + width, _WIDTHS["count"])
+    frame = pd.DataFrame({k: v for k, v in out.items() if k != "codes"})
+    if with_field:
+        stored = frame["service_field"].to_numpy()
+        frame["service_field"] = pd.array(
+            np.where(stored == _NO_FIELD, 0, stored - 32768), dtype="Int64")
+        frame.loc[stored == _NO_FIELD, "service_field"] = pd.NA
+    frame.attrs["codes"] = out["codes"]
+    return frame
 
 
 def unencoded(db: Session, questionnaire_id: str, agency_ids: set[int] | None = None) -> int:
@@ -103,26 +169,55 @@ def unencoded(db: Session, questionnaire_id: str, agency_ids: set[int] | None = 
 
 def read_vectors(db: Session, questionnaire: Questionnaire, registry, *, with_field: bool = True,
                  **filters) -> Vectors:
-    """Run :func:`vector_query` and put every version's codes in the latest version's
-    criterion order (criteria a version does not ask are blank)."""
-    rows = db.execute(vector_query(questionnaire.id, with_field=with_field, **filters)).all()
-    names = ["agency", "version"] + (["service_field"] if with_field else []) + ["codes", COUNT]
-    raw = pd.DataFrame(rows, columns=names)
+    """Run :func:`vector_query` (PostgreSQL: through COPY) and put every version's codes in
+    the latest version's criterion order (criteria a version does not ask are blank)."""
+    versions = {v: [q.id for q in registry.get(questionnaire.id, v).criteria]
+                for v in _versions(db, questionnaire.id)}
+    width = max([len(c) for c in versions.values()] + [1])
+    if db.get_bind().dialect.name == "postgresql":
+        raw = _read_copy(db, questionnaire.id, width, with_field, **filters)
+        padded = raw.attrs.pop("codes")
+    else:
+        rows = db.execute(vector_query(questionnaire.id, with_field=with_field,
+                                       **filters)).all()
+        names = ["agency_id", "version"] + (["service_field"] if with_field else [])
+        raw = pd.DataFrame(rows, columns=names + ["codes", COUNT])
+        text_codes = raw.pop("codes").str.pad(width, side="right", fillchar=".")
+        padded = np.frombuffer("".join(text_codes).encode("ascii"), dtype=np.uint8)
+        padded = padded.reshape(len(raw), width)
     criteria = [q.id for q in questionnaire.criteria]
     answers = np.zeros((len(raw), len(criteria)), dtype=np.int8)
     for version, index in raw.groupby("version").indices.items():
-        asked = [q.id for q in registry.get(questionnaire.id, int(version)).criteria]
-        codes = encode_codes(raw["codes"].iloc[index], len(asked))
+        asked = versions[int(version)]
+        codes = codes_from_bytes(padded[index, :len(asked)])
         for j, criterion in enumerate(asked):
             if criterion in criteria:
                 answers[index, criteria.index(criterion)] = codes[:, j]
+    codes_of = dict(db.execute(select(Agency.id, Agency.code)).all())
+    ids = raw["agency_id"].to_numpy()
+    present = np.unique(ids)
+    labels = np.array([codes_of[int(i)] for i in present], dtype=object)
+    frame = pd.DataFrame({"agency": labels[np.searchsorted(present, ids)],
+                          COUNT: raw[COUNT].to_numpy(dtype=np.int64)})
     field_question = questionnaire.roles.get(SERVICE_FIELD)
     column = field_question.id if field_question is not None and with_field else None
-    frame = raw[["agency", COUNT]].copy()
     if column is not None:
-        values = raw["service_field"]
-        frame[column] = np.where(values.isna(), None, values.astype("Int64").astype(str))
+        values = pd.array(raw["service_field"], dtype="Int64")
+        known = ~values.isna()
+        given = values[known].to_numpy(dtype=np.int64)
+        present = np.unique(given)
+        names = np.array([str(v) for v in present], dtype=object)
+        text_values = np.full(len(values), None, dtype=object)
+        text_values[known] = names[np.searchsorted(present, given)]
+        frame[column] = text_values
     return Vectors(frame, np.asfortranarray(answers), column)
+
+
+def _versions(db: Session, questionnaire_id: str) -> list[int]:
+    """The versions of the questionnaire that responses answered."""
+    query = select(Response.questionnaire_version).where(
+        Response.questionnaire_id == questionnaire_id).distinct()
+    return [int(v) for v in db.scalars(query)]
 
 
 def _respondent_frame(vectors: Vectors) -> pd.DataFrame:
