@@ -33,7 +33,13 @@ from .report_trends import (
     trend_chart,
     trend_points,
 )
-from .reports_data import PERIODS, resolve_volumes, responses_frame, volume_rows
+from .reports_data import (
+    PERIODS,
+    report_questions,
+    resolve_volumes,
+    responses_frame,
+    volume_rows,
+)
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -155,15 +161,18 @@ def build_report(query: ReportQuery, by=("agency",), trend: bool = False,
                                registry().latest(query.questionnaire_id).version]}
 
     def compute() -> Report:
-        report = _build_report(query, by, trend)
+        # The page needs the criteria and the questions with a role (field, overall rating,
+        # reasons) only: the other questions' Answer rows are not read.
+        report = _build_report(query, by, trend, questions=report_questions(
+            registry().latest(query.questionnaire_id)))
         report.frame = None  # the page does not need the responses; keep the row small
         return report
 
     return report_cache.cached(get_db(), parts, compute)
 
 
-def _build_report(query: ReportQuery, by, trend: bool) -> Report:
-    """build_report without the cache."""
+def _build_report(query: ReportQuery, by, trend: bool, questions=None) -> Report:
+    """build_report without the cache (``questions``: as responses_frame takes them)."""
     questionnaire = registry().latest(query.questionnaire_id)
     report = Report(query, questionnaire)
     is_quick = questionnaire.kind == COUNTER_QUICK
@@ -174,7 +183,7 @@ def _build_report(query: ReportQuery, by, trend: bool) -> Report:
     scope = visible_agency_ids(current_user())
     frame = responses_frame(db, questionnaire, agency_ids=scope,
                             period=query.period_kind, include_flagged=True,
-                            **query.frame_filters())
+                            questions=questions, **query.frame_filters())
     report.periods = sorted(frame["period"].dropna().unique().tolist(), reverse=True)
     if trend and not is_quick:
         shown = frame if query.include_flagged else frame[frame["flags"] == ""]

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import String, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
-from analysis.questionnaire import NOT_APPLICABLE, Questionnaire
+from analysis.questionnaire import NOT_APPLICABLE, SERVICE_FIELD, Questionnaire
 
 from .config import TIMEZONE
+from .domain import vectors
 from .models import Agency, Answer, Counter, Response, ServiceVolume
 
 LOCAL_TIME = ZoneInfo(TIMEZONE)
@@ -23,14 +25,24 @@ GROUPING_TYPES = ("single", "yesno")
 
 def period_label(moment: pd.Series, period: str) -> pd.Series:
     """'2026-11', '2026-Q4' or '2026' for each UTC timestamp, in Vietnamese local time."""
+    if period not in PERIODS:
+        raise ValueError(f"unknown period {period!r} (one of {', '.join(PERIODS)})")
     local = pd.to_datetime(moment, utc=True).dt.tz_convert(LOCAL_TIME)
+    if not len(local):
+        return pd.Series([], index=local.index, dtype=object)
+    # One label per distinct period, mapped back: formatting a million timestamps one by one
+    # (strftime) is what the reports at scale spent their time on.
+    year = local.dt.year.to_numpy()
     if period == "month":
-        return local.dt.strftime("%Y-%m")
-    if period == "quarter":
-        return local.dt.year.astype(str) + "-Q" + local.dt.quarter.astype(str)
-    if period == "year":
-        return local.dt.year.astype(str)
-    raise ValueError(f"unknown period {period!r} (one of {', '.join(PERIODS)})")
+        key = year * 100 + local.dt.month.to_numpy()
+        names = {k: f"{k // 100}-{k % 100:02d}" for k in np.unique(key)}
+    elif period == "quarter":
+        key = year * 10 + local.dt.quarter.to_numpy()
+        names = {k: f"{k // 10}-Q{k % 10}" for k in np.unique(key)}
+    else:
+        key = year
+        names = {k: str(k) for k in np.unique(key)}
+    return pd.Series(pd.Series(key).map(names).to_numpy(), index=local.index)
 
 
 def responses_frame(
@@ -42,6 +54,8 @@ def responses_frame(
     date_from: date | None = None,
     date_to: date | None = None,
     with_counter: bool = False,
+    questions: Collection[str] | None = None,
+    registry=None,
 ) -> pd.DataFrame:
     """The responses to one questionnaire (every version), wide; flagged responses
     (survey/integrity.py) only with ``include_flagged``.
@@ -54,8 +68,136 @@ def responses_frame(
 
     ``date_from``/``date_to`` keep the responses submitted on those local days (both
     included); ``with_counter`` adds ``counter`` (the counter's id as text) and
-    ``counter_label``.
+    ``counter_label``; ``questions`` keeps only these of the single, yes/no and
+    multiple-choice columns (the criteria are always there).
+
+    The criteria and the service field come from each response's vector
+    (survey/domain/vectors.py; missing vectors are computed first), the other questions
+    from the Answer rows; a response whose vector cannot say what its Answer rows say (an
+    unknown version, codes the vector cannot hold) is read from its Answer rows whole.
+    ``registry`` defaults to the app's questionnaires.
     """
+    if registry is None:
+        from .questionnaires import registry as app_registry
+
+        registry = app_registry()
+    vectors.fill_missing(db, registry)
+    filters = _filters(questionnaire, agency_ids, include_flagged, date_from, date_to)
+
+    moment = Response.submitted_at
+    if db.get_bind().dialect.name == "sqlite":
+        # The stored ISO text, parsed by pandas in one go (SQLAlchemy parses row by row).
+        moment = type_coerce(Response.submitted_at, String)
+    columns = [Response.id, Response.agency_id, moment, Response.flags,
+               Response.questionnaire_version, Response.service_field, Response.criteria_codes]
+    names = ["response_id", "agency_id", "submitted_at", "flags", "version", "vector_field",
+             "codes"]
+    query = select(*columns)
+    if with_counter:
+        query = query.add_columns(Response.counter_id)
+        names.append("counter")
+    rows = db.execute(query.where(*filters).order_by(Response.id)).all()
+    # No rows: every column is of object dtype, as pandas makes an empty frame of rows.
+    raw = pd.DataFrame(rows, columns=names) if rows else pd.DataFrame(columns=names)
+    agencies = dict(db.execute(select(Agency.id, Agency.code)).all()) if len(raw) else {}
+    agency_names = dict(db.execute(select(Agency.id, Agency.name)).all()) if len(raw) else {}
+    base = pd.DataFrame({"response_id": raw["response_id"],
+                         "agency": raw["agency_id"].map(agencies).astype(object),
+                         "agency_name": raw["agency_id"].map(agency_names).astype(object),
+                         "flags": raw["flags"]})
+    if with_counter:
+        labels = dict(db.execute(select(Counter.id, Counter.label).where(
+            Counter.id.in_(raw["counter"].unique().tolist() or [-1]))).all())
+        base["counter"] = raw["counter"].astype(str)
+        base["counter_label"] = raw["counter"].map(labels).astype(object)
+    if len(base):
+        moments = raw["submitted_at"]
+        if db.get_bind().dialect.name == "sqlite":
+            moments = pd.to_datetime(moments, utc=True, format="ISO8601")
+        base["period"] = period_label(moments, period)
+    else:
+        base["period"] = []
+
+    criteria = [q.id for q in questionnaire.criteria]
+    field_question = questionnaire.roles.get(SERVICE_FIELD)
+    field_id = field_question.id if field_question is not None else None
+    groupings = [q.id for q in questionnaire.questions.values() if q.type in GROUPING_TYPES
+                 and (questions is None or q.id in questions)]
+    multiple = [q.id for q in questionnaire.questions.values() if q.type == "multiple"
+                and (questions is None or q.id in questions)]
+    with_field = field_id in groupings
+
+    # Criteria (and the field) from the vectors, version by version.
+    n = len(raw)
+    values = np.full((n, len(criteria)), np.nan)
+    field = np.full(n, np.nan)
+    from_answers = np.zeros(n, dtype=bool)
+    version_of = raw["version"].to_numpy()
+    encoded = raw["codes"].notna().to_numpy()
+    for version in np.unique(version_of) if n else []:
+        rows_of = version_of == version
+        plan = _vector_plan(registry.versions.get((questionnaire.id, int(version))),
+                            criteria, field_id if with_field else None)
+        if plan is None:
+            from_answers |= rows_of
+            continue
+        positions, field_from_vector = plan
+        from_answers |= rows_of & ~encoded
+        use = rows_of & encoded
+        if not use.any():
+            continue
+        width = len(registry.versions[(questionnaire.id, int(version))].criteria)
+        decoded = vectors.decode(raw["codes"].to_numpy()[use], width)
+        index = np.flatnonzero(use)
+        for column, position in enumerate(positions):
+            if position is not None:
+                values[index, column] = decoded[:, position]
+        if field_from_vector:
+            field[index] = raw["vector_field"].to_numpy(dtype=float, na_value=np.nan)[use]
+
+    wide = pd.DataFrame(index=pd.Index(raw["response_id"], name="response_id"))
+    singles = [g for g in groupings if g != field_id]
+    answered = _answer_rows(db, filters, singles, multiple)
+    if from_answers.any():
+        # Responses the vectors do not cover: their criteria and field from the Answer rows.
+        ids = raw["response_id"].to_numpy()[from_answers]
+        uncovered = [int(v) for v in np.unique(version_of[from_answers & encoded])]
+        which = or_(Response.criteria_codes.is_(None),
+                    Response.questionnaire_version.in_(uncovered or [-1]))
+        extra = [field_id] if with_field else []
+        pivot = _pivot(_answer_rows(db, [*filters, which], criteria + extra, []), ids,
+                       criteria + extra)
+        for column, qid in enumerate(criteria):
+            values[from_answers, column] = pivot[qid].to_numpy(dtype=float, na_value=np.nan)
+        if with_field:
+            field[from_answers] = pivot[field_id].to_numpy(dtype=float, na_value=np.nan)
+    values[values == NOT_APPLICABLE] = np.nan
+    for column, qid in enumerate(criteria):
+        wide[qid] = pd.array(values[:, column], dtype="Int64")
+    others = _pivot(answered[answered["question_id"].isin(singles)], wide.index, singles)
+    for qid in groupings:
+        if qid == field_id:
+            column = pd.array(field, dtype="Int64")
+        else:
+            column = pd.array(others[qid].to_numpy(dtype=float, na_value=np.nan),
+                              dtype="Int64")
+        wide[qid] = pd.Series(column, index=wide.index).astype("string")
+    chosen = answered[answered["question_id"].isin(multiple)]
+    for qid in multiple:
+        # A multiple choice is one list of codes per response (empty when none chosen).
+        lists = chosen[chosen["question_id"] == qid].groupby("response_id")["value"].agg(
+            lambda codes: sorted(int(c) for c in codes))
+        wide[qid] = [lists.get(rid, []) for rid in wide.index]
+    return base.set_index("response_id").join(wide).reset_index()
+
+
+def report_questions(questionnaire: Questionnaire) -> set[str]:
+    """The questions besides the criteria the report pages compute from: those with a role
+    (service field, overall rating, reasons)."""
+    return {question.id for question in questionnaire.roles.values()}
+
+
+def _filters(questionnaire, agency_ids, include_flagged, date_from, date_to) -> list:
     filters = [Response.questionnaire_id == questionnaire.id]
     if agency_ids is not None:
         filters.append(Response.agency_id.in_(agency_ids or {-1}))
@@ -65,49 +207,57 @@ def responses_frame(
         filters.append(Response.submitted_at >= local_day_start(date_from))
     if date_to is not None:
         filters.append(Response.submitted_at < local_day_start(date_to + timedelta(days=1)))
+    return filters
 
-    columns = [Response.id, Agency.code, Agency.name, Response.submitted_at, Response.flags]
-    names = ["response_id", "agency", "agency_name", "submitted_at", "flags"]
-    query = select(*columns).join(Agency, Agency.id == Response.agency_id)
-    if with_counter:
-        query = query.add_columns(Response.counter_id, Counter.label).join(
-            Counter, Counter.id == Response.counter_id)
-        names += ["counter", "counter_label"]
-    rows = db.execute(query.where(*filters).order_by(Response.id)).all()
-    base = pd.DataFrame(rows, columns=names)
-    if with_counter:
-        base["counter"] = base["counter"].astype(str)
-    base["period"] = period_label(base["submitted_at"], period) if len(base) else []
-    base = base.drop(columns="submitted_at")
 
-    criteria = [q.id for q in questionnaire.criteria]
-    groupings = [q.id for q in questionnaire.questions.values() if q.type in GROUPING_TYPES]
-    multiple = [q.id for q in questionnaire.questions.values() if q.type == "multiple"]
-    wanted = criteria + groupings + multiple
-    answers = pd.DataFrame(
-        db.execute(
-            select(Answer.response_id, Answer.question_id, Answer.value)
-            .join(Response, Response.id == Answer.response_id)
-            .where(*filters, Answer.question_id.in_(wanted), Answer.value.is_not(None))
-        ).all(),
-        columns=["response_id", "question_id", "value"],
-    )
-    chosen = answers[answers["question_id"].isin(multiple)]
-    answers = answers[~answers["question_id"].isin(multiple)]
-    wide = answers.pivot(index="response_id", columns="question_id", values="value")
-    wide = wide.reindex(index=base["response_id"], columns=criteria + groupings)
-    for qid in multiple:
-        # A multiple choice is one list of codes per response (empty when none chosen).
-        lists = chosen[chosen["question_id"] == qid].groupby("response_id")["value"].agg(
-            lambda codes: sorted(int(c) for c in codes))
-        wide[qid] = [lists.get(rid, []) for rid in wide.index]
+def _vector_plan(version: Questionnaire | None, criteria: list[str], field_id: str | None
+                 ) -> tuple[list[int | None], bool] | None:
+    """How one version's vectors give the columns: per criterion column its position in the
+    version's codes (None: the version does not ask it), and whether the field column is
+    the vector's field. None when the vectors cannot say it (unknown version, or a column
+    the version asks as another kind of question): read the Answer rows instead."""
+    if version is None:
+        return None
+    own = [q.id for q in version.criteria]
+    positions = []
     for qid in criteria:
-        column = wide[qid].astype("Int64")
-        wide[qid] = column.mask(column == NOT_APPLICABLE)
-    for qid in groupings:
-        wide[qid] = wide[qid].astype("Int64").astype("string")
-    frame = base.set_index("response_id").join(wide).reset_index()
-    return frame
+        if qid in own:
+            positions.append(own.index(qid))
+        elif qid in version.questions:
+            return None
+        else:
+            positions.append(None)
+    field_from_vector = False
+    if field_id is not None:
+        own_field = version.roles.get(SERVICE_FIELD)
+        if own_field is not None and own_field.id == field_id:
+            field_from_vector = True
+        elif field_id in version.questions:
+            return None
+    return positions, field_from_vector
+
+
+def _answer_rows(db: Session, filters: list, single: list[str], multiple: list[str]
+                 ) -> pd.DataFrame:
+    """The coded Answer rows of these questions for the responses the filters keep."""
+    wanted = single + multiple
+    rows = db.execute(
+        select(Answer.response_id, Answer.question_id, Answer.value)
+        .join(Response, Response.id == Answer.response_id)
+        .where(*filters, Answer.question_id.in_(wanted), Answer.value.is_not(None))
+    ).all() if wanted else []
+    if not rows:
+        # Typed even when empty: response ids are looked up as labels, never positions.
+        return pd.DataFrame({"response_id": pd.Series([], dtype="int64"),
+                             "question_id": pd.Series([], dtype=object),
+                             "value": pd.Series([], dtype="int64")})
+    return pd.DataFrame(rows, columns=["response_id", "question_id", "value"])
+
+
+def _pivot(answers: pd.DataFrame, index, columns: list[str]) -> pd.DataFrame:
+    """One row per response (``index``), one column per single-code question."""
+    wide = answers.pivot(index="response_id", columns="question_id", values="value")
+    return wide.reindex(index=index, columns=columns)
 
 
 def local_day_start(day: date) -> datetime:
