@@ -10,8 +10,8 @@ from flask import current_app, send_file
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from fpdf import FPDF, FontFace
-from fpdf.enums import TableBordersLayout, XPos, YPos
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
 
 from . import reports, workbook
 from .posters import FONT, PT, printable, register_fonts
@@ -19,6 +19,7 @@ from .reports_data import LOCAL_TIME
 
 A4 = (210.0, 297.0)
 MARGIN = 15.0
+CELL_PAD = (1.0, 0.7)  # a table cell's padding, left/right and top/bottom (mm)
 INK, GREY, RULE = (0, 0, 0), (90, 90, 90), (200, 200, 200)
 # The page's colours (reports.css, the SVGs). Each also differs in grey level and every mark
 # has its words or a triangle beside it, so a black-and-white print keeps the meaning.
@@ -162,30 +163,76 @@ class ReportPDF(FPDF):
             self.set_y(max(below, self.get_y()) + 0.4)
 
     def grid(self, caption: str, headers: list[str], rows: list[list[str]],
-             widths: list[float], size: float = 8.0, first_left: int = 1) -> None:
+             widths: list[float], size: float = 8.0, first_left: int = 1,
+             words: tuple[int, ...] = ()) -> None:
         """A table with a bold caption, its header row repeated on every page, horizontal
-        rules only (readable in black and white); the first `first_left` columns are text,
-        the others numbers (right-aligned)."""
+        rules only (readable in black and white); the first `first_left` columns and those
+        in `words` are text, the others numbers (right-aligned). `widths` are relative.
+        Drawn here rather than with fpdf2's table(), which takes ~10 s for a thousand
+        agencies' ranking."""
         self.heading(caption, size=10)
-        self.set_font(FONT, "", size)
-        self.set_text_color(*INK)
-        self.set_draw_color(*GREY)
-        self.set_fill_color(255, 255, 255)  # body cells unfilled whatever a chart left set
-        self.set_line_width(0.15)
-        align = ["LEFT"] * first_left + ["RIGHT"] * (len(headers) - first_left)
-        with self.table(col_widths=widths, width=self.epw, text_align=align,
-                        borders_layout=TableBordersLayout.HORIZONTAL_LINES,
-                        headings_style=FontFace(emphasis="BOLD", fill_color=LIGHT),
-                        line_height=size * PT * 1.3, padding=(0.6, 1.0),
-                        first_row_as_headings=True) as table:
-            heading = table.row()
-            for text in headers:
-                heading.cell(self.clean(text))
-            for values in rows:
-                row = table.row()
-                for text in values:
-                    row.cell(self.clean(text))
+        scale = self.epw / sum(widths)
+        widths = [w * scale for w in widths]
+        right = [i >= first_left and i not in words for i in range(len(headers))]
+        header = self._cells(headers, widths, "B", size)
+        self._row(header, widths, right, "B", size, header=True)
+        for values in rows:
+            cells = self._cells(values, widths, "", size)
+            if max(map(len, cells)) * size * PT * 1.3 + 2 * CELL_PAD[1] > self.room:
+                self.add_page()
+                self._row(header, widths, right, "B", size, header=True)
+            self._row(cells, widths, right, "", size)
         self.ln(1.5)
+
+    def _cells(self, values: list[str], widths: list[float], style: str,
+               size: float) -> list[list[str]]:
+        """Each value cleaned and broken into the lines that fit its column."""
+        self.set_font(FONT, style, size)
+        return [self._lines(self.clean(value), width - 2 * CELL_PAD[0])
+                for value, width in zip(values, widths, strict=True)]
+
+    def _lines(self, text: str, width: float) -> list[str]:
+        """Greedy line breaking on spaces (in the current font); a word wider than the
+        column is cut between characters."""
+        lines, current = [], ""
+        for word in text.split(" "):
+            trial = f"{current} {word}" if current else word
+            if self.get_string_width(trial) <= width:
+                current = trial
+                continue
+            if current:
+                lines.append(current)
+            current = ""
+            for char in word:
+                if current and self.get_string_width(current + char) > width:
+                    lines.append(current)
+                    current = ""
+                current += char
+        return [*lines, current]
+
+    def _row(self, cells: list[list[str]], widths: list[float], right: list[bool],
+             style: str, size: float, header: bool = False) -> None:
+        """One table row from the current y: text lines, then a rule below it."""
+        line_h = size * PT * 1.3
+        top = self.get_y()
+        height = max(map(len, cells)) * line_h + 2 * CELL_PAD[1]
+        if header:
+            self.set_fill_color(*LIGHT)
+            self.rect(MARGIN, top, self.epw, height, style="F")
+        self.set_font(FONT, style, size)
+        self.set_text_color(*INK)
+        x = MARGIN
+        for lines, width, to_right in zip(cells, widths, right, strict=True):
+            for k, line in enumerate(lines):
+                left = (x + width - CELL_PAD[0] - self.get_string_width(line) if to_right
+                        else x + CELL_PAD[0])
+                self.text(left, top + CELL_PAD[1] + k * line_h + line_h / 2 + size * PT * 0.33,
+                          line)
+            x += width
+        self.set_draw_color(*(INK if header else GREY))
+        self.set_line_width(0.35 if header else 0.15)
+        self.line(MARGIN, top + height, self.w - MARGIN, top + height)
+        self.set_y(top + height)
 
     def triangle(self, x: float, y: float, up: bool, size: float = 2.4) -> None:
         """A filled ▲ (up) or ▼ centred on (x, y): Noto Sans has no such glyph."""
@@ -475,7 +522,7 @@ def _trend(pdf: ReportPDF, points: list[dict], name: str) -> None:
     pdf.grid(f"{_('Chỉ số hài lòng chung qua các kỳ')}: {name}",
              [_("Kỳ"), _("Chỉ số (%%)") % {}, _("Khoảng tin cậy 95%%") % {}, _("Số phiếu"),
               _("So với kỳ trước"), _("p (hiệu chỉnh Holm)")],
-             rows, [24, 16, 36, 18, 66, 20], first_left=1)
+             rows, [24, 16, 36, 18, 66, 20], words=(4,))
 
 
 def _notes(pdf: ReportPDF, report, notes: list[str], flagged: list[str]) -> None:
@@ -606,7 +653,8 @@ def _scope_indices(pdf: ReportPDF, report, context: dict) -> None:
              [_("Cơ quan"), _("Chỉ số (%%)") % {}, _("Khoảng tin cậy 95%%") % {},
               _("Số phiếu"), _("So với toàn bộ"), _("Chênh lệch (điểm %%)") % {},
               _("p (hiệu chỉnh Holm)")] + [e.id for e in elements],
-             rows, [34, 15, 26, 13, 28, 13, 12] + [element_w] * len(elements), size=6.5)
+             rows, [34, 15, 26, 13, 28, 13, 12] + [element_w] * len(elements), size=6.5,
+             words=(4,))
     for group in context.get("levels", []):
         rows = [[str(i), line["name"], reports.format_percent(line["estimate"]),
                  reports.format_interval(line), f"{line['n']}{_small(line['small'])}",
@@ -615,7 +663,7 @@ def _scope_indices(pdf: ReportPDF, report, context: dict) -> None:
         pdf.grid(f"{_('Xếp hạng theo cấp cơ quan')}: {group['label']} ({len(group['lines'])})",
                  [_("Hạng"), _("Cơ quan"), _("Chỉ số (%%)") % {},
                   _("Khoảng tin cậy 95%%") % {}, _("Số phiếu"), _("So với toàn bộ")],
-                 rows, [10, 58, 16, 36, 20, 40], size=7.5, first_left=2)
+                 rows, [10, 58, 16, 36, 20, 40], size=7.5, first_left=2, words=(5,))
 
 
 def _comparison(comparison: str) -> str:
