@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from flask import current_app, g
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import Field, HiddenField, TextAreaField
-from wtforms.validators import StopValidation, ValidationError
+from wtforms.validators import StopValidation
 
 from analysis.questionnaire import Question, Questionnaire
+
+from .security import csrf
 
 # Every message a respondent can see, in one table (Vietnamese source, translated by Babel).
 MESSAGES = {
@@ -37,6 +40,55 @@ def parse_code(name: str, raw: str) -> int:
     return int(raw)
 
 
+# --- reading and checking one answer: shared by the WTForms fields and PostedForm ----------
+
+
+def read_code(name: str, valuelist: list[str]) -> int | None:
+    """One code from a field's values; none or an empty one is no answer."""
+    if not valuelist or valuelist[0] == "":
+        return None
+    if len(valuelist) > 1:
+        raise InvalidSubmission(f"{name}: several values for a single choice")
+    return parse_code(name, valuelist[0])
+
+
+def read_codes(name: str, valuelist: list[str]) -> list[int]:
+    """A multiple choice's codes (each box ticked at most once), sorted."""
+    codes = [parse_code(name, value) for value in valuelist if value != ""]
+    if len(set(codes)) != len(codes):
+        raise InvalidSubmission(f"{name}: a box sent twice")
+    return sorted(codes)
+
+
+def read_text(name: str, valuelist: list[str]) -> str | None:
+    """A free text answer, one value, NFC-normalised and stripped."""
+    if len(valuelist) > 1:
+        raise InvalidSubmission(f"{name}: several values for a text")
+    raw = valuelist[0] if valuelist else ""
+    # Normalise so that the same words typed on different keyboards compare equal.
+    return unicodedata.normalize("NFC", raw.replace("\r\n", "\n")).strip() or None
+
+
+def check_codes(name: str, codes: frozenset, data) -> None:
+    """An answer's codes are among its options, else the submission is invalid."""
+    if isinstance(data, list):
+        if any(code not in codes for code in data):
+            raise InvalidSubmission(f"{name}: a code outside its options")
+    elif data is not None and data not in codes:
+        raise InvalidSubmission(f"{name}: {data} is not one of its codes")
+
+
+def answer_error(question: Question, data) -> str | None:
+    """The respondent's error for a question the skip logic shows, or None."""
+    empty = data in (None, [], "")
+    if empty and question.required:
+        kind = {"text": "required_text", "multiple": "required_multiple"}
+        return str(MESSAGES[kind.get(question.type, "required")])
+    if question.type == "text" and data and len(data) > question.max_length:
+        return str(MESSAGES["too_long"]) % {"max": question.max_length}
+    return None
+
+
 class CodeField(Field):
     """One code from a fixed list; a value outside the list is an invalid submission."""
 
@@ -45,41 +97,24 @@ class CodeField(Field):
         self.codes = frozenset(codes)
 
     def process_formdata(self, valuelist):
-        if not valuelist or valuelist[0] == "":
-            self.data = None
-            return
-        if len(valuelist) > 1:
-            raise InvalidSubmission(f"{self.name}: several values for a single choice")
-        self.data = parse_code(self.name, valuelist[0])
+        self.data = read_code(self.name, valuelist)
 
     def pre_validate(self, form):
-        if self.data is not None and self.data not in self.codes:
-            raise InvalidSubmission(f"{self.name}: {self.data} is not one of its codes")
+        check_codes(self.name, self.codes, self.data)
 
 
 class CodesField(CodeField):
     """Several codes from a fixed list (multiple choice): each box ticked at most once."""
 
     def process_formdata(self, valuelist):
-        codes = [parse_code(self.name, value) for value in valuelist if value != ""]
-        if len(set(codes)) != len(codes):
-            raise InvalidSubmission(f"{self.name}: a box sent twice")
-        self.data = sorted(codes)
-
-    def pre_validate(self, form):
-        if any(code not in self.codes for code in self.data or ()):
-            raise InvalidSubmission(f"{self.name}: a code outside its options")
+        self.data = read_codes(self.name, valuelist)
 
 
 class TextField(TextAreaField):
     """A free text answer, one value, NFC-normalised and stripped."""
 
     def process_formdata(self, valuelist):
-        if len(valuelist) > 1:
-            raise InvalidSubmission(f"{self.name}: several values for a text")
-        raw = valuelist[0] if valuelist else ""
-        # Normalise so that the same words typed on different keyboards compare equal.
-        self.data = unicodedata.normalize("NFC", raw.replace("\r\n", "\n")).strip() or None
+        self.data = read_text(self.name, valuelist)
 
 
 class WhenShown:
@@ -93,13 +128,9 @@ class WhenShown:
         if not self.questionnaire.is_shown(self.question.id, form.raw_answers()):
             field.errors[:] = []
             raise StopValidation()
-        empty = field.data in (None, [], "")
-        if empty and self.question.required:
-            kind = {"text": "required_text", "multiple": "required_multiple"}
-            raise StopValidation(str(MESSAGES[kind.get(self.question.type, "required")]))
-        is_text = self.question.type == "text"
-        if is_text and field.data and len(field.data) > self.question.max_length:
-            raise ValidationError(str(MESSAGES["too_long"]) % {"max": self.question.max_length})
+        message = answer_error(self.question, field.data)
+        if message:
+            raise StopValidation(message)
 
 
 def _code_field(questionnaire, question):
@@ -181,6 +212,72 @@ class BlankForm:
 
     def answers(self) -> dict:
         return {}
+
+
+# How each question type's answer is read from the POST (the fields above use the same).
+READ_FOR_TYPE = {"likert5": read_code, "single": read_code, "yesno": read_code,
+                 "multiple": read_codes, "text": read_text}
+
+
+class PostedForm:
+    """The public questionnaire's POST read straight against the questionnaire.
+
+    The same readers, checks and messages as the questionnaire's ResponseForm (what staff
+    keying in paper sheets use), without binding ~30 WTForms fields per submission. The
+    CSRF token is checked by CSRFProtect before the view runs (security.py); `validate`
+    checks it again should that not have happened.
+    """
+
+    def __init__(self, questionnaire: Questionnaire, formdata):
+        self.questionnaire = questionnaire
+        self.started = _Value(formdata.get("started"))
+        self.submission_key = _Value(formdata.get("submission_key"))
+        self.errors: dict[str, list[str]] = {}
+        self._plan = _plan(questionnaire)
+        self._raw_answers = {qid: read(qid, formdata.getlist(qid))
+                             for qid, _question, read, _codes in self._plan}
+
+    def validate(self) -> bool:
+        if current_app.config.get("WTF_CSRF_ENABLED", True) and not g.get("csrf_valid"):
+            csrf.protect()  # raises CSRFError: the public form's refusal page
+        raw = self._raw_answers
+        errors = {}
+        for qid, question, _read, codes in self._plan:
+            if codes is not None:
+                check_codes(qid, codes, raw[qid])
+            if self.questionnaire.is_shown(qid, raw):
+                message = answer_error(question, raw[qid])
+                if message:
+                    errors[qid] = [message]
+        self.errors = errors
+        return not errors
+
+    raw_answers = ResponseForm.raw_answers
+    answers = ResponseForm.answers
+
+    def known_fields(self) -> set[str]:
+        fields = {"started", "submission_key", *self.questionnaire.questions}
+        if current_app.config.get("WTF_CSRF_ENABLED", True):
+            fields.add("csrf_token")
+        return fields
+
+    def multi_valued_fields(self) -> set[str]:
+        """The fields a browser may send several times (a multiple-choice question's boxes)."""
+        return {qid for qid, question in self.questionnaire.questions.items()
+                if question.type == "multiple"}
+
+
+_PLANS: dict[tuple[str, int, str], list] = {}
+
+
+def _plan(questionnaire: Questionnaire) -> list:
+    """Per question: id, question, reader, and its codes (None for a text), built once."""
+    key = (questionnaire.id, questionnaire.version, questionnaire.source)
+    if key not in _PLANS:
+        _PLANS[key] = [(qid, question, READ_FOR_TYPE[question.type],
+                        None if question.type == "text" else question.codes)
+                       for qid, question in questionnaire.questions.items()]
+    return _PLANS[key]
 
 
 _FORM_CLASSES: dict[tuple[str, int, str], type[ResponseForm]] = {}

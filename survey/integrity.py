@@ -3,6 +3,7 @@ the coarse, expiring counts the repeat check keeps about clients."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -16,7 +17,9 @@ from datetime import UTC, datetime, time, timedelta
 from flask import current_app, request
 from flask_babel import lazy_gettext as _l
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, bindparam, case, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from .domain.activity import LOCAL_TIME, as_utc, period_labels, window_starts
@@ -163,19 +166,23 @@ def bucket_of(moment: datetime) -> datetime:
     return datetime.fromtimestamp(int(moment.timestamp()) // step * step, UTC)
 
 
+def _count_upsert(insert):
+    return insert(SubmissionCount.__table__).on_conflict_do_update(
+        index_elements=["counter_id", "client_key", "bucket"],
+        set_={"submissions": SubmissionCount.__table__.c.submissions + 1})
+
+
+# "Add one, or start at one", built once per dialect (the submit hot path).
+COUNT_UPSERT = {"postgresql": _count_upsert(postgresql_insert),
+                "sqlite": _count_upsert(sqlite_insert)}
+
+
 def count_submission(db: Session, counter_id: int, client: str, at: datetime) -> None:
     """Add one to the client's count for this counter and bucket; now and then expire."""
-    values = {"counter_id": counter_id, "client_key": client, "bucket": bucket_of(at),
-              "submissions": 1}
-    table = SubmissionCount.__table__
-    if db.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(table).values(values)
-    db.execute(statement.on_conflict_do_update(
-        index_elements=["counter_id", "client_key", "bucket"],
-        set_={"submissions": table.c.submissions + 1}))
+    connection = db.connection()
+    connection.execute(COUNT_UPSERT[connection.dialect.name], {
+        "counter_id": counter_id, "client_key": client, "bucket": bucket_of(at),
+        "submissions": 1})
     if secrets.randbelow(PURGE_EVERY) == 0:
         purge_expired(db)
 
@@ -338,60 +345,106 @@ def _open_at(moment: datetime, rules: Rules) -> bool:
     return opens <= moment <= closes
 
 
+RESPONSE, ANSWER = Response.__table__, Answer.__table__
+VOLUME, COUNTS = ServiceVolume.__table__, SubmissionCount.__table__
+WHEN = RESPONSE.c.submitted_at.type
+
+# The counter's latest web responses, newest first, with the coded answers of those inside
+# the identical-run window (only those can form a run). Built once: the submit hot path.
+_RECENT = (select(RESPONSE.c.id, RESPONSE.c.submitted_at)
+           .where(RESPONSE.c.counter_id == bindparam("counter"), RESPONSE.c.channel == "web")
+           .order_by(RESPONSE.c.id.desc()).limit(bindparam("recent"))
+           .subquery("recent"))
+RECENT_WITH_ANSWERS = (
+    select(_RECENT.c.id, _RECENT.c.submitted_at, ANSWER.c.question_id, ANSWER.c.value)
+    .select_from(_RECENT.outerjoin(ANSWER, and_(
+        ANSWER.c.response_id == _RECENT.c.id, ANSWER.c.value.is_not(None),
+        _RECENT.c.submitted_at >= bindparam("run_since", type_=WHEN))))
+    .order_by(_RECENT.c.id.desc(), ANSWER.c.id)
+)
+
+
+def _served(window: str):
+    return (select(func.sum(VOLUME.c.transactions))
+            .where(VOLUME.c.agency_id == bindparam("agency"),
+                   VOLUME.c.period == bindparam(f"{window}_label"))
+            .scalar_subquery())
+
+
+def _counted(window: str):
+    return (select(func.count()).select_from(RESPONSE)
+            .where(RESPONSE.c.agency_id == bindparam("agency"),
+                   RESPONSE.c.submitted_at >= bindparam(f"{window}_start", type_=WHEN),
+                   RESPONSE.c.flags == "")
+            .scalar_subquery())
+
+
+# The client's count within the hour, the dossiers served in this month, quarter and year,
+# and the counted responses of the first of those periods with a figure: one row.
+NUMBERS = select(
+    select(func.coalesce(func.sum(COUNTS.c.submissions), 0))
+    .where(COUNTS.c.counter_id == bindparam("counter"),
+           COUNTS.c.client_key == bindparam("client"),
+           COUNTS.c.bucket >= bindparam("since_bucket", type_=COUNTS.c.bucket.type))
+    .scalar_subquery().label("client"),
+    *(_served(window).label(window) for window in ("month", "quarter", "year")),
+    case(*((_served(window).is_not(None), _counted(window))
+           for window in ("month", "quarter", "year")), else_=0).label("counted"),
+)
+
+
 def read_context(db: Session, counter_id: int, agency_id: int, client: str, at: datetime,
                  rules: Rules) -> Context:
-    """What `reasons` needs, in at most four small indexed queries."""
-    rows = db.execute(
-        select(Response.id, Response.submitted_at)
-        .where(Response.counter_id == counter_id, Response.channel == "web")
-        .order_by(Response.id.desc()).limit(max(rules.run_length - 1, 1))).all()
-    given: dict[int, dict] = {row_id: {} for row_id, _when in rows}
-    if (len(rows) == rules.run_length - 1
-            and at - as_utc(rows[-1].submitted_at) <= rules.run_window):
-        # A run is possible in time: read those responses' coded answers.
-        for response_id, question_id, value in db.execute(
-                select(Answer.response_id, Answer.question_id, Answer.value)
-                .where(Answer.response_id.in_(list(given)), Answer.value.is_not(None))
-                .order_by(Answer.id)):
-            answers = given[response_id]
-            if question_id in answers:  # a multiple choice: its codes as a list
-                codes = answers[question_id]
-                answers[question_id] = [*codes, value] if isinstance(codes, list) \
-                    else [codes, value]
-            else:
-                answers[question_id] = value
-    previous = tuple(Prior(as_utc(when), given[row_id]) for row_id, when in rows)
-    served, counted = _volume(db, agency_id, at)
-    return Context(client_submissions=client_submissions(db, counter_id, client, at,
-                                                         timedelta(hours=1)),
-                   previous=previous, served=served, counted=counted)
+    """What `reasons` needs, in two indexed queries built once."""
+    connection = db.connection()
+    given: dict[int, tuple[datetime, dict]] = {}
+    for response_id, when, question_id, value in connection.execute(RECENT_WITH_ANSWERS, {
+            "counter": counter_id, "recent": max(rules.run_length - 1, 1),
+            "run_since": at - rules.run_window}).all():
+        if response_id not in given:
+            given[response_id] = (as_utc(when), {})
+        if question_id is None:
+            continue
+        answers = given[response_id][1]
+        if question_id in answers:  # a multiple choice: its codes as a list
+            codes = answers[question_id]
+            answers[question_id] = [*codes, value] if isinstance(codes, list) else [codes, value]
+        else:
+            answers[question_id] = value
+    previous = tuple(Prior(when, answers) for when, answers in given.values())
+    labels, starts = period_labels(at), window_starts(at)
+    numbers = connection.execute(NUMBERS, {
+        "counter": counter_id, "client": client,
+        "since_bucket": bucket_of(at - timedelta(hours=1)), "agency": agency_id,
+        **{f"{window}_label": labels[window] for window in ("month", "quarter", "year")},
+        **{f"{window}_start": starts[window] for window in ("month", "quarter", "year")},
+    }).one()._mapping
+    served = next((numbers[window] for window in ("month", "quarter", "year")
+                   if numbers[window] is not None), None)
+    return Context(client_submissions=int(numbers["client"]), previous=previous,
+                   served=None if served is None else int(served),
+                   counted=0 if served is None else int(numbers["counted"] or 0))
 
 
-def _volume(db: Session, agency_id: int, at: datetime) -> tuple[int | None, int]:
-    """Dossiers served by the agency in the current month (else quarter, else year) as the
-    one-stop system reported them, and the agency's responses counted in that period."""
-    labels = period_labels(at)
-    served = dict(db.execute(
-        select(ServiceVolume.period, func.sum(ServiceVolume.transactions))
-        .where(ServiceVolume.agency_id == agency_id,
-               ServiceVolume.period.in_(list(labels.values())))
-        .group_by(ServiceVolume.period)).all())
-    for window in ("month", "quarter", "year"):
-        if labels[window] in served:
-            since = window_starts(at)[window]
-            counted = db.scalar(
-                select(func.count()).select_from(Response)
-                .where(Response.agency_id == agency_id, Response.submitted_at >= since,
-                       Response.flags == ""))
-            return int(served[labels[window]]), int(counted or 0)
-    return None, 0
+# The settings Rules.from_config reads: parsed once per distinct set of values.
+RULE_SETTINGS = ("OPENING_HOURS", "OPENING_DAYS", "MIN_PLAUSIBLE_SECONDS", "REPEAT_PER_HOUR",
+                 "REPEAT_HARD_PER_HOUR", "QUICK_SUCCESSION_SECONDS", "IDENTICAL_RUN_LENGTH",
+                 "IDENTICAL_RUN_MINUTES", "OPENING_GRACE_MINUTES", "OVER_VOLUME_RATIO")
+
+
+@functools.lru_cache(maxsize=64)
+def _rules(settings: tuple, min_seconds: int | None) -> Rules:
+    return Rules.from_config(dict(zip(RULE_SETTINGS, settings, strict=True)), min_seconds)
 
 
 def submission_flags(db: Session, counter, questionnaire, seconds: int | None,
                      answers: Mapping, at: datetime) -> list[str]:
     """The reasons for a web response about to be stored; counts the submission for the
     repeat check (in the caller's transaction: a refused insert counts nothing)."""
-    rules = Rules.from_config(current_app.config, questionnaire.min_seconds)
+    config = current_app.config
+    settings = tuple(tuple(value) if isinstance(value, list) else value
+                     for value in map(config.__getitem__, RULE_SETTINGS))
+    rules = _rules(settings, questionnaire.min_seconds)
     client = client_key(f"submit:{counter.id}")
     context = read_context(db, counter.id, counter.agency_id, client, at, rules)
     count_submission(db, counter.id, client, at)

@@ -32,7 +32,7 @@ from . import drafts, integrity, paper, receipts
 from .db import get_db
 from .domain.agencies import contact_link
 from .errors import CodeWithdrawn, http_error
-from .forms import BlankForm, InvalidSubmission, ResponseForm, form_class
+from .forms import BlankForm, InvalidSubmission, PostedForm, ResponseForm, form_class
 from .i18n import LANGUAGE_FIELD
 from .models import (
     Agency,
@@ -49,6 +49,8 @@ bp = Blueprint("respond", __name__)
 # Table-level inserts skip the ORM's bulk machinery on the submit path.
 RESPONSE = Response.__table__
 ANSWER = Answer.__table__
+INSERT_RESPONSE = RESPONSE.insert().returning(RESPONSE.c.id)
+INSERT_ANSWER = ANSWER.insert()
 COUNTER, TOKEN, AGENCY = Counter.__table__, CounterToken.__table__, Agency.__table__
 # Everything the public pages need of a counter, in one statement built once (the hot path).
 COUNTER_BY_TOKEN = (
@@ -97,7 +99,7 @@ class Posted(NamedTuple):
     counter: CounterView
     token: str
     questionnaire: Questionnaire
-    form: ResponseForm
+    form: PostedForm
 
 
 def counter_for_token(token: str) -> CounterView:
@@ -224,7 +226,7 @@ def questionnaire(token):
     return render_form(counter, token, form, status=422 if invalid else 200)
 
 
-def refuse_what_no_browser_sends(form: ResponseForm) -> None:
+def refuse_what_no_browser_sends(form: ResponseForm | PostedForm) -> None:
     """400 unless the POST has the shape our page produces (tampering or a broken client).
 
     No field the page does not have; one value per field except the checkboxes of a
@@ -252,7 +254,7 @@ def posted_form(token) -> Posted:
     if request.files:
         abort(400)  # before the form reads them as answers
     try:
-        form = form_class(questionnaire)()
+        form = PostedForm(questionnaire, request.form)
     except InvalidSubmission:
         abort(400)
     refuse_what_no_browser_sends(form)
@@ -348,7 +350,7 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
     seconds = None if paper_sheet else max(0, int((at - key.issued_at).total_seconds()))
     try:
         response_id = db.execute(
-            RESPONSE.insert().returning(RESPONSE.c.id),
+            INSERT_RESPONSE,
             {
                 "counter_id": counter.id,
                 "agency_id": counter.agency_id,
@@ -366,7 +368,7 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
         ).scalar_one()
         rows = answer_rows(response_id, answers)
         if rows:
-            db.execute(ANSWER.insert(), rows)
+            db.connection().execute(INSERT_ANSWER, rows)
         db.commit()
         return response_id
     except IntegrityError:
