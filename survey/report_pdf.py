@@ -443,7 +443,9 @@ def _filters(pdf: ReportPDF, report, scope_name: str, n: int | None) -> None:
         pdf.para(notice, style="B")
 
 
-def _title(pdf: ReportPDF, heading: str, subject: str) -> None:
+def _title(pdf: ReportPDF, heading: str, subject: str, query) -> None:
+    """The report's name, whose figures (the scope or the agency) and, under them, the
+    period and weighting."""
     pdf.set_font(FONT, "B", 16)
     pdf.set_text_color(*ABOVE)
     pdf.multi_cell(0, 16 * PT * 1.3, pdf.clean(heading), align="L", new_x=XPos.LMARGIN,
@@ -452,6 +454,8 @@ def _title(pdf: ReportPDF, heading: str, subject: str) -> None:
     pdf.set_text_color(*INK)
     pdf.multi_cell(0, 13 * PT * 1.3, pdf.clean(subject), align="L", new_x=XPos.LMARGIN,
                    new_y=YPos.NEXT)
+    period = reports.period_name(query.period) if query.period else _("Tất cả")
+    pdf.para(f"{_('Kỳ')}: {period} · {reports.WEIGHTINGS[query.weighting]}", size=10.5)
     pdf.set_draw_color(*ABOVE)
     pdf.set_line_width(0.5)
     pdf.line(MARGIN, pdf.get_y() + 1.5, pdf.w - MARGIN, pdf.get_y() + 1.5)
@@ -602,7 +606,7 @@ def scope_document(report, context: dict, scope_name: str) -> tuple[bytes, str]:
     name = _file_name("bao-cao-pham-vi", report.query)
     title = _("Báo cáo chỉ số hài lòng")
     pdf = ReportPDF(name, f"{title}: {scope_name}")
-    _title(pdf, title, scope_name)
+    _title(pdf, title, scope_name, report.query)
     whole = context.get("whole")
     _filters(pdf, report, scope_name, None if whole is None else int(whole.n))
     if report.error:
@@ -708,7 +712,7 @@ def agency_document(report, context: dict, code: str) -> tuple[bytes, str]:
     title = _("Báo cáo chỉ số hài lòng")
     agency = f"{context['name']} ({code})"
     pdf = ReportPDF(name, f"{title}: {agency}")
-    _title(pdf, title, agency)
+    _title(pdf, title, agency, report.query)
     detail = context["detail"]
     overall = None if detail is None else detail["overall"]
     _filters(pdf, report, agency, None if overall is None else int(overall.n))
