@@ -307,3 +307,15 @@ def test_filter_parameters_never_break_the_pdf(client, session, province, params
             assert response.headers["Content-Disposition"].startswith("attachment")
         else:
             assert response.status_code in (400, 404, 308), (url, params)
+
+
+def test_without_responses_the_pdf_says_so(client, session, province):
+    login_as(client, session, "analyst")
+    # Sở Xây dựng served dossiers but got no response; 2025 has no responses at all.
+    text = pdf_text(get_pdf(client, "/reports/agency/SXD/report.pdf").data)
+    assert "Chưa có phiếu trả lời nào trong phạm vi và kỳ đã chọn." in text
+    assert "Cách tính chỉ số" in text
+    page = client.get("/reports/?period_kind=year&period=2025").get_data(as_text=True)
+    text = pdf_text(get_pdf(client, "/reports/report.pdf?period_kind=year&period=2025").data)
+    notice = "Chưa có phiếu trả lời nào trong phạm vi và kỳ đã chọn."
+    assert notice in page and notice in text
