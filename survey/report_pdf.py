@@ -479,12 +479,9 @@ def _criteria_tables(pdf: ReportPDF, elements: list[dict]) -> None:
         pdf.grid(caption, headers, rows, [80, 18, 42, 22, 18])
 
 
-def _elements_of(report, by: str, code: str | None = None) -> list[dict]:
-    """As reports.agency_detail's elements, for the whole scope (by "ALL") or an agency."""
-    table = report.table
-    rows = table[table["by"] == by]
-    if code is not None:
-        rows = rows[rows["agency"] == code]
+def _scope_elements(report) -> list[dict]:
+    """As reports.agency_detail's elements, for the whole scope (the rows by "ALL")."""
+    rows = report.table[report.table["by"] == "ALL"]
     by_key = {(row.level, row.key): row for row in rows.itertuples(index=False)}
     return [{"element": element, "index": by_key.get(("element", element.id)),
              "criteria": [{"question": q, "index": by_key[("criterion", q.id)],
@@ -634,7 +631,7 @@ def _scope_indices(pdf: ReportPDF, report, context: dict) -> None:
     pdf.grid(_("Chỉ số theo yếu tố"), [_("Yếu tố"), _("Chỉ số (%%)") % {},
                                       _("Khoảng tin cậy 95%%") % {}], rows, [110, 25, 45])
     pdf.heading(_("Chỉ số theo tiêu chí (toàn bộ phạm vi)"))
-    _criteria_tables(pdf, _elements_of(report, "ALL"))
+    _criteria_tables(pdf, _scope_elements(report))
     _trend(pdf, context["trend"], _("Chỉ số chung"))
     ranking = context["ranking"]
     pdf.heading(_("Xếp hạng các cơ quan"))

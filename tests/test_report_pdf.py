@@ -319,3 +319,24 @@ def test_without_responses_the_pdf_says_so(client, session, province):
     text = pdf_text(get_pdf(client, "/reports/report.pdf?period_kind=year&period=2025").data)
     notice = "Chưa có phiếu trả lời nào trong phạm vi và kỳ đã chọn."
     assert notice in page and notice in text
+
+
+def test_trend_marks_and_date_range_as_on_the_page(app, client, session, make_counter):
+    """Sở Tư pháp falls from Q3 to Q4 (tests/test_trends.py's data): the trend's mark."""
+    from .test_trends import seed
+
+    app.config["MIN_GROUP_N"] = 10
+    seed(session, make_counter)
+    login_as(client, session, "analyst")
+    page = client.get("/reports/agency/STP").get_data(as_text=True)
+    text = pdf_text(get_pdf(client, "/reports/agency/STP/report.pdf").data)
+    rows = table_rows(page, "Chỉ số hài lòng chung qua các kỳ: Sở Tư pháp")
+    assert any("Thấp hơn có ý nghĩa thống kê so với kỳ trước" in row for row in rows)
+    for row in rows:
+        assert row in text
+    args = "date_from=2026-11-01&date_to=2026-11-30"
+    page = client.get(f"/reports/?{args}").get_data(as_text=True)
+    text = pdf_text(get_pdf(client, f"/reports/report.pdf?{args}").data)
+    assert "Từ ngày 01/11/2026 Đến ngày 30/11/2026" in text
+    whole = plain(re.search(r'<h2 id="h-whole">(.*?)</h2>', page).group(1))
+    assert whole in text
