@@ -147,6 +147,9 @@ class Response(Base):
         # a partial index, empty once every response is encoded, so finding them is cheap.
         Index("ix_response_unencoded", "id", sqlite_where=text("criteria_codes IS NULL"),
               postgresql_where=text("criteria_codes IS NULL")),
+        # The flagged responses, few: the report cache counts them on every page view.
+        Index("ix_response_flagged", "id", sqlite_where=text("flags != ''"),
+              postgresql_where=text("flags != ''")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

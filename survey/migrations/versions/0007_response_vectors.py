@@ -1,5 +1,7 @@
 """response vectors: the service field and the criteria codes of each response, in one row
 
+Also a partial index on the flagged responses, which the report cache counts on every view.
+
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-14 12:00:00.000000
@@ -24,9 +26,15 @@ def upgrade() -> None:
     op.create_index('ix_response_unencoded', 'response', ['id'], unique=False,
                     sqlite_where=sa.text('criteria_codes IS NULL'),
                     postgresql_where=sa.text('criteria_codes IS NULL'))
+    op.create_index('ix_response_flagged', 'response', ['id'], unique=False,
+                    sqlite_where=sa.text("flags != ''"),
+                    postgresql_where=sa.text("flags != ''"))
 
 
 def downgrade() -> None:
+    op.drop_index('ix_response_flagged', table_name='response',
+                  sqlite_where=sa.text("flags != ''"),
+                  postgresql_where=sa.text("flags != ''"))
     op.drop_index('ix_response_unencoded', table_name='response',
                   sqlite_where=sa.text('criteria_codes IS NULL'),
                   postgresql_where=sa.text('criteria_codes IS NULL'))
