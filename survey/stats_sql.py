@@ -16,7 +16,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Integer, Text, cast, func, select, text
+from sqlalchemy import BigInteger, Integer, Text, cast, func, literal, select, text
 from sqlalchemy.orm import Session
 
 from analysis import compute_indices
@@ -59,7 +59,9 @@ def period_bounds(period: str) -> tuple[date, date]:
     return first, first + timedelta(days=period_days(period) - 1)
 
 
-def _filters(questionnaire_id: str, agency_ids, include_flagged, date_from, date_to) -> list:
+def _filters(questionnaire_id: str, agency_ids: set[int] | None = None,
+             include_flagged: bool = False, date_from: date | None = None,
+             date_to: date | None = None) -> list:
     """The responses a report counts (as survey.reports_data.responses_frame), encoded."""
     filters = [Response.questionnaire_id == questionnaire_id, Response.criteria_codes.is_not(None)]
     if agency_ids is not None:
@@ -100,30 +102,42 @@ def _keys(with_field: bool) -> list:
 # (millions of rows without a Python object each).
 _WIDTHS = {"agency": 10, "version": 4, "field": 5, "count": 10}
 _NO_FIELD = 99999  # a service field is a SMALLINT; NULL is written as this
+_LINES_A_BLOCK = 8192
 
 
-def _copy_query(questionnaire_id: str, width: int, with_field: bool, **filters):
+def _copy_query(questionnaire_id: str, width: int, with_field: bool, grouped: bool = True,
+                **filters):
     """:func:`vector_query` as one fixed-width line a row: agency id, version, service
-    field + 32768 (NULL: 99999), the codes padded with '.' to ``width``, count."""
+    field + 32768 (NULL: 99999), the codes padded with '.' to ``width``, count. Without
+    ``grouped``, one line a response (count 1): no hash table in the server."""
     def digits(value, size):
         return func.lpad(cast(value, Text), size, "0")
 
-    parts = [digits(Response.agency_id, _WIDTHS["agency"]),
-             digits(Response.questionnaire_version, _WIDTHS["version"])]
+    # agency, version (and field) as one number written once: the same digits as each
+    # written to its width, one conversion a row fewer
+    key = cast(Response.agency_id, BigInteger) * 10 ** _WIDTHS["version"] + (
+        Response.questionnaire_version)
+    size = _WIDTHS["agency"] + _WIDTHS["version"]
     if with_field:
         field_value = func.coalesce(cast(Response.service_field, Integer) + 32768, _NO_FIELD)
-        parts.append(digits(field_value, _WIDTHS["field"]))
+        key = key * 10 ** _WIDTHS["field"] + field_value
+        size += _WIDTHS["field"]
+    parts = [digits(key, size)]
+    one = "1".rjust(_WIDTHS["count"], "0")
     parts += [func.rpad(Response.criteria_codes, width, "."),
-              digits(func.count(), _WIDTHS["count"])]
-    keys = _keys(with_field)
+              digits(func.count(), _WIDTHS["count"]) if grouped else literal(one)]
     where = _filters(questionnaire_id, **filters)
-    return select(func.concat(*parts)).where(*where).group_by(*keys)
+    lines = select(func.concat(*parts).label("line"),
+                   (func.row_number().over() // _LINES_A_BLOCK).label("block")).where(*where)
+    lines = (lines.group_by(*_keys(with_field)) if grouped else lines).subquery()
+    # Blocks of lines, one COPY row each: the client reads a few hundred rows, not millions.
+    return select(func.string_agg(lines.c.line, "")).group_by(lines.c.block)
 
 
 def _read_copy(db: Session, questionnaire_id: str, width: int, with_field: bool,
-               **filters) -> pd.DataFrame:
+               grouped: bool = True, **filters) -> pd.DataFrame:
     """Run :func:`_copy_query` through COPY and split the lines with numpy."""
-    query = _copy_query(questionnaire_id, width, with_field, **filters)
+    query = _copy_query(questionnaire_id, width, with_field, grouped, **filters)
     compiled = query.compile(dialect=db.get_bind().dialect,
                              compile_kwargs={"render_postcompile": True})
     db.execute(text("SET LOCAL work_mem = '256MB'"))
@@ -131,9 +145,9 @@ def _read_copy(db: Session, questionnaire_id: str, width: int, with_field: bool,
     chunks = bytearray()
     with cursor.copy(f"COPY ({compiled}) TO STDOUT", compiled.params) as copy:
         for block in copy:
-            chunks += block
+            chunks += bytes(block)[:-1]  # each COPY row ends with a newline
     sizes = [_WIDTHS["agency"], _WIDTHS["version"]] + ([_WIDTHS["field"]] if with_field else [])
-    line = sum(sizes) + width + _WIDTHS["count"] + 1
+    line = sum(sizes) + width + _WIDTHS["count"]
     raw = np.frombuffer(bytes(chunks), dtype=np.uint8).reshape(-1, line)
     del chunks
 
@@ -168,14 +182,14 @@ def unencoded(db: Session, questionnaire_id: str, agency_ids: set[int] | None = 
 
 
 def read_vectors(db: Session, questionnaire: Questionnaire, registry, *, with_field: bool = True,
-                 **filters) -> Vectors:
+                 grouped: bool = True, **filters) -> Vectors:
     """Run :func:`vector_query` (PostgreSQL: through COPY) and put every version's codes in
     the latest version's criterion order (criteria a version does not ask are blank)."""
     versions = {v: [q.id for q in registry.get(questionnaire.id, v).criteria]
                 for v in _versions(db, questionnaire.id)}
     width = max([len(c) for c in versions.values()] + [1])
     if db.get_bind().dialect.name == "postgresql":
-        raw = _read_copy(db, questionnaire.id, width, with_field, **filters)
+        raw = _read_copy(db, questionnaire.id, width, with_field, grouped, **filters)
         padded = raw.attrs.pop("codes")
     else:
         rows = db.execute(vector_query(questionnaire.id, with_field=with_field,
@@ -242,6 +256,7 @@ def scope_indices(
     by=("agency",),
     min_n: int = 30,
     min_cell_n: int | None = None,
+    drop_empty_cells: bool | None = None,
 ) -> tuple[pd.DataFrame, list[dict], str]:
     """The scope's table of indices (analysis.compute_indices' columns and notes) for one
     period (a label such as '2026-Q3', or None for everything), as the reports page
@@ -268,7 +283,8 @@ def scope_indices(
                                            frame)
             options = {"weighting": "poststrat", "totals": totals} if totals is not None else {}
         table = compute_indices(frame, elements, by=list(by), min_n=min_n,
-                                min_cell_n=min_cell_n, **options)
+                                min_cell_n=min_cell_n, drop_empty_cells=drop_empty_cells,
+                                **options)
         return table, volume_notes, "frame"
     vectors = read_vectors(db, questionnaire, registry, with_field=weighting == "poststrat",
                            **filters)
@@ -287,7 +303,8 @@ def scope_indices(
         vectors = _merge_rows(frame, vectors.answers, keys)
         frame = vectors.frame
     table = compute_from_vectors(frame, elements, by=list(by), min_n=min_n,
-                                 min_cell_n=min_cell_n, answers=vectors.answers, **options)
+                                 min_cell_n=min_cell_n, drop_empty_cells=drop_empty_cells,
+                                 answers=vectors.answers, **options)
     return table, volume_notes, "sql"
 
 
