@@ -257,11 +257,15 @@ def scope_indices(
     min_n: int = 30,
     min_cell_n: int | None = None,
     drop_empty_cells: bool | None = None,
+    margins: list[pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, list[dict], str]:
     """The scope's table of indices (analysis.compute_indices' columns and notes) for one
     period (a label such as '2026-Q3', or None for everything), as the reports page
     computes it: flagged responses left out unless included; ``poststrat`` weighted by the
     served volumes of the period, with the page's fallbacks (reports._totals_for).
+
+    ``rake`` (with ``margins``, as analysis.compute_indices) is computed from the wide
+    frame: its calibration residuals need the respondents.
 
     Returns the table, the served volumes' notes, and how it was computed: ``"sql"``
     (counted vectors) or ``"frame"`` (raking, or responses not yet encodable).
@@ -278,6 +282,8 @@ def scope_indices(
                                 **{k: v for k, v in filters.items() if k.startswith("date")})
         totals, volume_notes = None, []
         options: dict = {"weighting": weighting}
+        if weighting == "rake":
+            options["margins"] = margins
         if weighting == "poststrat":
             totals, volume_notes = _totals(db, period, scale_volumes, agency_ids, questionnaire,
                                            frame)

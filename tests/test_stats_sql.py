@@ -132,8 +132,16 @@ def test_vectors_follow_scope_flags_and_period(app, session):
 def test_raking_falls_back_to_the_frame(app, session):
     """Raking needs the respondents: the wide frame is read, and the result says so."""
     _arrange(session, seed=3)
-    with pytest.raises(Exception, match="margin"):
-        scope_indices(session, SIPAS, REGISTRY, period=PERIOD, weighting="rake")
+    margins = [pd.DataFrame({"agency": ["STP", "SYT", "SXD", "SNV"],
+                             "count": [900.0, 500.0, 300.0, 100.0]})]
+    got, _, how = scope_indices(session, SIPAS, REGISTRY, period=PERIOD, weighting="rake",
+                                margins=margins, min_n=10)
+    assert how == "frame"
+    first, last = period_bounds(PERIOD)
+    frame = responses_frame(session, SIPAS, date_from=first, date_to=last, registry=REGISTRY)
+    want = compute_indices(frame, ELEMENTS, by=["agency"], min_n=10, weighting="rake",
+                           margins=margins)
+    _assert_same(got, want)
 
 
 def test_period_bounds_cover_the_period():
