@@ -135,8 +135,9 @@ def _copy_query(questionnaire_id: str, width: int, with_field: bool, grouped: bo
 
 
 def _read_copy(db: Session, questionnaire_id: str, width: int, with_field: bool,
-               grouped: bool = True, **filters) -> pd.DataFrame:
-    """Run :func:`_copy_query` through COPY and split the lines with numpy."""
+               grouped: bool = True, **filters) -> tuple[pd.DataFrame, np.ndarray]:
+    """Run :func:`_copy_query` through COPY and split the lines with numpy: the numbers
+    and the codes' bytes."""
     query = _copy_query(questionnaire_id, width, with_field, grouped, **filters)
     compiled = query.compile(dialect=db.get_bind().dialect,
                              compile_kwargs={"render_postcompile": True})
@@ -148,19 +149,22 @@ def _read_copy(db: Session, questionnaire_id: str, width: int, with_field: bool,
             chunks += bytes(block)[:-1]  # each COPY row ends with a newline
     sizes = [_WIDTHS["agency"], _WIDTHS["version"]] + ([_WIDTHS["field"]] if with_field else [])
     line = sum(sizes) + width + _WIDTHS["count"]
-    raw = np.frombuffer(bytes(chunks), dtype=np.uint8).reshape(-1, line)
-    del chunks
+    raw = np.frombuffer(chunks, dtype=np.uint8).reshape(-1, line)
 
-    def number(first, size):
-        part = raw[:, first:first + size].astype(np.int64) - ord("0")
-        return part @ (10 ** np.arange(size - 1, -1, -1, dtype=np.int64))
+    def number(first, size):  # digit by digit: no (rows x digits) int64 temporary
+        value = np.zeros(len(raw), dtype=np.int64)
+        for column in range(first, first + size):
+            value *= 10
+            value += raw[:, column]
+            value -= ord("0")
+        return value
 
     out = {}
     at = 0
     for name, size in zip(["agency_id", "version", "service_field"], sizes, strict=False):
         out[name] = number(at, size)
         at += size
-    out["codes"] = raw[:, at:at + width]
+    out["codes"] = raw[:, at:at + width].copy()  # the rest of the lines can go
     out[COUNT] = number(at + width, _WIDTHS["count"])
     frame = pd.DataFrame({k: v for k, v in out.items() if k != "codes"})
     if with_field:
@@ -168,8 +172,7 @@ def _read_copy(db: Session, questionnaire_id: str, width: int, with_field: bool,
         frame["service_field"] = pd.array(
             np.where(stored == _NO_FIELD, 0, stored - 32768), dtype="Int64")
         frame.loc[stored == _NO_FIELD, "service_field"] = pd.NA
-    frame.attrs["codes"] = out["codes"]
-    return frame
+    return frame, out["codes"]
 
 
 def unencoded(db: Session, questionnaire_id: str, agency_ids: set[int] | None = None) -> int:
@@ -189,8 +192,7 @@ def read_vectors(db: Session, questionnaire: Questionnaire, registry, *, with_fi
                 for v in _versions(db, questionnaire.id)}
     width = max([len(c) for c in versions.values()] + [1])
     if db.get_bind().dialect.name == "postgresql":
-        raw = _read_copy(db, questionnaire.id, width, with_field, grouped, **filters)
-        padded = raw.attrs.pop("codes")
+        raw, padded = _read_copy(db, questionnaire.id, width, with_field, grouped, **filters)
     else:
         rows = db.execute(vector_query(questionnaire.id, with_field=with_field,
                                        **filters)).all()
@@ -201,7 +203,11 @@ def read_vectors(db: Session, questionnaire: Questionnaire, registry, *, with_fi
         padded = padded.reshape(len(raw), width)
     criteria = [q.id for q in questionnaire.criteria]
     answers = np.zeros((len(raw), len(criteria)), dtype=np.int8)
-    for version, index in raw.groupby("version").indices.items():
+    by_version = raw.groupby("version").indices
+    if len(by_version) == 1 and versions[int(next(iter(by_version)))] == criteria:
+        answers = codes_from_bytes(padded[:, :len(criteria)])
+        by_version = {}
+    for version, index in by_version.items():
         asked = versions[int(version)]
         codes = codes_from_bytes(padded[index, :len(asked)])
         for j, criterion in enumerate(asked):
