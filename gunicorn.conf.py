@@ -19,9 +19,19 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 
 # Synchronous workers: the app is CPU-bound (form rendering, pandas for reports) and keeps
 # no state in the process, so throughput scales with processes. (2 × cores) + 1 is gunicorn's
-# own rule of thumb; WEB_CONCURRENCY overrides it (e.g. on a machine shared with PostgreSQL).
+# own rule of thumb: on 2 cores, 5 workers keep both cores busy while one waits on the
+# database or the network (measured against 4 and 8 in docs/scale.md); WEB_CONCURRENCY
+# overrides it (e.g. fewer on a machine shared with PostgreSQL).
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
 worker_class = "sync"
+
+# Import and build the app once in the master, warmed (survey.respond.warm_up), and fork
+# the workers from it: importing pandas, SQLAlchemy and the app costs ~2 s of CPU, which
+# every worker started or recycled (max_requests below) would otherwise pay again, and the
+# forked workers share that memory. The price: a HUP (`systemctl reload`) restarts the
+# workers on the code already loaded; new code needs `systemctl restart` (docs/deploy.md).
+# GUNICORN_PRELOAD=0 turns it off.
+preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
 
 # A report page over a large province may compute for several seconds; a stuck worker is
 # killed after `timeout` and replaced. nginx's proxy_read_timeout should be a bit longer.
@@ -33,6 +43,27 @@ keepalive = 5
 # Recycle workers now and then so that memory held by large report computations is returned.
 max_requests = 5000
 max_requests_jitter = 500
+
+
+
+def when_ready(server):
+    """Warm the preloaded app in the master (questionnaires, templates, blank pages)."""
+    if not server.cfg.preload_app:
+        return
+    app = server.app.wsgi()
+    if "questionnaires" in getattr(app, "extensions", {}):
+        from survey.respond import warm_up
+
+        warm_up(app)
+
+
+def post_fork(server, worker):
+    """A worker never shares the master's database connections (there should be none)."""
+    app = server.app.wsgi() if server.cfg.preload_app else None
+    database = getattr(app, "extensions", {}).get("survey_db")
+    if database is not None:
+        database.engine.dispose(close=False)
+
 
 # nginx on this machine sets X-Forwarded-*; the app trusts it through SURVEY_PROXY_COUNT=1.
 forwarded_allow_ips = "127.0.0.1,::1"

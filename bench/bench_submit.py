@@ -1,35 +1,98 @@
-"""Submission throughput: the public POST /r/<token> under load vs a bare Flask "hello".
+"""Public-side throughput against a bare Flask "hello", in one run, under one gunicorn setup.
 
-Starts gunicorn (same workers, same settings) once with bench/hello_app.py and once with
-the survey app on a fresh database, drives both from local client threads for a fixed
-time, then checks that every acknowledged submission (303) is in the database.
-Prints figures; asserts nothing about speed.
+Starts gunicorn with gunicorn.conf.py (same workers and settings) once with
+bench/hello_app.py and once with the survey app on a fresh, seeded database, and drives each
+with wrk (compiled, event-driven; `./dev bench` installs it):
 
-    .venv/bin/python bench/bench_submit.py [--seconds 15] [--clients 16] [--workers 4]
-        [--database-url postgresql+psycopg://...]
+1. the hello route at --connections, then at 4 × --connections with twice the wrk threads:
+   if the second rate is not clearly higher, the load generator is not what limits the
+   figures (wrk's own CPU time is printed too);
+2. the questionnaire page, GET /r/<token> (a fresh page: new session, new signed key);
+3. valid submissions, POST /r/<token>, each with its own signed submission key as a served
+   page carries it (minted by this script with the server's secret) and random answers.
+
+Then it counts acknowledged submissions (303 to the thank-you page) against the responses
+stored. Prints figures and ratios; asserts nothing about speed.
+
+    ./dev bench [--seconds 8] [--connections 16] [--workers 4] [--postgres | --database-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
+import random
 import re
-import secrets
+import resource
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ANSWERS = {q: "4" for q in "a1 a2 a3 b1 b2 b3 b4 c1 c2 c3 d1 d2 d3".split()}
-ANSWERS.update(field="1", gave_feedback="2", gender="1", age_band="2")
+SECRET = "bench-secret"
+# Seconds of unmeasured load before each measured phase: every worker has loaded the app,
+# its questionnaires, templates and compiled statements (gunicorn starts them lazily).
+WARM_UP = 2
+
+# Counts the acknowledgements (303 to the thank-you page) per wrk thread; `done` prints them.
+WRK_SCRIPT = r"""
+local threads = {}
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+function init(args)
+  acked, other, exhausted = 0, 0, 0
+  bodies = {}
+  local path, count = args[1], tonumber(args[2])
+  if path then
+    local i = 0
+    for line in io.lines(path) do
+      if i % count == id then table.insert(bodies, line) end
+      i = i + 1
+    end
+  end
+  nxt = 1
+end
+function request()
+  if #bodies == 0 then return wrk.format() end
+  local body = bodies[nxt]
+  if body == nil then
+    exhausted = exhausted + 1
+    return wrk.format("GET", "/healthz")
+  end
+  nxt = nxt + 1
+  return wrk.format("POST", nil, nil, body)
+end
+function response(status, headers, body)
+  local location = headers["Location"] or headers["location"] or ""
+  if (#bodies == 0 and status == 200) or (status == 303 and location:find("/cam%-on$")) then
+    acked = acked + 1
+  else
+    other = other + 1
+  end
+end
+function done(summary, latency, requests)
+  local a, o, e = 0, 0, 0
+  for _, t in ipairs(threads) do
+    a = a + t:get("acked"); o = o + t:get("other"); e = e + t:get("exhausted")
+  end
+  io.write(string.format("RESULT %d %d %d %d %d\n", a, o, e, summary.duration,
+    summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout))
+end
+"""
 
 
 def free_port() -> int:
@@ -38,157 +101,284 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(target: str, port: int, workers: int, env: dict) -> subprocess.Popen:
-    command = [str(ROOT / ".venv/bin/gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
-               "--log-level", "warning", target]
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
+def start_gunicorn(target: str, port: int, env: dict, log: Path) -> subprocess.Popen:
+    command = [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
+               "-b", f"127.0.0.1:{port}", target]
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
+                pass
             return process
+        except urllib.error.HTTPError:
+            return process  # serving (the app's / may answer otherwise)
         except OSError:
             time.sleep(0.2)
     process.kill()
-    raise RuntimeError(f"gunicorn {target} did not start")
+    raise RuntimeError(f"gunicorn {target} did not start; see {log}")
 
 
 def stop(process: subprocess.Popen) -> None:
     process.terminate()
     try:
-        process.wait(timeout=15)
+        process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
 
 
-def drive(port: int, seconds: float, clients: int, make_request) -> tuple[int, int, float]:
-    """Run `clients` threads for `seconds`; returns (acknowledged, failed, elapsed)."""
-    ok = [0] * clients
-    failed = [0] * clients
-    stop_at = time.perf_counter() + seconds
+def server_cpu(master: int) -> float:
+    """CPU seconds used by a gunicorn master and its workers, exited ones included (their
+    time is added to the master's children's time when it reaps them)."""
+    ticks = os.sysconf("SC_CLK_TCK")
 
-    def worker(i):
-        state = {}
-        while time.perf_counter() < stop_at:
-            try:
-                if make_request(port, state):
-                    ok[i] += 1
-                else:
-                    failed[i] += 1
-            except OSError:
-                failed[i] += 1
+    def stat(pid: int, fields: slice) -> float:
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return 0.0
+        return sum(int(value) for value in text.rsplit(")", 1)[1].split()[fields]) / ticks
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(ok), sum(failed), time.perf_counter() - started
+    try:
+        workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    except OSError:
+        workers = []
+    # After the command's ")": state is field 0, utime 11, stime 12, cutime 13, cstime 14.
+    return stat(master, slice(11, 15)) + sum(stat(int(pid), slice(11, 13)) for pid in workers)
 
 
-def hello_request(port, _state) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", "/")
-    response = conn.getresponse()
-    response.read()
-    conn.close()
-    return response.status == 200
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
-def make_submit_request(token):
-    def submit(port, state) -> bool:
-        if "fields" not in state:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            conn.request("GET", f"/r/{token}")
-            response = conn.getresponse()
-            html = response.read().decode()
-            conn.close()
-            state["cookie"] = response.getheader("Set-Cookie").split(";", 1)[0]
-            state["fields"] = dict(re.findall(
-                r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
-        body = urllib.parse.urlencode(
-            {**state["fields"], "submission_key": secrets.token_hex(16), **ANSWERS})
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("POST", f"/r/{token}", body=body, headers={
-            "Content-Type": "application/x-www-form-urlencoded", "Cookie": state["cookie"]})
-        response = conn.getresponse()
-        response.read()
-        conn.close()
-        return response.status == 303
-
-    return submit
+def wrk(server: subprocess.Popen, url: str, seconds: float, connections: int, threads: int,
+        script: Path, *script_args: str) -> dict:
+    """Run wrk; its counts (acknowledged/200, other, exhausted bodies), rate, its own CPU
+    share and the server's CPU milliseconds per counted request."""
+    cpu, served = children_cpu(), server_cpu(server.pid)
+    output = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{round(seconds)}s",
+         "--timeout", "30s", "-s", str(script), url, "--", *script_args],
+        check=True, capture_output=True, text=True).stdout
+    cpu, served = children_cpu() - cpu, server_cpu(server.pid) - served
+    match = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+)", output)
+    if match is None:
+        raise RuntimeError(f"wrk printed no result:\n{output}")
+    ok, other, exhausted, micros, socket_errors = map(int, match.groups())
+    elapsed = micros / 1e6
+    return {"ok": ok, "other": other, "exhausted": exhausted, "socket_errors": socket_errors,
+            "rate": ok / elapsed, "cpu_share": cpu / elapsed,
+            "server_ms": 1000 * served / max(ok + other, 1)}
 
 
-def prepare_database(url: str) -> str:
+def prepare_database(url: str) -> tuple[str, int]:
+    """A fresh schema with one agency and one SIPAS counter; its token and the counter's id."""
     from survey import create_app
     from survey.db import get_db, upgrade
     from survey.models import Agency, Counter
 
     upgrade(url)
-    app = create_app({"SECRET_KEY": "bench", "DATABASE_URL": url})
+    app = create_app({"SECRET_KEY": SECRET, "DATABASE_URL": url})
     with app.app_context():
         db = get_db()
-        agency = Agency(code=f"B{secrets.token_hex(3)}", name="Sở Tư pháp", level="department")
+        agency = Agency(code="BENCH", name="Sở Tư pháp", level="department")
         counter = Counter(agency=agency, label="Quầy 1", questionnaire_id="sipas-service")
         counter.issue_token()
         db.add_all([agency, counter])
         db.commit()
-        return counter.token
+        token, counter_id = counter.tokens[0].token, counter.id
+    app.extensions["survey_db"].engine.dispose()
+    return token, counter_id
 
 
-def stored_count(url: str, token: str) -> int:
+def random_answers(questionnaire, rng: random.Random) -> dict:
+    """A complete, valid response: every question the skip logic shows, coded at random."""
+    answers: dict = {}
+    for qid, question in questionnaire.questions.items():
+        if not questionnaire.is_shown(qid, answers) or question.type == "text":
+            continue
+        codes = sorted(question.codes)
+        if question.type == "multiple":
+            answers[qid] = rng.sample(codes, rng.randint(1, min(2, len(codes))))
+        else:
+            answers[qid] = rng.choice(codes)
+    return answers
+
+
+def submission_bodies(url: str, port: int, token: str, counter_id: int, count: int,
+                      path: Path, cookie: str | None = None) -> str:
+    """`count` POST bodies, one per line: the page's CSRF token, a key of its own, answers.
+
+    The CSRF token comes from one real page view (its session cookie is sent with every
+    POST); the signed submission keys are minted as the page mints them.
+    """
+    from survey import create_app, integrity
+    from survey.questionnaires import registry
+
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/r/{token}",
+                                     headers={"Cookie": cookie} if cookie else {})
+    with urllib.request.urlopen(request) as response:
+        html = response.read().decode()
+        cookie = cookie or response.headers["Set-Cookie"].split(";", 1)[0]
+    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+    app = create_app({"SECRET_KEY": SECRET, "DATABASE_URL": url})
+    rng = random.Random(14)
+    with app.test_request_context(), path.open("w") as out:
+        questionnaire = registry().latest("sipas-service")
+        for _ in range(count):
+            fields = {**hidden, "submission_key": integrity.issue_key(counter_id)}
+            body = urllib.parse.urlencode({**fields, **random_answers(questionnaire, rng)},
+                                          doseq=True)
+            out.write(body + "\n")
+    app.extensions["survey_db"].engine.dispose()
+    return cookie
+
+
+def stored_count(url: str, counter_id: int) -> int:
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
     with engine.connect() as conn:
-        count = conn.execute(text(
-            "SELECT count(*) FROM response r JOIN counter_token t ON t.counter_id = r.counter_id "
-            "WHERE t.token = :token"), {"token": token}).scalar()
+        count = conn.execute(text("SELECT count(*) FROM response WHERE counter_id = :c"),
+                             {"c": counter_id}).scalar()
     engine.dispose()
     return count
 
 
+def post_script(folder: Path, cookie: str) -> Path:
+    """The counting script with the POST's headers set once for every request."""
+    script = folder / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+        f'wrk.headers["Cookie"] = "{cookie}"\n' + WRK_SCRIPT)
+    return script
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="gunicorn workers (default: gunicorn.conf.py's, 2 x cores + 1)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="a temporary PostgreSQL server (tests/pg.py)")
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--max-rate", type=int, default=4000,
+                        help="submissions/s the bodies prepared must cover")
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: run `./dev bench`, which installs it (Debian package wrk)")
 
-    with tempfile.TemporaryDirectory() as folder:
-        url = args.database_url or f"sqlite:///{folder}/bench.sqlite"
-        token = prepare_database(url)
-        env = {**os.environ, "SURVEY_SECRET_KEY": "bench", "SURVEY_DATABASE_URL": url,
-               "PYTHONPATH": str(ROOT)}
+    server_pg = None
+    with tempfile.TemporaryDirectory(prefix="sipas-bench-") as tmp:
+        folder = Path(tmp)
+        url = args.database_url
+        if args.postgres:
+            from tests.pg import TemporaryPostgres
 
-        port = free_port()
-        server = start_gunicorn("bench.hello_app:app", port, args.workers, env)
+            server_pg = TemporaryPostgres()
+            admin = server_pg.start()
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+            with engine.connect() as conn:
+                conn.execute(text("CREATE DATABASE bench"))
+            engine.dispose()
+            url = server_pg.url("bench")
+        url = url or f"sqlite:///{folder}/bench.sqlite"
         try:
-            hello_ok, hello_failed, hello_time = drive(port, args.seconds, args.clients,
-                                                       hello_request)
+            figures = run(args, url, folder)
         finally:
-            stop(server)
+            if server_pg is not None:
+                server_pg.stop()
+    report(args, url, figures)
 
-        port = free_port()
-        server = start_gunicorn("wsgi:app", port, args.workers, env)
-        try:
-            acked, failed, submit_time = drive(port, args.seconds, args.clients,
-                                               make_submit_request(token))
-        finally:
-            stop(server)
-        stored = stored_count(url, token)
 
-    hello_rate = hello_ok / hello_time
-    submit_rate = acked / submit_time
-    engine = url.split(":", 1)[0]
-    print(f"server: gunicorn -w {args.workers} (sync), {args.clients} client threads, "
-          f"{args.seconds:.0f} s each, database {engine}, {os.cpu_count()} cores")
-    print(f"hello route:  {hello_rate:8.1f} req/s  ({hello_ok} ok, {hello_failed} failed)")
-    print(f"submissions:  {submit_rate:8.1f} req/s  ({acked} acknowledged, {failed} failed)")
-    print(f"ratio submissions/hello: {submit_rate / hello_rate:.2f}  (budget >= 0.50)")
-    print(f"acknowledged {acked}, stored {stored}, lost {acked - stored}")
+def run(args, url: str, folder: Path) -> dict:
+    token, counter_id = prepare_database(url)
+    env = {**os.environ, "SURVEY_SECRET_KEY": SECRET, "SURVEY_DATABASE_URL": url,
+           "PYTHONPATH": str(ROOT),
+           "GUNICORN_LOG_LEVEL": "warning", "GUNICORN_ACCESS_LOG": str(folder / "access.log")}
+    if args.workers:
+        env["WEB_CONCURRENCY"] = str(args.workers)
+    log = folder / "gunicorn.log"
+    counting = folder / "count.lua"
+    counting.write_text(WRK_SCRIPT)
+    seconds, connections, threads = args.seconds, args.connections, args.threads
+    load = os.getloadavg()[0]
+    figures = {}
+
+    port = free_port()
+    server = start_gunicorn("bench.hello_app:app", port, env, log)
+    try:
+        base = f"http://127.0.0.1:{port}/"
+        wrk(server, base, WARM_UP, connections, threads, counting)
+        figures["hello"] = wrk(server, base, seconds, connections, threads, counting)
+        figures["hello_more"] = wrk(server, base, seconds, connections * 4, threads * 2,
+                                    counting)
+    finally:
+        stop(server)
+
+    port = free_port()
+    server = start_gunicorn("wsgi:app", port, env, log)
+    try:
+        page = f"http://127.0.0.1:{port}/r/{token}"
+        wrk(server, page, WARM_UP, connections, threads, counting)
+        figures["page"] = wrk(server, page, seconds, connections, threads, counting)
+        warm, bodies = folder / "warm.txt", folder / "bodies.txt"
+        cookie = submission_bodies(url, port, token, counter_id,
+                                   int(args.max_rate * WARM_UP), warm)
+        submission_bodies(url, port, token, counter_id, int(args.max_rate * seconds), bodies,
+                          cookie)
+        script = post_script(folder, cookie)
+        figures["warm_submit"] = wrk(server, page, WARM_UP, connections, threads, script,
+                                     str(warm), str(threads))
+        figures["submit"] = wrk(server, page, seconds, connections, threads, script,
+                                str(bodies), str(threads))
+    finally:
+        stop(server)
+    figures["stored"] = stored_count(url, counter_id)
+    figures["load"] = load
+    return figures
+
+
+def report(args, url: str, figures: dict) -> None:
+    hello, more, page, submit = (figures[k] for k in ("hello", "hello_more", "page", "submit"))
+    engine = url.split(":", 1)[0].split("+", 1)[0]
+    workers = args.workers or f"{2 * os.cpu_count() + 1} (default)"
+    print(f"gunicorn -c gunicorn.conf.py, {workers} sync workers; wrk {args.threads} "
+          f"thread(s), {args.connections} connections, {args.seconds:.0f} s a phase; "
+          f"database {engine}; {os.cpu_count()} cores; load average before "
+          f"{figures['load']:.1f}")
+    print("                        rate     ratio (budget)   server CPU/request  CPU ratio")
+
+    def line(name, figure, budget=None):
+        ratio = figure["rate"] / hello["rate"]
+        cpu_ratio = hello["server_ms"] / figure["server_ms"]
+        wanted = f"({budget:.2f})" if budget else "      "
+        print(f"{name:<20}{figure['rate']:8.1f}/s  {ratio:5.2f} {wanted}       "
+              f"{figure['server_ms']:6.2f} ms        {cpu_ratio:5.2f}")
+
+    line("hello route", hello)
+    line("hello, 4x conns", more)
+    line("questionnaire page", page, 0.70)
+    line("valid submission", submit, 0.50)
+    gain = more["rate"] / hello["rate"]
+    verdict = "not the limit" if gain < 1.15 else "MAY BE THE LIMIT"
+    print(f"load generator: wrk used {hello['cpu_share']:.0%} of a core for the hello route; "
+          f"4x connections and 2x threads gave {gain:.2f}x the rate: {verdict}")
+    print(f"not 200 on the page: {page['other']}; not acknowledged: {submit['other']}; "
+          f"socket errors: {sum(figures[k]['socket_errors'] for k in ('page', 'submit'))}")
+    if submit["exhausted"] or figures["warm_submit"]["exhausted"]:
+        print("WARNING: prepared bodies ran out: raise --max-rate")
+    # The warm-up's submissions are stored too: counted on both sides.
+    acked, stored = submit["ok"] + figures["warm_submit"]["ok"], figures["stored"]
+    print(f"acknowledged {acked}, stored {stored}, lost {max(acked - stored, 0)}, stored "
+          f"unacknowledged {max(stored - acked, 0)} (in flight when wrk stopped)")
 
 
 if __name__ == "__main__":

@@ -194,6 +194,25 @@ def blank_page(counter, token: str, form: BlankForm) -> str:
                    for index, piece in enumerate(parts))
 
 
+def warm_up(app) -> None:
+    """Load what the public pages otherwise load on first use: the questionnaires, the
+    templates and translations, and each questionnaire's blank page in each language.
+
+    gunicorn.conf.py calls it in the master before forking the workers. No database access.
+    """
+    with app.app_context():
+        questionnaires = registry()
+        for language in app.config["LANGUAGES"]:
+            with app.test_request_context(f"/?lang={language}"):
+                for questionnaire_id in questionnaires.ids():
+                    questionnaire = questionnaires.latest(questionnaire_id)
+                    blank_page(SimpleNamespace(label="", agency=SimpleNamespace(name="")), "",
+                               new_form(questionnaire, 0))
+                for name in ("respond/thanks.html", "respond/used.html", "errors/404.html",
+                             "errors/410.html"):
+                    app.jinja_env.get_template(name)
+
+
 def new_form(questionnaire, counter_id: int) -> BlankForm:
     """A blank form with a fresh signed submission key for the counter (one response)."""
     return BlankForm(questionnaire, integrity.start_stamp(), integrity.issue_key(counter_id))
