@@ -188,8 +188,9 @@ def read_vectors(db: Session, questionnaire: Questionnaire, registry, *, with_fi
                  grouped: bool = True, **filters) -> Vectors:
     """Run :func:`vector_query` (PostgreSQL: through COPY) and put every version's codes in
     the latest version's criterion order (criteria a version does not ask are blank)."""
-    versions = {v: [q.id for q in registry.get(questionnaire.id, v).criteria]
-                for v in _versions(db, questionnaire.id)}
+    # Encoded responses answered versions the registry knows (survey/domain/vectors.py).
+    versions = {v: [q.id for q in known.criteria]
+                for (qid, v), known in registry.versions.items() if qid == questionnaire.id}
     width = max([len(c) for c in versions.values()] + [1])
     if db.get_bind().dialect.name == "postgresql":
         raw, padded = _read_copy(db, questionnaire.id, width, with_field, grouped, **filters)
@@ -231,13 +232,6 @@ def read_vectors(db: Session, questionnaire: Questionnaire, registry, *, with_fi
         text_values[known] = names[np.searchsorted(present, given)]
         frame[column] = text_values
     return Vectors(frame, np.asfortranarray(answers), column)
-
-
-def _versions(db: Session, questionnaire_id: str) -> list[int]:
-    """The versions of the questionnaire that responses answered."""
-    query = select(Response.questionnaire_version).where(
-        Response.questionnaire_id == questionnaire_id).distinct()
-    return [int(v) for v in db.scalars(query)]
 
 
 def _respondent_frame(vectors: Vectors) -> pd.DataFrame:
