@@ -26,6 +26,10 @@ INK, GREY, RULE = (0, 0, 0), (90, 90, 90), (200, 200, 200)
 ABOVE, BELOW, SAME = (11, 83, 148), (176, 0, 32), (122, 140, 163)
 SCOPE_LINE, CI_FILL, LIGHT = (179, 92, 0), (159, 197, 232), (221, 229, 240)
 
+# What a flagged response is: the sentence of the pages' section on them (_flagged.html).
+FLAGGED = _l("Phiếu bất thường là phiếu trả lời quá nhanh, gửi dồn dập từ cùng một địa chỉ mạng, "
+             "giống nhau liên tiếp, vượt số hồ sơ đã giải quyết hoặc mở ngoài giờ làm việc. Mặc "
+             "định các phiếu này không được tính vào chỉ số, xếp hạng và tệp tải về.")
 # What the method page says beyond the sentences of the page "Cách tính" (workbook.METHOD),
 # taken from analysis/METHODS.md sections 1, 3, 4 and 5.
 METHOD_EXTRA = {
@@ -535,14 +539,15 @@ def _notes(pdf: ReportPDF, report, notes: list[str], flagged: list[str]) -> None
     if flagged:
         pdf.heading(_("Đã tính cả các phiếu bất thường") if report.query.include_flagged
                     else _("Không tính các phiếu bất thường"))
-        pdf.para(_("Phiếu bất thường là phiếu trả lời quá nhanh, gửi dồn dập từ cùng một địa "
-                   "chỉ mạng, giống nhau liên tiếp, vượt số hồ sơ đã giải quyết hoặc mở ngoài "
-                   "giờ làm việc. Mặc định các phiếu này không được tính vào chỉ số, xếp hạng "
-                   "và tệp tải về."), size=9)
+        pdf.para(str(FLAGGED), size=9)
         pdf.bullets(flagged)
-    pdf.para(_("Nhóm có số phiếu dưới %(n)s được đánh dấu “ít phiếu”: kết quả kém chắc chắn và "
-               "không được xếp cao hơn hay thấp hơn.", n=current_app.config["MIN_GROUP_N"]),
-             size=9, color=GREY)
+    pdf.para(_small_groups(), size=9, color=GREY)
+
+
+def _small_groups() -> str:
+    """The page's small-group rule, with the configured minimum."""
+    return _("Nhóm có số phiếu dưới %(n)s được đánh dấu “ít phiếu”: kết quả kém chắc chắn và "
+             "không được xếp cao hơn hay thấp hơn.", n=current_app.config["MIN_GROUP_N"])
 
 
 def _method(pdf: ReportPDF) -> None:
@@ -558,13 +563,7 @@ def _method(pdf: ReportPDF) -> None:
         (_("Khoảng tin cậy 95%%") % {},
          [method[3]] + [str(line) for line in METHOD_EXTRA["intervals"]] + [method[5]]),
         (_("So sánh"), [method[6]]),
-        (_("Phiếu bất thường và nhóm ít phiếu"), [
-            _("Phiếu bất thường là phiếu trả lời quá nhanh, gửi dồn dập từ cùng một địa chỉ "
-              "mạng, giống nhau liên tiếp, vượt số hồ sơ đã giải quyết hoặc mở ngoài giờ làm "
-              "việc. Mặc định các phiếu này không được tính vào chỉ số, xếp hạng và tệp tải về."),
-            _("Nhóm có số phiếu dưới %(n)s được đánh dấu “ít phiếu”: kết quả kém chắc chắn và "
-              "không được xếp cao hơn hay thấp hơn.", n=current_app.config["MIN_GROUP_N"]),
-        ]),
+        (_("Phiếu bất thường và nhóm ít phiếu"), [str(FLAGGED), _small_groups()]),
     ]
     for title, lines in sections:
         pdf.heading(title, size=11)
