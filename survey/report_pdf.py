@@ -45,6 +45,12 @@ METHOD_EXTRA = {
            "các tiêu chí độc lập. Khoảng tin cậy tính trên thang logit với phân phối Student, "
            "có hiệu chỉnh cho nhóm nhỏ, nên luôn nằm trong khoảng 0–100."),
     ),
+    "comparisons": (
+        _l("Diễn biến qua các kỳ: chỉ số của mỗi kỳ được so với kỳ gần nhất trước đó có phiếu, "
+           "bằng cùng cách kiểm định chênh lệch (có tính hiệp phương sai) và hiệu chỉnh Holm; "
+           "chỉ đánh dấu cao hơn hoặc thấp hơn khi p sau hiệu chỉnh dưới 0,05 và cả hai kỳ "
+           "không ít phiếu."),
+    ),
 }
 
 
@@ -562,7 +568,7 @@ def _method(pdf: ReportPDF) -> None:
         (_("Gia quyền"), [str(reports.WEIGHTINGS["none"]) + ".", method[2], method[4]]),
         (_("Khoảng tin cậy 95%%") % {},
          [method[3]] + [str(line) for line in METHOD_EXTRA["intervals"]] + [method[5]]),
-        (_("So sánh"), [method[6]]),
+        (_("So sánh"), [method[6]] + [str(line) for line in METHOD_EXTRA["comparisons"]]),
         (_("Phiếu bất thường và nhóm ít phiếu"), [str(FLAGGED), _small_groups()]),
     ]
     for title, lines in sections:

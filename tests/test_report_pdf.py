@@ -214,7 +214,7 @@ def test_notes_flags_small_groups_and_method_are_printed(client, session, provin
     assert method.startswith("Cách tính chỉ số")
     for words in ("Chỉ số tiêu chí = tỷ lệ", "Chỉ số yếu tố = trung bình cộng",
                   "Gia quyền theo số hồ sơ", "tuyến tính hóa Taylor", "Holm",
-                  "Phiếu bất thường là phiếu trả lời quá nhanh"):
+                  "Phiếu bất thường là phiếu trả lời quá nhanh", "so với kỳ gần nhất trước đó"):
         assert words in method, words
     # Counting the flagged responses is said as such, in the file name too.
     response = get_pdf(client, f"/reports/report.pdf?{args}&include_flagged=1")
