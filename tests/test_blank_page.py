@@ -50,3 +50,45 @@ def test_each_counter_gets_its_own_names_and_a_fresh_key_from_the_shared_parts(
             for page in pages]
     assert len(set(keys)) == 3
     assert all("\x00" not in page and "%00" not in page for page in pages)
+
+
+# --- the malformed-request check's shortcut for plain ASCII bodies (security.py) ---------
+
+BODY_BYTES = st.binary(max_size=60) | st.lists(
+    st.sampled_from([b"a1=4", b"&", b"=", b"+", b"%00", b"%FF", b"%C3%A1", b"\x00", b"\xff",
+                     b"%", b"%2", b"x", b"%EF%BF%BD", b"\xc3\xa1", b"csrf_token=a.b-c_d"]),
+    max_size=12).map(b"".join)
+
+
+def _refused(app, body: bytes) -> bool:
+    from werkzeug.exceptions import BadRequest
+
+    from survey.security import refuse_malformed_request
+
+    with app.test_request_context(f"/r/{TOKEN}", method="POST", data=body,
+                                  content_type="application/x-www-form-urlencoded"):
+        try:
+            refuse_malformed_request()
+        except BadRequest:
+            return True
+        return False
+
+
+def _reference(body: bytes) -> bool:
+    """Refused when the decoded body is not UTF-8 or a field holds a NUL or U+FFFD."""
+    from urllib.parse import parse_qsl, unquote_to_bytes
+
+    try:
+        unquote_to_bytes(body.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="utf-8",
+                      errors="replace")
+    return any("\x00" in text or "\ufffd" in text for pair in pairs for text in pair)
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=BODY_BYTES)
+def test_a_posted_body_is_refused_exactly_when_it_decodes_to_nul_or_bad_utf8(app, body):
+    assert _refused(app, body) == _reference(body)
