@@ -288,7 +288,11 @@ def domain_variance_parts(
 
 
 def interval_variance(
-    design: SurveyDesign, cells: DomainCells, ssd: np.ndarray, m: np.ndarray
+    design: SurveyDesign,
+    cells: DomainCells,
+    ssd: np.ndarray,
+    m: np.ndarray,
+    variance: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The variance an interval uses and its Satterthwaite degrees of freedom, per group.
 
@@ -302,11 +306,14 @@ def interval_variance(
     m : numpy.ndarray
         Respondents behind each domain cell's sum (shape (domain cells,) or (domain cells,
         k)): the domain cell's respondents, or those of them who answered a criterion.
+    variance : numpy.ndarray, optional
+        Raking: the linearization variance of the groups' estimates (shape (groups, k),
+        from :func:`domain_variance`); without it raking gives None.
 
     Returns
     -------
     variance, df : numpy.ndarray
-        Shape (groups, k); None for raking, whose residuals do not split by cell.
+        Shape (groups, k).
 
     Notes
     -----
@@ -323,9 +330,28 @@ def interval_variance(
     of freedom are Satterthwaite's, df = (sum v_gh)^2 / sum v_gh^2 / (m_gh - 1) (Korn and
     Graubard, 1999, sec. 5.2): between the smallest m_gh - 1 and sum (m_gh - 1). Without
     weighting (one cell) this is V n_g (n - 1) / ((n_g - 1) n) with df = n_g - 1.
+
+    Raking's residuals do not split by cell: the calibration costs the degrees of freedom
+    of its parameters, spread over the respondents by their leverage h_i (the diagonal of
+    the projection on the margins' dummy columns, a function of the respondent's weighting
+    cell; the leverages sum to the rank p of those columns). As the HC2 residual variance
+    sum x_i^2 / (1 - h_i) of a regression, a group of n_g respondents with leverage
+    L_g = max(sum_(i in g) h_i, 1) gets df = max(n_g - L_g, 1) and
+    V* = V (n - 1) / n * n_g / df: for the whole file V (n - 1) / (n - p) with n - p; for a
+    group that is a level of a margin (an agency) about post-stratification's
+    n_g / (n_g - 1).
     """
     if design.weighting == "rake":
-        return None
+        if variance is None:
+            return None
+        m = np.asarray(m, dtype="float64")
+        m = np.broadcast_to(m[:, None] if m.ndim == 1 else m, ssd.shape)
+        n = design.n
+        n_g = cells.group_sum(m)
+        lev = _cell_leverage(design)[cells.cell][:, None]
+        used = np.maximum(cells.group_sum(m * lev), 1.0)
+        df = np.maximum(n_g - used, 1.0)
+        return variance * ((n - 1) / n * n_g / df), df
     n = design.n
     w = design.cell_weight[cells.cell][:, None]
     m = np.asarray(m, dtype="float64")
@@ -338,6 +364,29 @@ def interval_variance(
         variance * variance, spread, out=np.full(variance.shape, np.nan), where=spread > 0
     )
     return variance, df
+
+
+def _cell_leverage(design: SurveyDesign) -> np.ndarray:
+    """Raking: leverage x_h' (X'X)^+ x_h of a respondent of each weighting cell, X the dummy
+    columns of every margin (unweighted, as the variance's projection)."""
+    cached = getattr(design, "_leverage", None)
+    if cached is not None:
+        return cached
+    mg = margin_products(design)
+    sizes = mg.sizes
+    offsets = np.r_[0, np.cumsum(sizes)]
+    gram = np.zeros((offsets[-1], offsets[-1]))
+    for a in range(len(sizes)):
+        for b in range(len(sizes)):
+            block = np.diag(mg.counts[a][a]) if a == b else mg.counts[a][b]
+            gram[offsets[a] : offsets[a + 1], offsets[b] : offsets[b + 1]] = block
+    inverse = np.linalg.pinv(gram, rcond=1e-10, hermitian=True)
+    leverage = np.zeros(len(design.cell_size))
+    for a in range(len(sizes)):
+        for b in range(len(sizes)):
+            leverage += inverse[offsets[a] + mg.levels[a], offsets[b] + mg.levels[b]]
+    design._leverage = leverage
+    return leverage
 
 
 def calibration_residual(design: SurveyDesign, z: np.ndarray, margins=None) -> np.ndarray:

@@ -163,10 +163,12 @@ def compute_indices(
           ``exact-zero-se`` (the SE is zero -- everyone in the group agrees, or an index
           of 0 or 100: Clopper-Pearson bound on the Kish effective n, never zero width) or
           ``none`` (no interval: ``note`` says why);
-        - ``df``: Student t degrees of freedom: respondents who answered (criterion, mean
-          score) or respondents of the group (element, SIPAS) minus the post-strata they
-          fall in (minus 1 without post-stratification), at least 1; NaN for
-          ``exact-zero-se`` and ``none``;
+        - ``df``: Student t degrees of freedom: Satterthwaite's over the group's
+          weighting cells (post-stratified, unweighted: n - 1), or, raking, the
+          respondents behind the estimate (who answered, for criteria and mean scores)
+          less their leverage in the margins' projection, at least 1 (see
+          :func:`analysis.estimators.interval_variance`); NaN for ``exact-zero-se`` and
+          ``none``;
         - ``n``, ``n_answered``, ``weight_sum``, ``weight_sum_answered``, ``kish_neff``,
           ``deff_kish``, ``deff``, ``flag`` (``small_n`` below ``min_n``);
         - ``criteria_used``: composites, criteria defined in the group / criteria of the
@@ -180,7 +182,9 @@ def compute_indices(
           and the group has at least ``min_n`` respondents, else ""); NaN / "" on ``ALL``
           rows;
         - ``note``: why a row has no interval or an exact bound ("" otherwise);
-        - ``diff_df``: Satterthwaite degrees of freedom of the test (NaN where exact).
+        - ``diff_df``: degrees of freedom of the test, Satterthwaite's from the design's
+          cell sizes and weights (:func:`_design_df`; raking: as its intervals); NaN where
+          exact.
 
         Indices, their SEs and intervals are percentages (0-100); mean scores are on 1-5.
         Undefined values are NaN (``n_answered`` is a nullable integer).
@@ -775,8 +779,9 @@ def _differences_split(design: SurveyDesign, whole: _Grouping, part: _Grouping) 
     each computed from sums per domain cell of z_g, z_g^2 (``t``, ``q``), z_ALL, z_ALL^2
     and z_g z_ALL (``cross``). The test's variance treats each part as a stratum of its
     own respondents (those who answered, for criteria and mean scores), as the intervals
-    do: v = w_h^2 within m / (m - 1), df by Satterthwaite over every stratum of the file;
-    the between-part term keeps R's factor n / (n - 1).
+    do: v = w_h^2 within m / (m - 1); the between-part term keeps R's factor n / (n - 1).
+    Its df: Satterthwaite's over the same strata with each stratum's expected variance
+    under a common variance per respondent (:func:`_design_df`), not the sample's.
     """
     lin, _, _ = _split_parts(design, whole, part, np.ones_like(part.t), np.ones(part.t.shape[1]))
     ok = part.defined & whole.defined[0]
@@ -1041,8 +1046,9 @@ def _test_differences(part: _Grouping, whole: _Grouping) -> None:
     Post-stratification or no weighting: Student t on (logit u_g - logit u_ALL) / SE',
     u the estimates on 0-1 (the scale of the intervals), SE' and df from
     :func:`_differences_split`. Raking, whose residuals do not split by cell: t on
-    diff / SE', SE' = SE sqrt(n / (n - 1)), df = n - 1, n the respondents behind the
-    estimate, as the intervals. Where the group's own SE is zero
+    diff / SE', SE' = diff_se sqrt(V* / V) and the df of the group's interval (the
+    respondents behind the estimate less their leverage in the margins' projection, see
+    :func:`analysis.estimators.interval_variance`). Where the group's own SE is zero
     (every respondent agrees, or 0% / 100%) a variance estimate says nothing about its
     spread: the exact binomial test of x = r n* successes in n* trials (n* the Kish
     effective n, at most the respondents) against the whole's estimate, two-sided
@@ -1053,9 +1059,11 @@ def _test_differences(part: _Grouping, whole: _Grouping) -> None:
 
     n_obs, neff = _respondents(part)
     if part.design.weighting == "rake":
+        # the intervals' correction (interval_variance): V* / V and df of the group
         with np.errstate(invalid="ignore", divide="ignore"):
-            part.diff_se_test = part.diff_se * np.sqrt(n_obs / np.maximum(n_obs - 1, 1))
-        part.diff_df = np.where(np.isfinite(part.diff), n_obs - 1, np.nan)
+            ratio = np.where(part.se > 0, part.se_ci / part.se, 1.0)
+        part.diff_se_test = part.diff_se * ratio
+        part.diff_df = np.where(np.isfinite(part.diff), part.df_ci, np.nan)
     enough = np.isfinite(part.diff) & (n_obs >= 2)
     df = np.where(enough, np.maximum(part.diff_df, 1.0), np.nan)
     part.diff_df = np.where(enough, np.round(part.diff_df, 2), np.nan)
@@ -1287,7 +1295,8 @@ def compare_periods(
         (later minus earlier), ``diff_se`` (linearized: the influence of the later domain
         minus that of the earlier one, calibrated on the whole design, so the covariance
         that calibration induces between the two periods is included: R's), ``df``
-        (Satterthwaite df of the test; raking: the smaller period's respondents minus 1),
+        (Satterthwaite df of the test from the design; raking: the smaller period's
+        respondents minus 1),
         ``diff_p`` (two-sided, Student t on the logit scale with a stratified per-cell
         variance, see :func:`_period_variances`), ``diff_p_adj``
         (Holm over the groups of the grouping, per period, level and key), ``mark``

@@ -18,7 +18,8 @@
 #     criterion ratios from the same svycontrast are checked against the svymean ones);
 #   - every interval (mean scores rescaled to 0-1): logit interval with the stratified
 #     variance of the group's cells and Satterthwaite's df (see logit_t below; raked:
-#     SE sqrt(n / (n - 1)) with n - 1 df); where the SE is 0, the Clopper-Pearson
+#     SE sqrt((N - 1) / N n / df), df = n less the respondents' leverage in the margins'
+#     projection, N the file's respondents); where the SE is 0, the Clopper-Pearson
 #     interval on the Kish effective n (criteria at 0% or 100% too).
 
 suppressPackageStartupMessages(library(survey))
@@ -69,6 +70,12 @@ raked <- rake(base, list(~agency, ~field, ~gender),
               list(pop_table(m_agency, "agency"), pop_table(m_field, "field"),
                    pop_table(m_gender, "gender")),
               control = list(maxit = 1000, epsilon = 1e-12))
+# Raked intervals: each respondent's leverage in the projection on the margins' dummy
+# columns (diagonal of the hat matrix; the calibration's lost degrees of freedom).
+margin_x <- cbind(model.matrix(~ agency - 1, d), model.matrix(~ field - 1, d),
+                  model.matrix(~ gender - 1, d))
+margin_qr <- qr(margin_x)
+leverage <- rowSums(qr.Q(margin_qr)[, seq_len(margin_qr$rank), drop = FALSE]^2)
 
 TRIM <- 1.5  # cap at 1.5 x the mean weight
 trimmed <- function(des) trimWeights(des, upper = TRIM * mean(weights(des)), strict = TRUE)
@@ -147,10 +154,12 @@ one_group <- function(des, idx, by_label, labels) {
   # m_h < 2) over the weighting cells h, z the influence values of the estimate (0 outside
   # the group), m_h the group's respondents in h (who answered, for a criterion), and
   # Satterthwaite's df = (sum v_h)^2 / sum v_h^2 / max(m_h - 1, 1), to two decimals; raked,
-  # SE* = SE sqrt(n_obs / (n_obs - 1)) and df = n_obs - 1.
+  # df = max(n_obs - L, 1) and SE* = SE sqrt((n - 1) / n * n_obs / df), L = max(sum of the
+  # leverages of the n_obs respondents, 1) in the projection on every margin's dummy columns
+  # (the diagonal of the hat matrix, here from a QR decomposition).
   w_all <- weights(des)
   split_var <- function(z, counted) {
-    if (raking) return(NULL)
+    if (raking) return(list(used = max(sum(leverage[counted]), 1)))
     zbar <- ave(z, cell_now)
     ssd <- tapply((z - zbar)^2, cell_now, sum)
     m <- tapply(as.numeric(counted), cell_now, sum)
@@ -163,6 +172,10 @@ one_group <- function(des, idx, by_label, labels) {
     if (s <= 1e-9 || e <= 0 || e >= 1) return(exact(e, n_obs, kn))
     if (is.null(split)) {
       df <- n_obs - 1; s_ci <- s * sqrt(n_obs / df)
+    } else if (!is.null(split$used)) {
+      df <- max(n_obs - split$used, 1)
+      s_ci <- max(s * sqrt((n_file - 1) / n_file * n_obs / df), s)
+      df <- max(round(df, 2), 1)
     } else {
       df <- max(round(split$df, 2), 1); s_ci <- max(sqrt(split$var), s)
     }
