@@ -19,9 +19,10 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 
 # Synchronous workers: the app is CPU-bound (form rendering, pandas for reports) and keeps
 # no state in the process, so throughput scales with processes. (2 × cores) + 1 is gunicorn's
-# own rule of thumb: on 2 cores, 5 workers keep both cores busy while one waits on the
-# database or the network (measured against 4 and 8 in docs/scale.md); WEB_CONCURRENCY
-# overrides it (e.g. fewer on a machine shared with PostgreSQL).
+# own rule of thumb: on 2 cores, 5 workers keep both cores busy while some wait on the
+# database or the network, without so many that they only queue for the CPU (no threads:
+# the GIL would serialise them). WEB_CONCURRENCY overrides it (e.g. fewer on a machine
+# shared with PostgreSQL).
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
 worker_class = "sync"
 

@@ -11,10 +11,12 @@ with wrk (compiled, event-driven; `./dev bench` installs it):
 3. valid submissions, POST /r/<token>, each with its own signed submission key as a served
    page carries it (minted by this script with the server's secret) and random answers.
 
-Then it counts acknowledged submissions (303 to the thank-you page) against the responses
-stored. Prints figures and ratios; asserts nothing about speed.
+Halfway through the submissions one worker is killed (SIGKILL). Then it counts acknowledged
+submissions (303 to the thank-you page) against the responses stored: none may be lost.
+Prints figures and ratios; asserts nothing about speed. The server's CPU time per request
+is printed beside the rates: on a machine shared with other work it is the steadier figure.
 
-    ./dev bench [--seconds 8] [--connections 16] [--workers 4] [--postgres | --database-url URL]
+    ./dev bench [--seconds 8] [--connections 16] [--workers N] [--postgres | --database-url URL]
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ import random
 import re
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -146,6 +150,16 @@ def server_cpu(master: int) -> float:
         workers = []
     # After the command's ")": state is field 0, utime 11, stime 12, cutime 13, cstime 14.
     return stat(master, slice(11, 15)) + sum(stat(int(pid), slice(11, 13)) for pid in workers)
+
+
+def kill_a_worker(master: int, figures: dict) -> None:
+    """SIGKILL one worker mid-phase: what it acknowledged must be stored all the same."""
+    try:
+        worker = int(Path(f"/proc/{master}/task/{master}/children").read_text().split()[0])
+        os.kill(worker, signal.SIGKILL)
+        figures["killed"] = worker
+    except (OSError, IndexError, ValueError):
+        figures["killed"] = None
 
 
 def children_cpu() -> float:
@@ -267,6 +281,7 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true",
                         help="a temporary PostgreSQL server (tests/pg.py)")
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--keep-log", default="", help="copy gunicorn's log (and the app's) here")
     parser.add_argument("--max-rate", type=int, default=4000,
                         help="submissions/s the bodies prepared must cover")
     args = parser.parse_args()
@@ -335,12 +350,17 @@ def run(args, url: str, folder: Path) -> dict:
         submission_bodies(url, port, token, counter_id, int(args.max_rate * seconds), bodies,
                           cookie)
         script = post_script(folder, cookie)
+        killer = threading.Timer(seconds / 2, kill_a_worker, (server.pid, figures))
+        killer.start()
         figures["warm_submit"] = wrk(server, page, WARM_UP, connections, threads, script,
                                      str(warm), str(threads))
         figures["submit"] = wrk(server, page, seconds, connections, threads, script,
                                 str(bodies), str(threads))
+        killer.join()
     finally:
         stop(server)
+    if args.keep_log:
+        shutil.copy(log, args.keep_log)
     figures["stored"] = stored_count(url, counter_id)
     figures["load"] = load
     return figures
@@ -377,8 +397,12 @@ def report(args, url: str, figures: dict) -> None:
         print("WARNING: prepared bodies ran out: raise --max-rate")
     # The warm-up's submissions are stored too: counted on both sides.
     acked, stored = submit["ok"] + figures["warm_submit"]["ok"], figures["stored"]
+    killed = figures.get("killed")
+    print(f"worker {killed} killed (SIGKILL) halfway through the submissions" if killed
+          else "no worker could be killed")
     print(f"acknowledged {acked}, stored {stored}, lost {max(acked - stored, 0)}, stored "
-          f"unacknowledged {max(stored - acked, 0)} (in flight when wrk stopped)")
+          f"unacknowledged {max(stored - acked, 0)} (in flight when wrk stopped or the worker "
+          f"was killed)")
 
 
 if __name__ == "__main__":

@@ -444,16 +444,21 @@ def _rules(settings: tuple, min_seconds: int | None) -> Rules:
 
 def submission_flags(db: Session, counter, questionnaire, seconds: int | None,
                      answers: Mapping, at: datetime) -> list[str]:
-    """The reasons for a web response about to be stored; counts the submission for the
-    repeat check (in the caller's transaction: a refused insert counts nothing)."""
+    """The reasons for a web response about to be stored (count_web_submission counts it)."""
     config = current_app.config
     settings = tuple(tuple(value) if isinstance(value, list) else value
                      for value in map(config.__getitem__, RULE_SETTINGS))
     rules = _rules(settings, questionnaire.min_seconds)
     client = client_key(f"submit:{counter.id}")
     context = read_context(db, counter.id, counter.agency_id, client, at, rules)
-    count_submission(db, counter.id, client, at)
     return reasons(at, seconds, answers, context, rules)
+
+
+def count_web_submission(db: Session, counter, at: datetime) -> None:
+    """Count a web response for the repeat check, in the transaction that stores it (a
+    refused insert counts nothing). Last before the commit: the count's row is shared by
+    every submission from one client to one counter, and its lock is held until then."""
+    count_submission(db, counter.id, client_key(f"submit:{counter.id}"), at)
 
 
 def reason_names(flags: str) -> list[str]:

@@ -388,6 +388,8 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
         rows = answer_rows(response_id, answers)
         if rows:
             db.connection().execute(INSERT_ANSWER, rows)
+        if not paper_sheet:
+            integrity.count_web_submission(db, counter, at)
         db.commit()
         return response_id
     except IntegrityError:
