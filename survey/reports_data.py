@@ -8,7 +8,18 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import String, or_, select, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    Text,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from analysis.questionnaire import NOT_APPLICABLE, SERVICE_FIELD, Questionnaire
@@ -86,24 +97,7 @@ def responses_frame(
     vectors.fill_missing(db, registry)
     filters = _filters(questionnaire, agency_ids, include_flagged, date_from, date_to)
 
-    moment = Response.submitted_at
-    if db.get_bind().dialect.name == "sqlite":
-        # The stored ISO text, parsed by pandas in one go (SQLAlchemy parses row by row).
-        moment = type_coerce(Response.submitted_at, String)
-    columns = [Response.id, Response.agency_id, moment, Response.flags,
-               Response.questionnaire_version, Response.service_field, Response.criteria_codes]
-    names = ["response_id", "agency_id", "submitted_at", "flags", "version", "vector_field",
-             "codes"]
-    query = select(*columns)
-    if with_counter:
-        query = query.add_columns(Response.counter_id)
-        names.append("counter")
-    # Core rows through the session's connection (the ORM's row handling cost more than the
-    # query at a million responses), turned into columns in one pass.
-    rows = db.connection().execute(query.where(*filters).order_by(Response.id)).all()
-    # No rows: every column is of object dtype, as pandas makes an empty frame of rows.
-    raw = (pd.DataFrame(dict(zip(names, map(list, zip(*rows, strict=True)), strict=True)))
-           if rows else pd.DataFrame(columns=names))
+    raw, coded = _response_rows(db, filters, with_counter)
     agencies = dict(db.execute(select(Agency.id, Agency.code)).all()) if len(raw) else {}
     agency_names = dict(db.execute(select(Agency.id, Agency.name)).all()) if len(raw) else {}
     base = pd.DataFrame({"response_id": raw["response_id"],
@@ -116,9 +110,7 @@ def responses_frame(
         base["counter"] = raw["counter"].astype(str)
         base["counter_label"] = raw["counter"].map(labels).astype(object)
     if len(base):
-        moments = raw["submitted_at"]
-        if db.get_bind().dialect.name == "sqlite":
-            moments = pd.to_datetime(moments, utc=True, format="ISO8601")
+        moments = pd.to_datetime(raw["epoch"], unit="s", utc=True)
         base["period"] = period_label(moments, period)
     else:
         base["period"] = []
@@ -152,7 +144,7 @@ def responses_frame(
         if not use.any():
             continue
         width = len(registry.versions[(questionnaire.id, int(version))].criteria)
-        decoded = vectors.decode(raw["codes"].to_numpy()[use], width)
+        decoded = vectors.decode_bytes(coded[use, :width])
         index = np.flatnonzero(use)
         for column, position in enumerate(positions):
             if position is not None:
@@ -209,6 +201,92 @@ def _code_texts(values: np.ndarray) -> pd.arrays.StringArray:
         distinct, position = np.unique(present, return_inverse=True)
         out[~missing] = np.array([str(code) for code in distinct], dtype=object)[position]
     return pd.array(out, dtype="string")
+
+
+# The responses' own columns as _response_rows reads them: name -> (column, digits), each
+# written as a fixed-width field of digits (a missing service field as all nines).
+ROW_FIELDS = {"response_id": (Response.id, 12), "agency_id": (Response.agency_id, 10),
+              "epoch": (Response.submitted_at, 12), "version": (Response.questionnaire_version, 6),
+              "vector_field": (Response.service_field, 6), "counter": (Response.counter_id, 10)}
+CODES_WIDTH = vectors.MAX_CRITERIA + 1  # a leading "+" (a vector) or "-" (NULL)
+ROW_BATCH = 250_000
+
+
+def _response_rows(db: Session, filters: list, with_counter: bool
+                   ) -> tuple[pd.DataFrame, np.ndarray]:
+    """The responses' own columns (``ROW_FIELDS``, ``codes``: "+" where the response has a
+    vector, ``flags``), one row a response in id order, ``epoch`` in whole seconds (UTC,
+    enough for a period); and their vectors' codes as ASCII bytes, a row each.
+
+    The database writes each response as one fixed-width line of digits and codes and joins
+    a batch of lines into one string, which numpy slices: no Python object per response
+    (reading a million responses as row objects took longer than all the rest). The flags
+    (free words) are read apart, for the few flagged responses only.
+    """
+    sqlite = db.get_bind().dialect.name == "sqlite"
+    fields = {name: spec for name, spec in ROW_FIELDS.items()
+              if name != "counter" or with_counter}
+    parts = []
+    for name, (column, width) in fields.items():
+        if name == "epoch":
+            column = (cast(func.strftime("%s", column), Integer) if sqlite else
+                      cast(func.floor(func.extract("epoch", column)), BigInteger))
+        elif name == "vector_field":
+            column = func.coalesce(column, 10 ** width - 1)
+        parts.append(func.printf(f"%0{width}d", column, type_=String) if sqlite else
+                     func.lpad(cast(column, Text), width, "0", type_=String))
+    codes = case((Response.criteria_codes.is_(None), literal_column("'-'", String)),
+                 else_=literal_column("'+'", String).concat(Response.criteria_codes))
+    parts.append(func.printf(f"%-{CODES_WIDTH}s", codes, type_=String) if sqlite else
+                 func.rpad(codes, CODES_WIDTH, " ", type_=String))
+    line = parts[0]
+    for part in parts[1:]:
+        line = line.concat(part)
+    width = sum(w for _c, w in fields.values()) + CODES_WIDTH
+    chunks, last = [], None
+    while True:
+        batch = select(line.label("line"), Response.id.label("id")).where(*filters)
+        if last is not None:
+            batch = batch.where(Response.id > last)
+        batch = batch.order_by(Response.id).limit(ROW_BATCH).subquery()
+        joined = (func.group_concat(batch.c.line, literal_column("''"), type_=String)
+                  if sqlite else
+                  func.string_agg(batch.c.line, literal_column("''"), type_=String))
+        text, last, count = db.connection().execute(
+            select(joined, func.max(batch.c.id), func.count())).one()
+        if count:
+            chunks.append(np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+                          .reshape(count, width))
+        if count < ROW_BATCH:
+            break
+    names = [*fields, "codes", "flags"]
+    if not chunks:
+        # No rows: every column is of object dtype, as pandas makes an empty frame of rows.
+        return pd.DataFrame(columns=names), np.empty((0, CODES_WIDTH - 1), dtype=np.uint8)
+    table = np.concatenate(chunks)
+    columns, start = {}, 0
+    for name, (_column, digits) in fields.items():
+        numbers = (table[:, start:start + digits].astype(np.int64) - ord("0")) @ (
+            10 ** np.arange(digits - 1, -1, -1, dtype=np.int64))
+        columns[name] = numbers
+        start += digits
+    order = np.argsort(columns["response_id"], kind="stable")
+    raw = pd.DataFrame({name: values[order] for name, values in columns.items()})
+    missing = 10 ** fields["vector_field"][1] - 1
+    raw["vector_field"] = raw["vector_field"].where(raw["vector_field"] != missing).astype(
+        float)
+    coded = table[order, start:]
+    # "codes": whether the response has a vector; the codes themselves stay bytes.
+    raw["codes"] = np.where(coded[:, 0] == ord("+"), "+", None)
+    flagged = dict(db.connection().execute(
+        select(Response.id, Response.flags)
+        .where(*filters, Response.flags != literal_column("''"))).all())
+    flags = np.full(len(raw), "", dtype=object)
+    if flagged:
+        at = raw["response_id"].isin(flagged).to_numpy()
+        flags[at] = raw["response_id"][at].map(flagged).to_numpy()
+    raw["flags"] = flags
+    return raw, coded[:, 1:]
 
 
 def report_questions(questionnaire: Questionnaire) -> set[str]:

@@ -262,6 +262,8 @@ def _reference_frame(db, questionnaire, agency_ids=None, period="quarter",
         .join(Response, Response.id == Answer.response_id)
         .where(*filters, Answer.question_id.in_(criteria + groupings + multiple),
                Answer.value.is_not(None))).all(), columns=["response_id", "question_id", "value"])
+    # Typed when empty (the code before the vectors warned on ids looked up as positions).
+    answers = answers.astype({"response_id": "int64"})
     chosen = answers[answers["question_id"].isin(multiple)]
     answers = answers[~answers["question_id"].isin(multiple)]
     wide = answers.pivot(index="response_id", columns="question_id", values="value")

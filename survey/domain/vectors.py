@@ -153,10 +153,15 @@ def fill_missing(db: Session, registry=None, batch_size: int = DEFAULT_BATCH) ->
 def decode(codes: Iterable[str], width: int) -> np.ndarray:
     """The criteria codes of many responses of one version as an (n, width) float array:
     the code, NaN for no answer and for not applicable (the reports leave both out)."""
+    codes = list(codes)
     joined = "".join(codes).encode("ascii")
-    raw = np.frombuffer(joined, dtype=np.uint8)
     if width == 0:
-        return np.empty((len(raw), 0))
-    digits = raw.reshape(-1, width).astype(np.float64) - ord("0")
+        return np.empty((len(codes), 0))
+    return decode_bytes(np.frombuffer(joined, dtype=np.uint8).reshape(-1, width))
+
+
+def decode_bytes(codes: np.ndarray) -> np.ndarray:
+    """:func:`decode` of an (n, width) array of the codes' ASCII bytes."""
+    digits = codes.astype(np.float64) - ord("0")
     digits[(digits <= 0) | (digits > 9)] = np.nan
     return digits
