@@ -296,16 +296,23 @@ class ReportPDF(FPDF):
             self.set_font(FONT, "", 7.5)
             self.set_text_color(*INK)
             name = self.clean(line["name"])
-            while name and self.get_string_width(name) > x0 - MARGIN - 2:
+            star = " *" if line.get("small") else ""
+            while name and self.get_string_width(name + star) > x0 - MARGIN - 2:
                 name = name[:-2] + "…"
+            name += star
             self.text(x0 - 2 - self.get_string_width(name), y + row_h * 0.68, name)
             estimate = _number(line["estimate"])
             if estimate is None:
                 continue
             comparison = line["comparison"]
-            self.set_fill_color(*(ABOVE if comparison == "above" else
-                                  BELOW if comparison == "below" else SAME))
-            self.rect(x0, y + 1, width * estimate / 100, row_h - 2, style="F")
+            if line.get("small"):  # few responses: an outline only, never a coloured claim
+                self.set_draw_color(*SAME)
+                self.set_line_width(0.3)
+                self.rect(x0, y + 1, width * estimate / 100, row_h - 2, style="D")
+            else:
+                self.set_fill_color(*(ABOVE if comparison == "above" else
+                                      BELOW if comparison == "below" else SAME))
+                self.rect(x0, y + 1, width * estimate / 100, row_h - 2, style="F")
             low, high = _number(line["ci_low"]), _number(line["ci_high"])
             end = x0 + width * estimate / 100
             if low is not None and high is not None:
@@ -328,6 +335,7 @@ class ReportPDF(FPDF):
             (_("Thấp hơn có ý nghĩa thống kê"), lambda x, y: self.triangle(x, y, False)),
             (_("Khoảng tin cậy 95%%") % {}, self._key_interval),
             (_("Chỉ số chung"), self._key_scope),
+            (_("* Ít phiếu"), self._key_small),
         ], bottom + 7.5)
         self.set_y(bottom + 11)
 
@@ -335,6 +343,11 @@ class ReportPDF(FPDF):
         self.set_draw_color(*INK)
         self.set_line_width(0.5)
         self.line(x - 2, y, x + 2, y)
+
+    def _key_small(self, x: float, y: float) -> None:
+        self.set_draw_color(*SAME)
+        self.set_line_width(0.3)
+        self.rect(x - 2, y - 1.5, 4, 3, style="D")
 
     def _key_scope(self, x: float, y: float) -> None:
         self.set_draw_color(*SCOPE_LINE)
