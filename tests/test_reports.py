@@ -275,6 +275,13 @@ def test_ranking_marks_follow_the_adjusted_test_not_interval_overlap(app, client
                            level_part, re.S)) == shown
     # The adjusted p-value is printed next to the mark.
     assert f"<td>{overall.loc['CAO', 'diff_p_adj']:.3f}".replace(".", ",") in html
+    # The chart: coloured bars only for the marks, the small agency hatched and starred,
+    # and a legend saying so.
+    chart = html[html.index('<svg class="chart" viewBox="0 0 640'):]
+    chart = chart[:chart.index("</svg>")]
+    assert chart.count('fill="#0b5394"/>') == 2 and chart.count('fill="#b00020"/>') == 2
+    assert chart.count('fill="url(#few)"') == 2  # Sở Nhỏ's bar and the legend's key
+    assert "Sở Nhỏ *</text>" in chart and "Sở Cao *" not in chart and "* Ít phiếu" in chart
 
 
 def test_weighting_notes_on_the_pages_and_in_every_download(client, session, make_counter):
