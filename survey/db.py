@@ -25,7 +25,12 @@ class Database:
             # Each request gets its own connection; wait for a writer instead of failing.
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs["pool_pre_ping"] = True
+            # No ping before each checkout: it was a round trip on every request (a quarter
+            # of the questionnaire page's CPU). A connection the server dropped (a restart,
+            # a failover) fails its next statement instead; SQLAlchemy then discards the
+            # whole pool, so each worker answers one request with the 500 page (nothing
+            # acknowledged, nothing half-stored: one transaction) and reconnects.
+            kwargs["pool_pre_ping"] = False
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
