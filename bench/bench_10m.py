@@ -213,15 +213,29 @@ def measure(url: str, what: str, agency_code: str, weighting: str) -> dict:
         db.rollback()
         parts = {"bench": what, "weighting": weighting, "scope": sorted(scope or [])}
         began = time.perf_counter()
-        report_cache.cached(db, parts, compute)
+        # what report_cache.cached does after computing: store the result under the key
+        report_cache.store(db, report_cache.cache_key(parts), report_cache.data_version(db),
+                           result)
         db.commit()
         out["cache_store_s"] = time.perf_counter() - began
         began = time.perf_counter()
         warm = report_cache.cached(db, parts, lambda: None)
         out["warm_s"] = time.perf_counter() - began
+        began = time.perf_counter()
+        report_cache.data_version(db)
+        out["data_version_s"] = time.perf_counter() - began
         assert warm is not None and len(warm["table"]) == out["rows"]
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = _peak_rss_mb()
     return out
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike getrusage's ru_maxrss it is not
+    carried over from the parent across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def check(url: str, sample: int) -> dict:
@@ -354,6 +368,7 @@ def main() -> None:
             print(f"{what:8s} {weighting:9s} cold {result['cold_s']:6.1f} s "
                   f"(SQL read {result['sql_read_s']:5.1f} s: {result['vectors']:,} vectors for "
                   f"{result['responses']:,} responses) warm {result['warm_s']:5.2f} s "
+                  f"(of which data version {result['data_version_s']:4.2f} s) "
                   f"peak RSS {result['peak_rss_mb']:,.0f} MB; {result['agencies']} agencies, "
                   f"{result['marked']} marks, path {result['how']}", flush=True)
         result = child(["--check", url, str(args.sample)])

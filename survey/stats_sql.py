@@ -11,6 +11,7 @@ frame of survey.reports_data and analysis.compute_indices.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -103,13 +104,15 @@ def _keys(with_field: bool) -> list:
 _WIDTHS = {"agency": 10, "version": 4, "field": 5, "count": 10}
 _NO_FIELD = 99999  # a service field is a SMALLINT; NULL is written as this
 _LINES_A_BLOCK = 8192
+READ_PARTS = 2  # connections reading at once (the server's processes working for one page)
 
 
 def _copy_query(questionnaire_id: str, width: int, with_field: bool, grouped: bool = True,
-                **filters):
+                part: tuple[int, int] = (0, 1), **filters):
     """:func:`vector_query` as one fixed-width line a row: agency id, version, service
     field + 32768 (NULL: 99999), the codes padded with '.' to ``width``, count. Without
-    ``grouped``, one line a response (count 1): no hash table in the server."""
+    ``grouped``, one line a response (count 1): no hash table in the server. ``part``
+    (k, parts): only the agencies whose id is k modulo parts."""
     def digits(value, size):
         return func.lpad(cast(value, Text), size, "0")
 
@@ -127,6 +130,8 @@ def _copy_query(questionnaire_id: str, width: int, with_field: bool, grouped: bo
     parts += [func.rpad(Response.criteria_codes, width, "."),
               digits(func.count(), _WIDTHS["count"]) if grouped else literal(one)]
     where = _filters(questionnaire_id, **filters)
+    if part[1] > 1:
+        where.append(Response.agency_id % part[1] == part[0])
     lines = select(func.concat(*parts).label("line"),
                    (func.row_number().over() // _LINES_A_BLOCK).label("block")).where(*where)
     lines = (lines.group_by(*_keys(with_field)) if grouped else lines).subquery()
@@ -134,11 +139,34 @@ def _copy_query(questionnaire_id: str, width: int, with_field: bool, grouped: bo
     return select(func.string_agg(lines.c.line, "")).group_by(lines.c.block)
 
 
+def _read_copy_parts(db: Session, questionnaire_id: str, width: int, with_field: bool,
+                     grouped: bool = True, **filters) -> tuple[pd.DataFrame, np.ndarray]:
+    """:func:`_read_copy` over ``READ_PARTS`` connections at once, each counting the
+    vectors of its share of the agencies (a vector never spans two agencies): the
+    server's work spread over as many processes. Each part is read in its own
+    transaction; a response stored meanwhile may count in one part and not another,
+    as between two page views."""
+    if READ_PARTS < 2:
+        return _read_copy(db, questionnaire_id, width, with_field, grouped, **filters)
+    engine = db.get_bind()
+
+    def one(k):
+        with Session(engine) as own:
+            return _read_copy(own, questionnaire_id, width, with_field, grouped,
+                              part=(k, READ_PARTS), **filters)
+
+    with ThreadPoolExecutor(READ_PARTS) as pool:
+        parts = list(pool.map(one, range(READ_PARTS)))
+    frame = pd.concat([p[0] for p in parts], ignore_index=True)
+    return frame, np.concatenate([p[1] for p in parts])
+
+
 def _read_copy(db: Session, questionnaire_id: str, width: int, with_field: bool,
-               grouped: bool = True, **filters) -> tuple[pd.DataFrame, np.ndarray]:
+               grouped: bool = True, part: tuple[int, int] = (0, 1),
+               **filters) -> tuple[pd.DataFrame, np.ndarray]:
     """Run :func:`_copy_query` through COPY and split the lines with numpy: the numbers
     and the codes' bytes."""
-    query = _copy_query(questionnaire_id, width, with_field, grouped, **filters)
+    query = _copy_query(questionnaire_id, width, with_field, grouped, part, **filters)
     compiled = query.compile(dialect=db.get_bind().dialect,
                              compile_kwargs={"render_postcompile": True})
     db.execute(text("SET LOCAL work_mem = '256MB'"))
@@ -193,7 +221,8 @@ def read_vectors(db: Session, questionnaire: Questionnaire, registry, *, with_fi
                 for (qid, v), known in registry.versions.items() if qid == questionnaire.id}
     width = max([len(c) for c in versions.values()] + [1])
     if db.get_bind().dialect.name == "postgresql":
-        raw, padded = _read_copy(db, questionnaire.id, width, with_field, grouped, **filters)
+        raw, padded = _read_copy_parts(db, questionnaire.id, width, with_field, grouped,
+                                       **filters)
     else:
         rows = db.execute(vector_query(questionnaire.id, with_field=with_field,
                                        **filters)).all()
