@@ -305,7 +305,7 @@ def test_frame_from_vectors_equals_frame_from_answer_rows(app, session, data):
     """On random responses to both versions of both forms (N/A, blanks, hidden questions,
     flags, odd stored codes, some vectors stored at write time and some not), the reports'
     frame read from the vectors equals the frame pivoted from the Answer rows."""
-    from survey.reports_data import responses_frame
+    from survey.reports_data import report_questions, responses_frame
 
     from .factories import agency_with_code
 
@@ -342,3 +342,9 @@ def test_frame_from_vectors_equals_frame_from_answer_rows(app, session, data):
             expected = _reference_frame(db, questionnaire, **options)
             got = responses_frame(db, questionnaire, **options)
             pd.testing.assert_frame_equal(got, expected, check_dtype=True)
+            # The report pages' narrower frame: the same values in the columns it keeps.
+            narrow = responses_frame(db, questionnaire, questions=report_questions(
+                questionnaire), **options)
+            assert set(report_questions(questionnaire)) <= set(narrow.columns)
+            assert not {"gender", "age_band"} & set(narrow.columns)
+            pd.testing.assert_frame_equal(narrow, expected[narrow.columns], check_dtype=True)
