@@ -218,8 +218,9 @@ def make_design(
     answers = criterion_answers(responses, list(criteria))
     design_args: dict = {}
     notes: list[dict] = []
+    coded: dict[str, tuple[np.ndarray, list[str]]] = {}  # factorized once, reused below
     if weighting == "poststrat" and totals is not None:
-        responses, answers, notes = _drop_blank_strata(responses, answers, totals)
+        responses, answers, notes = _drop_blank_strata(responses, answers, totals, coded)
     n = len(responses)
     if weighting == "none":
         if totals is not None or margins:
@@ -232,7 +233,7 @@ def make_design(
         if totals is None:
             raise AnalysisInputError("weighting poststrat needs a totals table (--totals)")
         variables = [c for c in totals.columns if c != "count"]
-        cell, cells, size = _cells(responses, variables)
+        cell, cells, size = _cells(responses, variables, coded)
         strata = poststratify(cells, size, totals, drop_empty_cells, min_cell_n)
         cell, cells, size, weights = strata.cell_of[cell], strata.cells, strata.size, strata.weights
         notes += strata.notes
@@ -244,7 +245,7 @@ def make_design(
         variables: list[str] = []
         for margin in counted:
             variables += [c for c in margin.columns if c != "count" and c not in variables]
-        cell, cells, size = _cells(responses, variables)
+        cell, cells, size = _cells(responses, variables, coded)
         weights, levels, sizes = rake(cells, size, counted, drop_empty_cells)
         design_args = {"margin_levels": levels, "margin_sizes": sizes}
     calibrated = weights
@@ -263,23 +264,33 @@ def make_design(
         trim=trim,
         rake_rounds=rake_rounds,
         notes=notes_frame(notes),
+        _codes=coded,
         **design_args,
     )
 
 
 def _drop_blank_strata(
-    responses: pd.DataFrame, answers: np.ndarray, totals: pd.DataFrame
+    responses: pd.DataFrame,
+    answers: np.ndarray,
+    totals: pd.DataFrame,
+    coded: dict | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray, list[dict]]:
-    """Leave out responses with a blank post-stratum value; a note says how many."""
+    """Leave out responses with a blank post-stratum value; a note says how many.
+
+    When none is left out, the codes of each variable go into ``coded`` for reuse.
+    """
     variables = [c for c in totals.columns if c != "count" and c in responses.columns]
     blank = np.zeros(len(responses), dtype=bool)
     which = []
+    found = {}
     for variable in variables:
-        codes, _ = factorize(responses[variable])
+        codes, names = found[variable] = factorize(responses[variable])
         if (codes < 0).any():
             which.append(variable)
         blank |= codes < 0
     if not blank.any():
+        if coded is not None:
+            coded.update(found)
         return responses, answers, []
     dropped = int(blank.sum())
     if dropped > len(responses) - 2:
@@ -302,9 +313,14 @@ def _drop_blank_strata(
 
 
 def _cells(
-    responses: pd.DataFrame, variables: Sequence[str]
+    responses: pd.DataFrame, variables: Sequence[str], coded: dict | None = None
 ) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
-    """Weighting cell of each respondent; blank values are kept as a value ('') here."""
+    """Weighting cell of each respondent; blank values are kept as a value ('') here.
+
+    ``coded`` holds the variables already factorized (codes for ``responses``' rows) and
+    receives the others, so that the design's groupings reuse them.
+    """
+    coded = {} if coded is None else coded
     if not variables:
         raise AnalysisInputError("weighting: no weighting variable given")
     missing = [v for v in variables if v not in responses.columns]
@@ -312,7 +328,9 @@ def _cells(
         raise AnalysisInputError(f"responses: weighting variable(s) missing: {', '.join(missing)}")
     code_arrays, labels = [], []
     for variable in variables:
-        codes, names = factorize(responses[variable])
+        if variable not in coded:
+            coded[variable] = factorize(responses[variable])
+        codes, names = coded[variable]
         code_arrays.append(codes + 1)  # blank becomes a level that can be named in an error
         labels.append([""] + names)
     combined = _combine(code_arrays, [len(names) for names in labels])

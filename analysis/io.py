@@ -643,9 +643,21 @@ def _for_output(table: pd.DataFrame, *, safe: bool = True) -> pd.DataFrame:
             values = out[column]
             if not (pd.api.types.is_numeric_dtype(values.dtype)
                     or pd.api.types.is_bool_dtype(values.dtype)):
-                out[column] = values.astype(object).map(safe_cell)
+                out[column] = _safe_column(values)
         out.columns = [safe_cell(str(c)) for c in out.columns]
     return out
+
+
+def _safe_column(values: pd.Series) -> pd.Series:
+    """:func:`safe_cell` of every value of a column, computed once per distinct value (a
+    result table repeats a few levels, keys and methods over tens of thousands of rows)."""
+    raw = values.astype(object)
+    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    cleaned = np.array([safe_cell(u) for u in uniques] + [None], dtype=object)
+    result = raw.to_numpy(dtype=object, copy=True)
+    present = codes >= 0
+    result[present] = cleaned[codes[present]]
+    return pd.Series(result, index=values.index, dtype=object)
 
 
 def _json_value(value):
