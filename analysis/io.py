@@ -248,7 +248,7 @@ def _read_responses_arrow(
     try:
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=1 << 24),
+            read_options=pacsv.ReadOptions(block_size=1 << 20),
             convert_options=pacsv.ConvertOptions(
                 include_columns=list(names),
                 column_types=types,
@@ -265,8 +265,20 @@ def _read_responses_arrow(
         if name in wanted:
             columns[name] = column.to_numpy(zero_copy_only=False).astype("float64", copy=False)
         else:
-            columns[name] = column.to_pandas().astype(object).to_numpy()
+            columns[name] = _dictionary_text(column)
     return pd.DataFrame(columns, columns=list(names))
+
+
+def _dictionary_text(column) -> np.ndarray:
+    """An Arrow dictionary-encoded text column as an object array of str, chunk by chunk
+    (each chunk has its own dictionary; unifying them first costs more than this)."""
+    parts = [
+        chunk.dictionary.to_numpy(zero_copy_only=False).astype(object)[
+            chunk.indices.to_numpy(zero_copy_only=False)
+        ]
+        for chunk in column.chunks
+    ]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=object)
 
 
 def _response_id(responses: pd.DataFrame, row: int) -> str:
