@@ -169,7 +169,8 @@ def _read_copy(db: Session, questionnaire_id: str, width: int, with_field: bool,
     query = _copy_query(questionnaire_id, width, with_field, grouped, part, **filters)
     compiled = query.compile(dialect=db.get_bind().dialect,
                              compile_kwargs={"render_postcompile": True})
-    db.execute(text("SET LOCAL work_mem = '256MB'"))
+    # the server's hash table of a part's vectors (~150 bytes a vector) stays in memory
+    db.execute(text("SET LOCAL work_mem = '512MB'"))
     cursor = db.connection().connection.driver_connection.cursor()
     chunks = bytearray()
     with cursor.copy(f"COPY ({compiled}) TO STDOUT", compiled.params) as copy:
