@@ -35,6 +35,9 @@ class Database:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # The same pool without a transaction: one read needs no BEGIN and ROLLBACK (two
+        # round trips on PostgreSQL), e.g. the token lookup of the questionnaire page.
+        self.reader: Engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
@@ -49,6 +52,11 @@ def _sqlite_pragmas(dbapi_connection, _record):
 
 def current_database() -> Database:
     return current_app.extensions["survey_db"]
+
+
+def single_read():
+    """A connection outside any transaction, for one self-contained read (`with ... as`)."""
+    return current_database().reader.connect()
 
 
 def get_db() -> Session:

@@ -29,7 +29,7 @@ from werkzeug.exceptions import Conflict, HTTPException
 from analysis.questionnaire import Questionnaire, likert_options
 
 from . import drafts, integrity, paper, receipts
-from .db import get_db
+from .db import get_db, single_read
 from .domain.agencies import contact_link
 from .errors import CodeWithdrawn, http_error
 from .forms import BlankForm, InvalidSubmission, PostedForm, ResponseForm, form_class
@@ -102,10 +102,17 @@ class Posted(NamedTuple):
     form: PostedForm
 
 
-def counter_for_token(token: str) -> CounterView:
-    """The counter behind a token, live or withdrawn; 404 when the token never existed."""
-    row = get_db().connection().execute(
-        COUNTER_BY_TOKEN, {"token": normalize_token(token)}).first()
+def counter_for_token(token: str, *, alone: bool = False) -> CounterView:
+    """The counter behind a token, live or withdrawn; 404 when the token never existed.
+
+    `alone`: the request reads nothing else in a transaction (a page, not a submission).
+    """
+    parameters = {"token": normalize_token(token)}
+    if alone:
+        with single_read() as connection:
+            row = connection.execute(COUNTER_BY_TOKEN, parameters).first()
+    else:
+        row = get_db().connection().execute(COUNTER_BY_TOKEN, parameters).first()
     if row is None:
         abort(404)
     (counter_id, label, questionnaire_id, counter_active, requires_receipt, revoked_at,
@@ -116,9 +123,9 @@ def counter_for_token(token: str) -> CounterView:
                        requires_receipt=bool(requires_receipt))
 
 
-def live_counter_or_410(token: str) -> CounterView:
+def live_counter_or_410(token: str, *, alone: bool = False) -> CounterView:
     """The counter behind a live token: 404 for an unknown token, 410 for a withdrawn one."""
-    counter = counter_for_token(token)
+    counter = counter_for_token(token, alone=alone)
     if not counter.usable:
         raise CodeWithdrawn()
     return counter
@@ -229,7 +236,7 @@ def home():
 @bp.get("/r/<token>")
 def questionnaire(token):
     """A counter's questionnaire: fresh (the QR code's target), or the answers a POST kept."""
-    counter = live_counter_or_410(token)
+    counter = live_counter_or_410(token, alone=True)
     token = normalize_token(token)
     if counter.requires_receipt:
         receipts.require_code(counter, token)  # the code page
@@ -338,7 +345,7 @@ def privacy():
 def thanks(token):
     """The thank-you page after a stored response."""
     # Reachable for a just-revoked token too: the answers were saved before.
-    return render_template("respond/thanks.html", counter=counter_for_token(token),
+    return render_template("respond/thanks.html", counter=counter_for_token(token, alone=True),
                            contact_link=contact_link)
 
 
