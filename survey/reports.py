@@ -489,7 +489,8 @@ def agency_context(code: str, query: ReportQuery) -> tuple[Report, dict]:
         context["whole"] = whole.iloc[0] if len(whole) else None
         own = responses_frame(get_db(), report.questionnaire, agency_ids={agency_id},
                               period=query.period_kind, include_flagged=query.include_flagged,
-                              with_counter=True, **query.frame_filters())
+                              with_counter=True, **query.frame_filters(),
+                              questions=report_questions(report.questionnaire))
         context["trend"] = trend_points(own, report.questionnaire, _min_n())
         if query.period:
             own = own[own["period"] == query.period]
