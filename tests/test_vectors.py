@@ -207,6 +207,8 @@ def test_migration_0007_adds_and_removes_the_vector_columns(database_url):
         command.downgrade(alembic_config(database_url), "0006")
         columns = {c["name"] for c in inspect(engine).get_columns("response")}
         assert not {"service_field", "criteria_codes"} & columns
+        assert not {"ix_response_unencoded", "ix_response_flagged"} & {
+            i["name"] for i in inspect(engine).get_indexes("response")}
         with engine.begin() as conn:
             conn.execute(text(
                 "INSERT INTO agency (code, name, level, active, created_at, feedback_contact)"
@@ -222,7 +224,8 @@ def test_migration_0007_adds_and_removes_the_vector_columns(database_url):
         inspector = inspect(engine)
         columns = {c["name"] for c in inspector.get_columns("response")}
         assert {"service_field", "criteria_codes"} <= columns
-        assert "ix_response_unencoded" in {i["name"] for i in inspector.get_indexes("response")}
+        indexes = {i["name"] for i in inspector.get_indexes("response")}
+        assert {"ix_response_unencoded", "ix_response_flagged"} <= indexes
         with engine.connect() as conn:
             assert conn.execute(text(
                 "SELECT service_field, criteria_codes FROM response")).all() == [(None, None)]
