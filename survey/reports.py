@@ -35,6 +35,7 @@ from .report_trends import (
 )
 from .reports_data import (
     PERIODS,
+    encode_responses_command,
     report_questions,
     resolve_volumes,
     responses_frame,
@@ -42,6 +43,8 @@ from .reports_data import (
 )
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
+# `flask reports encode-responses`: the response vectors the reports read, all at once.
+bp.cli.add_command(encode_responses_command)
 
 WEIGHTINGS = {
     "none": _l("Không gia quyền (mỗi phiếu như nhau)"),

@@ -6,8 +6,10 @@ from collections.abc import Collection
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import click
 import numpy as np
 import pandas as pd
+from flask.cli import with_appcontext
 from sqlalchemy import (
     BigInteger,
     Integer,
@@ -29,6 +31,9 @@ from .domain import vectors
 from .models import Agency, Answer, Counter, Response, ServiceVolume
 
 LOCAL_TIME = ZoneInfo(TIMEZONE)
+# At most this many missing response vectors are computed while a frame is built; the
+# rest (e.g. a large database just upgraded) are read from their Answer rows meanwhile.
+FILL_PER_FRAME = 50_000
 PERIODS = ("month", "quarter", "year")
 # Columns that are answers to a single-code question and can serve as grouping variables.
 GROUPING_TYPES = ("single", "yesno")
@@ -94,7 +99,7 @@ def responses_frame(
         from .questionnaires import registry as app_registry
 
         registry = app_registry()
-    vectors.fill_missing(db, registry)
+    vectors.fill_missing(db, registry, limit=FILL_PER_FRAME)
     filters = _filters(questionnaire, agency_ids, include_flagged, date_from, date_to)
 
     raw, coded = _response_rows(db, filters, with_counter)
@@ -356,6 +361,17 @@ def _pivot(answers: pd.DataFrame, index, columns: list[str]) -> pd.DataFrame:
     """One row per response (``index``), one column per single-code question."""
     wide = answers.pivot(index="response_id", columns="question_id", values="value")
     return wide.reindex(index=index, columns=columns)
+
+
+@click.command("encode-responses")
+@click.option("--batch-size", default=vectors.DEFAULT_BATCH, show_default=True, type=int)
+@with_appcontext
+def encode_responses_command(batch_size: int) -> None:
+    """Compute every missing response vector now (e.g. after upgrading a large database)."""
+    from .db import get_db
+
+    done = vectors.fill_missing(get_db(), batch_size=max(1, batch_size))
+    click.echo(f"{done} responses encoded.")
 
 
 def local_day_start(day: date) -> datetime:

@@ -351,3 +351,29 @@ def test_frame_from_vectors_equals_frame_from_answer_rows(app, session, data):
             assert set(report_questions(questionnaire)) <= set(narrow.columns)
             assert not {"gender", "age_band"} & set(narrow.columns)
             pd.testing.assert_frame_equal(narrow, expected[narrow.columns], check_dtype=True)
+
+
+def test_a_frame_encodes_a_limited_number_and_reads_the_rest_from_answers(
+        app, session, monkeypatch):
+    """After an upgrade of a large database a page encodes only FILL_PER_FRAME responses;
+    the others come from their Answer rows, with the same figures; the command encodes
+    every one."""
+    from survey import reports_data
+
+    counter = make_counter(session)
+    for i in range(7):
+        make_response(session, counter, {"field": i % 3 + 1, "a1": i % 5 + 1, "b2": 0},
+                      commit=False)
+    session.commit()
+    monkeypatch.setattr(reports_data, "FILL_PER_FRAME", 3)
+    with app.app_context():
+        frame = reports_data.responses_frame(get_db(), SIPAS_V1, registry=REGISTRY)
+        reference = _reference_frame(get_db(), SIPAS_V1)
+    pd.testing.assert_frame_equal(frame, reference)
+    vectors = _vectors(session)
+    assert sum(codes is not None for _field, codes in vectors.values()) == 3
+    result = app.test_cli_runner().invoke(args=["reports", "encode-responses",
+                                                "--batch-size", "2"])
+    assert result.exit_code == 0, result.output
+    assert "4 responses encoded." in result.output
+    assert all(codes is not None for _field, codes in _vectors(session).values())

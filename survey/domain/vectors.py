@@ -92,9 +92,13 @@ def reset(db: Session, response_ids: Iterable[int]) -> None:
                    .values(service_field=None, criteria_codes=None))
 
 
-def fill_missing(db: Session, registry=None, batch_size: int = DEFAULT_BATCH) -> int:
+def fill_missing(db: Session, registry=None, batch_size: int = DEFAULT_BATCH,
+                 limit: int | None = None) -> int:
     """Compute the vector of every response whose ``criteria_codes`` is NULL from its Answer
-    rows, ``batch_size`` responses a transaction; returns how many were encoded.
+    rows, ``batch_size`` responses a transaction; returns how many were encoded. With
+    ``limit``, stop after about that many responses (a page must not encode a whole
+    database after an upgrade: the reports read the rest from their Answer rows, and
+    ``flask reports encode-responses`` encodes everything).
 
     Idempotent, and safe with several processes at once: a row is only written while it is
     still NULL, and every process computes the same value from the same answers. Responses
@@ -109,17 +113,19 @@ def fill_missing(db: Session, registry=None, batch_size: int = DEFAULT_BATCH) ->
                  .where(and_(_RESPONSE.c.id == bindparam("rid"),
                              _RESPONSE.c.criteria_codes.is_(None)))
                  .values(service_field=bindparam("field"), criteria_codes=bindparam("codes")))
-    done, last = 0, None
-    while True:
+    done, seen, last = 0, 0, None
+    while limit is None or seen < limit:
+        size = batch_size if limit is None else min(batch_size, limit - seen)
         query = (select(Response.id, Response.questionnaire_id, Response.questionnaire_version)
                  .where(Response.criteria_codes.is_(None)).order_by(Response.id)
-                 .limit(batch_size))
+                 .limit(size))
         if last is not None:
             query = query.where(Response.id > last)
         pending = db.execute(query).all()
         if not pending:
             break
         last = pending[-1].id
+        seen += len(pending)
         answers: dict[int, dict] = {row.id: {} for row in pending}
         if last - pending[0].id + 1 == len(pending):
             which = Answer.response_id.between(pending[0].id, last)
@@ -145,7 +151,7 @@ def fill_missing(db: Session, registry=None, batch_size: int = DEFAULT_BATCH) ->
             db.execute(statement, params)
         db.commit()
         done += len(params)
-        if len(pending) < batch_size:
+        if len(pending) < size:
             break
     return done
 
