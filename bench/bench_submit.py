@@ -16,7 +16,7 @@ submissions (303 to the thank-you page) against the responses stored: none may b
 Prints figures and ratios; asserts nothing about speed. The server's CPU time per request
 is printed beside the rates: on a machine shared with other work it is the steadier figure.
 
-    ./dev bench [--seconds 8] [--connections 16] [--workers N] [--postgres | --database-url URL]
+    ./dev bench [--seconds 8] [--connections 64] [--workers N] [--postgres | --database-url URL]
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def post_script(folder: Path, cookie: str) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--workers", type=int, default=0,
                         help="gunicorn workers (default: gunicorn.conf.py's, 2 x cores + 1)")
