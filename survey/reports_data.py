@@ -19,7 +19,6 @@ from sqlalchemy import (
     cast,
     func,
     literal_column,
-    or_,
     select,
 )
 from sqlalchemy.orm import Session
@@ -34,6 +33,8 @@ LOCAL_TIME = ZoneInfo(TIMEZONE)
 # At most this many missing response vectors are computed while a frame is built; the
 # rest (e.g. a large database just upgraded) are read from their Answer rows meanwhile.
 FILL_PER_FRAME = 50_000
+# Up to this many responses read from their Answer rows are named in a list; more, by range.
+FALLBACK_BY_LIST = 5000
 PERIODS = ("month", "quarter", "year")
 # Columns that are answers to a single-code question and can serve as grouping variables.
 GROUPING_TYPES = ("single", "yesno")
@@ -163,9 +164,9 @@ def responses_frame(
     if from_answers.any():
         # Responses the vectors do not cover: their criteria and field from the Answer rows.
         ids = raw["response_id"].to_numpy()[from_answers]
-        uncovered = [int(v) for v in np.unique(version_of[from_answers & encoded])]
-        which = or_(Response.criteria_codes.is_(None),
-                    Response.questionnaire_version.in_(uncovered or [-1]))
+        # By id, not by "still NULL": another worker may encode some of them meanwhile.
+        which = (Response.id.in_(ids.tolist()) if len(ids) <= FALLBACK_BY_LIST else
+                 Response.id.between(int(ids.min()), int(ids.max())))
         extra = [field_id] if with_field else []
         pivot = _pivot(_answer_rows(db, [*filters, which], criteria + extra, []), ids,
                        criteria + extra)

@@ -366,6 +366,7 @@ def test_a_frame_encodes_a_limited_number_and_reads_the_rest_from_answers(
                       commit=False)
     session.commit()
     monkeypatch.setattr(reports_data, "FILL_PER_FRAME", 3)
+    monkeypatch.setattr(reports_data, "FALLBACK_BY_LIST", 2)  # the 4 others by id range
     with app.app_context():
         frame = reports_data.responses_frame(get_db(), SIPAS_V1, registry=REGISTRY)
         reference = _reference_frame(get_db(), SIPAS_V1)
