@@ -71,3 +71,26 @@ def test_small_data_is_recomputed_at_once(app, client, session, make_counter):
     assert _count(client.get("/reports/").get_data(as_text=True)) == "2"
     add_response(session, counter, a1=3)
     assert _count(client.get("/reports/").get_data(as_text=True)) == "3"
+
+
+def test_a_failed_refresh_keeps_serving_the_stored_result(app, client, session, make_counter,
+                                                          monkeypatch, caplog):
+    """A refresh that fails is logged; the page keeps the stored figures meanwhile."""
+    from survey import reports
+
+    app.config["REPORT_INLINE_REFRESH"] = 0
+    counter = make_counter()
+    for value in (5, 4):
+        add_response(session, counter, a1=value)
+    login_as(client, session, "analyst")
+    client.get("/reports/")
+    add_response(session, counter, a1=3)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(reports, "_build_report", broken)
+    assert _count(client.get("/reports/").get_data(as_text=True)) == "2"
+    report_cache.wait_for_refreshes(60)
+    assert "report refresh" in caplog.text and "disk full" in caplog.text
+    assert _count(client.get("/reports/").get_data(as_text=True)) == "2"
