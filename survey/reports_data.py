@@ -158,7 +158,6 @@ def responses_frame(
         if field_from_vector:
             field[index] = raw["vector_field"].to_numpy(dtype=float, na_value=np.nan)[use]
 
-    wide = pd.DataFrame(index=pd.Index(raw["response_id"], name="response_id"))
     singles = [g for g in groupings if g != field_id]
     answered = _answer_rows(db, filters, singles, multiple)
     if from_answers.any():
