@@ -365,8 +365,7 @@ RECENT_WITH_ANSWERS = (
     .select_from(_RECENT.outerjoin(ANSWER, and_(
         ANSWER.c.response_id == _RECENT.c.id, ANSWER.c.value.is_not(None),
         _RECENT.c.submitted_at >= bindparam("run_since", type_=WHEN))))
-    .order_by(_RECENT.c.id.desc(), ANSWER.c.id)
-)
+)  # In no order: read_context orders the responses and a multiple choice's codes itself.
 
 
 def _served(window: str):
@@ -411,12 +410,13 @@ def read_context(db: Session, counter_id: int, agency_id: int, client: str, at: 
         if question_id is None:
             continue
         answers = given[response_id][1]
-        if question_id in answers:  # a multiple choice: its codes as a list
+        if question_id in answers:  # a multiple choice: its codes as a sorted list
             codes = answers[question_id]
-            answers[question_id] = [*codes, value] if isinstance(codes, list) else [codes, value]
+            answers[question_id] = sorted([*codes, value] if isinstance(codes, list)
+                                          else [codes, value])
         else:
             answers[question_id] = value
-    previous = tuple(Prior(when, answers) for when, answers in given.values())
+    previous = tuple(Prior(*given[response_id]) for response_id in sorted(given, reverse=True))
     labels, starts = period_labels(at), window_starts(at)
     numbers = connection.execute(NUMBERS, {
         "counter": counter_id, "client": client,
