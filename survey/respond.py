@@ -31,6 +31,7 @@ from analysis.questionnaire import Questionnaire, likert_options
 from . import drafts, integrity, paper, receipts
 from .db import get_db, single_read
 from .domain.agencies import contact_link
+from .domain.vectors import encoded_columns
 from .errors import CodeWithdrawn, http_error
 from .forms import BlankForm, InvalidSubmission, PostedForm, ResponseForm, form_class
 from .i18n import LANGUAGE_FIELD
@@ -390,6 +391,9 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
                 "flags": "" if paper_sheet else " ".join(integrity.submission_flags(
                     db, counter, questionnaire, seconds, answers, at)),
                 "channel": channel,
+                # The criteria as the reports read them, written with the answers (the
+                # reports' lazy fill is only for rows stored before the vectors existed).
+                **encoded_columns(questionnaire, answers),
             },
         ).scalar_one()
         rows = answer_rows(response_id, answers)

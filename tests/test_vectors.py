@@ -378,3 +378,28 @@ def test_a_frame_encodes_a_limited_number_and_reads_the_rest_from_answers(
     assert result.exit_code == 0, result.output
     assert "4 responses encoded." in result.output
     assert all(codes is not None for _field, codes in _vectors(session).values())
+
+
+def test_a_submission_stores_its_vector_with_its_answers(app, client, session, open_form):
+    """The public form writes the vector in the same insert: no lazy fill needed, and it is
+    what fill_missing would compute from the stored Answer rows."""
+    from .test_respond import complete_answers
+
+    counter = make_counter(session)
+    hidden = open_form(counter.token)
+    answers = complete_answers(a1="5", a3="0")  # a3 offers "not applicable"
+    posted = client.post(f"/r/{counter.token}", data={**hidden, **answers})
+    assert posted.status_code == 303, posted.get_data(as_text=True)[-1500:]
+    stored = session.scalars(select(Response)).one()
+    assert stored.service_field == 1 and stored.criteria_codes is not None
+    written = (stored.service_field, stored.criteria_codes)
+    ids = _criteria(SIPAS_V2)
+    assert written[1][ids.index("a1")] == "5" and written[1][ids.index("a3")] == "0"
+    assert written[1][ids.index("a2")] == "4"
+    reset(session, [stored.id])
+    session.commit()
+    with app.app_context():
+        fill_missing(get_db(), registry=REGISTRY)
+    session.expire_all()
+    again = session.get(Response, stored.id)
+    assert (again.service_field, again.criteria_codes) == written
