@@ -45,6 +45,10 @@ class Defaults:
     DEFAULT_QUESTIONNAIRE = "sipas-service"
     # Reports: groups with fewer respondents are flagged.
     MIN_GROUP_N = 30
+    # Reports over more responses than this answer from the stored figures (saying so) while
+    # one worker recomputes them in the background; up to it, a page recomputes at once
+    # (survey/report_cache.py).
+    REPORT_INLINE_REFRESH = 20_000
     # Integrity (survey/integrity.py; each check's reason code in integrity.REASONS).
     # Faster than this is flagged `fast` when the questionnaire file declares no
     # integrity.min_seconds of its own.
