@@ -101,7 +101,7 @@ def responses_frame(
 
         registry = app_registry()
     vectors.fill_missing(db, registry, limit=FILL_PER_FRAME)
-    filters = _filters(questionnaire, agency_ids, include_flagged, date_from, date_to)
+    filters = response_filters(questionnaire.id, agency_ids, include_flagged, date_from, date_to)
 
     raw, coded = _response_rows(db, filters, with_counter)
     agencies = dict(db.execute(select(Agency.id, Agency.code)).all()) if len(raw) else {}
@@ -300,8 +300,11 @@ def report_questions(questionnaire: Questionnaire) -> set[str]:
     return {question.id for question in questionnaire.roles.values()}
 
 
-def _filters(questionnaire, agency_ids, include_flagged, date_from, date_to) -> list:
-    filters = [Response.questionnaire_id == questionnaire.id]
+def response_filters(questionnaire_id: str, agency_ids: set[int] | None = None,
+                     include_flagged: bool = False, date_from: date | None = None,
+                     date_to: date | None = None) -> list:
+    """The WHERE conditions of the responses a report counts (also survey.stats_sql's)."""
+    filters = [Response.questionnaire_id == questionnaire_id]
     if agency_ids is not None:
         filters.append(Response.agency_id.in_(agency_ids or {-1}))
     if not include_flagged:

@@ -26,7 +26,7 @@ from analysis.sufficient import codes_from_bytes, compute_from_vectors
 
 from .domain.vectors import fill_missing
 from .models import Agency, Response
-from .reports_data import local_day_start, period_days, responses_frame
+from .reports_data import period_days, response_filters, responses_frame
 
 COUNT = "count"
 
@@ -63,17 +63,9 @@ def period_bounds(period: str) -> tuple[date, date]:
 def _filters(questionnaire_id: str, agency_ids: set[int] | None = None,
              include_flagged: bool = False, date_from: date | None = None,
              date_to: date | None = None) -> list:
-    """The responses a report counts (as survey.reports_data.responses_frame), encoded."""
-    filters = [Response.questionnaire_id == questionnaire_id, Response.criteria_codes.is_not(None)]
-    if agency_ids is not None:
-        filters.append(Response.agency_id.in_(agency_ids or {-1}))
-    if not include_flagged:
-        filters.append(Response.flags == "")
-    if date_from is not None:
-        filters.append(Response.submitted_at >= local_day_start(date_from))
-    if date_to is not None:
-        filters.append(Response.submitted_at < local_day_start(date_to + timedelta(days=1)))
-    return filters
+    """The responses a report counts (survey.reports_data's conditions), encoded."""
+    return [*response_filters(questionnaire_id, agency_ids, include_flagged, date_from, date_to),
+            Response.criteria_codes.is_not(None)]
 
 
 def vector_query(
