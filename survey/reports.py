@@ -741,7 +741,8 @@ def _note_scope_names(report: Report, notes: pd.DataFrame) -> dict[str, str]:
 NOTE_TEXTS = {
     "pooled_cells": _l(
         "%(agency)s: các ô gia quyền có quá ít phiếu (%(cells)s; %(responses)s phiếu) được "
-        "gộp thành một ô (%(share)s%% số hồ sơ đã giải quyết)."),
+        "gộp lại thành %(pools)s ô, các ô có trọng số gần nhau gộp với nhau (%(share)s%% số hồ "
+        "sơ đã giải quyết)."),
     "empty_cells_pooled": _l(
         "%(agency)s: không có phiếu nào ở %(cells)s; %(transactions)s hồ sơ của các ô này "
         "được tính vào ô gộp của cơ quan (%(share)s%% số hồ sơ)."),
@@ -792,15 +793,38 @@ def _period_fallback_text(note, name: str) -> str | None:
         "responses": 0 if pd.isna(note.responses) else int(note.responses)}
 
 
+_POOLS = re.compile(r"pooled into (\d+) weighting cell")
+_SERVICE_FIELD_WORDS = _l("lĩnh vực")
+
+
+def _cells_words(cells: str) -> str:
+    """The library's cells ('field=10; field=2') in words: 'lĩnh vực 2, 10'. The pages
+    weight by agency x service field only, so the one variable after the agency is the
+    service field, whatever its question id."""
+    by_variable: dict[str, list[str]] = {}
+    for cell in filter(None, (part.strip() for part in cells.split(";"))):
+        for pair in cell.split(", "):
+            variable, _sep, value = pair.partition("=")
+            by_variable.setdefault(variable if _sep else "", []).append(value if _sep else pair)
+    words = []
+    for variable, values in by_variable.items():
+        values = sorted(dict.fromkeys(values), key=lambda v: (not v.isdigit(), int(v) if
+                                                                v.isdigit() else 0, v))
+        label = str(_SERVICE_FIELD_WORDS) if variable else ""
+        words.append(f"{label} {', '.join(values)}".strip())
+    return "; ".join(words)
+
+
 def _note_text(note, name: str) -> str:
     """One weighting note as a Vietnamese sentence (the library's own is English)."""
     if note.kind == "fallback":
         text = _period_fallback_text(note, name)
         if text is not None:
             return text
-    cells = str(note.cells or "").replace("=", " ")
+    pools = _POOLS.search(str(note.detail or ""))
     values = {
-        "agency": name, "cells": cells,
+        "agency": name, "cells": _cells_words(str(note.cells or "")),
+        "pools": pools.group(1) if pools else "–",
         "responses": 0 if pd.isna(note.responses) else int(note.responses),
         "transactions": "–" if pd.isna(note.transactions)
         else f"{note.transactions:,.0f}".replace(",", "."),
