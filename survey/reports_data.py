@@ -305,6 +305,12 @@ def response_filters(questionnaire_id: str, agency_ids: set[int] | None = None,
                      date_to: date | None = None) -> list:
     """The WHERE conditions of the responses a report counts (also survey.stats_sql's)."""
     filters = [Response.questionnaire_id == questionnaire_id]
+    # A bound at the calendar's ends (0001-01-01, 9999-12-31) cannot become a UTC moment
+    # a day later or earlier; no response is that old or that new, so it bounds nothing.
+    if date_from is not None and date_from < FIRST_DAY:
+        date_from = None
+    if date_to is not None and date_to > LAST_DAY:
+        date_to = None
     if agency_ids is not None:
         filters.append(Response.agency_id.in_(agency_ids or {-1}))
     if not include_flagged:
@@ -375,6 +381,9 @@ def encode_responses_command(batch_size: int) -> None:
 
     done = vectors.fill_missing(get_db(), batch_size=max(1, batch_size))
     click.echo(f"{done} responses encoded.")
+
+
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
 
 
 def local_day_start(day: date) -> datetime:

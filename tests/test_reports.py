@@ -352,3 +352,18 @@ def test_agency_page_shows_responses_against_dossiers_served(client, session, tw
     # Without a chosen period there is no period to set against.
     assert "Tỷ lệ phản hồi kỳ" not in client.get("/reports/agency/SYT").get_data(
         as_text=True)
+
+
+@pytest.mark.parametrize("args", ["date_to=9999-12-31", "date_from=0001-01-01",
+                                  "date_from=0001-01-01&date_to=9999-12-31"])
+def test_dates_at_the_calendars_ends_bound_nothing(client, session, two_agencies, args):
+    """0001-01-01 and 9999-12-31 cannot become UTC moments a day away: they bound nothing
+    (every response is counted), on the pages, the PDF and the downloads; never a 500."""
+    login_as(client, session, "analyst")
+    whole = client.get("/reports/").get_data(as_text=True)
+    for path in ("/reports/", "/reports/agency/STP", "/reports/report.pdf",
+                 "/reports/indices.csv", "/reports/responses.csv"):
+        response = client.get(f"{path}?{args}")
+        assert response.status_code == 200, (path, response.status_code)
+    html = client.get(f"/reports/?{args}").get_data(as_text=True)
+    assert html.split("Số phiếu: ")[1].split(".")[0] == whole.split("Số phiếu: ")[1].split(".")[0]
