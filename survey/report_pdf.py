@@ -15,6 +15,7 @@ from fpdf.enums import XPos, YPos
 
 from . import reports, workbook
 from .posters import FONT, PT, printable, register_fonts
+from .report_trends import trend_p, trend_versus
 from .reports_data import LOCAL_TIME
 
 A4 = (210.0, 297.0)
@@ -529,20 +530,11 @@ def _trend(pdf: ReportPDF, points: list[dict], name: str) -> None:
     pdf.trend_chart(points)
     rows = []
     for point in points:
-        if point["previous"] is None:
-            versus = "–"
-        elif point["mark"] == "higher":
-            versus = _("Cao hơn có ý nghĩa thống kê so với kỳ trước")
-        elif point["mark"] == "lower":
-            versus = _("Thấp hơn có ý nghĩa thống kê so với kỳ trước")
-        else:
-            versus = _("Không khác biệt có ý nghĩa thống kê so với kỳ trước")
-        if point["diff"] is not None:
-            versus += f" ({reports.format_percent(point['diff'])})"
+        versus = trend_versus(point)
         rows.append([reports.period_name(point["period"]),
                      reports.format_percent(point["estimate"]), reports.format_interval(point),
                      f"{point['n']}{_small(point['small'])}", versus,
-                     reports.format_percent(point["p_adj"], 3)])
+                     reports.format_p(trend_p(point))])
     pdf.grid(f"{_('Chỉ số hài lòng chung qua các kỳ')}: {name}",
              [_("Kỳ"), _("Chỉ số (%%)") % {}, _("Khoảng tin cậy 95%%") % {}, _("Số phiếu"),
               _("So với kỳ trước"), _("p (hiệu chỉnh Holm)")],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+from flask_babel import gettext as _
 
 from analysis import AnalysisInputError, compare_periods, compute_indices
 
@@ -29,7 +30,8 @@ def trend_points(frame: pd.DataFrame, questionnaire, min_n: int,
                  periods: int = TREND_PERIODS) -> list[dict]:
     """The overall index (unweighted) in each of the last `periods` periods of the frame,
     with its interval, the small-group flag and the library's test against the previous
-    period (compare_periods): ``mark`` is "higher"/"lower" only where it is significant."""
+    period (compare_periods): ``mark`` is "higher"/"lower" only where it is significant,
+    ``comparison`` the one verdict the page and the PDF print (see trend_comparison)."""
     kept = sorted(frame["period"].dropna().unique())[-periods:]
     frame = frame[frame["period"].isin(kept)]
     if len(frame) < 2 or not questionnaire.criteria:
@@ -47,6 +49,7 @@ def trend_points(frame: pd.DataFrame, questionnaire, min_n: int,
     points = []
     for _i, row in rows.sort_values("period").iterrows():
         test = tests.get(row["period"])
+        few = test is not None and min(test["n"], test["previous_n"]) < min_n
         points.append({
             "period": row["period"], "estimate": _number(row["estimate"]),
             "ci_low": _number(row["ci_low"]), "ci_high": _number(row["ci_high"]),
@@ -56,8 +59,42 @@ def trend_points(frame: pd.DataFrame, questionnaire, min_n: int,
             "previous": None if test is None else test["previous"],
             "diff": None if test is None else _number(test["diff"]),
             "p_adj": None if test is None else _number(test["diff_p_adj"]),
+            "comparison": trend_comparison(test, few),
         })
     return points
+
+
+def trend_comparison(test, few: bool) -> str:
+    """The one rule of the trend's verdict: "none" (no earlier period), "small" (either
+    period below the small-group size: not compared, whatever p says, as in the ranking),
+    "higher"/"lower" (the library's mark), else "same"."""
+    if test is None:
+        return "none"
+    if few:
+        return "small"
+    return test["mark"] or "same"
+
+
+def trend_versus(point: dict) -> str:
+    """The trend table's "compared with the previous period" cell, for the page and the
+    PDF alike: the verdict, and the difference only where a comparison was made."""
+    comparison = point.get("comparison", "none")
+    if comparison == "none":
+        return "–"
+    if comparison == "small":
+        return _("Không so sánh (ít phiếu)")
+    text = {"higher": _("Cao hơn có ý nghĩa thống kê so với kỳ trước"),
+            "lower": _("Thấp hơn có ý nghĩa thống kê so với kỳ trước")}.get(
+        comparison, _("Không khác biệt có ý nghĩa thống kê so với kỳ trước"))
+    diff = point.get("diff")
+    if diff is not None:
+        text += f" ({diff:.2f})".replace(".", ",")
+    return text
+
+
+def trend_p(point: dict) -> float | None:
+    """The Holm p-value the trend table prints: none for a comparison not made."""
+    return None if point.get("comparison") in ("none", "small") else point.get("p_adj")
 
 
 def trend_chart(points: list[dict]) -> dict:

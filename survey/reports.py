@@ -31,7 +31,9 @@ from .report_trends import (
     counter_rows,
     ranking_by_level,
     trend_chart,
+    trend_p,
     trend_points,
+    trend_versus,
 )
 from .reports_data import (
     PERIODS,
@@ -664,6 +666,20 @@ def format_percent(value, digits=2) -> str:
         return "–"
     return f"{value:.{digits}f}".replace(".", ",")
 
+
+@bp.app_template_filter("pvalue")
+def format_p(value) -> str:
+    """A p-value with three decimals, "< 0,001" below that (never "0,000"), a dash when
+    there is none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if value < 0.001:
+        return "< 0,001"
+    return format_percent(value, 3)
+
+
+bp.add_app_template_filter(trend_versus, "trend_versus")
+bp.add_app_template_filter(trend_p, "trend_p")
 
 ROMAN_QUARTERS = {"1": "I", "2": "II", "3": "III", "4": "IV"}
 

@@ -6,8 +6,11 @@ from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from markupsafe import escape
 
 from analysis import compare_periods, compute_indices
+from survey.report_trends import trend_points
+from survey.reports import format_p
 from survey.reports_data import responses_frame
 
 from .factories import make_response
@@ -60,7 +63,7 @@ def test_scope_trend_shows_the_library_test_and_period_names(app, client, sessio
     assert "<title" in trend and "<desc" in trend and "Quý III/2026" in trend
     assert "Quý IV/2026" in trend and "2026-Q4" not in trend
     assert "Thấp hơn có ý nghĩa thống kê so với kỳ trước" in trend
-    assert f"<td>{row['diff_p_adj']:.3f}".replace(".", ",") in trend
+    assert f"<td>{escape(format_p(row['diff_p_adj']))}</td>" in trend
     assert "Cao hơn có ý nghĩa thống kê so với kỳ trước" not in trend
     # Every period's figure in the table is the library's per-period index.
     table = compute_indices(frame, ELEMENTS, by=["period"], min_n=10)
@@ -137,3 +140,39 @@ def _valid(text):
 def test_reversed_range_is_a_400(client, session):
     login_as(client, session, "analyst")
     assert client.get("/reports/?date_from=2026-12-01&date_to=2026-11-01").status_code == 400
+
+
+def test_small_quarters_are_not_compared_on_page_and_pdf(app, client, session, make_counter):
+    """Both quarters below the small-group size: the trend row says "not compared (few
+    responses)" as the ranking does, never "no difference", even though the library's p is
+    below 0.05; the PDF's trend table uses the same rule."""
+    from .test_report_pdf import pdf_text
+
+    app.config["MIN_GROUP_N"] = 30
+    seed(session, make_counter)
+    frame = _frame(app)
+    tests = compare_periods(frame, ELEMENTS, by=None, min_n=30)
+    row = tests[(tests["level"] == "overall") & (tests["period"] == "2026-Q4")].iloc[0]
+    assert row["diff_p_adj"] < 0.05 and row["mark"] == ""
+    login_as(client, session, "analyst")
+    html = client.get("/reports/").get_data(as_text=True)
+    trend = html.split('id="h-trend-scope"')[1].split("</section>")[0]
+    table = trend.split("<table>")[1]
+    assert "Không so sánh (ít phiếu)" in table
+    assert "Không khác biệt" not in table
+    assert 'class="mark-small"' in table
+    with app.test_request_context():
+        points = trend_points(frame, SIPAS, 30)
+    assert [p["comparison"] for p in points] == ["none", "small"]
+    pdf = client.get("/reports/report.pdf")
+    assert pdf.status_code == 200
+    text = " ".join(pdf_text(pdf.data).split())
+    assert "Không so sánh (ít phiếu)" in text
+    assert "Không khác biệt có ý nghĩa thống kê so với kỳ trước" not in text
+
+
+def test_p_values_below_a_thousandth_are_written_so():
+    """p-values: three decimals, "< 0,001" instead of "0,000", a dash for none."""
+    assert format_p(0.0004) == "< 0,001" and format_p(0.0) == "< 0,001"
+    assert format_p(0.0172) == "0,017" and format_p(None) == "–"
+    assert format_p(float("nan")) == "–"
