@@ -237,6 +237,16 @@ def make_design(
         strata = poststratify(cells, size, totals, drop_empty_cells, min_cell_n)
         cell, cells, size, weights = strata.cell_of[cell], strata.cells, strata.size, strata.weights
         notes += strata.notes
+        if (cell < 0).any():  # agencies whose total is 0: left out, each said in the notes
+            keep = cell >= 0
+            if keep.sum() < 2:
+                raise AnalysisInputError(
+                    "totals: fewer than 2 responses are left once the agencies with a total "
+                    "of 0 are left out"
+                )
+            responses, answers, cell = responses[keep], np.asfortranarray(answers[keep]), cell[keep]
+            coded.clear()  # the cached codes were of the rows before
+            n = len(responses)
         design_args = {"min_cell_n": int(min_cell_n)}
     else:
         if not margins:

@@ -137,12 +137,20 @@ def poststratify(
     Raises
     ------
     AnalysisInputError
-        A sample cell absent from the totals (or with total 0); without pooling, a
+        A sample cell whose agency has no totals at all; without pooling, a sample cell
+        absent from the totals or with total 0 (R's ``postStratify`` stops there too), or a
         population cell with a positive total and no respondents (unless
         ``drop_empty_cells``); the message names it.
 
     Notes
     -----
+    With pooling, a sample cell whose total is 0 (or missing while its agency has totals)
+    is pooled like a small cell: its respondents join the agency's pooled cell, whose total
+    is the sum of its members' (note ``zero_cells_pooled``). An agency whose whole total is
+    0 has respondents who represent nothing: its sample cells get ``cell_of = -1`` and
+    :func:`analysis.design.make_design` leaves their responses out (note
+    ``zero_total_dropped``), as a population without respondents is left out.
+
     With base weights 1 the post-stratified weight is w_i = N_h / n_h (Holt and Smith,
     1979); it is what R's ``survey::postStratify`` gives for ``svydesign(ids = ~1)``. Cells
     with count 0 and no respondents are ignored, as in R. Pooling collapses post-strata
@@ -166,18 +174,54 @@ def poststratify(
     population = _population_table(totals, variables, "count", "totals")
     keys = [tuple(row) for row in cells.itertuples(False)]
     sizes = np.asarray(cell_size, dtype="float64")
+    agency_total: dict[str, float] = {}
+    for key, count in population.items():
+        agency_total[key[0]] = agency_total.get(key[0], 0.0) + count
+    zero: list[int] = []  # sample cells whose population is 0 or not given
     for k, key in enumerate(keys):
         count = population.get(key)
-        if count is None or count == 0:
-            reason = "is missing from the totals" if count is None else "has a total of 0"
+        if count is not None and count > 0:
+            continue
+        reason = "is missing from the totals" if count is None else "has a total of 0"
+        label = f"totals: sample cell {_cell_label(variables, key)} ({int(sizes[k])} respondents)"
+        if key[0] not in agency_total:
             raise AnalysisInputError(
-                f"totals: sample cell {_cell_label(variables, key)} ({int(sizes[k])} "
-                f"respondents) {reason}"
+                f"{label} {reason}, and {variables[0]}={key[0]!r} has no totals at all"
             )
+        if min_cell_n <= 1:
+            raise AnalysisInputError(
+                f"{label} {reason}: its respondents represent no transaction (R's "
+                "postStratify stops here too). Pool it within its agency with min_cell_n / "
+                "--min-cell-n 2 or more (the default), or correct the totals."
+            )
+        zero.append(k)
+    population = dict(population)
+    for k in zero:
+        population.setdefault(keys[k], 0.0)
     sampled = set(keys)
     empty = [key for key, count in population.items() if count > 0 and key not in sampled]
     grand = sum(c for c in population.values() if c > 0)
     notes: list[dict] = []
+    # An agency whose whole total is 0 has respondents but no transaction to represent: like
+    # a population without respondents, it is left out of the weighted estimates and said.
+    left_out = {k for k in zero if agency_total[keys[k][0]] <= 0}
+    for scope, members in _by_first([keys[k] for k in sorted(left_out)]).items():
+        n_out = int(sum(sizes[keys.index(key)] for key in members))
+        notes.append(
+            _note(
+                "zero_total_dropped",
+                scope,
+                variables,
+                members,
+                n_out,
+                0.0,
+                grand,
+                f"{scope} has {n_out} respondent(s) but a total of 0 transactions in the "
+                "totals: its responses represent nobody and were left out of the weighted "
+                "estimates.",
+            )
+        )
+    zero_cells = {keys[k] for k in zero if k not in left_out}
     if min_cell_n <= 1:
         if empty and not drop_empty_cells:
             shown = "; ".join(_cell_label(variables, key) for key in empty[:5])
@@ -214,12 +258,13 @@ def poststratify(
     notes += _unrepresented(variables, keys, population, grand)
     members_of: dict[str, list[tuple[tuple[str, ...], float]]] = {}
     index_of = {key: k for k, key in enumerate(keys)}
-    for key, size in zip(keys, sizes, strict=True):
-        members_of.setdefault(key[0], []).append((key, float(size)))
+    for k, (key, size) in enumerate(zip(keys, sizes, strict=True)):
+        if k not in left_out:
+            members_of.setdefault(key[0], []).append((key, float(size)))
     for key in empty:
         if key[0] in members_of:
             members_of[key[0]].append((key, 0.0))
-    cell_of = np.empty(len(keys), dtype=np.int64)
+    cell_of = np.full(len(keys), -1, dtype=np.int64)
     labels: list[tuple[str, ...]] = []
     sizes_h: list[float] = []
     population_h: list[float] = []
@@ -238,8 +283,12 @@ def poststratify(
             for member in members:
                 add_cell([member])
             continue
-        small = [m for m in members if m[1] < min_cell_n]
-        big = sorted((m for m in members if m[1] >= min_cell_n), key=lambda m: (m[1], m[0]))
+        # A cell of total 0 carries its respondents into a pool like a small cell.
+        small = [m for m in members if m[1] < min_cell_n or m[0] in zero_cells]
+        big = sorted(
+            (m for m in members if m[1] >= min_cell_n and m[0] not in zero_cells),
+            key=lambda m: (m[1], m[0]),
+        )
         if not small:
             for member in big:
                 add_cell([member])
@@ -249,8 +298,26 @@ def poststratify(
             add_cell([member])
         for pooled in pools:
             add_cell(pooled)
-        sampled_small = [key for key, size in small if size > 0]
+        sampled_small = [key for key, size in small if size > 0 and key not in zero_cells]
         empty_small = [key for key, size in small if size == 0]
+        zero_small = [key for key, _ in small if key in zero_cells]
+        if zero_small:
+            n_zero = int(sum(size for key, size in small if key in zero_cells))
+            notes.append(
+                _note(
+                    "zero_cells_pooled",
+                    scope,
+                    variables,
+                    zero_small,
+                    n_zero,
+                    0.0,
+                    grand,
+                    f"In {scope}, {len(zero_small)} cell(s) with respondents ({n_zero} in all) "
+                    "have a total of 0 or none in the totals; their respondents were pooled "
+                    "with the agency's other cells and represent the pooled cell's "
+                    "transactions.",
+                )
+            )
         if sampled_small:
             n_small = int(sum(size for _, size in small))
             notes.append(
@@ -296,7 +363,7 @@ def poststratify(
                     sum(population[key] for key, _ in absorbed),
                     grand,
                     f"In {scope}, the pooled cell still had fewer than {min_cell_n} "
-                    "respondents, so "
+                    "respondents or no transactions, so "
                     + (
                         "the whole agency is one weighting cell."
                         if whole
@@ -323,16 +390,20 @@ def _pools(small, big, population, min_cell_n):
         key, size = member
         return (population[key] / size if size else np.inf, key)
 
+    def short(pool):
+        size = sum(size for _, size in pool)
+        return size < min_cell_n or (size > 0 and sum(population[k] for k, _ in pool) <= 0)
+
     pools: list[list] = [[]]
     for member in sorted(small, key=weight):
-        if sum(size for _, size in pools[-1]) >= min_cell_n:
+        if not short(pools[-1]):
             pools.append([])
         pools[-1].append(member)
-    if len(pools) > 1 and sum(size for _, size in pools[-1]) < min_cell_n:
+    if len(pools) > 1 and short(pools[-1]):
         last = pools.pop()
         pools[-1] += last
     absorbed = []
-    while len(pools) == 1 and sum(size for _, size in pools[0]) < min_cell_n and big:
+    while len(pools) == 1 and short(pools[0]) and big:
         absorbed.append(big.pop(0))
         pools[0].append(absorbed[-1])
     return pools, absorbed

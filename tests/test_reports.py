@@ -367,3 +367,26 @@ def test_dates_at_the_calendars_ends_bound_nothing(client, session, two_agencies
         assert response.status_code == 200, (path, response.status_code)
     html = client.get(f"/reports/?{args}").get_data(as_text=True)
     assert html.split("Số phiếu: ")[1].split(".")[0] == whole.split("Số phiếu: ")[1].split(".")[0]
+
+
+def test_a_zero_in_the_served_volumes_is_pooled_and_said_not_an_error(client, session,
+                                                                       make_counter):
+    """A sampled field served 0 dossiers: its respondents are pooled within the agency."""
+    justice = _agency_with_answers(session, make_counter, "STP", "Sở Tư pháp", [5, 4, 2])
+    add_response(session, justice, field=2, a1=1, a2=1)
+    make_volume(session, justice.agency_id, "1", "2026", 300)
+    make_volume(session, justice.agency_id, "2", "2026", 0)
+    login_as(client, session, "analyst")
+    for url in ("/reports/?weighting=poststrat&period_kind=year",
+                "/reports/agency/STP?weighting=poststrat&period_kind=year"):
+        html = client.get(url).get_data(as_text=True)
+        assert "Không tính được chỉ số" not in html
+        assert "Ghi chú về gia quyền" in html and "Sở Tư pháp:" in html
+    notes = pd.read_csv(io.BytesIO(client.get(
+        "/reports/indices.csv?weighting=poststrat&period_kind=year&table=notes").data),
+        encoding="utf-8-sig")
+    zero = notes[notes["kind"] == "zero_cells_pooled"]
+    assert list(zero["responses"]) == [1] and zero["mo_ta"].str.contains("Sở Tư pháp").all()
+    table = pd.read_csv(io.BytesIO(client.get(
+        "/reports/indices.csv?weighting=poststrat&period_kind=year").data), encoding="utf-8-sig")
+    assert len(table) > 0

@@ -125,3 +125,24 @@ def test_sample_size_matches_the_published_interval(capsys):
     assert more["n_needed"] > 1.9 * n and more["n_to_invite"] >= 2 * more["n_needed"] - 1
     assert main(["sample-size", "--volume", "50", "--design-effect", "1.5"]) == 0
     assert "n_needed" in capsys.readouterr().out
+
+
+def test_a_zero_in_the_totals_is_pooled_and_noted_or_named(tmp_path, capsys):
+    totals = analysis.read_totals(DATA / "totals_agency_field.csv")
+    totals.loc[(totals["agency"] == "Sở Xây dựng") & (totals["field"] == "Đất đai"), "count"] = 0
+    path = tmp_path / "totals.csv"
+    totals.to_csv(path, index=False)
+    base = ["indices", RESPONSES, "--elements", str(DATA / "elements.csv"),
+            "--weighting", "poststrat", "--totals", str(path), "--by", "agency"]  # fmt: skip
+    out = tmp_path / "t.csv"
+    assert main([*base, "-o", str(out)]) == 0
+    notes = pd.read_csv(tmp_path / "t-notes.csv", encoding="utf-8-sig")
+    zero = notes[notes["kind"] == "zero_cells_pooled"]
+    assert list(zero["scope"]) == ["Sở Xây dựng"] and list(zero["cells"]) == ["field=Đất đai"]
+    assert list(zero["responses"]) == [1]
+    table = read_table(out)
+    assert (table["key"] == "SIPAS").any() and (table["agency"] == "Sở Xây dựng").any()
+    capsys.readouterr()
+    assert main([*base, "--min-cell-n", "1", "-o", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "agency='Sở Xây dựng', field='Đất đai'" in err and "has a total of 0" in err

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import analysis
 from analysis import AnalysisInputError
@@ -28,9 +30,65 @@ def test_poststratified_weights_sum_to_the_totals():
 
 
 def test_sample_cell_missing_from_totals_is_named():
+    # Without pooling (R's postStratify, which stops too) the cell is named; with the
+    # default pooling it is pooled within its agency (see the tests below).
     t = totals()
     t = t[~((t["agency"] == "Sở Xây dựng") & (t["field"] == "Đất đai"))]
     with pytest.raises(AnalysisInputError, match="agency='Sở Xây dựng', field='Đất đai'"):
+        analysis.make_design(responses(), CRITERIA, "poststrat", totals=t, min_cell_n=1)
+
+
+def _zeroed(agency: str, field: str | None, how: str = "zero") -> pd.DataFrame:
+    """The test totals with one agency's cell (or all its cells) at 0 or left out."""
+    t = totals()
+    hit = (t["agency"] == agency) & ((t["field"] == field) if field is not None else True)
+    if how == "missing":
+        return t[~hit].reset_index(drop=True)
+    t.loc[hit, "count"] = 0.0
+    return t
+
+
+@pytest.mark.parametrize("how", ["zero", "missing"])
+def test_a_sample_cell_of_total_0_is_pooled_within_its_agency(how):
+    frame = responses()
+    t = _zeroed("Sở Kế hoạch và Đầu tư", "Đất đai", how)  # 125 respondents, total 0
+    with pytest.raises(AnalysisInputError, match=r"agency='Sở Kế hoạch và Đầu tư', "
+                       r"field='Đất đai' \(125 respondents\).*postStratify stops"):
+        analysis.make_design(frame, CRITERIA, "poststrat", totals=t, min_cell_n=1)
+    design = analysis.make_design(frame, CRITERIA, "poststrat", totals=t)
+    assert design.n == len(frame)  # no respondent dropped
+    assert design.weights.min() > 0
+    assert design.weights.sum() == pytest.approx(t["count"].sum())  # no transaction dropped
+    agency = (frame["agency"] == "Sở Kế hoạch và Đầu tư").to_numpy()
+    assert design.weights[agency].sum() == pytest.approx(
+        t.loc[t["agency"] == "Sở Kế hoạch và Đầu tư", "count"].sum()
+    )
+    note = design.notes[design.notes["kind"] == "zero_cells_pooled"]
+    assert len(note) == 1
+    assert note.iloc[0]["scope"] == "Sở Kế hoạch và Đầu tư"
+    assert note.iloc[0]["cells"] == "field=Đất đai" and note.iloc[0]["responses"] == 125
+    table = analysis.compute_indices(frame, element_map(), weighting="poststrat", totals=t,
+                                     by=["agency"])
+    assert table.attrs["notes"]["kind"].eq("zero_cells_pooled").any()
+
+
+def test_an_agency_whose_whole_total_is_0_is_left_out_and_said():
+    frame = responses()
+    t = _zeroed("Sở Tư pháp", None)
+    design = analysis.make_design(frame, CRITERIA, "poststrat", totals=t)
+    out = int((frame["agency"] == "Sở Tư pháp").sum())
+    assert design.n == len(frame) - out
+    assert design.weights.sum() == pytest.approx(t["count"].sum())
+    note = design.notes[design.notes["kind"] == "zero_total_dropped"].iloc[0]
+    assert note["scope"] == "Sở Tư pháp" and note["responses"] == out
+    with pytest.raises(AnalysisInputError, match="agency='Sở Tư pháp'"):
+        analysis.make_design(frame, CRITERIA, "poststrat", totals=t, min_cell_n=1)
+
+
+def test_an_agency_absent_from_the_totals_is_still_an_error():
+    t = totals()
+    t = t[t["agency"] != "Sở Tư pháp"]
+    with pytest.raises(AnalysisInputError, match="agency='Sở Tư pháp'.*no totals at all"):
         analysis.make_design(responses(), CRITERIA, "poststrat", totals=t)
 
 
@@ -183,3 +241,54 @@ def test_unknown_weighting_and_missing_inputs():
         analysis.make_design(responses(), CRITERIA, "poststrat")
     with pytest.raises(AnalysisInputError, match="margin"):
         analysis.make_design(responses(), CRITERIA, "rake")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.integers(0, 7), min_size=6, max_size=6),
+    counts=st.lists(
+        st.one_of(st.none(), st.just(0.0), st.floats(1, 1e6, allow_nan=False)),
+        min_size=6,
+        max_size=6,
+    ),
+    min_cell_n=st.integers(2, 6),
+)
+def test_volumes_with_zeros_and_missing_cells_lose_nothing_silently(sizes, counts, min_cell_n):
+    """Two agencies x three fields, any cell empty, 0 or missing from the totals: every
+    positive transaction is carried, every respondent of an agency with a positive total is
+    weighted (> 0), and the others are in the notes."""
+    keys = [(a, f) for a in ("A", "B") for f in ("1", "2", "3")]
+    rows = [key for key, n in zip(keys, sizes, strict=True) for _ in range(n)]
+    listed = [(key, c) for key, c in zip(keys, counts, strict=True) if c is not None]
+    agency_total = {a: sum(c for (k, c) in listed if k[0] == a) for a in ("A", "B")}
+    listed_agencies = {k[0] for k, _ in listed}
+    sampled = {a for a, _ in rows}
+    if len(rows) < 2 or not sampled <= listed_agencies:
+        return  # too few responses, or an agency with no totals at all: errors tested above
+    kept = [r for r in rows if agency_total[r[0]] > 0]
+    frame = pd.DataFrame(rows, columns=["agency", "field"])
+    for c in CRITERIA:
+        frame[c] = 4
+    t = pd.DataFrame([(*k, c) for k, c in listed], columns=["agency", "field", "count"])
+    if len(kept) < 2:
+        with pytest.raises(AnalysisInputError):
+            analysis.make_design(frame, CRITERIA, "poststrat", totals=t, min_cell_n=min_cell_n)
+        return
+    design = analysis.make_design(frame, CRITERIA, "poststrat", totals=t, min_cell_n=min_cell_n)
+    assert design.n == len(kept)
+    assert np.all(design.weights > 0) and np.all(np.isfinite(design.weights))
+    carried = sum(agency_total[a] for a in sampled if agency_total[a] > 0)
+    assert design.weights.sum() == pytest.approx(carried)
+    notes = design.notes
+    dropped = notes.loc[notes["kind"] == "zero_total_dropped", "responses"].sum()
+    assert dropped == len(rows) - len(kept)
+    zero_cells = {
+        k for k, n in zip(keys, sizes, strict=True)
+        if n and agency_total[k[0]] > 0 and not dict(listed).get(k)
+    }
+    pooled = notes.loc[notes["kind"] == "zero_cells_pooled", "responses"].sum()
+    assert pooled == sum(sizes[keys.index(k)] for k in zero_cells)
+    unrepresented = notes.loc[notes["kind"] == "unrepresented", "transactions"].sum()
+    assert unrepresented == pytest.approx(
+        sum(agency_total[a] for a in listed_agencies - sampled if agency_total[a] > 0)
+    )
