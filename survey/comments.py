@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import pandas as pd
-from flask import Blueprint, abort, render_template, request, send_file
+from flask import Blueprint, abort, render_template, request, send_file, url_for
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, select
 
@@ -22,8 +23,8 @@ from .db import get_db
 from .domain.scope import subtree_ids
 from .models import Agency, Answer, Counter, Response
 from .questionnaires import registry
-from .reports import DOWNLOADS, PERIOD_NAMES
-from .reports_data import LOCAL_TIME, PERIODS
+from .reports import DOWNLOADS, PERIOD_NAMES, ReportQuery, build_report, report_error
+from .reports_data import LOCAL_TIME
 
 bp = Blueprint("comments", __name__, url_prefix="/reports/comments")
 
@@ -36,8 +37,6 @@ PAGE_SIZE = 50
 _DIGIT_RUN = re.compile(r"(?:\(\+?\d{1,4}\)[ .\-]?|\+)?\d(?:[ .\-]?\d)*")
 _AMOUNT = re.compile(r"[1-9]\d{0,2}(?:\.\d{3}){2,}")
 _KEEP_LAST = 2
-PERIOD_PATTERNS = {"month": re.compile(r"\d{4}-(0[1-9]|1[0-2])"),
-                   "quarter": re.compile(r"\d{4}-Q[1-4]"), "year": re.compile(r"\d{4}")}
 
 
 def mask_personal(text: str) -> str:
@@ -91,25 +90,29 @@ class CommentQuery:
     include_flagged: bool = False
     page: int = 1
 
+    # As ReportQuery's: what cannot be used (page shown with status 400 and no comments),
+    # what was ignored (said on the page).
+    problems: list[str] = field(default_factory=list, compare=False, repr=False)
+    ignored: list[str] = field(default_factory=list, compare=False, repr=False)
+
     @classmethod
     def from_args(cls, args) -> CommentQuery:
-        try:
-            counter = int(args["counter"]) if args.get("counter") else None
-            rating = int(args["rating"]) if args.get("rating") else None
-            page = int(args.get("page", "1") or "1")
-        except ValueError:
-            abort(400)
-        query = cls(questionnaire_id=args.get("questionnaire", "sipas-service"),
-                    period_kind=args.get("period_kind", "quarter"),
-                    period=args.get("period", "").strip(), counter=counter, rating=rating,
-                    include_flagged=args.get("include_flagged") in ("1", "on", "true"),
-                    page=page)
-        if (query.questionnaire_id not in registry().ids() or query.period_kind not in PERIODS
-                or (query.period and not PERIOD_PATTERNS[query.period_kind].fullmatch(
-                    query.period)) or not 1 <= page <= 10**6
-                or (counter is not None and not 0 < counter < 2**31)
-                or (rating is not None and not 0 <= rating < 100)):
-            abort(400)
+        """The filters of a query string; never aborts: the questionnaire, period kind and
+        period are read and checked as the report pages read them (ReportQuery), the
+        counter, rating and page here; problems are said in Vietnamese."""
+        shared = ReportQuery.from_args(
+            {k: args[k] for k in ("questionnaire", "period_kind", "period",
+                                  "include_flagged") if k in args})
+        query = cls(questionnaire_id=shared.questionnaire_id,
+                    period_kind=shared.period_kind, period=shared.period,
+                    include_flagged=shared.include_flagged,
+                    problems=shared.problems, ignored=shared.ignored)
+        query.counter = _number(args.get("counter"), 2**31 - 1, 1, query.problems, _(
+            "Quầy đã chọn không hợp lệ: chọn một quầy trong danh sách."))
+        query.rating = _number(args.get("rating"), 99, 0, query.problems, _(
+            "Mức đánh giá đã chọn không hợp lệ: chọn một mức trong danh sách."))
+        query.page = _number(args.get("page"), 10**6, 1, query.problems, _(
+            "Số trang không hợp lệ: dùng các nút “Trang trước” và “Trang sau”.")) or 1
         return query
 
     def args(self, **changes) -> dict:
@@ -118,6 +121,18 @@ class CommentQuery:
                   "include_flagged": "1" if self.include_flagged else None}
         values.update(changes)
         return {k: v for k, v in values.items() if v not in ("", None)}
+
+
+def _number(text: str | None, top: int, bottom: int, problems: list[str],
+            message: str) -> int | None:
+    """A whole-number filter between bottom and top (None when empty); otherwise None and
+    `message` added to problems."""
+    if not text:
+        return None
+    if re.fullmatch(r"\d{1,10}", text.strip()) and bottom <= int(text) <= top:
+        return int(text)
+    problems.append(message)
+    return None
 
 
 def _scope(code: str | None) -> tuple[set[int] | None, str | None]:
@@ -211,15 +226,24 @@ def _page(code: str | None):
     query = CommentQuery.from_args(request.args)
     agencies, name = _scope(code)
     questionnaire = registry().latest(query.questionnaire_id)
-    total, rows = comment_rows(query, agencies, questionnaire, limit=PAGE_SIZE,
-                               offset=(query.page - 1) * PAGE_SIZE)
+    if query.problems:
+        total, rows = 0, []
+    else:
+        total, rows = comment_rows(query, agencies, questionnaire, limit=PAGE_SIZE,
+                                   offset=(query.page - 1) * PAGE_SIZE)
     pages = max(1, -(-total // PAGE_SIZE))
-    return render_template(
+    # The same periods as the report pages' filter (the report of the same questionnaire,
+    # period kind and flag choice, cached).
+    periods = build_report(ReportQuery(query.questionnaire_id, query.period_kind,
+                                       include_flagged=query.include_flagged),
+                           cached=True).periods
+    page = render_template(
         "reports/comments.html", query=query, rows=rows, total=total, pages=pages, code=code,
-        name=name, questionnaire=questionnaire, questionnaires=registry(),
+        name=name, questionnaire=questionnaire, questionnaires=registry(), periods=periods,
         period_names=PERIOD_NAMES, counters=_counters(agencies, query.questionnaire_id),
         rating_question=questionnaire.roles.get(OVERALL_RATING), first=(query.page - 1)
         * PAGE_SIZE, page_size=PAGE_SIZE)
+    return page, 400 if query.problems else 200
 
 
 COLUMNS = {"when": _l("Thời điểm"), "agency": _l("Mã cơ quan"), "agency_name": _l("Cơ quan"),
@@ -236,6 +260,10 @@ def download(fmt):
         abort(404)
     query = CommentQuery.from_args(request.args)
     code = request.args.get("agency") or None
+    if query.problems:
+        back = url_for("comments.agency", code=code, **query.args()) if code else url_for(
+            "comments.index", **query.args())
+        abort(report_error(400, " ".join(query.problems), back))
     agencies, _name = _scope(code)
     questionnaire = registry().latest(query.questionnaire_id)
     _total, rows = comment_rows(query, agencies, questionnaire)

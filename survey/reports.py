@@ -5,11 +5,20 @@ from __future__ import annotations
 import io
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import pandas as pd
-from flask import Blueprint, abort, current_app, render_template, request, send_file
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    make_response,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -73,8 +82,17 @@ class ReportQuery:
     date_from: str = ""
     date_to: str = ""
 
+    # What was wrong with the request's filters, in Vietnamese: the page is shown with its
+    # form and these messages, status 400, and no figures (not part of args()).
+    problems: list[str] = field(default_factory=list, compare=False, repr=False)
+    # Filters ignored because they do not fit (a quarter with "month" chosen): said on the
+    # page, which is shown (200) without them.
+    ignored: list[str] = field(default_factory=list, compare=False, repr=False)
+
     @classmethod
     def from_args(cls, args) -> ReportQuery:
+        """The filters of a query string; never aborts. A value that cannot be used is
+        replaced by its default and explained in ``problems`` (or ``ignored``)."""
         ids = registry().ids()
         query = cls(
             questionnaire_id=args.get("questionnaire", "sipas-service"),
@@ -86,25 +104,47 @@ class ReportQuery:
             date_from=args.get("date_from", "").strip(),
             date_to=args.get("date_to", "").strip(),
         )
-        if (query.questionnaire_id not in ids or query.period_kind not in PERIODS
-                or query.weighting not in WEIGHTINGS or len(query.period) > 10):
-            abort(400)
-        dates = [query.day(query.date_from), query.day(query.date_to)]
-        if None not in dates and dates[0] > dates[1]:
-            abort(400)
+        problems = query.problems
+        if query.questionnaire_id not in ids:
+            problems.append(_("Không có mẫu phiếu “%(value)s”: chọn một mẫu phiếu trong danh "
+                              "sách.", value=_shown(query.questionnaire_id)))
+            query.questionnaire_id = "sipas-service" if "sipas-service" in ids else ids[0]
+        if query.period_kind not in PERIODS:
+            problems.append(_("Cách chia kỳ “%(value)s” không hợp lệ: chọn Tháng, Quý hoặc "
+                              "Năm.", value=_shown(query.period_kind)))
+            query.period_kind = "quarter"
+        if query.weighting not in WEIGHTINGS:
+            problems.append(_("Cách gia quyền “%(value)s” không hợp lệ: chọn một cách trong "
+                              "danh sách.", value=_shown(query.weighting)))
+            query.weighting = "none"
+        query.period = check_period(query.period, query.period_kind, problems, query.ignored)
+        days = {}
+        for name, label in (("date_from", _("Từ ngày")), ("date_to", _("Đến ngày"))):
+            text = getattr(query, name)
+            days[name] = _parse_day(text)
+            if days[name] is None and text:
+                problems.append(_("“%(label)s” không phải là một ngày hợp lệ (%(value)s): "
+                                  "chọn ngày trong lịch, hoặc nhập theo dạng năm-tháng-ngày, "
+                                  "ví dụ 2026-11-30.", label=label, value=_shown(text)))
+                setattr(query, name, "")
+        if None not in days.values() and days["date_from"] > days["date_to"]:
+            problems.append(_("Ngày bắt đầu (%(start)s) phải trước ngày kết thúc (%(end)s): "
+                              "chọn lại “Từ ngày” hoặc “Đến ngày”.",
+                              start=days["date_from"].strftime("%d/%m/%Y"),
+                              end=days["date_to"].strftime("%d/%m/%Y")))
         return query
 
     @staticmethod
     def day(text: str) -> date | None:
-        """An ISO date of the date filter (None for no bound); anything else is a 400."""
-        if not text:
-            return None
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            abort(400)
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            abort(400)
+        """An ISO date of the date filter (None for no bound or one that is not a date:
+        from_args has reported it)."""
+        return _parse_day(text)
+
+    def comment_args(self) -> dict:
+        """The filters the comments page shares with the report pages (its links carry
+        them)."""
+        keep = ("questionnaire", "period_kind", "period", "include_flagged")
+        return {k: v for k, v in self.args().items() if k in keep}
 
     def frame_filters(self) -> dict:
         """The date bounds as responses_frame takes them."""
@@ -120,6 +160,41 @@ class ReportQuery:
             values["scale_volumes"] = "1"
         values.update(changes)
         return {k: v for k, v in values.items() if v not in ("", None)}
+
+
+# Periods as the reports name them: '2026', '2026-Q4', '2026-12'.
+PERIOD_PATTERNS = {"month": re.compile(r"\d{4}-(0[1-9]|1[0-2])"),
+                   "quarter": re.compile(r"\d{4}-Q[1-4]"), "year": re.compile(r"\d{4}")}
+PERIOD_KIND_WORDS = {"month": _l("tháng"), "quarter": _l("quý"), "year": _l("năm")}
+
+
+def _shown(text: str) -> str:
+    """A user's value quoted in a message: at most 30 characters."""
+    return text if len(text) <= 30 else text[:29] + "…"
+
+
+def _parse_day(text: str) -> date | None:
+    if not text or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def check_period(period: str, kind: str, problems: list[str], ignored: list[str]) -> str:
+    """The period filter if it is a period of `kind`; "" otherwise: a period of another kind
+    is ignored (said in `ignored`), anything else is a problem."""
+    if not period or PERIOD_PATTERNS[kind].fullmatch(period):
+        return period
+    if any(pattern.fullmatch(period) for pattern in PERIOD_PATTERNS.values()):
+        ignored.append(_("Kỳ %(period)s không phải là một %(kind)s nên đã được bỏ qua: dưới "
+                         "đây là tất cả các kỳ; chọn lại kỳ nếu cần.",
+                         period=period_name(period), kind=PERIOD_KIND_WORDS[kind]))
+    else:
+        problems.append(_("Kỳ “%(value)s” không hợp lệ: chọn một kỳ trong danh sách.",
+                          value=_shown(period)))
+    return ""
 
 
 @dataclass
@@ -368,14 +443,43 @@ def agency_ranking(report: Report) -> list[dict]:
 
 
 def _query_or_400() -> ReportQuery:
-    return ReportQuery.from_args(request.args)
+    """The request's filters; for a download or a PDF, filters that cannot be used end the
+    request with the reports' error page (400) saying what is wrong."""
+    query = ReportQuery.from_args(request.args)
+    if query.problems:
+        abort(report_error(400, " ".join(query.problems)))
+    return query
+
+
+def report_error(status: int, message: str, back: str | None = None):
+    """A staff-side error in the reports' layout (menu, a link back to the report with the
+    same filters, or to `back`) with its status, for downloads and PDFs that cannot be
+    made."""
+    if back is None:
+        back = url_for("reports.index", **ReportQuery.from_args(request.args).args())
+    return make_response(render_template("reports/error.html", message=message, back=back,
+                                         status=status), status)
+
+
+def filters_refused(template: str, query: ReportQuery, **context):
+    """A report page whose filters cannot be used: the page with its menu and filter form,
+    the problems said above the form, no figures, status 400."""
+    fixed = replace(query, date_from="", date_to="")
+    base = build_report(fixed, cached=True)
+    report = Report(query, base.questionnaire, periods=base.periods,
+                    error=_("Chưa hiện số liệu: hãy sửa các lựa chọn ở trên rồi bấm “Xem”."))
+    context.setdefault("chart", trend_chart([]))
+    return render_report(template, report, notes=[], flagged=[], trend=[], **context), 400
 
 
 @bp.get("/")
 @require_role("admin", "agency", "analyst")
 def index():
     """The scope's indices: whole scope, elements, and the agencies ranked with their tests."""
-    report, context = scope_context(_query_or_400())
+    query = ReportQuery.from_args(request.args)
+    if query.problems:
+        return filters_refused("reports/index.html", query)
+    report, context = scope_context(query)
     return render_report("reports/index.html", report, **context)
 
 
@@ -464,7 +568,14 @@ def agency_detail(report: Report, code: str) -> dict | None:
 @require_role("admin", "agency", "analyst")
 def agency(code):
     """One agency's indices per element and criterion, with the notes that concern it."""
-    report, context = agency_context(code, _query_or_400())
+    query = ReportQuery.from_args(request.args)
+    if query.problems:
+        found = _visible_agency(code)
+        if found is None:
+            abort(404)
+        return filters_refused("reports/agency.html", query, name=found[1], detail=None,
+                               counters=[], whole=None, coverage=[])
+    report, context = agency_context(code, query)
     return render_report("reports/agency.html", report, **context)
 
 

@@ -6,6 +6,8 @@ import re
 import openpyxl
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from analysis import compute_indices
 from survey.questionnaires import Registry, default_folder
@@ -390,3 +392,103 @@ def test_a_zero_in_the_served_volumes_is_pooled_and_said_not_an_error(client, se
     table = pd.read_csv(io.BytesIO(client.get(
         "/reports/indices.csv?weighting=poststrat&period_kind=year").data), encoding="utf-8-sig")
     assert len(table) > 0
+
+
+# --- Filters that cannot be used: the page itself, its form and a specific message ---
+
+def _form_and_menu(html: str) -> bool:
+    return ('<form method="get" class="filters"' in html and 'class="reports-nav"' in html
+            and 'name="period"' in html)
+
+
+def test_reversed_dates_show_the_report_page_with_a_specific_message(client, session,
+                                                                    two_agencies):
+    """Từ ngày after Đến ngày: the report page (menu, form, the dates kept) with 400 and
+    what to fix, no figures; the agency page likewise; a download is a reports-layout 400."""
+    login_as(client, session, "analyst")
+    for url in ("/reports/", "/reports/agency/STP"):
+        response = client.get(url, query_string={"date_from": "2026-12-01",
+                                                 "date_to": "2026-11-01"})
+        html = response.get_data(as_text=True)
+        assert response.status_code == 400 and _form_and_menu(html)
+        assert "Ngày bắt đầu (01/12/2026) phải trước ngày kết thúc (01/11/2026)" in html
+        assert 'name="date_from" value="2026-12-01"' in html
+        assert "Yêu cầu không hợp lệ" not in html and "Chỉ số theo yếu tố" not in html
+    download = client.get("/reports/indices.csv?date_from=2026-12-01&date_to=2026-11-01")
+    text = download.get_data(as_text=True)
+    assert download.status_code == 400 and 'class="reports-nav"' in text
+    assert "Ngày bắt đầu" in text and "quét lại mã QR" not in text
+
+
+def test_a_period_of_another_kind_is_ignored_and_said(client, session, two_agencies):
+    """"Tháng" chosen while the period is a quarter: the quarter is left out, the page says
+    so and shows every month (200)."""
+    login_as(client, session, "analyst")
+    for url in ("/reports/", "/reports/comments/", "/reports/agency/STP"):
+        response = client.get(url, query_string={"period_kind": "month",
+                                                 "period": "2026-Q4"})
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200, url
+        assert "Kỳ Quý IV/2026 không phải là một tháng nên đã được bỏ qua" in html
+        assert '<option value="2026-Q4"' not in html
+
+
+def test_comments_period_is_the_report_filter_select(client, session, two_agencies):
+    """The comments page's Kỳ is the report's select of periods (named as on the report),
+    and a typed "Quý IV/2026" is a 400 page with its form, not a dead end."""
+    login_as(client, session, "analyst")
+    html = client.get("/reports/comments/").get_data(as_text=True)
+    report = client.get("/reports/").get_data(as_text=True)
+
+    def period_select(page):
+        return re.search(r'<select name="period">.*?</select>', page, re.S).group(0)
+
+    assert period_select(html) == period_select(report)
+    assert 'maxlength="7"' not in html
+    typed = client.get("/reports/comments/", query_string={"period": "Quý IV/2026"})
+    body = typed.get_data(as_text=True)
+    assert typed.status_code == 400 and _form_and_menu(body)
+    assert "Kỳ “Quý IV/2026” không hợp lệ: chọn một kỳ trong danh sách." in body
+
+
+def test_links_to_comments_carry_the_filters(client, session, two_agencies):
+    """"Ý kiến của người dân" from the overview and an agency keeps period and filters."""
+    login_as(client, session, "analyst")
+    html = client.get("/reports/").get_data(as_text=True)
+    period = re.search(r'<option value="(\d{4}-Q\d)"', html).group(1)
+    args = f"period_kind=quarter&period={period}&include_flagged=1&weighting=poststrat"
+    for url, target in (("/reports/", "/reports/comments/?"),
+                        ("/reports/agency/STP", "/reports/comments/agency/STP?")):
+        page = client.get(f"{url}?{args}").get_data(as_text=True)
+        link = re.search(r'href="([^"]*)">Ý kiến của người dân', page).group(1)
+        link = link.replace("&amp;", "&")
+        assert link.startswith(target)
+        assert f"period={period}" in link and "include_flagged=1" in link
+        assert "period_kind=quarter" in link and "weighting" not in link
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(
+    st.sampled_from(["date_from", "date_to", "period", "period_kind", "weighting",
+                     "questionnaire", "counter", "rating", "page"]),
+    st.one_of(st.text(max_size=40), st.sampled_from(
+        ["2026-02-30", "=1+1", "2026-13", "2026-Q5", "2026-Q4", "2026-12", "2026",
+         "Quý IV/2026", "9999-12-31", "0000-01-01", "<script>x</script>", "-1", "1e9",
+         "2026-11-01'--", "\x00", "＝SUM(A1)", "month", "year"]))),
+    st.sampled_from(["/reports/", "/reports/agency/STP", "/reports/comments/",
+                     "/reports/comments/agency/STP"]))
+def test_hostile_filters_never_5xx_and_always_keep_the_form(client, session, two_agencies,
+                                                            args, path):
+    """Whatever the filters hold: 200 or 400, the page with its menu and form, and a 400
+    always says what is wrong."""
+    if not getattr(client, "_logged", False):
+        login_as(client, session, "analyst")
+        client._logged = True
+    response = client.get(path, query_string=args)
+    html = response.get_data(as_text=True)
+    assert response.status_code in (200, 400), (args, response.status_code)
+    assert _form_and_menu(html), args
+    if response.status_code == 400:
+        assert 'class="problems" role="alert"' in html
+    assert "<script>x" not in html
