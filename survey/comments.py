@@ -23,7 +23,14 @@ from .db import get_db
 from .domain.scope import subtree_ids
 from .models import Agency, Answer, Counter, Response
 from .questionnaires import registry
-from .reports import DOWNLOADS, PERIOD_NAMES, ReportQuery, build_report, report_error
+from .reports import (
+    DOWNLOADS,
+    PERIOD_NAMES,
+    ReportQuery,
+    build_report,
+    check_format,
+    report_error,
+)
 from .reports_data import LOCAL_TIME
 
 bp = Blueprint("comments", __name__, url_prefix="/reports/comments")
@@ -256,8 +263,7 @@ COLUMNS = {"when": _l("Thời điểm"), "agency": _l("Mã cơ quan"), "agency_n
 def download(fmt):
     """The comments the page shows with these filters (every page of them, newest first,
     masked as on screen) as CSV or XLSX, every cell through safe_cell."""
-    if fmt not in DOWNLOADS:
-        abort(404)
+    check_format(fmt)
     query = CommentQuery.from_args(request.args)
     code = request.args.get("agency") or None
     if query.problems:

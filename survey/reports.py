@@ -223,6 +223,8 @@ class Report:
     # The scope's overall index over the last periods (report_trends.trend_points), when
     # asked for.
     trend: list[dict] = field(default_factory=list)
+    # No responses at all in the scope, period and filters (report.error says so).
+    empty: bool = False
 
 
 def build_report(query: ReportQuery, by=("agency",), trend: bool = False,
@@ -276,6 +278,7 @@ def _build_report(query: ReportQuery, by, trend: bool, questions=None) -> Report
         frame = frame[frame["flags"] == ""]
     report.agency_names = dict(zip(frame["agency"], frame["agency_name"], strict=True))
     if frame.empty:
+        report.empty = True
         report.error = _("Chưa có phiếu trả lời nào trong phạm vi và kỳ đã chọn.")
         return report
 
@@ -461,6 +464,22 @@ def report_error(status: int, message: str, back: str | None = None):
                                          status=status), status)
 
 
+def check_format(fmt: str) -> None:
+    """A download's format: CSV or XLSX, otherwise the reports' 404 page saying so."""
+    if fmt not in DOWNLOADS:
+        abort(report_error(404, _("Không có kiểu tệp “%(value)s”: chọn CSV hoặc Excel (xlsx).",
+                                  value=_shown(fmt))))
+
+
+def unavailable(report: Report):
+    """Why a download has nothing to hold, as the reports' error page: 404 when the scope
+    and period have no responses, 422 when there are responses but no indices can be
+    computed from them (the page's own message either way). The printable report (PDF)
+    is still made: it is a document that states the same message, with the method."""
+    message = report.error or _("Chưa có phiếu trả lời nào trong phạm vi và kỳ đã chọn.")
+    return report_error(404 if report.empty else 422, message)
+
+
 def filters_refused(template: str, query: ReportQuery, **context):
     """A report page whose filters cannot be used: the page with its menu and filter form,
     the problems said above the form, no figures, status 400."""
@@ -641,17 +660,17 @@ DOWNLOADS = {
 def download(fmt):
     """The report's table as CSV or XLSX (the XLSX with a notes sheet); ?table=notes gives
     the weighting notes alone, the quick form's ?table= one of its three tables."""
-    if fmt not in DOWNLOADS:
-        abort(404)
+    check_format(fmt)
     query = _query_or_400()
     report = build_report(query, by=("agency", "agency,period", "period"))
     if report.table is None:
-        abort(404)
+        abort(unavailable(report))
     choices = ("indices", "notes") if report.quick is None else (
         "satisfaction", "reasons", "criteria", "notes")
     choice = request.args.get("table", choices[0])
     if choice not in choices:
-        abort(400)
+        abort(report_error(400, _("Không có bảng “%(value)s” để tải: dùng các liên kết tải "
+                                  "trên trang báo cáo.", value=_shown(choice))))
     notes = with_flagged_notes(notes_table(report), report)
     if choice == "notes":
         table = notes if notes is not None else pd.DataFrame(columns=[*NOTE_COLUMNS, "mo_ta"])
@@ -665,7 +684,8 @@ def download(fmt):
         stem = "chi-so-hai-long"
     decimal = request.args.get("decimal", "point")
     if decimal not in workbook.CSV_DECIMALS:
-        abort(400)
+        abort(report_error(400, _("Kiểu số thập phân “%(value)s” không hợp lệ: dùng các liên "
+                                  "kết tải trên trang báo cáo.", value=_shown(decimal))))
     stem = _file_stem(stem, query)
     if fmt == "xlsx" and choice != "notes":
         # Made for Excel (survey/workbook.py): a wide sheet per level, filters, notes,
@@ -748,12 +768,11 @@ def _file_stem(kind: str, query: ReportQuery) -> str:
 def responses_download(fmt):
     """The responses behind the page (its scope and filters) in the format the command line
     reads; the XLSX has a second sheet of labels."""
-    if fmt not in DOWNLOADS:
-        abort(404)
+    check_format(fmt)
     query = _query_or_400()
     report = build_report(query)
     if report.frame is None:
-        abort(404)
+        abort(unavailable(report))
     return _send_table(microdata(report), fmt, _file_stem("phieu", query),
                        {"labels": microdata_labels(report)})
 
@@ -766,7 +785,9 @@ def volumes_download():
     query = _query_or_400()
     report = build_report(query)
     if report.volumes is None:
-        abort(404)
+        abort(report_error(404, _(
+            "Không có số hồ sơ đã giải quyết nào được dùng với các lựa chọn này: chọn “Gia "
+            "quyền theo số hồ sơ đã giải quyết” và một kỳ đã có số liệu hồ sơ.")))
     return _send_table(report.volumes, "csv", _file_stem("so-ho-so", query))
 
 

@@ -492,3 +492,40 @@ def test_hostile_filters_never_5xx_and_always_keep_the_form(client, session, two
     if response.status_code == 400:
         assert 'class="problems" role="alert"' in html
     assert "<script>x" not in html
+
+
+# --- Downloads that cannot be made: the reports' error page, never the citizens' 404 ---
+
+def _staff_error(response, status: int, words: str) -> None:
+    html = response.get_data(as_text=True)
+    assert response.status_code == status, (response.status_code, html[:200])
+    assert response.mimetype == "text/html"
+    assert 'class="reports-nav"' in html and words in html
+    assert "quét lại mã QR" not in html
+
+
+def test_downloads_of_an_empty_period_are_a_staff_404(client, session, two_agencies,
+                                                      make_counter):
+    """No responses in the period (2020-Q1), or none at all of the quick form: 404 in the
+    reports' layout with the page's sentence; the PDF is still a document saying it."""
+    make_counter(agency_code="SNV", agency_name="Sở Nội vụ", label="Quầy nhanh",
+                 questionnaire_id="counter-quick")
+    login_as(client, session, "analyst")
+    empty = "Chưa có phiếu trả lời nào trong phạm vi và kỳ đã chọn."
+    for args in ("period_kind=quarter&period=2020-Q1", "questionnaire=counter-quick"):
+        for path in ("indices.xlsx", "indices.csv", "responses.csv", "responses.xlsx"):
+            _staff_error(client.get(f"/reports/{path}?{args}"), 404, empty)
+        pdf = client.get(f"/reports/report.pdf?{args}")
+        assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF-")
+    _staff_error(client.get("/reports/volumes.csv"), 404, "Không có số hồ sơ đã giải quyết")
+    _staff_error(client.get("/reports/indices.ods"), 404, "Không có kiểu tệp “ods”")
+    _staff_error(client.get("/reports/comments/comments.ods"), 404, "Không có kiểu tệp")
+    _staff_error(client.get("/reports/indices.csv?table=bogus"), 400, "Không có bảng “bogus”")
+    _staff_error(client.get("/reports/indices.csv?decimal=x"), 400, "Kiểu số thập phân")
+
+
+def test_a_download_without_computable_indices_is_a_422(client, session, make_counter):
+    """One response: the page cannot compute indices; its downloads say the same, 422."""
+    add_response(session, make_counter(), a1=5, a2=4)
+    login_as(client, session, "analyst")
+    _staff_error(client.get("/reports/indices.csv"), 422, "Cần ít nhất 2 phiếu trả lời")
