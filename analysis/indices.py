@@ -161,13 +161,16 @@ def compute_indices(
         - ``ci_low``, ``ci_high``, ``ci_method``: ``logit-t`` (logit interval with
           Student t, on the 0-1 scale; mean scores rescaled by (m - 1) / 4),
           ``exact-zero-se`` (the SE is zero -- everyone in the group agrees, or an index
-          of 0 or 100: Clopper-Pearson bound on the Kish effective n, never zero width) or
-          ``none`` (no interval: ``note`` says why);
+          of 0 or 100: Clopper-Pearson bound on the Kish effective n, never zero width),
+          ``exact-small-se`` (the same bound where the SE is below what one dissenting
+          answer among the effective respondents would give) or ``none`` (no interval:
+          fewer than 2 answered, or a Kish effective n below 2; ``note`` says why);
         - ``df``: Student t degrees of freedom: Satterthwaite's over the group's
           weighting cells (post-stratified, unweighted: n - 1), or, raking, the
           respondents behind the estimate (who answered, for criteria and mean scores)
           less their leverage in the margins' projection, at least 1 (see
-          :func:`analysis.estimators.interval_variance`); NaN for ``exact-zero-se`` and
+          :func:`analysis.estimators.interval_variance`), at most the effective
+          respondents less one (see :func:`interval`); NaN for the exact bounds and
           ``none``;
         - ``n``, ``n_answered``, ``weight_sum``, ``weight_sum_answered``, ``kish_neff``,
           ``deff_kish``, ``deff``, ``flag`` (``small_n`` below ``min_n``);
@@ -561,6 +564,31 @@ class _Grouping:
         parts.append(self.comp_cross)
         self.cross = np.concatenate(parts, axis=1)
 
+    def _composite_behind(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per group, for SIPAS then each element: the respondents who answered at least one
+        of its criteria, their Kish effective n, and the step one answer makes (1 / the
+        criteria it averages)."""
+        design, cells = self.design, self.cells
+        keep = cells.row_cell >= 0
+        rows = cells.row_cell[keep]
+        freq = row_freq(design)
+        freq = np.ones(int(keep.sum())) if freq is None else freq[keep]
+        answered = design.answers[keep] > 0
+        masks = [answered.any(axis=1)] + [
+            answered[:, self.element_of == e].any(axis=1) for e in range(self.n_elem)
+        ]
+        per_cell = np.stack(
+            [np.bincount(rows, weights=freq * m, minlength=len(cells.group)) for m in masks], 1
+        )
+        w = design.cell_weight[cells.cell][:, None]
+        n = cells.group_sum(per_cell)
+        wsum, w2sum = cells.group_sum(w * per_cell), cells.group_sum(w * w * per_cell)
+        neff = np.divide(wsum * wsum, w2sum, out=np.zeros(n.shape), where=w2sum > 0)
+        k = np.maximum(self.k_def, 1.0)
+        e_def = np.maximum((self.k_def > 0).sum(axis=1), 1)
+        step_all = 1.0 / (e_def * k.max(axis=1))
+        return n, neff, np.concatenate([step_all[:, None], 1.0 / k], axis=1)
+
     # -- the table ----------------------------------------------------------------------
 
     def table(self, level: float, min_n: int) -> pd.DataFrame:
@@ -592,14 +620,21 @@ class _Grouping:
             "logit",
             se_ci=se_ci[:, m_sl] / 4 if split else None,
             df=part(df_ci, m_sl),
+            step=0.25,
         )
 
         def comp(a):
             return None if a is None else np.concatenate([a[:, o_sl], a[:, e_sl]], axis=1)
 
         comp_est, comp_se = comp(est), comp(se)
+        # A composite rests on those who answered its criteria: at least the most answered
+        # criterion's respondents (n, Kish effective n), who may be far fewer than the group's
+        # (element E is asked only of those who gave feedback).
+        # Their variance (and its df) is over the group's respondents, answering or not.
+        behind_n, behind_neff, step = self._composite_behind()
         ci_comp = interval(
-            comp_est, comp_se, n_rep, neff_rep, level, "logit", se_ci=comp(se_ci), df=comp(df_ci)
+            comp_est, comp_se, behind_n, behind_neff, level, "logit", se_ci=comp(se_ci),
+            df=comp(df_ci), step=step, df_n=np.minimum(neff_rep, n_rep),
         )
 
         def block(overall_elem, crit, mean):
@@ -1140,6 +1175,8 @@ def interval(
     *,
     se_ci: np.ndarray | None = None,
     df: np.ndarray | None = None,
+    step: np.ndarray | float = 1.0,
+    df_n: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Confidence intervals of estimates on the 0-1 scale, with their method and reason.
 
@@ -1157,7 +1194,16 @@ def interval(
         The SE the interval uses and its degrees of freedom (see
         :func:`analysis.estimators.interval_variance`); df below 1 counts as 1.
     neff : numpy.ndarray
-        Kish effective n, for the bound where the SE is zero.
+        Kish effective n of the respondents behind each estimate: the t's df is at most
+        n* - 1 with n* = min(neff, n_obs); below 2, no interval; the exact bound uses n*.
+    step : numpy.ndarray or float, default 1
+        The least change one respondent's answer makes to the estimate, in units of the
+        0-1 scale (a criterion 1, a mean score 1/4, a composite 1 / its criteria): an SE
+        below step sqrt(p (1 - p) / n*) at p = 1/n* -- less than a single dissenting answer
+        among n* effective respondents would give -- is taken as zero.
+    df_n : numpy.ndarray, optional
+        The effective respondents the variance is taken over, when not n* (composites:
+        the group's respondents, answering or not): the df is at most df_n - 1.
     level : float
     kind : {"logit", "normal"}
         ``logit``: logit(est) +- t SE' / (est (1 - est)), back-transformed (``logit-t``);
@@ -1175,9 +1221,14 @@ def interval(
     Where the SE is zero (every respondent agrees, or r = 0 or 1) an interval from the
     sampling variance would have zero width: the Clopper-Pearson interval for x = est n*
     successes in n* = min(neff, n_obs) trials is given instead (``exact-zero-se``; the
-    beta quantiles accept a non-integer x and n*). Fewer than 2 respondents: no interval.
+    beta quantiles accept a non-integer x and n*). The same bound is given where the SE is
+    not exactly zero but smaller than one dissenting answer among n* effective respondents
+    would make it (``exact-small-se``): with a few respondents carrying the weight, their
+    answers agreeing or their influences cancelling leave a linearization SE near zero that
+    is no measure of the sampling error. Fewer than 2 respondents, or a Kish effective n
+    below 2 (one respondent carries almost all the weight): no interval.
     """
-    from scipy.special import betaincinv, stdtrit
+    from scipy.special import betaincinv, expit, stdtrit
 
     shape = est.shape
     n_obs = np.broadcast_to(np.asarray(n_obs, dtype="float64"), shape)
@@ -1195,9 +1246,13 @@ def interval(
         note[~defined] = "no answers"
         few = defined & (n_obs < 2)
         note[few] = "fewer than 2 answered"
-        enough = defined & (n_obs >= 2)
+        n_star = np.minimum(np.where(np.isfinite(neff), neff, n_obs), n_obs)
+        heavy = defined & ~few & (n_star < 2 - 1e-9)
+        note[heavy] = "fewer than 2 effective respondents: one carries almost all the weight"
+        enough = defined & ~few & ~heavy
         zero = enough & ((se <= 1e-9) | (est <= 0) | (est >= 1))
         sampled = enough & ~zero
+    small = np.zeros(shape, dtype=bool)
     if sampled.any():
         r = est[sampled]
         if given_se is not None:
@@ -1209,12 +1264,24 @@ def interval(
             # A domain's linearization SE behaves as a divisor n_obs instead of
             # n_obs - n_cells: undone here, in the interval only (the se column stays R's).
             s = se[sampled] * np.sqrt(n_obs[sampled] / d)
+        # No more degrees of freedom than the effective respondents less one.
+        ns = n_star[sampled]
+        cap = ns if df_n is None else np.broadcast_to(df_n, shape)[sampled]
+        d = np.maximum(np.minimum(d, np.round(cap - 1, 2)), 1.0)
+        least = np.broadcast_to(np.asarray(step, dtype="float64"), shape)[sampled] * np.sqrt(
+            (ns - 1) / ns**3
+        )
+        small[sampled] = s < least
+        keep = ~small[sampled]
+        sampled &= ~small
+        zero |= small
+        r, s, d = r[keep], s[keep], d[keep]
         t = stdtrit(d, 1 - alpha / 2)
         if kind == "logit":
             half = t * s / (r * (1 - r))
             centre = np.log(r / (1 - r))
-            low[sampled] = 1 / (1 + np.exp(-(centre - half)))
-            high[sampled] = 1 / (1 + np.exp(-(centre + half)))
+            low[sampled] = expit(centre - half)  # no overflow warning for a wide half
+            high[sampled] = expit(centre + half)
             method[sampled] = "logit-t"
         else:
             low[sampled] = np.clip(r - t * s, 0.0, 1.0)
@@ -1231,8 +1298,13 @@ def interval(
         below = x < m - 1e-12
         hi[below] = betaincinv(x[below] + 1, m[below] - x[below], 1 - alpha / 2)
         low[zero], high[zero] = lo, hi
-        method[zero] = "exact-zero-se"
-        note[zero] = "standard error is zero: exact bound on the effective sample size"
+        method[zero] = np.where(small[zero], "exact-small-se", "exact-zero-se")
+        note[zero] = np.where(
+            small[zero],
+            "standard error below one dissenting answer: exact bound on the effective sample "
+            "size",
+            "standard error is zero: exact bound on the effective sample size",
+        )
     df_t = np.where(n_obs >= 2, n_obs - 1, np.nan)
     return {"low": low, "high": high, "df": df, "df_t": df_t, "method": method, "note": note}
 

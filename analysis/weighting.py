@@ -32,6 +32,8 @@ def _cell_label(variables: Sequence[str], values: Sequence[str]) -> str:
 
 # No population cell holds more (squares of weights must stay finite in the variance).
 MAX_COUNT = 1e15
+# Nor a positive count below this: a weight near 1e-284 overflows the influence values.
+MIN_COUNT = 1e-9
 
 
 def _population_table(
@@ -45,10 +47,11 @@ def _population_table(
     for key, count in zip(keys, table[value].to_numpy(dtype="float64"), strict=True):
         if key in out:
             raise AnalysisInputError(f"{what}: cell {_cell_label(variables, key)} is listed twice")
-        if not np.isfinite(count) or count < 0 or count > MAX_COUNT:
+        if not np.isfinite(count) or count < 0 or count > MAX_COUNT or 0 < count < MIN_COUNT:
             raise AnalysisInputError(
                 f"{what}: cell {_cell_label(variables, key)} has an invalid {value} {count!r}"
-                + (f" (more than {MAX_COUNT:.0e})" if np.isfinite(count) and count > 0 else "")
+                + (f" (more than {MAX_COUNT:.0e})" if np.isfinite(count) and count > 1 else "")
+                + (f" (positive but below {MIN_COUNT:.0e})" if 0 < count < MIN_COUNT else "")
             )
         out[key] = float(count)
     return out

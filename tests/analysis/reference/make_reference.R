@@ -96,12 +96,15 @@ Z <- qnorm(0.975)
 clip <- function(x, lo, hi) pmin(pmax(x, lo), hi)
 # Clopper-Pearson bounds for x = e m successes in m = min(Kish n_eff, n_obs) trials (qbeta
 # takes a non-integer x and m); with m = n_obs and x whole, binom.test()'s interval.
-exact <- function(e, n_obs, kn) {
+exact <- function(e, n_obs, kn, method = "exact-zero-se") {
   m <- min(kn, n_obs); x <- min(max(e, 0), 1) * m
   lo <- if (x > 1e-12) qbeta(0.025, x, m - x + 1) else 0
   hi <- if (x < m - 1e-12) qbeta(0.975, x + 1, m - x) else 1
-  list(ci = c(lo, hi), method = "exact-zero-se", df = NA)
+  list(ci = c(lo, hi), method = method, df = NA)
 }
+# Fewer than 2 effective respondents (n* = min(Kish n_eff, n_obs) < 2): no interval.
+no_interval <- function() list(ci = c(NA, NA), method = "none", df = NA)
+heavy <- function(n_obs, kn) min(kn, n_obs) < 2 - 1e-9
 
 one_group <- function(des, idx, by_label, labels) {
   w <- weights(des)[idx]
@@ -167,18 +170,26 @@ one_group <- function(des, idx, by_label, labels) {
     v <- wh^2 * ssd * ifelse(m >= 2, m / pmax(m - 1, 1), n_file / (n_file - 1))
     list(var = sum(v), df = sum(v)^2 / sum(v^2 / pmax(m - 1, 1)))
   }
-  logit_t <- function(e, s, n_obs, kn, split) {
-    if (is.na(e) || n_obs < 2) return(list(ci = c(NA, NA), method = "none", df = NA))
+  # Effective respondents: n* = min(Kish n_eff, n_obs) of those behind the estimate (a
+  # composite: who answered any of its criteria); df at most cap - 1 (cap = n*, or for a
+  # composite the group's min(n_eff, n)); an SE* below step sqrt((n* - 1) / n*^3) (a single
+  # dissenting answer among n*) gets the exact bound ("exact-small-se").
+  logit_t <- function(e, s, n_obs, kn, split, step = 1, cap = min(kn, n_obs),
+                      n_var = n_obs) {
+    if (is.na(e) || n_obs < 2 || heavy(n_obs, kn)) return(no_interval())
     if (s <= 1e-9 || e <= 0 || e >= 1) return(exact(e, n_obs, kn))
     if (is.null(split)) {
       df <- n_obs - 1; s_ci <- s * sqrt(n_obs / df)
     } else if (!is.null(split$used)) {
-      df <- max(n_obs - split$used, 1)
-      s_ci <- max(s * sqrt((n_file - 1) / n_file * n_obs / df), s)
+      df <- max(n_var - split$used, 1)
+      s_ci <- max(s * sqrt((n_file - 1) / n_file * n_var / df), s)
       df <- max(round(df, 2), 1)
     } else {
       df <- max(round(split$df, 2), 1); s_ci <- max(sqrt(split$var), s)
     }
+    df <- max(min(df, round(cap - 1, 2)), 1)
+    ns <- min(kn, n_obs)
+    if (s_ci < step * sqrt((ns - 1) / ns^3)) return(exact(e, n_obs, kn, "exact-small-se"))
     half <- qt(0.975, df) * s_ci / (e * (1 - e))
     list(ci = plogis(qlogis(e) + c(-1, 1) * half), method = "logit-t", df = df)
   }
@@ -198,14 +209,24 @@ one_group <- function(des, idx, by_label, labels) {
   }
   z_all <- if (length(z_elem)) Reduce(`+`, z_elem) / length(z_elem) else rep(0, n_file)
 
-  ci <- logit_t(get("overall", est), get("overall", se), n, neff, split_var(z_all, idx))
+  # who answered any criterion of a composite, and their Kish effective n
+  behind <- function(crs) {
+    any_a <- idx & rowSums(as.matrix(d[paste0("a_", crs)])) > 0
+    list(n = sum(any_a), kn = if (any(any_a)) sum(w_all[any_a])^2 / sum(w_all[any_a]^2) else 0)
+  }
+  k_el <- sapply(elements, function(el) max(sum(emap$element == el & defined), 1))
+  b_all <- behind(crit)
+  ci <- logit_t(get("overall", est), get("overall", se), b_all$n, b_all$kn,
+                split_var(z_all, idx), 1 / (max(length(elem_text), 1) * max(k_el)),
+                min(neff, n), n)
   e <- get("overall", est); s <- get("overall", se)
   add("overall", "SIPAS", 100 * e, 100 * s, 100 * ci$ci[1], 100 * ci$ci[2],
       ci$method, ci$df, NA, NA, neff, n / neff, NA)
   for (el in elements) {
     e <- get(paste0("elem_", el), est); s <- get(paste0("elem_", el), se)
-    ci <- logit_t(e, s, n, neff, if (is.null(z_elem[[el]])) NULL else
-      split_var(z_elem[[el]], idx))
+    b_el <- behind(crit[emap$element == el])
+    ci <- logit_t(e, s, b_el$n, b_el$kn, if (is.null(z_elem[[el]])) NULL else
+      split_var(z_elem[[el]], idx), 1 / k_el[[el]], min(neff, n), n)
     add("element", el, 100 * e, 100 * s, 100 * ci$ci[1], 100 * ci$ci[2],
         ci$method, ci$df, NA, NA, neff, n / neff, NA)
   }
@@ -241,7 +262,7 @@ one_group <- function(des, idx, by_label, labels) {
         if (n_ans >= 2 && spread && sigma2 > 0) deff <- s^2 / (sigma2 / (n_ans - 1))
         if (kind == "mean_score") {
           sp <- split_var(z_of(cr, "mean") / 4, answered_here)
-          ci <- logit_t((e - 1) / 4, s / 4, n_ans, kn, sp)
+          ci <- logit_t((e - 1) / 4, s / 4, n_ans, kn, sp, 0.25)
           lo <- 1 + 4 * ci$ci[1]; hi <- 1 + 4 * ci$ci[2]; method <- ci$method; df <- ci$df
         } else if (n_ans >= 2) {
           if (e > 0 && e < 1 && s > 1e-9) {
@@ -251,9 +272,10 @@ one_group <- function(des, idx, by_label, labels) {
             half <- qt(0.975, n_ans - 1) * s / (e * (1 - e))
             stopifnot(abs(ci[1] - plogis(qlogis(e) - half)) < 1e-9)
             ci <- logit_t(e, s, n_ans, kn, split_var(z_of(cr), answered_here))
-            lo <- ci$ci[1]; hi <- ci$ci[2]; method <- "logit-t"; df <- ci$df
+            lo <- ci$ci[1]; hi <- ci$ci[2]; method <- ci$method; df <- ci$df
           } else {
-            ci <- exact(e, n_ans, kn); lo <- ci$ci[1]; hi <- ci$ci[2]; method <- ci$method
+            ci <- if (heavy(n_ans, kn)) no_interval() else exact(e, n_ans, kn)
+            lo <- ci$ci[1]; hi <- ci$ci[2]; method <- ci$method
           }
         }
       }
