@@ -15,9 +15,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, select
 
-from analysis import write_table
 from analysis.questionnaire import OVERALL_RATING
 
+from . import workbook
 from .auth import current_user, require_role, visible_agency_ids
 from .db import get_db
 from .domain.scope import subtree_ids
@@ -256,6 +256,7 @@ def _page(code: str | None):
 COLUMNS = {"when": _l("Thời điểm"), "agency": _l("Mã cơ quan"), "agency_name": _l("Cơ quan"),
            "counter": _l("Quầy"), "question": _l("Câu hỏi"), "rating": _l("Đánh giá chung"),
            "text": _l("Ý kiến"), "flags": _l("Lý do gắn cờ")}
+COLUMN_WIDTHS = [17, 10, 28, 20, 30, 16, 60, 16]
 
 
 @bp.get("/comments.<fmt>")
@@ -275,10 +276,14 @@ def download(fmt):
     _total, rows = comment_rows(query, agencies, questionnaire)
     table = pd.DataFrame(rows, columns=list(COLUMNS)).rename(
         columns={k: str(v) for k, v in COLUMNS.items()})
-    buffer = io.BytesIO()
-    write_table(table, buffer, format=fmt)
-    buffer.seek(0)
+    if fmt == "xlsx":
+        # One sheet "Ý kiến", header frozen and filtered, the comment column wide and
+        # wrapped (survey/workbook.py).
+        data = workbook.table_workbook(table, str(_("Ý kiến")), COLUMN_WIDTHS,
+                                       wrap=(list(COLUMNS).index("text") + 1,))
+    else:
+        data = workbook.csv_bytes(table)
     name = "-".join(["y-kien", query.questionnaire_id, code or "tat-ca",
                      query.period or "tat-ca-ky"])
-    return send_file(buffer, mimetype=DOWNLOADS[fmt][0], as_attachment=True,
+    return send_file(io.BytesIO(data), mimetype=DOWNLOADS[fmt][0], as_attachment=True,
                      download_name=name + DOWNLOADS[fmt][1], max_age=0)

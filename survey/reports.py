@@ -190,7 +190,7 @@ def check_period(period: str, kind: str, problems: list[str], ignored: list[str]
     if any(pattern.fullmatch(period) for pattern in PERIOD_PATTERNS.values()):
         ignored.append(_("Kỳ %(period)s không phải là một %(kind)s nên đã được bỏ qua: dưới "
                          "đây là tất cả các kỳ; chọn lại kỳ nếu cần.",
-                         period=period_name(period), kind=PERIOD_KIND_WORDS[kind]))
+                         period=period_words(period), kind=PERIOD_KIND_WORDS[kind]))
     else:
         problems.append(_("Kỳ “%(value)s” không hợp lệ: chọn một kỳ trong danh sách.",
                           value=_shown(period)))
@@ -830,6 +830,21 @@ def period_name(period: str) -> str:
     return period
 
 
+@bp.app_template_filter("period_words")
+def period_words(period: str) -> str:
+    """The period's name inside a sentence: 'quý IV/2026', 'tháng 12/2026', 'năm 2026'."""
+    name = period_name(period)
+    return name[:1].lower() + name[1:]
+
+
+@bp.app_template_filter("thousands")
+def format_count(value) -> str:
+    """A count in Vietnamese style, thousands grouped by dots: 4753 -> '4.753'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{int(value):,}".replace(",", ".")
+
+
 @bp.app_template_filter("interval")
 def format_interval(row) -> str:
     """'low – high' of a result row; where the library published no interval, a dash and
@@ -934,9 +949,9 @@ def _period_fallback_text(note, name: str) -> str | None:
         return None
     how = found["how"] or ("sum" if found["first"] else "scaled")
     return PERIOD_FALLBACK_TEXTS[how] % {
-        "agency": name, "period": period_name(found["period"]),
-        "first": period_name(found["first"] or ""), "last": period_name(found["last"] or ""),
-        "larger": period_name(found["larger"] or ""), "days": found["days"] or "",
+        "agency": name, "period": period_words(found["period"]),
+        "first": period_words(found["first"] or ""), "last": period_words(found["last"] or ""),
+        "larger": period_words(found["larger"] or ""), "days": found["days"] or "",
         "fields": found["fields"] or "–",
         "responses": 0 if pd.isna(note.responses) else int(note.responses)}
 

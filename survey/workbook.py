@@ -318,6 +318,26 @@ def _quick_sheets(book, report) -> None:
     _finish(sheet, 1, [12, 36, 48, 10, 10], freeze_column=0)
 
 
+def table_workbook(table: pd.DataFrame, title: str, widths: list[float],
+                   wrap: tuple[int, ...] = ()) -> bytes:
+    """One table as an XLSX of one sheet named `title`: bold header row, frozen, with a
+    filter and the given column widths, the columns numbered in `wrap` (from 1) wrapped
+    (prose); every cell through safe_cell, none a formula."""
+    book = Workbook()
+    book.remove(book.active)
+    rows = table.astype(object).where(table.notna(), None).values.tolist()
+    _text_sheet(book, title[:31], [str(c) for c in table.columns], rows, widths,
+                wrap_last=False)
+    sheet = book[title[:31]]
+    for column in wrap:
+        for row in range(2, sheet.max_row + 1):
+            sheet.cell(row=row, column=column).alignment = Alignment(wrap_text=True,
+                                                                     vertical="top")
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
 def csv_bytes(table: pd.DataFrame, decimal: str = "point") -> bytes:
     """A table as CSV, UTF-8 with BOM, through write_table (formula-safe cells); with
     ``decimal="comma"`` the numbers get decimal commas and the cells are separated by

@@ -172,3 +172,23 @@ def test_any_comment_text_is_safe_on_page_and_downloads(app, session, make_count
             session.commit()
 
     check()
+
+
+def test_comments_xlsx_sheet_is_named_and_its_header_frozen(client, session, make_counter):
+    """The comments workbook: one sheet "Ý kiến", Vietnamese headers, header frozen and
+    filtered; the page's table is left-aligned (its CSS rule)."""
+    counter = make_counter()
+    add_comment(session, counter, "Cán bộ nhiệt tình, gọi 0912345678", overall=1)
+    login_as(client, session, "analyst")
+    book = openpyxl.load_workbook(io.BytesIO(
+        client.get("/reports/comments/comments.xlsx").data))
+    assert book.sheetnames == ["Ý kiến"]
+    sheet = book["Ý kiến"]
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref.startswith("A1:")
+    assert [c.value for c in sheet[1]][:3] == ["Thời điểm", "Mã cơ quan", "Cơ quan"]
+    assert "0912345678" not in str([c.value for c in sheet[2]])
+    css = (client.application.static_folder + "/reports.css")
+    with open(css, encoding="utf-8") as handle:
+        assert "table.comments th,table.comments td{text-align:left}" in handle.read()
+    html = client.get("/reports/comments/").get_data(as_text=True)
+    assert '<table class="comments">' in html

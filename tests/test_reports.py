@@ -429,7 +429,7 @@ def test_a_period_of_another_kind_is_ignored_and_said(client, session, two_agenc
                                                  "period": "2026-Q4"})
         html = response.get_data(as_text=True)
         assert response.status_code == 200, url
-        assert "Kỳ Quý IV/2026 không phải là một tháng nên đã được bỏ qua" in html
+        assert "Kỳ quý IV/2026 không phải là một tháng nên đã được bỏ qua" in html
         assert '<option value="2026-Q4"' not in html
 
 
@@ -529,3 +529,49 @@ def test_a_download_without_computable_indices_is_a_422(client, session, make_co
     add_response(session, make_counter(), a1=5, a2=4)
     login_as(client, session, "analyst")
     _staff_error(client.get("/reports/indices.csv"), 422, "Cần ít nhất 2 phiếu trả lời")
+
+
+# --- Wording and format: thousands, periods inside sentences, the 403 page ---
+
+def test_counts_have_thousands_dots_and_periods_are_lower_case_mid_sentence(
+        app, client, session, two_agencies):
+    """"1 phiếu trên 4.753 hồ sơ" (not 4753); "kỳ năm 2026", never "của Năm 2026"."""
+    from survey.reports import format_count, period_words
+
+    _justice, health = two_agencies
+    year = str(pd.Timestamp.now(tz="Asia/Ho_Chi_Minh").year)
+    make_volume(session, health.agency_id, "2", year, 4753)
+    login_as(client, session, "analyst")
+    text = re.sub(r"<[^>]+>", "", client.get(
+        f"/reports/agency/SYT?period_kind=year&period={year}").get_data(as_text=True))
+    assert f"Tỷ lệ phản hồi kỳ năm {year}: 1 phiếu trên 4.753 hồ sơ" in text
+    assert format_count(1234567) == "1.234.567" and format_count(12) == "12"
+    with app.test_request_context():
+        assert period_words("2026") == "năm 2026"
+        assert period_words("2026-Q4") == "quý IV/2026"
+        assert period_words("2026-12") == "tháng 12/2026"
+
+
+def test_period_fallback_notes_name_periods_in_lower_case(client, session, make_counter):
+    """The volume fallback note: "chưa có số hồ sơ riêng của năm 2026 nên dùng tổng các kỳ
+    từ tháng 1/2026 đến tháng 12/2026"."""
+    justice = _agency_with_answers(session, make_counter, "STP", "Sở Tư pháp", [5, 4, 2])
+    year = str(pd.Timestamp.now(tz="Asia/Ho_Chi_Minh").year)
+    for month in range(1, 13):
+        make_volume(session, justice.agency_id, "1", f"{year}-{month:02d}", 10)
+    login_as(client, session, "analyst")
+    html = client.get(f"/reports/?weighting=poststrat&period_kind=year&period={year}"
+                      ).get_data(as_text=True)
+    assert f"chưa có số hồ sơ riêng của năm {year} nên dùng tổng các kỳ từ tháng 1/{year} " \
+           f"đến tháng 12/{year}" in html
+    assert f"của Năm {year}" not in html and f"từ Tháng 1/{year}" not in html
+
+
+def test_forbidden_page_keeps_the_staff_menu(client, session):
+    """An analyst at /admin/volumes/: 403 with the staff menu, account and a way back."""
+    login_as(client, session, "analyst")
+    response = client.get("/admin/volumes/")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 403
+    assert 'class="reports-nav"' in html and "Đăng xuất" in html
+    assert 'href="/admin/"' in html and 'href="/reports/"' in html
