@@ -575,3 +575,28 @@ def test_forbidden_page_keeps_the_staff_menu(client, session):
     assert response.status_code == 403
     assert 'class="reports-nav"' in html and "Đăng xuất" in html
     assert 'href="/admin/"' in html and 'href="/reports/"' in html
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(
+    st.sampled_from(["date_from", "date_to", "period", "period_kind", "weighting",
+                     "questionnaire", "table", "decimal"]),
+    st.one_of(st.text(max_size=30), st.sampled_from(
+        ["2026-13", "2026-Q4", "2020-Q1", "=1+1", "notes", "comma", "counter-quick",
+         "poststrat", "2026-12-01", "<b>x</b>"]))),
+    st.sampled_from(["indices.csv", "indices.xlsx", "responses.csv", "volumes.csv",
+                     "comments/comments.xlsx"]))
+def test_hostile_download_filters_are_a_file_or_a_staff_page(client, session, two_agencies,
+                                                              args, path):
+    """A download with any filters: the file (200), or the reports' error page with a
+    4xx status, never a 5xx or the citizens' page."""
+    if not getattr(client, "_logged", False):
+        login_as(client, session, "analyst")
+        client._logged = True
+    response = client.get(f"/reports/{path}", query_string=args)
+    assert response.status_code in (200, 400, 404, 422), (args, response.status_code)
+    if response.status_code != 200:
+        html = response.get_data(as_text=True)
+        assert 'class="reports-nav"' in html and "quét lại mã QR" not in html
+        assert "<b>x</b>" not in html

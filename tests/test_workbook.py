@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+import openpyxl
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -154,3 +155,19 @@ def test_comma_csv_is_safe_and_keeps_numbers(names, numbers):
             assert row[2] == ""
         else:
             assert float(row[2].replace(",", ".")) == number
+
+
+def test_table_workbook_is_one_named_frozen_sheet_without_formulas():
+    """workbook.table_workbook: the sheet named as asked (at most 31 characters), header
+    bold, frozen and filtered, widths set, prose wrapped, formula-like text kept as text."""
+    from survey.workbook import table_workbook
+
+    table = pd.DataFrame({"Thời điểm": ["01/12/2026 08:00", "02/12/2026 09:00"],
+                          "Ý kiến": ["=1+1", "Rất tốt"]})
+    book = openpyxl.load_workbook(io.BytesIO(table_workbook(table, "Ý kiến", [17, 60],
+                                                            wrap=(2,))))
+    sheet = book["Ý kiến"]
+    assert book.sheetnames == ["Ý kiến"] and sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == "A1:B3" and sheet["A1"].font.bold
+    assert sheet.column_dimensions["B"].width == 60 and sheet["B2"].alignment.wrap_text
+    assert sheet["B2"].data_type == "s" and not str(sheet["B2"].value).startswith("=")
