@@ -301,12 +301,12 @@ def test_one_agencys_monthly_rows_do_not_break_the_month_for_others(client, sess
     args = "weighting=poststrat&period_kind=month&period=2026-07"
     html = client.get(f"/reports/?{args}").get_data(as_text=True)
     assert "Sở Y tế" in html and "Không tính được" not in html
-    assert "Sở Y tế: chưa có số hồ sơ đã giải quyết cho Tháng 7/2026" in html
+    assert "Sở Y tế: chưa có số hồ sơ đã giải quyết cho tháng 7/2026" in html
     notes = pd.read_csv(io.BytesIO(client.get(f"/reports/indices.csv?table=notes&{args}").data),
                         encoding="utf-8-sig")
     fallback = notes[notes["kind"] == "fallback"]
     assert fallback["scope"].tolist() == ["SYT"]
-    assert "Tháng 7/2026" in fallback["mo_ta"].iloc[0]
+    assert "tháng 7/2026" in fallback["mo_ta"].iloc[0]
 
 
 def test_a_quarter_from_its_months_weights_like_the_quarter_row(client, session, month_data):
@@ -319,7 +319,7 @@ def test_a_quarter_from_its_months_weights_like_the_quarter_row(client, session,
     args = "weighting=poststrat&period_kind=quarter&period=2026-Q3"
     from_months = client.get(f"/reports/indices.csv?{args}").data
     html = client.get(f"/reports/?{args}").get_data(as_text=True)
-    assert "dùng tổng các kỳ từ Tháng 7/2026 đến Tháng 9/2026" in html
+    assert "dùng tổng các kỳ từ tháng 7/2026 đến tháng 9/2026" in html
     session.execute(ServiceVolume.__table__.delete())
     session.commit()
     volumes(session, (justice.agency_id, "1", "2026-Q3", 30),
