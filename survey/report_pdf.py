@@ -656,7 +656,7 @@ def _scope_indices(pdf: ReportPDF, report, context: dict) -> None:
              + _criteria_note(line["criteria_used"]),
              reports.format_interval(line), f"{line['n']}{_small(line['small'])}",
              _comparison(line["comparison"]), reports.format_percent(line["diff"]),
-             reports.format_percent(line["diff_p_adj"], 3)]
+             reports.format_p(line["diff_p_adj"])]
             + [reports.format_percent(line["elements"].get(e.id), 1) for e in elements]
             for line in ranking]
     element_w = min(9.0, 40.0 / max(len(elements), 1))
@@ -774,7 +774,7 @@ def _agency_indices(pdf: ReportPDF, report, context: dict) -> None:
              + _criteria_note(overall.criteria_used) + _small(overall.flag == "small_n"),
              size=11, style="B")
     values = {"diff": reports.format_percent(overall.diff),
-              "p": reports.format_percent(overall.diff_p_adj, 3)}
+              "p": reports.format_p(overall.diff_p_adj)}
     if overall.mark == "higher":
         versus = _("Cao hơn toàn bộ phạm vi có ý nghĩa thống kê (chênh lệch %(diff)s điểm, p "
                    "đã hiệu chỉnh Holm = %(p)s).", **values)
