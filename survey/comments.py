@@ -68,8 +68,12 @@ def mask_personal(text: str) -> str:
 
 
 def period_bounds(kind: str, period: str) -> tuple[datetime, datetime]:
-    """The UTC start and end of '2026', '2026-Q4' or '2026-12' in Vietnamese local time."""
+    """The UTC start and end of '2026', '2026-Q4' or '2026-12' in Vietnamese local time;
+    an empty range for a year no response can have (0000, 9999: the calendar ends there)."""
     year = int(period[:4])
+    if not 1900 <= year <= 9998:
+        nothing = datetime(1900, 1, 1)
+        return nothing, nothing
     if kind == "year":
         start, months = datetime(year, 1, 1), 12
     elif kind == "quarter":

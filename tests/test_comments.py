@@ -6,6 +6,7 @@ import io
 import re
 
 import openpyxl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -192,3 +193,18 @@ def test_comments_xlsx_sheet_is_named_and_its_header_frozen(client, session, mak
         assert "table.comments th,table.comments td{text-align:left}" in handle.read()
     html = client.get("/reports/comments/").get_data(as_text=True)
     assert '<table class="comments">' in html
+
+
+@pytest.mark.parametrize("period", ["year&period=9999", "year&period=0000",
+                                    "quarter&period=9999-Q4", "month&period=0000-01",
+                                    "month&period=9999-12"])
+def test_periods_at_the_calendars_ends_list_nothing(client, session, make_counter, period):
+    """Year 0000 or 9999 cannot be turned into a range of moments: no comment, no 500."""
+    counter = make_counter()
+    add_comment(session, counter, "Ý kiến năm nay")
+    login_as(client, session, "analyst")
+    for path in ("/reports/comments/", "/reports/comments/comments.csv",
+                 f"/reports/comments/agency/{counter.agency.code}"):
+        response = client.get(f"{path}?period_kind={period}")
+        assert response.status_code == 200, (path, response.status_code)
+        assert "Ý kiến năm nay" not in response.get_data(as_text=True)
