@@ -855,12 +855,17 @@ def format_interval(row) -> str:
 
     low, high, method = get("ci_low"), get("ci_high"), get("ci_method")
     if low is None or high is None:
-        if get("note") == "fewer than 2 answered":
+        note = str(get("note") or "")
+        if note == "fewer than 2 answered":
             return "– " + _("(dưới 2 người trả lời: không tính khoảng tin cậy)")
+        if note.startswith("fewer than 2 effective respondents"):
+            return "– " + _("(trọng số dồn vào dưới 2 người: không tính khoảng tin cậy)")
         return "–"
     shown = f"{format_percent(low)} – {format_percent(high)}"
     if method == "exact-zero-se":
         shown += " " + _("(mọi người đánh giá như nhau: khoảng chính xác)")
+    elif method == "exact-small-se":
+        shown += " " + _("(trọng số dồn vào rất ít người: khoảng chính xác)")
     return shown
 
 
@@ -918,6 +923,12 @@ NOTE_TEXTS = {
     "dropped_responses": _l(
         "%(responses)s phiếu không ghi lĩnh vực thủ tục nên không được tính trong kết quả "
         "có gia quyền."),
+    "zero_cells_pooled": _l(
+        "%(agency)s: %(responses)s phiếu ở %(cells)s, nơi số hồ sơ đã giải quyết là 0 hoặc "
+        "chưa có, được gộp với các ô khác của cơ quan và đại diện cho số hồ sơ của ô gộp."),
+    "zero_total_dropped": _l(
+        "%(agency)s: có %(responses)s phiếu nhưng tổng số hồ sơ đã giải quyết là 0, nên các "
+        "phiếu này không được tính trong các chỉ số có gia quyền."),
     "empty_cells_dropped": _l(
         "%(agency)s: không có phiếu nào ở %(cells)s; %(transactions)s hồ sơ (%(share)s%%) "
         "không được đại diện."),

@@ -384,6 +384,8 @@ def test_a_zero_in_the_served_volumes_is_pooled_and_said_not_an_error(client, se
         html = client.get(url).get_data(as_text=True)
         assert "Không tính được chỉ số" not in html
         assert "Ghi chú về gia quyền" in html and "Sở Tư pháp:" in html
+        assert ("Sở Tư pháp: 1 phiếu ở lĩnh vực 2, nơi số hồ sơ đã giải quyết là 0 hoặc chưa "
+                "có, được gộp với các ô khác của cơ quan") in html  # in Vietnamese
     notes = pd.read_csv(io.BytesIO(client.get(
         "/reports/indices.csv?weighting=poststrat&period_kind=year&table=notes").data),
         encoding="utf-8-sig")
@@ -600,3 +602,18 @@ def test_hostile_download_filters_are_a_file_or_a_staff_page(client, session, tw
         html = response.get_data(as_text=True)
         assert 'class="reports-nav"' in html and "quét lại mã QR" not in html
         assert "<b>x</b>" not in html
+
+
+def test_intervals_the_weights_cannot_carry_say_why():
+    """The library's reasons for no interval, or an exact one, are said in Vietnamese."""
+    from survey import create_app
+    from survey.reports import format_interval
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": "sqlite://"})
+    with app.test_request_context():
+        heavy = {"ci_low": float("nan"), "ci_high": float("nan"), "ci_method": "",
+                 "note": "fewer than 2 effective respondents: one carries almost all the weight"}
+        assert "trọng số dồn vào dưới 2 người" in format_interval(heavy)
+        exact = {"ci_low": 9.4, "ci_high": 99.1, "ci_method": "exact-small-se", "note": ""}
+        assert format_interval(exact) == ("9,40 – 99,10 (trọng số dồn vào rất ít người: "
+                                          "khoảng chính xác)")
