@@ -617,3 +617,27 @@ def test_intervals_the_weights_cannot_carry_say_why():
         exact = {"ci_low": 9.4, "ci_high": 99.1, "ci_method": "exact-small-se", "note": ""}
         assert format_interval(exact) == ("9,40 – 99,10 (trọng số dồn vào rất ít người: "
                                           "khoảng chính xác)")
+
+
+def test_many_weighting_notes_keep_the_first_three_in_view():
+    """Dozens of notes must not push the headline screens down: three shown, the rest
+    behind a summary saying how many (all of them still in the page and in print)."""
+    from types import SimpleNamespace
+
+    from flask import render_template_string
+
+    from survey import create_app
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": "sqlite://"})
+    notes = [f"Cơ quan {k}: ghi chú {k}." for k in range(8)]
+    query = SimpleNamespace(args=lambda: {})
+    with app.test_request_context():
+        html = render_template_string('{% include "reports/_notes.html" %}', notes=notes,
+                                      query=query)
+    shown, hidden = html.split("<details>")
+    assert all(f"ghi chú {k}." in shown for k in range(3))
+    assert "Xem thêm 5 ghi chú" in hidden and all(f"ghi chú {k}." in hidden for k in range(3, 8))
+    with app.test_request_context():
+        few = render_template_string('{% include "reports/_notes.html" %}', notes=notes[:3],
+                                     query=query)
+    assert "<details>" not in few and "ghi chú 2." in few
