@@ -21,6 +21,7 @@ from survey.reports import _totals_for
 from survey.reports_data import responses_frame
 from survey.stats_sql import period_bounds, read_vectors, scope_indices
 
+from .analysis.test_sufficient import assert_same
 from .factories import make_agency, make_counter, make_response, make_volume
 
 REGISTRY = Registry(default_folder())
@@ -75,21 +76,6 @@ def _in_memory(session, weighting: str, min_cell_n: int | None) -> pd.DataFrame:
                            **options)
 
 
-def _assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
-    assert list(got.columns) == list(want.columns)
-    assert len(got) == len(want)
-    for column in want.columns:
-        a, b = want[column], got[column]
-        if a.dtype.kind == "f":
-            x, y = a.to_numpy(dtype="float64"), b.to_numpy(dtype="float64")
-            assert np.array_equal(np.isnan(x), np.isnan(y)), column
-            ok = ~np.isnan(x)
-            assert np.allclose(x[ok], y[ok], rtol=1e-9, atol=1e-9), column
-        else:
-            assert a.astype(str).tolist() == b.astype(str).tolist(), column
-    pd.testing.assert_frame_equal(got.attrs["notes"], want.attrs["notes"])
-
-
 @pytest.mark.parametrize(("weighting", "min_cell_n"),
                          [("none", None), ("poststrat", None), ("poststrat", 1)])
 def test_sql_vectors_equal_the_in_memory_indices(app, session, weighting, min_cell_n):
@@ -103,7 +89,7 @@ def test_sql_vectors_equal_the_in_memory_indices(app, session, weighting, min_ce
     assert how == "sql"
     assert session.query(Response).filter(Response.criteria_codes.is_(None)).count() == 0
     want = _in_memory(session, weighting, min_cell_n)
-    _assert_same(got, want)
+    assert_same(got, want)
     assert got["diff_p_adj"].notna().any()
     if weighting == "poststrat":
         assert volume_notes  # SNV has no volume: its responses count once, said so
@@ -141,7 +127,7 @@ def test_raking_falls_back_to_the_frame(app, session):
     frame = responses_frame(session, SIPAS, date_from=first, date_to=last, registry=REGISTRY)
     want = compute_indices(frame, ELEMENTS, by=["agency"], min_n=10, weighting="rake",
                            margins=margins)
-    _assert_same(got, want)
+    assert_same(got, want)
 
 
 def test_period_bounds_cover_the_period():
