@@ -135,15 +135,20 @@ def _read_copy_parts(db: Session, questionnaire_id: str, width: int, with_field:
                      grouped: bool = True, **filters) -> tuple[pd.DataFrame, np.ndarray]:
     """:func:`_read_copy` over ``READ_PARTS`` connections at once, each counting the
     vectors of its share of the agencies (a vector never spans two agencies): the
-    server's work spread over as many processes. Each part is read in its own
-    transaction; a response stored meanwhile may count in one part and not another,
-    as between two page views."""
+    server's work spread over as many processes. Every part reads the snapshot of the
+    caller's transaction (PostgreSQL's exported snapshots), so the parts together are
+    one consistent read: a response stored meanwhile counts in none of them."""
     if READ_PARTS < 2:
         return _read_copy(db, questionnaire_id, width, with_field, grouped, **filters)
     engine = db.get_bind()
+    # The caller's transaction stays open (and its snapshot importable) until it returns.
+    snapshot = db.execute(text("SELECT pg_export_snapshot()")).scalar_one()
 
     def one(k):
         with Session(engine) as own:
+            own.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            # A snapshot name is the server's own text (hex digits and dashes).
+            own.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
             return _read_copy(own, questionnaire_id, width, with_field, grouped,
                               part=(k, READ_PARTS), **filters)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from datetime import UTC, datetime
 
 import numpy as np
@@ -137,3 +138,46 @@ def test_period_bounds_cover_the_period():
                                         datetime(2026, 9, 30).date())
     assert period_bounds("2024-02") == (datetime(2024, 2, 1).date(),
                                         datetime(2024, 2, 29).date())
+
+
+def test_the_parts_read_one_snapshot(app, session, monkeypatch):
+    """On PostgreSQL the parts run on connections of their own: each reads the caller's
+    snapshot, so a response committed while they start counts in none of them (SQLite
+    reads in one part)."""
+    from sqlalchemy import text
+
+    from survey import stats_sql
+
+    _arrange(session, seed=5)
+    fill_missing(session, REGISTRY)
+    session.commit()
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("one part on SQLite")
+    monkeypatch.setattr(stats_sql, "READ_PARTS", 1)
+    before = read_vectors(session, SIPAS, REGISTRY).responses
+    session.commit()
+    monkeypatch.setattr(stats_sql, "READ_PARTS", 2)
+    read = stats_sql._read_copy
+    seen, first = [], threading.Lock()
+
+    def late_response_then_read(db, *args, **kwargs):
+        # The first part to start: another worker stores a response after the caller's
+        # snapshot was taken (the parts run in threads: one insert, whichever comes first).
+        if first.acquire(blocking=False):
+            with session.get_bind().begin() as other:
+                other.execute(text(
+                    "INSERT INTO response (counter_id, agency_id, questionnaire_id, "
+                    "questionnaire_version, submitted_at, locale, flags, channel, "
+                    "service_field, criteria_codes) SELECT counter_id, agency_id, "
+                    "questionnaire_id, questionnaire_version, submitted_at, locale, flags, "
+                    "channel, service_field, criteria_codes FROM response WHERE flags = '' "
+                    "LIMIT 1"))
+        seen.append(db)
+        return read(db, *args, **kwargs)
+
+    monkeypatch.setattr(stats_sql, "_read_copy", late_response_then_read)
+    assert read_vectors(session, SIPAS, REGISTRY).responses == before
+    assert len(seen) == 2
+    monkeypatch.setattr(stats_sql, "_read_copy", read)
+    session.commit()
+    assert read_vectors(session, SIPAS, REGISTRY).responses == before + 1
