@@ -11,7 +11,9 @@ import pandas as pd
 from .io import AnalysisInputError, criterion_answers, normalize_text
 from .weighting import margin_counts, notes_frame, poststratify, rake, trim_weights
 
-__all__ = ["DEFAULT_MIN_CELL_N", "SurveyDesign", "factorize", "make_design", "unique_codes"]
+__all__ = [
+    "DEFAULT_MIN_CELL_N", "SurveyDesign", "factorize", "make_design", "unique_codes", "unpooled",
+]
 
 WEIGHTINGS = ("none", "poststrat", "rake")
 # Post-strata with fewer respondents are pooled by default; chosen by bench/bench_coverage.py.
@@ -69,6 +71,10 @@ class SurveyDesign:
         as R's ``svyrecvar``), or None for the exact least-squares projection.
     min_cell_n : int
         Post-stratification: the pooling threshold used (1: no pooling).
+    unpooled_cell, unpooled_weight : numpy.ndarray or None
+        Post-stratification with pooling: each respondent's post-stratum before pooling and
+        the weight of each such post-stratum without the pooling (see
+        :class:`analysis.weighting.PostStrata`); None when nothing was pooled.
     notes : pandas.DataFrame
         What the weighting pooled, dropped or could not represent, one row each, with the
         columns ``kind``, ``scope``, ``cells``, ``responses``, ``transactions``, ``share``,
@@ -90,6 +96,8 @@ class SurveyDesign:
     rake_rounds: int | None = 10
     min_cell_n: int = 1
     notes: pd.DataFrame = field(default_factory=notes_frame)
+    unpooled_cell: np.ndarray | None = None
+    unpooled_weight: np.ndarray | None = None
     _codes: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict, repr=False)
 
     @property
@@ -235,6 +243,7 @@ def make_design(
         variables = [c for c in totals.columns if c != "count"]
         cell, cells, size = _cells(responses, variables, coded)
         strata = poststratify(cells, size, totals, drop_empty_cells, min_cell_n)
+        fine = cell
         cell, cells, size, weights = strata.cell_of[cell], strata.cells, strata.size, strata.weights
         notes += strata.notes
         if (cell < 0).any():  # agencies whose total is 0: left out, each said in the notes
@@ -245,9 +254,10 @@ def make_design(
                     "of 0 are left out"
                 )
             responses, answers, cell = responses[keep], np.asfortranarray(answers[keep]), cell[keep]
+            fine = fine[keep]
             coded.clear()  # the cached codes were of the rows before
             n = len(responses)
-        design_args = {"min_cell_n": int(min_cell_n)}
+        design_args = {"min_cell_n": int(min_cell_n), **unpooled(strata, fine)}
     else:
         if not margins:
             raise AnalysisInputError("weighting rake needs at least one margin (--margin)")
@@ -277,6 +287,15 @@ def make_design(
         _codes=coded,
         **design_args,
     )
+
+
+def unpooled(strata, fine: np.ndarray) -> dict:
+    """The design fields ``unpooled_cell``/``unpooled_weight`` of post-strata whose
+    respondents (rows) are in the sample cells ``fine``; empty when nothing was pooled."""
+    if strata.unpooled_weight is None:
+        return {}
+    return {"unpooled_cell": np.asarray(fine, dtype=np.int64),
+            "unpooled_weight": strata.unpooled_weight}
 
 
 def _drop_blank_strata(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from .estimators import (
     row_freq,
 )
 from .io import AnalysisInputError, ElementMap
+from .weighting import trim_weights
 
 __all__ = [
     "COLUMNS",
@@ -61,6 +63,7 @@ COLUMNS = (
     "mark",
     "note",
     "diff_df",
+    "pooling_bias",
 )
 SCORES = np.arange(6, dtype="float64")  # answer codes 0 (blank) .. 5
 SATISFIED = (SCORES >= 4).astype("float64")
@@ -188,13 +191,18 @@ def compute_indices(
         - ``diff_df``: degrees of freedom of the test, Satterthwaite's from the design's
           cell sizes and weights (:func:`_design_df`; raking: as its intervals); NaN where
           exact.
+        - ``pooling_bias``: post-stratification with pooled cells only (else NaN): the
+          estimated bias the pooling brings to the estimate (the estimate with the unpooled
+          weights less the pooled one, same unit); the interval's SE is
+          sqrt(SE'^2 + pooling_bias^2) (see :func:`_pooling_bias`).
 
         Indices, their SEs and intervals are percentages (0-100); mean scores are on 1-5.
         Undefined values are NaN (``n_answered`` is a nullable integer).
 
         ``table.attrs["notes"]`` is a DataFrame of what the weighting did, one row each,
         columns ``kind`` (``pooled_cells``, ``empty_cells_pooled``, ``fallback``,
-        ``unrepresented``, ``dropped_responses``, ``empty_cells_dropped``), ``scope`` (the
+        ``unrepresented``, ``dropped_responses``, ``empty_cells_dropped``,
+        ``zero_cells_pooled``, ``zero_total_dropped``, ``pooling_bias``), ``scope`` (the
         agency, or ``ALL``), ``cells`` (which cells, as text), ``responses``,
         ``transactions`` (population count concerned), ``share`` (of all transactions) and
         ``detail`` (one English sentence). Empty when there is nothing to report.
@@ -220,6 +228,11 @@ def compute_indices(
     100%, where a symmetric interval undercovers); mean scores on (m - 1) / 4. Where the SE is 0
     (including r = 0 or 1) a Clopper-Pearson interval for x = r n* successes in n*
     trials, n* the Kish effective n (mean scores rescaled to 0-1). None below 2 answers.
+
+    *Pooling.* Where post-strata were pooled, the interval's SE' also holds the estimated
+    bias of the pooling (``pooling_bias``, in quadrature): pooled cells of different
+    satisfaction and weight would otherwise leave the interval centred off the index of
+    every served transaction (analysis/METHODS.md section 9).
 
     *Differences.* diff = estimate_g - estimate_ALL; its influence value is z_g - z_ALL,
     so Var = V_g + V_ALL - 2 Cov, the covariance from the same calibrated residuals
@@ -303,8 +316,29 @@ def compute_indices(
     out["n_answered"] = out["n_answered"].astype("Int64")
     out["n"] = out["n"].astype("int64")
     _holm_and_marks(out, 1.0 - float(level), int(min_n))
-    out.attrs["notes"] = design.notes.copy()
+    out.attrs["notes"] = _with_bias_note(design.notes, out)
     return out
+
+
+def _with_bias_note(notes: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+    """The design's notes, and where pooled post-strata put a bias allowance in the
+    intervals, one more (``pooling_bias``, scope ``ALL``) with its size."""
+    notes = notes.copy()
+    index = out[out["level"] != "mean_score"]
+    bias = index["pooling_bias"].abs()
+    if not bias.notna().any() or not (bias > 0).any():
+        return notes
+    whole = index[(index["by"] == "ALL") & (index["level"] == "overall")]["pooling_bias"]
+    overall = abs(float(whole.iloc[0])) if len(whole) and pd.notna(whole.iloc[0]) else 0.0
+    row = {
+        "kind": "pooling_bias", "scope": "ALL", "cells": "", "responses": pd.NA,
+        "transactions": np.nan, "share": np.nan,
+        "detail": f"The 95% intervals allow for the bias the pooling may bring, estimated "
+        f"from the weights without pooling (column pooling_bias): {overall:.2f} points for "
+        f"the whole's overall index, at most {float(bias.max()):.2f} points in any row.",
+    }  # fmt: skip
+    extra = pd.DataFrame([row], columns=notes.columns).astype(notes.dtypes.to_dict())
+    return pd.concat([notes, extra], ignore_index=True) if len(notes) else extra
 
 
 def _value_counts(design: SurveyDesign, cells: DomainCells) -> np.ndarray:
@@ -321,6 +355,70 @@ def _value_counts(design: SurveyDesign, cells: DomainCells) -> np.ndarray:
         codes = design.answers[:, j] if everyone else design.answers[keep, j]
         counts[:, j, :] = np.bincount(base + codes, weights=freq, minlength=size).reshape(-1, 6)
     return counts
+
+
+def _composite_estimates(
+    idx_est: np.ndarray, defined: np.ndarray, element_of: np.ndarray, n_elem: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Element and overall indices from the criteria's (groups x criteria, NaN where no
+    one answered): an element is the mean of its answered criteria, the overall index the
+    mean of the elements that have one. Returns the answered criteria per group x element,
+    each criterion's share 1/K_ge in its element, the elements, 1/(elements defined) and
+    the overall index."""
+    onehot = np.eye(n_elem)[element_of]  # (C, E)
+    k_def = defined.astype("float64") @ onehot  # defined criteria per group x element
+    elem_defined = k_def > 0
+    e_def = elem_defined.sum(axis=1).astype("float64")
+    crit_share = np.divide(
+        defined, k_def[:, element_of], out=np.zeros(defined.shape), where=defined
+    )  # 1/K_ge for defined criteria
+    r0 = np.where(defined, idx_est, 0.0)
+    elem_est = np.where(elem_defined, (crit_share * r0) @ onehot, np.nan)
+    inv_e = np.divide(1.0, e_def, out=np.zeros(len(e_def)), where=e_def > 0)
+    overall_est = np.where(
+        e_def > 0, np.nansum(np.where(elem_defined, elem_est, 0), 1) * inv_e, np.nan
+    )
+    return k_def, crit_share, elem_est, inv_e, overall_est
+
+
+def _pooling_bias(
+    design: SurveyDesign, emap: ElementMap, group: np.ndarray, n_groups: int,
+    estimate: np.ndarray,
+) -> np.ndarray:
+    """Estimated bias of the pooled post-stratified estimates: the same estimates with the
+    weights the respondents would have without the pooling (each pool keeping its
+    population, :class:`analysis.weighting.PostStrata`) less the pooled ones, per group and
+    estimate column (0 where either is undefined).
+
+    Pooling gives the members of a pooled cell one weight N_h / n_h where their own cells
+    would give N_c / n_c: the pooled estimate is biased by sum_c (N_c / N_h - n_c / n_h)
+    times the mean of cell c, which this difference estimates without bias (given the
+    cells with respondents). It is added in quadrature to the interval's SE (the
+    estimated mean squared error), so the interval covers the index of every served
+    transaction also where the pooled cells differ in weight and in satisfaction. The
+    ``se`` column stays the linearization SE of the pooled estimate (R's).
+    """  # fmt: skip
+    fine_cell, fine_weight = design.unpooled_cell, design.unpooled_weight
+    freq = row_freq(design)
+    size = np.bincount(fine_cell, weights=freq, minlength=len(fine_weight)).astype("float64")
+    weight = fine_weight
+    if design.trim is not None:  # trimmed as the pooled weights are
+        weight = trim_weights(fine_weight, size, float(design.trim))
+    fine = replace(
+        design, cell=fine_cell, cell_size=np.maximum(size, 1.0), cell_weight=weight,
+        calibrated_weight=fine_weight, unpooled_cell=None, unpooled_weight=None,
+    )  # fmt: skip
+    cells = domain_cells(fine, group, n_groups)
+    counts = _value_counts(fine, cells)
+    idx_est, idx_den, _, _ = ratio_from_counts(fine, cells, counts, SATISFIED, ANSWERED)
+    mean_est = ratio_from_counts(fine, cells, counts, SCORES, ANSWERED)[0]
+    element_of = np.array(emap.element_of)
+    *_, elem_est, _, overall_est = _composite_estimates(
+        idx_est, idx_den > 0, element_of, len(emap.elements)
+    )
+    other = np.concatenate([idx_est, mean_est, elem_est, overall_est[:, None]], axis=1)
+    with np.errstate(invalid="ignore"):
+        return np.nan_to_num(other - estimate, nan=0.0)
 
 
 class _Grouping:
@@ -356,19 +454,12 @@ class _Grouping:
         mean_est, _, mean_t, mean_q = ratio_from_counts(design, cells, counts, SCORES, ANSWERED)
         defined = idx_den > 0
 
-        onehot = np.eye(n_elem)[element_of]  # (C, E)
-        k_def = defined.astype("float64") @ onehot  # defined criteria per group x element
+        k_def, crit_share, elem_est, inv_e, overall_est = _composite_estimates(
+            idx_est, defined, element_of, n_elem
+        )
         elem_defined = k_def > 0
         e_def = elem_defined.sum(axis=1).astype("float64")
-        crit_share = np.divide(
-            defined, k_def[:, element_of], out=np.zeros(defined.shape), where=defined
-        )  # 1/K_ge for defined criteria
         r0 = np.where(defined, idx_est, 0.0)
-        elem_est = np.where(elem_defined, (crit_share * r0) @ onehot, np.nan)
-        inv_e = np.divide(1.0, e_def, out=np.zeros(n_groups), where=e_def > 0)
-        overall_est = np.where(
-            e_def > 0, np.nansum(np.where(elem_defined, elem_est, 0), 1) * inv_e, np.nan
-        )
         inv_den = np.divide(1.0, idx_den, out=np.zeros(idx_den.shape), where=defined)
         m0 = np.where(defined, mean_est, 0.0)
         # Influence tables (group, criterion, answer code): z of a respondent of group g.
@@ -415,6 +506,12 @@ class _Grouping:
         else:
             self.se_ci = np.where(ok, np.sqrt(split[0]), np.nan)
             self.df_ci = np.where(ok, split[1], np.nan)
+        # Pooled post-strata: the interval also allows for the bias the pooling may bring.
+        self.pool_bias: np.ndarray | None = None
+        if design.unpooled_cell is not None and self.se_ci is not None:
+            bias = _pooling_bias(design, emap, group, n_groups, self.estimate)
+            self.pool_bias = np.where(ok, bias, np.nan)
+            self.se_ci = np.where(ok, np.hypot(self.se_ci, bias), np.nan)
         self.e_def = e_def
 
         # Design effects against simple random sampling of the answers.
@@ -662,6 +759,7 @@ class _Grouping:
         none_c = np.full((n_groups, 2 * n_crit), None, dtype=object)
         mean_scale = lambda a: 1 + 4 * a  # noqa: E731
         diff, diff_se = self.diff, self.diff_se
+        bias = self.pool_bias if self.pool_bias is not None else np.full(est.shape, np.nan)
         table = pd.DataFrame(
             {
                 "level": np.tile(level_names, n_groups),
@@ -694,6 +792,7 @@ class _Grouping:
                 "mark": "",
                 "note": block(ci_comp["note"], ci_idx["note"], ci_mean["note"]),
                 "diff_df": block(cols(self.diff_df), self.diff_df[:, c_sl], self.diff_df[:, m_sl]),
+                "pooling_bias": block(cols(bias) * pct, bias[:, c_sl] * pct, bias[:, m_sl]),
             }
         )
         return table
@@ -815,6 +914,9 @@ def _differences_split(design: SurveyDesign, whole: _Grouping, part: _Grouping) 
     and z_g z_ALL (``cross``). The test's variance treats each part as a stratum of its
     own respondents (those who answered, for criteria and mean scores), as the intervals
     do: v = w_h^2 within m / (m - 1); the between-part term keeps R's factor n / (n - 1).
+    With pooled post-strata it also holds, as the intervals do, the square of the
+    difference's estimated pooling bias (the group's ``pooling_bias`` less the whole's, on
+    the logit scale).
     Its df: Satterthwaite's over the same strata with each stratum's expected variance
     under a common variance per respondent (:func:`_design_df`), not the sample's.
     """
@@ -835,6 +937,12 @@ def _differences_split(design: SurveyDesign, whole: _Grouping, part: _Grouping) 
         design, whole, part, alpha_g[part.cells.group], alpha_a
     )
     star_l = np.maximum(star_l, np.maximum(lin_l, 0.0))
+    if part.pool_bias is not None and whole.pool_bias is not None:
+        # pooled post-strata: the difference's estimated pooling bias, as the intervals
+        bias = alpha_g * np.nan_to_num(part.pool_bias) - alpha_a * np.nan_to_num(
+            whole.pool_bias[0]
+        )
+        star_l = star_l + bias * bias
     with np.errstate(invalid="ignore", divide="ignore"):
         df = _design_df(design, whole, part)
         part.diff_logit = np.where(ok, np.log(u_g / (1 - u_g)) - np.log(u_a / (1 - u_a)), np.nan)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from .design import DEFAULT_MIN_CELL_N, SurveyDesign, _cells, factorize
+from .design import DEFAULT_MIN_CELL_N, SurveyDesign, _cells, factorize, unpooled
 from .indices import compute_indices
 from .io import AnalysisInputError, ElementMap
 from .weighting import notes_frame, poststratify
@@ -171,10 +171,10 @@ def vector_design(
         cell, cells, _ = _cells(vectors, variables)
         sample = np.bincount(cell, weights=freq, minlength=len(cells))
         strata = poststratify(cells, sample, totals, drop_empty_cells, min_cell_n)
+        extra = {"min_cell_n": int(min_cell_n), **unpooled(strata, cell)}
         cell, cells = strata.cell_of[cell], strata.cells
         size, weights = strata.size.astype("float64"), strata.weights
         notes += strata.notes
-        extra = {"min_cell_n": int(min_cell_n)}
     return VectorDesign(
         data=vectors.reset_index(drop=True),
         criteria=tuple(criteria),

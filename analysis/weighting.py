@@ -86,6 +86,13 @@ class PostStrata:
         Population count per weighting cell (N_h).
     notes : list of dict
         What was pooled, dropped or not represented (see :data:`NOTE_COLUMNS`).
+    unpooled_weight : numpy.ndarray or None
+        Per sample cell (the rows of the ``cells`` given to :func:`poststratify`): the
+        weight its respondents would have without the pooling, N_c / n_c scaled so that
+        each pooled cell keeps its population (N_h / sum of N_c over its members with
+        respondents; 0 for a cell whose total is 0). None when nothing was pooled. Its
+        estimate less the pooled one estimates the bias the pooling brings (see
+        :func:`analysis.compute_indices`).
     """
 
     cell_of: np.ndarray
@@ -93,6 +100,7 @@ class PostStrata:
     size: np.ndarray
     population: np.ndarray
     notes: list[dict]
+    unpooled_weight: np.ndarray | None = None
 
     @property
     def weights(self) -> np.ndarray:
@@ -375,7 +383,26 @@ def poststratify(
                 )
             )
     cells_h = pd.DataFrame(labels, columns=variables)
-    return PostStrata(cell_of, cells_h, np.array(sizes_h), np.array(population_h), notes)
+    sizes_h, population_h = np.array(sizes_h), np.array(population_h)
+    unpooled = _unpooled_weights(keys, sizes, cell_of, population, sizes_h, population_h)
+    return PostStrata(cell_of, cells_h, sizes_h, population_h, notes, unpooled)
+
+
+def _unpooled_weights(keys, sizes, cell_of, population, sizes_h, population_h):
+    """Per sample cell, N_c / n_c times N_h / (sum of N_c over the pool's sampled members):
+    the weights of the fine post-strata, each pool keeping its population (its empty
+    cells' transactions spread over its sampled cells in proportion to theirs). None when
+    every pooled cell has a single sampled member (the weights would be the pooled ones)."""
+    inside = cell_of >= 0
+    if not inside.any() or np.bincount(cell_of[inside]).max(initial=0) <= 1:
+        return None
+    own = np.array([max(population.get(key, 0.0), 0.0) for key in keys])
+    held = np.bincount(cell_of[inside], weights=own[inside], minlength=len(sizes_h))
+    h = np.where(inside, cell_of, 0)
+    pooled = population_h[h] / sizes_h[h]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fine = own / sizes * population_h[h] / held[h]
+    return np.where(inside & (held[h] > 0) & (sizes > 0), fine, np.where(inside, pooled, 0.0))
 
 
 def _pools(small, big, population, min_cell_n):

@@ -69,15 +69,32 @@ BANDS = ((4, "agency n 3-4"), (9, "agency n 5-9"), (14, "agency n 10-14"),
          (60, "agency n 15-60"), (np.inf, "agency n > 60"))
 
 
-def population(seed: int = 11):
-    """Volumes, counters and the satisfaction model of the province (fixed)."""
-    rng = np.random.default_rng(seed)
-    volumes = rng.integers(20, 4000, size=(N_AGENCIES, N_FIELDS)).astype(float)
-    counters = rng.choice([1, 1, 1, 2, 2, 3], size=N_AGENCIES)
-    agency = rng.normal(0, 0.3, N_AGENCIES)
-    field = rng.normal(0, 0.25, (N_AGENCIES, N_FIELDS))
+def population(kind: str = "province", seed: int | None = None):
+    """Volumes, counters and the satisfaction model of the population (fixed).
+
+    ``province``: 28 agencies x 10 fields, volumes 20-4,000, agency SD 0.3, field SD 0.25,
+    responses drawn by counter. ``heavy``: an outside tester's harsher one, 10 agencies x 8
+    fields with heavy-tailed volumes (log-normal, about 10 to 9,000 a cell), agency SD 0.4,
+    field SD 0.8 (fields that differ by most of a scale point), responses drawn uniformly
+    over agencies and fields: small cells pooled together differ in weight and in
+    satisfaction, so pooling biases the estimate unless the interval allows for it.
+    """
+    if kind == "heavy":
+        rng = np.random.default_rng(5 if seed is None else seed)
+        volumes = np.round(np.exp(rng.normal(5.5, 1.5, (10, 8)))) + 1
+        counters = np.ones(10, dtype=int)
+        agency = rng.normal(0, 0.4, 10)
+        field = rng.normal(0, 0.8, (10, 8))
+        base = 3.6
+    else:
+        rng = np.random.default_rng(11 if seed is None else seed)
+        volumes = rng.integers(20, 4000, size=(N_AGENCIES, N_FIELDS)).astype(float)
+        counters = rng.choice([1, 1, 1, 2, 2, 3], size=N_AGENCIES)
+        agency = rng.normal(0, 0.3, N_AGENCIES)
+        field = rng.normal(0, 0.25, (N_AGENCIES, N_FIELDS))
+        base = 4.1
     difficulty = (np.arange(len(CRITERIA)) % 7 - 3) * 0.12
-    mu = 4.1 + agency[:, None] + field  # (A, F)
+    mu = base + agency[:, None] + field  # (A, F)
     # satisfied = answer >= 4 = latent >= 3.5, latent ~ N(mu - difficulty, person^2 + item^2)
     p = ndtr((mu[:, :, None] - difficulty - 3.5) / np.hypot(SD_PERSON, SD_ITEM))  # (A, F, C)
     return volumes, counters, mu, difficulty, p
@@ -101,7 +118,7 @@ def truths(volumes, counters, p):
     return {
         "poststrat": (composite(served), composite(served_all)),
         "none": (composite(drawn), composite(drawn_all)),
-        "rake": raked_truth(volumes, p, np.ones(N_AGENCIES, dtype=bool)),
+        "rake": raked_truth(volumes, p, np.ones(len(volumes), dtype=bool)),
     }
 
 
@@ -122,8 +139,8 @@ def raked_truth(volumes, p, present):
 def sample(rng, n, counters, mu, difficulty):
     """One sample of n responses, drawn as the demo's quarters."""
     share = counters / counters.sum()
-    agency = rng.choice(N_AGENCIES, size=n, p=share)
-    field = rng.integers(0, N_FIELDS, size=n)
+    agency = rng.choice(len(counters), size=n, p=share)
+    field = rng.integers(0, mu.shape[1], size=n)
     person = rng.normal(0, SD_PERSON, n)
     latent = (mu[agency, field] + person)[:, None] - difficulty + rng.normal(
         0, SD_ITEM, (n, len(CRITERIA)))
@@ -138,8 +155,8 @@ def sample(rng, n, counters, mu, difficulty):
 def totals_table(volumes) -> pd.DataFrame:
     """The post-stratification totals: agency x field served volumes."""
     return pd.DataFrame(
-        [(f"A{a:02d}", f"F{f}", volumes[a, f]) for a in range(N_AGENCIES)
-         for f in range(N_FIELDS)],
+        [(f"A{a:02d}", f"F{f}", volumes[a, f]) for a in range(volumes.shape[0])
+         for f in range(volumes.shape[1])],
         columns=["agency", "field", "count"],
     )
 
@@ -156,7 +173,8 @@ def published_rows(analysis, frame, totals, truth, weighting, min_cell_n) -> pd.
         opts.update(totals=totals, min_cell_n=min_cell_n)
     elif weighting == "rake":
         # an agency without respondents leaves both margins (raking cannot represent it)
-        present = np.isin([f"A{a:02d}" for a in range(N_AGENCIES)], frame["agency"].unique())
+        agencies = [f"A{a:02d}" for a in range(len(truth["volumes"]))]
+        present = np.isin(agencies, frame["agency"].unique())
         opts.update(margins=margins_of(totals[totals["agency"].isin(frame["agency"])]))
         if not present.all():
             truth = {**truth, "rake": raked_truth(truth["volumes"], truth["p"], present)}
@@ -228,9 +246,9 @@ def summarise(rows: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
 
 
 def run(analysis, total: int, reps: int, min_cell_n: int, seed: int,
-        weightings=("none", "poststrat")) -> pd.DataFrame:
+        weightings=("none", "poststrat"), kind: str = "province") -> pd.DataFrame:
     """All published rows of ``reps`` samples of about ``total`` responses."""
-    volumes, counters, mu, difficulty, p = population()
+    volumes, counters, mu, difficulty, p = population(kind)
     truth = {**truths(volumes, counters, p), "volumes": volumes, "p": p}
     totals = totals_table(volumes)
     rng = np.random.default_rng(seed)
@@ -252,6 +270,8 @@ def main(argv=None) -> int:
                         help="pooling threshold (default: the library's)")
     parser.add_argument("--weighting", default="none,poststrat,rake")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--population", default="province", choices=("province", "heavy"),
+                        help="the population sampled (see population())")
     parser.add_argument("--lib", help="import analysis from this directory (comparisons)")
     args = parser.parse_args(argv)
     if args.lib:
@@ -274,14 +294,16 @@ def main(argv=None) -> int:
         parts, said = [], []
         others = tuple(w for w in weightings if w != "rake")
         if others:
-            parts.append(run(analysis, total, n_reps, min_cell_n, args.seed, others))
+            parts.append(run(analysis, total, n_reps, min_cell_n, args.seed, others,
+                             args.population))
             said.append(f"{n_reps} samples ({', '.join(others)})")
         if "rake" in weightings:
-            parts.append(run(analysis, total, n_rake, min_cell_n, args.seed, ("rake",)))
+            parts.append(run(analysis, total, n_rake, min_cell_n, args.seed, ("rake",),
+                             args.population))
             said.append(f"{n_rake} samples (rake)")
         rows = pd.concat(parts, ignore_index=True)
-        print(f"\n=== about {total} responses per sample, {'; '.join(said)}, "
-              f"min_cell_n={min_cell_n} ===")
+        print(f"\n=== {args.population}: about {total} responses per sample, "
+              f"{'; '.join(said)}, min_cell_n={min_cell_n} ===")
         summary = summarise(rows)
         print(summary.to_string())
         missing = rows[rows["method"] == "none"]

@@ -932,6 +932,11 @@ NOTE_TEXTS = {
     "empty_cells_dropped": _l(
         "%(agency)s: không có phiếu nào ở %(cells)s; %(transactions)s hồ sơ (%(share)s%%) "
         "không được đại diện."),
+    "pooling_bias": _l(
+        "Khoảng tin cậy 95%% đã tính thêm độ lệch có thể có do việc gộp ô (ước tính bằng "
+        "cách so với trọng số khi chưa gộp): %(overall)s điểm với chỉ số hài lòng chung của "
+        "toàn phạm vi, nhiều nhất %(largest)s điểm ở một chỉ số (cột pooling_bias trong "
+        "tệp tải về)."),
 }
 
 
@@ -968,6 +973,7 @@ def _period_fallback_text(note, name: str) -> str | None:
 
 
 _POOLS = re.compile(r"pooled into (\d+) weighting cell")
+_BIAS = re.compile(r"([\d.]+) points for the whole's overall index, at most ([\d.]+) points")
 _SERVICE_FIELD_WORDS = _l("lĩnh vực")
 
 
@@ -996,7 +1002,10 @@ def _note_text(note, name: str) -> str:
         if text is not None:
             return text
     pools = _POOLS.search(str(note.detail or ""))
+    bias = _BIAS.search(str(note.detail or ""))
     values = {
+        "overall": format_percent(float(bias.group(1)), 1) if bias else "–",
+        "largest": format_percent(float(bias.group(2)), 1) if bias else "–",
         "agency": name, "cells": _cells_words(str(note.cells or "")),
         "pools": pools.group(1) if pools else "–",
         "responses": 0 if pd.isna(note.responses) else int(note.responses),

@@ -322,6 +322,35 @@ def test_weighting_notes_on_the_pages_and_in_every_download(client, session, mak
     assert client.get("/reports/indices.csv?table=bogus").status_code == 400
 
 
+def test_the_pooling_bias_in_the_intervals_is_said_and_downloaded(client, session,
+                                                                    make_counter):
+    """Cells of unlike weight and satisfaction pooled: the intervals carry the estimated
+    bias, the page says so in Vietnamese and the downloads have the column."""
+    justice = _agency_with_answers(session, make_counter, "STP", "Sở Tư pháp", [5, 5, 4])
+    add_response(session, justice, field=2, a1=1)
+    make_volume(session, justice.agency_id, "1", "2026", 100)
+    make_volume(session, justice.agency_id, "2", "2026", 900)
+    login_as(client, session, "analyst")
+    query = "weighting=poststrat&period_kind=year"
+    html = client.get(f"/reports/?{query}").get_data(as_text=True)
+    assert "Khoảng tin cậy 95% đã tính thêm độ lệch có thể có do việc gộp ô" in html
+    table = pd.read_csv(io.BytesIO(client.get(f"/reports/indices.csv?{query}").data),
+                        encoding="utf-8-sig")
+    assert "pooling_bias" in table.columns
+    a1 = table[(table["by"] == "ALL") & (table["key"] == "a1")].iloc[0]
+    # field 1: 3 satisfied of 3, weight 100/3 each; field 2: 1 dissatisfied, weight 900:
+    # unpooled 10% satisfied, pooled 75%
+    assert a1["estimate"] == pytest.approx(75.0)
+    assert a1["pooling_bias"] == pytest.approx(10.0 - 75.0)
+    assert a1["ci_low"] < 10.0  # the interval reaches what the unpooled weights say
+    notes = pd.read_csv(io.BytesIO(client.get(f"/reports/indices.csv?{query}&table=notes")
+                                   .data), encoding="utf-8-sig")
+    assert "pooling_bias" in set(notes["kind"])
+    assert "Sở Tư pháp" in client.get(f"/reports/agency/STP?{query}").get_data(as_text=True)
+    assert "độ lệch có thể có do việc gộp ô" in client.get(
+        f"/reports/agency/STP?{query}").get_data(as_text=True)
+
+
 def test_no_interval_where_fewer_than_two_answered_and_the_reason_is_shown(client, session,
                                                                           make_counter):
     _agency_with_answers(session, make_counter, "STP", "Sở Tư pháp", [5, 4, 2])

@@ -143,7 +143,11 @@ def test_pooling_keeps_every_transaction_and_reports_what_it_did():
         cells = set(design.cell[(frame["agency"] == name).to_numpy()])
         assert len(cells) == 1
     table = analysis.compute_indices(design, element_map(), by="agency")
-    assert table.attrs["notes"].equals(design.notes)
+    # the table's notes: the design's, then what the pooling did to the intervals
+    notes = table.attrs["notes"]
+    assert notes.iloc[: len(design.notes)].equals(design.notes)
+    assert list(notes["kind"].iloc[len(design.notes) :]) == ["pooling_bias"]
+    assert table["pooling_bias"].abs().max() > 0
 
 
 def test_responses_without_a_post_stratum_are_dropped_and_reported():
