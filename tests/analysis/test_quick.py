@@ -139,16 +139,21 @@ def test_weighted_share_is_the_ratio_with_its_linearized_se_and_logit_interval()
     # The logit interval, by hand, with the criterion intervals' rule (METHODS section 4):
     # logit(r) +- t(0.975, df) SE* / (r (1 - r)), SE*^2 = sum_h v_h over the weighting
     # cells, v_h = w_h^2 SSD_h m_h / (m_h - 1) (m_h who rated in the group's part of h),
-    # Satterthwaite's df = (sum v_h)^2 / sum v_h^2 / (m_h - 1), SE* at least the SE.
+    # Satterthwaite's df = (sum v_h)^2 / sum v_h^2 / (m_h - 1), SE* at least the SE;
+    # SSD_h at least m_h p (1 - p) / den^2, p = (x_h + r) / (m_h + 1), x_h the satisfied.
     r, se = expected["estimate"].to_numpy(), expected["se"].to_numpy()
     w, cell, n = design.weights, design.cell, design.n
     se_star, dfs = [], []
     for g, inside in enumerate([np.ones(n, bool), group == 0, group == 1]):
-        z = np.where(inside, (satisfied - r[g] * rated) / (w * rated)[inside].sum(), 0.0)
-        frame_z = pd.DataFrame({"cell": cell, "z": z, "m": rated * inside, "w": w})
+        den = (w * rated)[inside].sum()
+        z = np.where(inside, (satisfied - r[g] * rated) / den, 0.0)
+        frame_z = pd.DataFrame({"cell": cell, "z": z, "m": rated * inside, "w": w,
+                                "x": satisfied * inside})
         by_cell = frame_z.groupby("cell")
-        ssd = by_cell["z"].agg(lambda v: ((v - v.mean()) ** 2).sum())
         m = by_cell["m"].sum()
+        share = (by_cell["x"].sum() + r[g]) / (m + 1)
+        ssd = np.maximum(by_cell["z"].agg(lambda v: ((v - v.mean()) ** 2).sum()),
+                         m * share * (1 - share) / den**2)
         factor = np.where(m >= 2, m / np.maximum(m - 1, 1), n / (n - 1))
         v = by_cell["w"].first() ** 2 * ssd * factor
         se_star.append(max(np.sqrt(v.sum()), se[g]))

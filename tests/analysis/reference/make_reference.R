@@ -161,11 +161,19 @@ one_group <- function(des, idx, by_label, labels) {
   # leverages of the n_obs respondents, 1) in the projection on every margin's dummy columns
   # (the diagonal of the hat matrix, here from a QR decomposition).
   w_all <- weights(des)
-  split_var <- function(z, counted) {
+  # A criterion (sat: its 0/1 answers, e its index, wsa its weighted answers): each cell's
+  # sum of squares is at least m p (1 - p) / wsa^2 with p = (x + e) / (m + 1), x the
+  # satisfied among the m who answered: one pseudo-respondent at the group's index.
+  split_var <- function(z, counted, sat = NULL, e = NA, wsa = NA) {
     if (raking) return(list(used = max(sum(leverage[counted]), 1)))
     zbar <- ave(z, cell_now)
     ssd <- tapply((z - zbar)^2, cell_now, sum)
     m <- tapply(as.numeric(counted), cell_now, sum)
+    if (!is.null(sat)) {
+      x <- tapply(as.numeric(counted & sat == 1), cell_now, sum)
+      p <- (x + e) / (m + 1)
+      ssd <- pmax(ssd, m * p * (1 - p) / wsa^2)
+    }
     wh <- tapply(w_all, cell_now, function(x) x[1])
     v <- wh^2 * ssd * ifelse(m >= 2, m / pmax(m - 1, 1), n_file / (n_file - 1))
     list(var = sum(v), df = sum(v)^2 / sum(v^2 / pmax(m - 1, 1)))
@@ -271,7 +279,8 @@ one_group <- function(des, idx, by_label, labels) {
             ci <- attr(cp, "ci")
             half <- qt(0.975, n_ans - 1) * s / (e * (1 - e))
             stopifnot(abs(ci[1] - plogis(qlogis(e) - half)) < 1e-9)
-            ci <- logit_t(e, s, n_ans, kn, split_var(z_of(cr), answered_here))
+            ci <- logit_t(e, s, n_ans, kn, split_var(z_of(cr), answered_here,
+                                                     d[[paste0("s_", cr)]], e, wsa))
             lo <- ci$ci[1]; hi <- ci$ci[2]; method <- ci$method; df <- ci$df
           } else {
             ci <- if (heavy(n_ans, kn)) no_interval() else exact(e, n_ans, kn)
