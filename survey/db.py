@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -35,9 +36,8 @@ class Database:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
-        # The same pool without a transaction: one read needs no BEGIN and ROLLBACK (two
-        # round trips on PostgreSQL), e.g. the token lookup of the questionnaire page.
-        self.reader: Engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Statements of the public hot path as SQL text for the DBAPI connection (raw_execute).
+        self.raw_statements: dict = {}
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
@@ -54,9 +54,93 @@ def current_database() -> Database:
     return current_app.extensions["survey_db"]
 
 
-def single_read():
-    """A connection outside any transaction, for one self-contained read (`with ... as`)."""
-    return current_database().reader.connect()
+class RawStatement:
+    """A Core statement compiled once for the engine's dialect, run on a DBAPI cursor.
+
+    The public pages' few statements skip SQLAlchemy's per-execution machinery (its cache
+    lookup, parameter and result processing cost more CPU than SQLite's execution); the
+    parameters still go through the column types' bind processors (e.g. SQLite's text
+    form of a datetime), so what is written and compared is what the ORM writes. Results
+    come back as the driver gives them (SQLite: booleans as 0/1, datetimes as text).
+    """
+
+    def __init__(self, statement, dialect):
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.defaults = compiled.params  # literal values built into the statement
+        self.positions = compiled.positiontup  # the order of "?" (SQLite), or None
+        self.processors = {
+            name: processor for bind, name in compiled.bind_names.items()
+            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect))}
+        columns = getattr(statement, "selected_columns", None) or ()
+        readers = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                   for column in columns]
+        self.readers = readers if any(readers) else None
+
+    def rows(self, cursor) -> list[tuple]:
+        """The cursor's rows, each column read as its type reads it (e.g. SQLite datetimes)."""
+        rows = cursor.fetchall()
+        if self.readers is None:
+            return rows
+        return [tuple(value if read is None or value is None else read(value)
+                      for read, value in zip(self.readers, row, strict=True)) for row in rows]
+
+    def parameters(self, values: dict):
+        values = {**self.defaults, **values}
+        for name, processor in self.processors.items():
+            if values.get(name) is not None:
+                values[name] = processor(values[name])
+        if self.positions is None:
+            return values
+        return tuple(values[name] for name in self.positions)
+
+
+def raw_statement(statement) -> RawStatement:
+    """The statement compiled once for the current app's database (see RawStatement)."""
+    database = current_database()
+    compiled = database.raw_statements.get(statement)
+    if compiled is None:
+        compiled = database.raw_statements[statement] = RawStatement(
+            statement, database.engine.dialect)
+    return compiled
+
+
+@contextmanager
+def raw_connection(*, autocommit: bool = False):
+    """A pooled DBAPI connection (returned on exit), for statements built once.
+
+    `autocommit`: for reads that need no transaction (PostgreSQL then sends no BEGIN and
+    ROLLBACK around them; SQLite's driver begins one only before a write anyway).
+    Otherwise the caller commits; anything not committed is rolled back on exit.
+    """
+    engine = current_database().engine
+    connection = engine.raw_connection()
+    dbapi = connection.driver_connection
+    postgres = autocommit and engine.dialect.name == "postgresql"
+    try:
+        if postgres:
+            dbapi.autocommit = True
+        yield connection
+    except engine.dialect.loaded_dbapi.Error as error:
+        # As SQLAlchemy does for its own connections: one the server dropped is discarded
+        # (not returned to the pool), so the next request reconnects.
+        if engine.dialect.is_disconnect(error, dbapi, None):
+            connection.invalidate(error)
+            postgres = False
+        raise
+    finally:
+        try:
+            if postgres:
+                dbapi.autocommit = False
+        finally:
+            connection.close()
+
+
+def raw_execute(cursor, statement, values: dict):
+    """Run a statement built once (raw_statement) on a DBAPI cursor; the cursor."""
+    compiled = raw_statement(statement)
+    cursor.execute(compiled.sql, compiled.parameters(values))
+    return cursor
 
 
 def get_db() -> Session:

@@ -10,6 +10,7 @@ import ipaddress
 import json
 import re
 import secrets
+import time as time_module
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -22,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from .db import current_database, raw_execute, raw_statement
 from .domain.activity import LOCAL_TIME, as_utc, period_labels, window_starts
 from .models import Answer, RateEvent, Response, ServiceVolume, SubmissionCount, utcnow
 
@@ -130,10 +132,20 @@ def _serializer_for(secret: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt="survey-started")
 
 
+_stamp: tuple = (None, None, "")
+
+
 def start_stamp() -> str:
     """A signed marker of when the page was served, carried by the form (the signed
-    submission key carries the same time and is what the checks use)."""
-    return _serializer().dumps(0)
+    submission key carries the same time and is what the checks use).
+
+    It names the second only, the same for every page served in it: signed once a second.
+    """
+    global _stamp
+    secret, second = current_app.config["SECRET_KEY"], int(time_module.time())
+    if _stamp[:2] != (secret, second):
+        _stamp = (secret, second, _serializer_for(secret).dumps(0))
+    return _stamp[2]
 
 
 # --- the client, as the repeat check sees it ---------------------------------------------
@@ -172,7 +184,10 @@ def bucket_of(moment: datetime) -> datetime:
 
 
 def _count_upsert(insert):
-    return insert(SubmissionCount.__table__).on_conflict_do_update(
+    return insert(SubmissionCount.__table__).values(
+        {column: bindparam(column)
+         for column in ("counter_id", "client_key", "bucket", "submissions")}
+    ).on_conflict_do_update(
         index_elements=["counter_id", "client_key", "bucket"],
         set_={"submissions": SubmissionCount.__table__.c.submissions + 1})
 
@@ -182,14 +197,18 @@ COUNT_UPSERT = {"postgresql": _count_upsert(postgresql_insert),
                 "sqlite": _count_upsert(sqlite_insert)}
 
 
-def count_submission(db: Session, counter_id: int, client: str, at: datetime) -> None:
-    """Add one to the client's count for this counter and bucket; now and then expire."""
-    connection = db.connection()
-    connection.execute(COUNT_UPSERT[connection.dialect.name], {
+def count_submission(cursor, counter_id: int, client: str, at: datetime) -> None:
+    """Add one to the client's count for this counter and bucket, on a DBAPI cursor in the
+    transaction that stores the response (db.raw_connection); `purge_now` says when to
+    expire old counts, after that transaction."""
+    raw_execute(cursor, COUNT_UPSERT[current_database().engine.dialect.name], {
         "counter_id": counter_id, "client_key": client, "bucket": bucket_of(at),
         "submissions": 1})
-    if secrets.randbelow(PURGE_EVERY) == 0:
-        purge_expired(db)
+
+
+def purge_now() -> bool:
+    """About one call in PURGE_EVERY: time to delete the expired events and counts."""
+    return secrets.randbelow(PURGE_EVERY) == 0
 
 
 def client_submissions(db: Session, counter_id: int, client: str, at: datetime,
@@ -397,14 +416,15 @@ NUMBERS = select(
 )
 
 
-def read_context(db: Session, counter_id: int, agency_id: int, client: str, at: datetime,
+def read_context(cursor, counter_id: int, agency_id: int, client: str, at: datetime,
                  rules: Rules) -> Context:
-    """What `reasons` needs, in two indexed queries built once."""
-    connection = db.connection()
+    """What `reasons` needs, in two indexed queries built once, on a DBAPI cursor."""
     given: dict[int, tuple[datetime, dict]] = {}
-    for response_id, when, question_id, value in connection.execute(RECENT_WITH_ANSWERS, {
-            "counter": counter_id, "recent": max(rules.run_length - 1, 1),
-            "run_since": at - rules.run_window}).all():
+    recent = raw_statement(RECENT_WITH_ANSWERS)
+    for response_id, when, question_id, value in recent.rows(raw_execute(cursor,
+            RECENT_WITH_ANSWERS, {"counter": counter_id,
+                                  "recent": max(rules.run_length - 1, 1),
+                                  "run_since": at - rules.run_window})):
         if response_id not in given:
             given[response_id] = (as_utc(when), {})
         if question_id is None:
@@ -418,17 +438,16 @@ def read_context(db: Session, counter_id: int, agency_id: int, client: str, at: 
             answers[question_id] = value
     previous = tuple(Prior(*given[response_id]) for response_id in sorted(given, reverse=True))
     labels, starts = period_labels(at), window_starts(at)
-    numbers = connection.execute(NUMBERS, {
+    client_count, *served_in, counted = raw_execute(cursor, NUMBERS, {
         "counter": counter_id, "client": client,
         "since_bucket": bucket_of(at - timedelta(hours=1)), "agency": agency_id,
         **{f"{window}_label": labels[window] for window in ("month", "quarter", "year")},
         **{f"{window}_start": starts[window] for window in ("month", "quarter", "year")},
-    }).one()._mapping
-    served = next((numbers[window] for window in ("month", "quarter", "year")
-                   if numbers[window] is not None), None)
-    return Context(client_submissions=int(numbers["client"]), previous=previous,
+    }).fetchone()  # client, month, quarter, year, counted
+    served = next((figure for figure in served_in if figure is not None), None)
+    return Context(client_submissions=int(client_count), previous=previous,
                    served=None if served is None else int(served),
-                   counted=0 if served is None else int(numbers["counted"] or 0))
+                   counted=0 if served is None else int(counted or 0))
 
 
 # The settings Rules.from_config reads: parsed once per distinct set of values.
@@ -442,23 +461,24 @@ def _rules(settings: tuple, min_seconds: int | None) -> Rules:
     return Rules.from_config(dict(zip(RULE_SETTINGS, settings, strict=True)), min_seconds)
 
 
-def submission_flags(db: Session, counter, questionnaire, seconds: int | None,
+def submission_flags(cursor, counter, questionnaire, seconds: int | None,
                      answers: Mapping, at: datetime) -> list[str]:
-    """The reasons for a web response about to be stored (count_web_submission counts it)."""
+    """The reasons for a web response about to be stored (count_web_submission counts it),
+    read on a DBAPI cursor (db.raw_connection)."""
     config = current_app.config
     settings = tuple(tuple(value) if isinstance(value, list) else value
                      for value in map(config.__getitem__, RULE_SETTINGS))
     rules = _rules(settings, questionnaire.min_seconds)
     client = client_key(f"submit:{counter.id}")
-    context = read_context(db, counter.id, counter.agency_id, client, at, rules)
+    context = read_context(cursor, counter.id, counter.agency_id, client, at, rules)
     return reasons(at, seconds, answers, context, rules)
 
 
-def count_web_submission(db: Session, counter, at: datetime) -> None:
+def count_web_submission(cursor, counter, at: datetime) -> None:
     """Count a web response for the repeat check, in the transaction that stores it (a
     refused insert counts nothing). Last before the commit: the count's row is shared by
     every submission from one client to one counter, and its lock is held until then."""
-    count_submission(db, counter.id, client_key(f"submit:{counter.id}"), at)
+    count_submission(cursor, counter.id, client_key(f"submit:{counter.id}"), at)
 
 
 def reason_names(flags: str) -> list[str]:

@@ -25,13 +25,13 @@ from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from wtforms import HiddenField, IntegerField, StringField
 from wtforms.validators import InputRequired, Length, NumberRange
 
 from . import admin, integrity, posters
 from .auth import current_user, require_role
-from .db import get_db
+from .db import get_db, raw_execute
 from .domain import activity as activity_rules
 from .domain import coverage
 from .domain.audit import audit
@@ -192,21 +192,35 @@ def _already_stored(counter_id: int) -> bool:
         select(Response.id).where(Response.submission_key == key.nonce)) is not None
 
 
-def claim(counter, token: str) -> None:
-    """Mark the request's code used, in the transaction that stores the response; the
-    'used' page when another response took it first."""
+# Built once: run on the DBAPI cursor of the transaction that stores the response.
+CLAIM = (update(ReceiptCode.__table__)
+         .where(ReceiptCode.code_hash == bindparam("code_hash"),
+                ReceiptCode.counter_id == bindparam("counter"),
+                ReceiptCode.used.is_(False),
+                ReceiptCode.expires_at > bindparam("now", type_=ReceiptCode.expires_at.type))
+         .values(used=True))
+
+
+class CodeTaken(Exception):
+    """Another response took the request's receipt code first (claim)."""
+
+
+def claim(cursor, counter) -> None:
+    """Mark the request's code used, on the cursor of the transaction that stores the
+    response (respond.store_response); CodeTaken when another response took it first
+    (the caller rolls back and shows the 'used' page). Nothing when no code is in use."""
     code = g.get("receipt_code")
     if code is None:
         return
-    db = get_db()
-    taken = db.execute(
-        update(ReceiptCode)
-        .where(ReceiptCode.code_hash == code_hash(code), ReceiptCode.counter_id == counter.id,
-               ReceiptCode.used.is_(False), ReceiptCode.expires_at > utcnow())
-        .values(used=True))
+    taken = raw_execute(cursor, CLAIM, {"code_hash": code_hash(code), "counter": counter.id,
+                                        "now": utcnow()})
     if taken.rowcount != 1 and not _already_stored(counter.id):
-        db.rollback()
-        abort(code_page(counter, token, "used", code))
+        raise CodeTaken()
+
+
+def code_taken_page(counter, token: str):
+    """The 'used' page for the request's code (after CodeTaken)."""
+    return code_page(counter, token, "used", g.get("receipt_code") or "")
 
 
 # --- staff pages: the setting, batches of slips -----------------------------------------

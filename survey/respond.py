@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import NamedTuple
 
@@ -20,16 +21,15 @@ from flask import (
 )
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_wtf.csrf import generate_csrf
+from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import Conflict, HTTPException
 
 from analysis.questionnaire import Questionnaire, likert_options
 
 from . import drafts, integrity, paper, receipts
-from .db import get_db, single_read
+from .db import current_database, get_db, raw_connection, raw_execute, raw_statement
 from .domain.agencies import contact_link
 from .domain.vectors import encoded_columns
 from .errors import CodeWithdrawn, http_error
@@ -45,13 +45,23 @@ from .models import (
     normalize_token,
 )
 from .questionnaires import registry
+from .security import csrf
 
 bp = Blueprint("respond", __name__)
 # Table-level inserts skip the ORM's bulk machinery on the submit path.
 RESPONSE = Response.__table__
 ANSWER = Answer.__table__
-INSERT_RESPONSE = RESPONSE.insert().returning(RESPONSE.c.id)
-INSERT_ANSWER = ANSWER.insert()
+# The columns a submission writes (the rest keep their defaults), each a named parameter.
+RESPONSE_COLUMNS = ("counter_id", "agency_id", "questionnaire_id", "questionnaire_version",
+                    "submitted_at", "locale", "seconds_taken", "submission_key",
+                    "answers_digest", "channel", "flags", "service_field", "criteria_codes")
+INSERT_RESPONSE = RESPONSE.insert().values(
+    {column: bindparam(column) for column in RESPONSE_COLUMNS}).returning(RESPONSE.c.id)
+INSERT_ANSWER = ANSWER.insert().values(
+    {column: bindparam(column) for column in ("response_id", "question_id", "value", "text")}
+).inline()  # no id read back per answer
+DIGEST_BY_KEY = select(RESPONSE.c.answers_digest).where(
+    RESPONSE.c.submission_key == bindparam("key"))
 COUNTER, TOKEN, AGENCY = Counter.__table__, CounterToken.__table__, Agency.__table__
 # Everything the public pages need of a counter, in one statement built once (the hot path).
 COUNTER_BY_TOKEN = (
@@ -103,30 +113,28 @@ class Posted(NamedTuple):
     form: PostedForm
 
 
-def counter_for_token(token: str, *, alone: bool = False) -> CounterView:
+def counter_for_token(token: str) -> CounterView:
     """The counter behind a token, live or withdrawn; 404 when the token never existed.
 
-    `alone`: the request reads nothing else in a transaction (a page, not a submission).
+    The busiest statement of the site: on the pooled DBAPI connection, outside any
+    transaction, read afresh on every request (a revoked token is refused at once).
     """
-    parameters = {"token": normalize_token(token)}
-    if alone:
-        with single_read() as connection:
-            row = connection.execute(COUNTER_BY_TOKEN, parameters).first()
-    else:
-        row = get_db().connection().execute(COUNTER_BY_TOKEN, parameters).first()
+    with raw_connection(autocommit=True) as connection:
+        row = raw_execute(connection.cursor(), COUNTER_BY_TOKEN,
+                          {"token": normalize_token(token)}).fetchone()
     if row is None:
         abort(404)
     (counter_id, label, questionnaire_id, counter_active, requires_receipt, revoked_at,
      agency_id, agency_code, agency_name, agency_active, feedback_contact) = row
     return CounterView(counter_id, label, questionnaire_id,
                        AgencyView(agency_id, agency_code, agency_name, feedback_contact),
-                       usable=revoked_at is None and counter_active and agency_active,
+                       usable=revoked_at is None and bool(counter_active and agency_active),
                        requires_receipt=bool(requires_receipt))
 
 
-def live_counter_or_410(token: str, *, alone: bool = False) -> CounterView:
+def live_counter_or_410(token: str) -> CounterView:
     """The counter behind a live token: 404 for an unknown token, 410 for a withdrawn one."""
-    counter = counter_for_token(token, alone=alone)
+    counter = counter_for_token(token)
     if not counter.usable:
         raise CodeWithdrawn()
     return counter
@@ -174,8 +182,7 @@ def _page_parts(questionnaire) -> list[str]:
     form = BlankForm(questionnaire, _slot("started"), _slot("key"))
     html = render_template(
         "respond/form.html", counter=placeholder_counter, token=_slot("token"), form=form,
-        questionnaire=questionnaire, answers=form.raw_answers(), notice=None,
-        csrf_token=lambda: _slot("csrf"))
+        questionnaire=questionnaire, answers=form.raw_answers(), notice=None)
     parts = []
     for index, piece in enumerate(SLOT.split(html)):
         if index % 3 == 0:
@@ -195,7 +202,7 @@ def blank_page(counter, token: str, form: BlankForm) -> str:
     if parts is None:
         parts = pages[key] = _page_parts(questionnaire)
     # The token was found in the database: letters and digits, the same once URL-quoted.
-    values = {"csrf": generate_csrf(), "started": form.started.data,
+    values = {"started": form.started.data,
               "key": form.submission_key.data, "agency": counter.agency.name,
               "label": counter.label, "token": token}
     return "".join(piece if index % 2 == 0 else escape(values[piece])
@@ -237,7 +244,7 @@ def home():
 @bp.get("/r/<token>")
 def questionnaire(token):
     """A counter's questionnaire: fresh (the QR code's target), or the answers a POST kept."""
-    counter = live_counter_or_410(token, alone=True)
+    counter = live_counter_or_410(token)
     token = normalize_token(token)
     if counter.requires_receipt:
         receipts.require_code(counter, token)  # the code page
@@ -272,7 +279,28 @@ def refuse_what_no_browser_sends(form: ResponseForm | PostedForm) -> None:
         abort(400)
 
 
-def posted_form(token) -> Posted:
+def check_submission_key(key: str, counter_id: int, *, expired_ok: bool = False) -> None:
+    """The posted page's signed key is this form's CSRF protection (with security.py's
+    Origin check), in place of a session cookie and token: 400 for a key we did not issue
+    for this counter (forged, altered, another counter's), and the refusal page with the
+    answers kept (CSRFError) for one older than WTF_CSRF_TIME_LIMIT, like an expired token.
+
+    A cross-site page cannot make a visitor's browser send more than its author can send
+    directly: a key is minted by serving the page, admits one response, and is refused
+    after the time limit; a cross-site POST itself is refused on its Origin (security.py).
+    """
+    verified = integrity.verify_key(key, counter_id)
+    if verified is None:
+        abort(400)  # forged, or served for another counter
+    limit = current_app.config.get("WTF_CSRF_TIME_LIMIT")
+    if (not expired_ok and limit is not None
+            and verified.issued_at < integrity.now() - timedelta(seconds=limit)):
+        raise CSRFError("The CSRF token has expired.")
+    # What Flask-WTF sets after its own check: PostedForm.validate and security.py read it.
+    g.csrf_valid = True
+
+
+def posted_form(token, *, expired_ok: bool = False) -> Posted:
     """The live counter, its normalised token, its questionnaire and the form read from the POST."""
     counter = live_counter_or_410(token)
     if counter.requires_receipt:
@@ -285,8 +313,7 @@ def posted_form(token) -> Posted:
     except InvalidSubmission:
         abort(400)
     refuse_what_no_browser_sends(form)
-    if integrity.verify_key(form.submission_key.data, counter.id) is None:
-        abort(400)  # forged, or served for another counter
+    check_submission_key(form.submission_key.data, counter.id, expired_ok=expired_ok)
     return Posted(counter, normalize_token(token), questionnaire, form)
 
 
@@ -318,13 +345,19 @@ def submit(token):
         return render_form(counter, token, form, status=422)
 
     try:
-        receipts.claim(counter, token)  # one response per receipt code, same transaction
         store_response(counter, questionnaire, form)
     except PageAlreadyUsed:
         return page_already_used(counter, token)
+    except receipts.CodeTaken:
+        return receipts.code_taken_page(counter, token)
     response = redirect(url_for(".thanks", token=token), 303)
     drafts.clear(response, token)
     return response
+
+
+# The signed submission key protects this form instead (check_submission_key): no session
+# cookie is written for the questionnaire, nor read back from the POST.
+csrf.exempt(submit)
 
 
 def page_already_used(counter, token):
@@ -346,7 +379,7 @@ def privacy():
 def thanks(token):
     """The thank-you page after a stored response."""
     # Reachable for a just-revoked token too: the answers were saved before.
-    return render_template("respond/thanks.html", counter=counter_for_token(token, alone=True),
+    return render_template("respond/thanks.html", counter=counter_for_token(token),
                            contact_link=contact_link)
 
 
@@ -357,16 +390,19 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
     One served page admits one response: the random part of its signed submission key is
     stored (unique) with a digest of the answers, so different answers under a key already
     used raise PageAlreadyUsed (409) and store nothing. The key also says when the page was
-    served: the seconds taken.
+    served: the seconds taken. A receipt code in use (receipts.require_code) is claimed in
+    the same transaction: receipts.CodeTaken when another response took it first.
 
     `channel="paper"`: keyed in by staff from a paper sheet (survey/admin.py): not timed,
     never flagged, not counted by the repeat check.
 
-    Core inserts rather than the unit of work: this is the hot path of the public side.
-    Any other database error propagates: errors.py logs it and answers 500, so nobody is
-    told their answers were refused (or saved) when the server failed.
+    The hot path of the public side: statements built once, run on the pooled DBAPI
+    connection (db.raw_connection), the answers in one executemany; on SQLite the write
+    transaction takes the lock at once (BEGIN IMMEDIATE), so two workers never deadlock on
+    upgrading a read lock. Any other database error propagates: errors.py logs it and
+    answers 500, so nobody is told their answers were refused (or saved) when the server
+    failed.
     """
-    db = get_db()
     paper_sheet = channel == "paper"
     key = integrity.verify_key(form.submission_key.data, counter.id)
     if key is None:
@@ -375,43 +411,57 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
     digest = integrity.answers_digest(answers)
     at = integrity.now()
     seconds = None if paper_sheet else max(0, int((at - key.issued_at).total_seconds()))
-    try:
-        response_id = db.execute(
-            INSERT_RESPONSE,
-            {
-                "counter_id": counter.id,
-                "agency_id": counter.agency_id,
-                "questionnaire_id": questionnaire.id,
-                "questionnaire_version": questionnaire.version,
-                "submitted_at": at,
-                "locale": str(get_locale()),
-                "seconds_taken": seconds,
-                "submission_key": key.nonce,
-                "answers_digest": digest,
-                "flags": "" if paper_sheet else " ".join(integrity.submission_flags(
-                    db, counter, questionnaire, seconds, answers, at)),
-                "channel": channel,
-                # The criteria as the reports read them, written with the answers (the
-                # reports' lazy fill is only for rows stored before the vectors existed).
-                **encoded_columns(questionnaire, answers),
-            },
-        ).scalar_one()
-        rows = answer_rows(response_id, answers)
-        if rows:
-            db.connection().execute(INSERT_ANSWER, rows)
-        if not paper_sheet:
-            integrity.count_web_submission(db, counter, at)
-        db.commit()
-        return response_id
-    except IntegrityError:
-        db.rollback()
-        stored = db.execute(select(Response.answers_digest)
-                            .where(Response.submission_key == key.nonce)).first()
-        if stored is None:
+    row = {
+        "counter_id": counter.id,
+        "agency_id": counter.agency_id,
+        "questionnaire_id": questionnaire.id,
+        "questionnaire_version": questionnaire.version,
+        "submitted_at": at,
+        "locale": str(get_locale()),
+        "seconds_taken": seconds,
+        "submission_key": key.nonce,
+        "answers_digest": digest,
+        "channel": channel,
+        # The criteria as the reports read them, written with the answers (the reports'
+        # lazy fill is only for rows stored before the vectors existed).
+        **encoded_columns(questionnaire, answers),
+    }
+    database = current_database()
+    with raw_connection() as connection:
+        cursor = connection.cursor()
+        # Read before the write transaction takes SQLite's lock (PostgreSQL: the same
+        # transaction; read committed either way, as before).
+        row["flags"] = "" if paper_sheet else " ".join(integrity.submission_flags(
+            cursor, counter, questionnaire, seconds, answers, at))
+        try:
+            if database.engine.dialect.name == "sqlite":
+                cursor.execute("BEGIN IMMEDIATE")
+            receipts.claim(cursor, counter)  # one response per receipt code
+            response_id = raw_execute(cursor, INSERT_RESPONSE, row).fetchone()[0]
+            rows = answer_rows(response_id, answers)
+            if rows:
+                insert = raw_statement(INSERT_ANSWER)
+                cursor.executemany(insert.sql, [insert.parameters(answer) for answer in rows])
+            if not paper_sheet:
+                integrity.count_web_submission(cursor, counter, at)
+            connection.commit()
+        except receipts.CodeTaken:
+            connection.rollback()
             raise
-        if stored.answers_digest not in (None, digest):
-            raise PageAlreadyUsed() from None
-        return None
+        except database.engine.dialect.loaded_dbapi.IntegrityError:
+            connection.rollback()
+            stored = raw_execute(cursor, DIGEST_BY_KEY, {"key": key.nonce}).fetchone()
+            connection.rollback()
+            if stored is None:
+                raise
+            if stored[0] not in (None, digest):
+                raise PageAlreadyUsed() from None
+            return None
+    if integrity.purge_now():
+        db = get_db()
+        integrity.purge_expired(db)
+        db.commit()
+    return response_id
 
 
 # Flask-WTF's reasons (CSRFError.description) and security.check_origin's.
@@ -447,10 +497,12 @@ def csrf_failed(reason: str):
     """CSRF check failed on the public form: nothing stored, answers kept, the reason told."""
     # Runs as an error handler: an unknown or withdrawn code must still get its own page.
     try:
-        counter, token, _questionnaire, form = posted_form(request.view_args.get("token", ""))
+        counter, token, _questionnaire, form = posted_form(request.view_args.get("token", ""),
+                                                           expired_ok=True)
     except HTTPException as exc:
         return http_error(exc)
-    # Fresh stamp and token are rendered by the template; keep the respondent's own answers.
+    # A fresh key (nothing was stored under the old one); the respondent's own answers kept.
+    form.submission_key.data = integrity.issue_key(counter.id)
     # A refusal stays a 400 answering the POST itself (no POST/redirect/GET): a blocked
     # cookie could not carry a draft, and monitoring sees security refusals as 4xx.
     return render_form(counter, token, form, status=400, notice=csrf_notice(reason))

@@ -87,18 +87,31 @@ def refuse_malformed_request():
 
 
 
+# The public questionnaire's POST: no CSRF token, its signed submission key instead
+# (respond.check_submission_key); the Origin check below applies to it all the same.
+PUBLIC_FORM = "respond.submit"
+
+
 def check_origin():
     """On https, a POST must come from our own pages: its Origin, else its Referer.
 
     Flask-WTF's strict check (WTF_CSRF_SSL_STRICT, off in config.py) reads only the
     Referer, so a browser or privacy setting that strips it could never submit. Every
     current browser sends Origin on a POST, which proves the same thing; a request with
-    neither is refused as before, and the public form says why and what works.
+    neither is refused as before, and the public form says why and what works. The public
+    form's POST is checked whatever its token (it carries none), and on http too when it
+    says where it comes from: a cross-site page cannot post answers through a visitor.
     """
-    if not g.get("csrf_valid") or not request.is_secure:
+    public_form = request.endpoint == PUBLIC_FORM and request.method in UNSAFE_METHODS
+    if not (public_form or g.get("csrf_valid")):
+        return
+    origin = request.headers.get("Origin")
+    if not request.is_secure:
+        if public_form and origin and origin != "null" and not same_origin(
+                origin, request.host_url):
+            raise CSRFError("The origin does not match the host.")
         return
     own = f"https://{request.host}/"
-    origin = request.headers.get("Origin")
     if origin and origin != "null":
         if not same_origin(origin, own):
             raise CSRFError("The origin does not match the host.")

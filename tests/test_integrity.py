@@ -210,23 +210,27 @@ def test_integrity_data_cannot_be_joined_to_a_response_finer_than_the_bucket(
     assert len(row.client_key) == 32 and "127.0.0.1" not in row.client_key
 
 
-def test_submission_counts_expire_after_48_hours(app, session, monkeypatch):
+def test_submission_counts_expire_after_48_hours(app, client, session, make_counter,
+                                                 open_form, monkeypatch):
     old, recent = MORNING - timedelta(hours=49), MORNING - timedelta(hours=47)
-    session.add_all([SubmissionCount(counter_id=1, client_key="old", bucket=bucket_of(old),
+    session.add_all([SubmissionCount(counter_id=999, client_key="old", bucket=bucket_of(old),
                                      submissions=2),
-                     SubmissionCount(counter_id=1, client_key="recent",
+                     SubmissionCount(counter_id=999, client_key="recent",
                                      bucket=bucket_of(recent), submissions=1)])
     session.commit()
     monkeypatch.setattr(integrity, "now", lambda: MORNING)
+    # This submission purges, after its commit (another counter's rows: purged by age alone).
     monkeypatch.setattr(integrity, "PURGE_EVERY", 1)
-    with app.test_request_context("/"):
-        from survey.db import get_db
-
-        integrity.count_submission(get_db(), 1, "new", MORNING)
-        get_db().commit()
+    counter = make_counter(questionnaire_id="counter-quick")
+    hidden = open_form(counter.token)
+    response = client.post(f"/r/{counter.token}", data={**hidden, "overall": "3"})
+    assert response.status_code == 303
     session.expire_all()
-    assert sorted(r.client_key for r in session.scalars(select(SubmissionCount))) == [
-        "new", "recent"]
+    kept = session.scalars(select(SubmissionCount.client_key)
+                           .where(SubmissionCount.counter_id == 999)).all()
+    assert sorted(kept) == ["recent"]
+    assert session.scalar(select(func.count()).select_from(SubmissionCount)
+                          .where(SubmissionCount.counter_id == counter.id)) == 1
 
 
 def test_the_user_agent_does_not_make_a_new_client(app, client, session, make_counter,

@@ -2,9 +2,10 @@
 
 Each example starts from a submission a browser would send and breaks it in one to three
 ways (odd codes, unknown, duplicated and file fields, NULs and invalid UTF-8 in path and
-body, huge bodies, missing/stale/forged CSRF, revoked and unknown tokens, odd submission
-keys: malformed, well-formed but forged, signed for another counter, or the old unsigned
-form). The body is built as raw bytes so that invalid UTF-8 reaches the server as sent.
+body, huge bodies, expired pages and cross-site origins, revoked and unknown tokens, odd
+submission keys: malformed, well-formed but forged, signed for another counter, or the old
+unsigned form: the key is the form's CSRF protection). The body is built as raw bytes so
+that invalid UTF-8 reaches the server as sent.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ CODE_QUESTIONS = [qid for qid in complete_answers() if qid != "comment"] + ["e1"
 _QUESTIONS = load_file(Path(__file__).parent.parent / "questionnaires" / "sipas-service-v2.yaml"
                        ).questions
 VALID = {qid: {str(code) for code in _QUESTIONS[qid].codes} for qid in CODE_QUESTIONS}
-HIDDEN = ("csrf_token", "started", "submission_key")
+HIDDEN = ("started", "submission_key")
 
 odd_codes = st.one_of(
     st.sampled_from(["+4", " 4 ", "04", "4 ", "\uff14", "\u0664", "\u0e54", "4_0", "-1", "7",
@@ -76,6 +77,7 @@ class Fuzz:
         self.cookies = True
         self.pad = 0
         self.expired = False
+        self.headers = {}
 
 
 # Each mutation makes a submission that a browser rendering our page could not send.
@@ -87,7 +89,7 @@ def mutate_code(fuzz, draw):
 
 def mutate_unknown_field(fuzz, draw):
     name = draw(st.text(min_size=1, max_size=20).filter(
-        lambda n: n not in [*CODE_QUESTIONS, "comment", *HIDDEN, "_lang"]))
+        lambda n: n not in [*CODE_QUESTIONS, "comment", *HIDDEN, "_lang", "csrf_token"]))
     fuzz.fields.append((name.encode("utf-8", "surrogatepass"), draw(st.binary(max_size=10))))
 
 
@@ -125,18 +127,13 @@ def mutate_huge(fuzz, draw):
 
 
 def mutate_csrf(fuzz, draw):
-    choice = draw(st.sampled_from(["missing", "forged", "other-session", "no-cookies",
-                                   "expired"]))
-    if choice == "missing":
-        fuzz.fields = [(k, v) for k, v in fuzz.fields if k != b"csrf_token"]
-    elif choice == "forged":
-        set_field(fuzz, "csrf_token", draw(st.binary(max_size=100)))
-    elif choice == "other-session":
-        set_field(fuzz, "csrf_token", fuzz.other_csrf)
-    elif choice == "expired":
+    """What CSRF protection refuses: a page older than its time limit, another site's page."""
+    fuzz.cookies = draw(st.booleans())  # the form needs no cookie either way
+    if draw(st.booleans()):
         fuzz.expired = True
     else:
-        fuzz.cookies = False
+        fuzz.headers = {"Origin": draw(st.sampled_from(
+            ["http://evil.example", "https://localhost", "http://localhost:81"]))}
 
 
 def mutate_key(fuzz, draw):
@@ -174,7 +171,7 @@ def urlencoded(fields) -> bytes:
 
 @pytest.fixture
 def public_endpoint(app, session, make_counter, client):
-    """A live counter, a withdrawn one, a client holding a served form, a second session."""
+    """A live counter, a withdrawn one, a served form's fields, a key for another counter."""
     live = make_counter()
     revoked = make_counter(label="Quầy cũ")
     revoked_token = revoked.token
@@ -182,10 +179,9 @@ def public_endpoint(app, session, make_counter, client):
     session.commit()
     page = client.get(f"/r/{live.token}")
     hidden = form_fields(page.get_data(as_text=True))
-    other = form_fields(app.test_client().get(f"/r/{live.token}").get_data(as_text=True))
     with app.test_request_context():
         other_key = integrity.issue_key(revoked.id)
-    return live.token, revoked_token, hidden, other["csrf_token"].encode(), other_key
+    return live.token, revoked_token, hidden, other_key
 
 
 def stored(session):
@@ -200,9 +196,8 @@ def stored(session):
 @given(st.data())
 def test_malformed_submissions_get_a_4xx_and_store_nothing(app, session, client,
                                                            public_endpoint, data):
-    live, revoked, hidden, other_csrf, other_key = public_endpoint
+    live, revoked, hidden, other_key = public_endpoint
     fuzz = Fuzz(live)
-    fuzz.other_csrf = other_csrf
     fuzz.other_key = other_key
     answers = complete_answers()
     fuzz.fields = [(k.encode(), v.encode()) for k, v in {**hidden, **answers}.items()]
@@ -211,18 +206,19 @@ def test_malformed_submissions_get_a_4xx_and_store_nothing(app, session, client,
         mutation(fuzz, data.draw)
     token = {"REVOKED": revoked, "UNKNOWN": "QQQQQQQQQQ"}.get(fuzz.path_token, fuzz.path_token)
     sender = client if fuzz.cookies else app.test_client(use_cookies=False)
-    # Every served token is older than a negative lifetime: "The CSRF token has expired."
+    # Every served page is older than a negative lifetime: expired, like a CSRF token.
     app.config["WTF_CSRF_TIME_LIMIT"] = -1 if fuzz.expired else 8 * 3600
     if fuzz.files:
         form = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
                 for k, v in fuzz.fields}
         form[fuzz.files] = (BytesIO(b"4" * (fuzz.pad or 1)), "answers.txt")
-        response = sender.post(f"/r/{token}", data=form, content_type="multipart/form-data")
+        response = sender.post(f"/r/{token}", data=form, content_type="multipart/form-data",
+                               headers=fuzz.headers)
     else:
         body = urlencoded(fuzz.fields)
         if fuzz.pad:
             body += b"&comment=" + b"x" * fuzz.pad
-        response = sender.post(f"/r/{token}", data=body,
+        response = sender.post(f"/r/{token}", data=body, headers=fuzz.headers,
                                content_type="application/x-www-form-urlencoded")
     assert 400 <= response.status_code < 500, (response.status_code, token, fuzz.files,
                                                fuzz.pad, fuzz.cookies, fuzz.fields)
@@ -232,7 +228,7 @@ def test_malformed_submissions_get_a_4xx_and_store_nothing(app, session, client,
 def test_the_fuzzer_starts_from_a_submission_that_is_stored(app, session, client,
                                                             public_endpoint):
     # Without this, every example could fail for one boring reason (e.g. a bad base form).
-    live, _revoked, hidden, _other, _other_key = public_endpoint
+    live, _revoked, hidden, _other_key = public_endpoint
     fields = [(k.encode(), v.encode()) for k, v in {**hidden, **complete_answers()}.items()]
     response = client.post(f"/r/{live}", data=urlencoded(fields),
                            content_type="application/x-www-form-urlencoded")

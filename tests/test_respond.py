@@ -1,8 +1,11 @@
 """The citizen's path: counter URL -> questionnaire -> stored response -> thank-you page."""
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
+from survey import integrity
 from survey.models import Answer, Response, utcnow
 
 from .conftest import form_fields
@@ -159,21 +162,65 @@ def test_one_megabyte_comment_gets_413_and_stores_nothing(client, session, make_
     assert counts(session) == (0, 0)
 
 
-def test_missing_csrf_token_gets_400_keeps_answers_and_stores_nothing(client, session,
-                                                                      make_counter, open_form):
+def test_the_signed_key_is_the_forms_csrf_protection_no_cookie_needed(app, session,
+                                                                       make_counter):
+    # The page sets no cookie and carries no CSRF token: its signed, single-use,
+    # counter-bound, time-limited submission key is what a POST must bring back.
+    counter = make_counter()
+    cookieless = app.test_client(use_cookies=False)
+    page = cookieless.get(f"/r/{counter.token}")
+    assert page.status_code == 200 and "Set-Cookie" not in page.headers
+    hidden = form_fields(page.get_data(as_text=True))
+    assert "csrf_token" not in hidden and hidden["submission_key"]
+    response = cookieless.post(f"/r/{counter.token}", data={**hidden, **complete_answers()})
+    assert response.status_code == 303
+    assert counts(session)[0] == 1
+
+
+def test_an_expired_key_gets_400_keeps_answers_and_a_fresh_key_works(
+        client, session, make_counter, open_form, monkeypatch):
     counter = make_counter()
     hidden = open_form(counter.token)
-    del hidden["csrf_token"]
+    later = utcnow() + timedelta(hours=8, minutes=1)  # WTF_CSRF_TIME_LIMIT is 8 h
+    monkeypatch.setattr(integrity, "now", lambda: later)
     response = client.post(f"/r/{counter.token}", data={**hidden, **complete_answers()})
     html = response.get_data(as_text=True)
     assert response.status_code == 400
     assert "hết hạn" in html and 'name="b2" value="4" checked' in html
     assert counts(session) == (0, 0)
-    # The re-rendered page carries a fresh token: sending it again saves the answers.
+    # The re-rendered page carries a fresh key: sending it again saves the answers.
     fresh = form_fields(html)
+    assert fresh["submission_key"] != hidden["submission_key"]
     assert client.post(f"/r/{counter.token}", data={**fresh, **complete_answers()}).status_code \
         == 303
     assert counts(session)[0] == 1
+
+
+@pytest.mark.parametrize("attack", ["forged", "other-counter", "unsigned", "cross-site"])
+def test_a_forged_cross_counter_or_cross_site_post_is_refused(app, client, session,
+                                                              make_counter, open_form, attack):
+    # What a hostile page could make a visitor's browser send, or send itself.
+    counter, other = make_counter(), make_counter(label="Quầy 4")
+    hidden = open_form(counter.token)
+    headers = {}
+    if attack == "forged":  # our key with its signature altered
+        key = hidden["submission_key"]
+        hidden["submission_key"] = key[:-1] + ("0" if key[-1] != "0" else "1")
+    elif attack == "other-counter":  # signed by us, for another counter's page
+        hidden["submission_key"] = form_fields(
+            client.get(f"/r/{other.token}").get_data(as_text=True))["submission_key"]
+    elif attack == "unsigned":
+        hidden["submission_key"] = "0" * 32
+    else:  # a valid key, posted from another site's page
+        headers = {"Origin": "http://evil.example"}
+    response = client.post(f"/r/{counter.token}", data={**hidden, **complete_answers()},
+                           headers=headers)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert 'lang="vi"' in html and "Cảm ơn" not in html
+    if attack == "cross-site":  # told why, answers kept
+        assert "trình duyệt khác" in html and 'name="b2" value="4" checked' in html
+    assert counts(session) == (0, 0)
 
 
 @pytest.mark.parametrize("csrf", [None, "forged"])
@@ -414,8 +461,7 @@ def test_oddly_written_codes_are_refused(client, session, make_counter, open_for
     assert counts(session) == (0, 0)
 
 
-@pytest.mark.parametrize("field", ["started", "submission_key", "csrf_token", "_lang",
-                                   "comment", "gender"])
+@pytest.mark.parametrize("field", ["started", "submission_key", "_lang", "comment", "gender"])
 def test_a_single_value_field_sent_twice_is_refused(client, session, make_counter, open_form,
                                                      field):
     counter = make_counter()
@@ -512,19 +558,16 @@ def test_https_post_without_proof_of_origin_is_told_why(client, session, make_co
     assert counts(session) == (0, 0)
 
 
-def test_a_client_without_cookies_is_told_so(app, session, make_counter):
+def test_a_client_without_cookies_can_answer_over_https(app, session, make_counter):
+    # Cookies blocked: nothing to lose, the form needs none (its signed key protects it).
     counter = make_counter()
-    with_cookies = app.test_client()
-    hidden = https_form(with_cookies, counter.token)
     cookieless = app.test_client(use_cookies=False)
+    hidden = https_form(cookieless, counter.token)
     response = cookieless.post(f"/r/{counter.token}", base_url=HTTPS,
                                headers={"Referer": f"{HTTPS}/r/{counter.token}"},
                                data={**hidden, **complete_answers()})
-    html = response.get_data(as_text=True)
-    assert response.status_code == 400
-    assert "cookie" in html and "hết hạn" not in html
-    assert 'name="b2" value="4" checked' in html
-    assert counts(session) == (0, 0)
+    assert response.status_code == 303
+    assert counts(session)[0] == 1
 
 
 def test_staff_login_over_https_still_needs_its_own_origin(client):
