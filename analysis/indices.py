@@ -1076,7 +1076,9 @@ def _period_variances(
     SE is zero (everyone agrees, or 0% / 100%) the logit is not usable and its spread is
     unknown: the test is then on u_a - u_b, that period's part replaced by the binomial
     variance p0 (1 - p0) / (n* - 1) at the other period's estimate p0 (the pooled one
-    when both agree), n* its Kish effective n, with n* - 1 degrees of freedom.
+    when both agree), n* its Kish effective n, with n* - 1 degrees of freedom. With pooled
+    post-strata the variance also holds the square of the difference of the two periods'
+    estimated pooling biases (``pooling_bias``), as the intervals do.
     """
     n_obs, neff = _respondents(part)
     offset, divisor = _unit_scale(part)
@@ -1109,6 +1111,13 @@ def _period_variances(
         spread = np.where(
             z_this, spread - spread_g_u[this] / divisor**4 + sub * sub / dof, spread
         )
+    if part.pool_bias is not None:  # pooled post-strata: each period's bias, as the intervals
+        b = np.nan_to_num(part.pool_bias)
+        bias = np.where(
+            either, (b[later] - b[earlier]) / divisor, alpha[later] * b[later] - alpha[earlier]
+            * b[earlier],
+        )  # fmt: skip
+        star = star + bias * bias
     star = np.maximum(star, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         df = np.where(spread > 0, star * star / spread, np.nan)

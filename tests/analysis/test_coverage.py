@@ -177,3 +177,28 @@ def test_no_pooling_no_pooling_bias():
     rows = table(frame, "poststrat", volumes, min_cell_n=1, drop_empty_cells=True)
     assert rows["pooling_bias"].isna().all()
     assert table(frame, "none", volumes)["pooling_bias"].isna().all()
+
+
+def test_the_tests_of_difference_carry_the_pooling_bias_too(monkeypatch):
+    """Against the whole and against the previous period: the same allowance as the
+    intervals, so no p-value gets smaller, and those of pooled groups get larger."""
+    volumes, p = population(heavy=True)
+    draws = samples(p)
+    frame = pd.concat([next(draws).assign(period="2026-Q1"), next(draws).assign(period="2026-Q2")],
+                      ignore_index=True)
+    frame["response_id"] = np.arange(len(frame))
+    opts = {"weighting": "poststrat", "totals": totals(volumes)}
+
+    def tests():
+        whole = analysis.compute_indices(frame, ELEMENTS, by="agency", **opts)
+        periods = analysis.compare_periods(frame, ELEMENTS, by="agency", **opts)
+        return whole["diff_p"].to_numpy(), periods["diff_p"].to_numpy()
+
+    with_bias = tests()
+    monkeypatch.setattr("analysis.indices._pooling_bias",
+                        lambda design, emap, group, n, estimate: np.zeros(estimate.shape))
+    without = tests()
+    for allowed, plain in zip(with_bias, without, strict=True):
+        tested = np.isfinite(plain)
+        assert (allowed[tested] >= plain[tested] - 1e-12).all()
+        assert (allowed[tested] > plain[tested] + 1e-6).any()
