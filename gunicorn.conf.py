@@ -5,6 +5,7 @@ differ between machines also read an environment variable.
 """
 
 import json
+import logging
 import multiprocessing
 import os
 import re
@@ -73,6 +74,12 @@ forwarded_allow_ips = "127.0.0.1,::1"
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
+# The access log below writes one JSON line per request; the app's own request line
+# (survey.requests, errors.py: method, endpoint, status, duration) would repeat it, at a
+# tenth of a public page's CPU. Off while the access log is on; its warnings and the app's
+# errors and tracebacks are logged as ever.
+if accesslog:
+    logging.getLogger("survey.requests").setLevel(logging.WARNING)
 
 # The counter's token in /r/<token>/... is masked: a log line need not say which poster.
 _COUNTER_PATH = re.compile(r"^/r/[^/]+")

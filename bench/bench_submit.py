@@ -7,7 +7,7 @@ with wrk (compiled, event-driven; `./dev bench` installs it):
 1. the hello route at --connections, then at 4 × --connections with twice the wrk threads:
    if the second rate is not clearly higher, the load generator is not what limits the
    figures (wrk's own CPU time is printed too);
-2. the questionnaire page, GET /r/<token> (a fresh page: new session, new signed key);
+2. the questionnaire page, GET /r/<token> (a fresh page with a new signed key);
 3. valid submissions, POST /r/<token>, each with its own signed submission key as a served
    page carries it (minted by this script with the server's secret) and random answers.
 
@@ -223,10 +223,10 @@ def random_answers(questionnaire, rng: random.Random) -> dict:
 
 def submission_bodies(url: str, port: int, token: str, counter_id: int, count: int,
                       path: Path, cookie: str | None = None) -> str:
-    """`count` POST bodies, one per line: the page's CSRF token, a key of its own, answers.
+    """`count` POST bodies, one per line: the page's hidden fields, a key of its own, answers.
 
-    The CSRF token comes from one real page view (its session cookie is sent with every
-    POST); the signed submission keys are minted as the page mints them.
+    The hidden fields come from one real page view (with its cookie, if it sets one, sent
+    with every POST); the signed submission keys are minted as the page mints them.
     """
     from survey import create_app, integrity
     from survey.questionnaires import registry
@@ -235,7 +235,7 @@ def submission_bodies(url: str, port: int, token: str, counter_id: int, count: i
                                      headers={"Cookie": cookie} if cookie else {})
     with urllib.request.urlopen(request) as response:
         html = response.read().decode()
-        cookie = cookie or response.headers["Set-Cookie"].split(";", 1)[0]
+        cookie = cookie or (response.headers["Set-Cookie"] or "").split(";", 1)[0]
     hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
     app = create_app({"SECRET_KEY": SECRET, "DATABASE_URL": url})
     rng = random.Random(14)
@@ -267,7 +267,7 @@ def post_script(folder: Path, cookie: str) -> Path:
     script.write_text(
         'wrk.method = "POST"\n'
         'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
-        f'wrk.headers["Cookie"] = "{cookie}"\n' + WRK_SCRIPT)
+        + (f'wrk.headers["Cookie"] = "{cookie}"\n' if cookie else "") + WRK_SCRIPT)
     return script
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 
 import click
@@ -67,7 +68,9 @@ class RawStatement:
     def __init__(self, statement, dialect):
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
-        self.defaults = compiled.params  # literal values built into the statement
+        # Literal values built into the statement (the parameters are None until given).
+        self.defaults = {name: value for name, value in compiled.params.items()
+                         if value is not None}
         self.positions = compiled.positiontup  # the order of "?" (SQLite), or None
         self.processors = {
             name: processor for bind, name in compiled.bind_names.items()
@@ -76,6 +79,20 @@ class RawStatement:
         readers = [column.type.dialect_impl(dialect).result_processor(dialect, None)
                    for column in columns]
         self.readers = readers if any(readers) else None
+
+    def reader(self, index: int):
+        """How the column at `index` is read from the driver's value (identity if as is)."""
+        read = self.readers[index] if self.readers else None
+        return (lambda value: value) if read is None else (
+            lambda value: None if value is None else read(value))
+
+    def many(self, rows: list[dict]) -> list:
+        """Parameters for an executemany, one set per row (every row has every name)."""
+        if self.processors or self.positions is None or len(self.positions) < 2:
+            return [self.parameters(row) for row in rows]
+        order = itemgetter(*self.positions)
+        return [order({**self.defaults, **row}) if self.defaults else order(row)
+                for row in rows]
 
     def rows(self, cursor) -> list[tuple]:
         """The cursor's rows, each column read as its type reads it (e.g. SQLite datetimes)."""

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_babel import lazy_gettext as _l
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import and_, bindparam, case, delete, func, select
@@ -170,10 +170,13 @@ def client_key(scope: str) -> str:
 
     Not the User-Agent: a client changes it at will, so it would only split one sender
     into many. Many citizens behind one office Wi-Fi share the key, which is why the key
-    alone never flags a response (see `reasons`).
+    alone never flags a response (see `reasons`). Computed once per request and scope.
     """
     day = now().strftime("%Y-%m-%d")
-    return keyed_hash(scope, day, client_address())
+    known = g.setdefault("client_keys", {})
+    if (scope, day) not in known:
+        known[scope, day] = keyed_hash(scope, day, client_address())
+    return known[scope, day]
 
 
 def bucket_of(moment: datetime) -> datetime:
@@ -420,13 +423,12 @@ def read_context(cursor, counter_id: int, agency_id: int, client: str, at: datet
                  rules: Rules) -> Context:
     """What `reasons` needs, in two indexed queries built once, on a DBAPI cursor."""
     given: dict[int, tuple[datetime, dict]] = {}
-    recent = raw_statement(RECENT_WITH_ANSWERS)
-    for response_id, when, question_id, value in recent.rows(raw_execute(cursor,
-            RECENT_WITH_ANSWERS, {"counter": counter_id,
-                                  "recent": max(rules.run_length - 1, 1),
-                                  "run_since": at - rules.run_window})):
+    read_when = raw_statement(RECENT_WITH_ANSWERS).reader(1)  # once per response, not row
+    for response_id, when, question_id, value in raw_execute(cursor, RECENT_WITH_ANSWERS, {
+            "counter": counter_id, "recent": max(rules.run_length - 1, 1),
+            "run_since": at - rules.run_window}).fetchall():
         if response_id not in given:
-            given[response_id] = (as_utc(when), {})
+            given[response_id] = (as_utc(read_when(when)), {})
         if question_id is None:
             continue
         answers = given[response_id][1]
@@ -474,10 +476,17 @@ def submission_flags(cursor, counter, questionnaire, seconds: int | None,
     return reasons(at, seconds, answers, context, rules)
 
 
+def count_parameters(counter, at: datetime) -> dict:
+    """What counts a web response for the repeat check: its counter, client and bucket."""
+    return {"counter_id": counter.id, "client_key": client_key(f"submit:{counter.id}"),
+            "bucket": bucket_of(at)}
+
+
 def count_web_submission(cursor, counter, at: datetime) -> None:
     """Count a web response for the repeat check, in the transaction that stores it (a
     refused insert counts nothing). Last before the commit: the count's row is shared by
-    every submission from one client to one counter, and its lock is held until then."""
+    every submission from one client to one counter, and its lock is held until then.
+    (PostgreSQL: respond.POSTGRES_STORE counts it in the statement that stores it.)"""
     count_submission(cursor, counter.id, client_key(f"submit:{counter.id}"), at)
 
 

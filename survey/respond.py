@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from types import SimpleNamespace
@@ -19,7 +20,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
@@ -34,7 +34,7 @@ from .domain.agencies import contact_link
 from .domain.vectors import encoded_columns
 from .errors import CodeWithdrawn, http_error
 from .forms import BlankForm, InvalidSubmission, PostedForm, ResponseForm, form_class
-from .i18n import LANGUAGE_FIELD
+from .i18n import LANGUAGE_FIELD, select_locale
 from .models import (
     Agency,
     Answer,
@@ -60,6 +60,35 @@ INSERT_RESPONSE = RESPONSE.insert().values(
 INSERT_ANSWER = ANSWER.insert().values(
     {column: bindparam(column) for column in ("response_id", "question_id", "value", "text")}
 ).inline()  # no id read back per answer
+# PostgreSQL: the response, its answers (arrays unnested, as answer_rows lays them out)
+# and the repeat check's count (unless `count` is false: a paper sheet), in one statement.
+POSTGRES_STORE = f"""
+WITH stored AS (
+  INSERT INTO response ({", ".join(RESPONSE_COLUMNS)})
+  VALUES ({", ".join(f"%({column})s" for column in RESPONSE_COLUMNS)})
+  RETURNING id
+), answers AS (
+  INSERT INTO answer (response_id, question_id, value, text)
+  SELECT stored.id, given.question_id, given.value, given.text
+  FROM stored, unnest(%(answer_questions)s::varchar[], %(answer_values)s::integer[],
+                      %(answer_texts)s::text[]) AS given(question_id, value, text)
+), counted AS (
+  INSERT INTO submission_count (counter_id, client_key, bucket, submissions)
+  SELECT %(counter_id)s, %(client_key)s, %(bucket)s, 1 WHERE %(count)s
+  ON CONFLICT (counter_id, client_key, bucket)
+  DO UPDATE SET submissions = submission_count.submissions + 1
+)
+SELECT id FROM stored"""
+
+
+def postgres_answers(answers: dict) -> dict:
+    """answer_rows as three parallel arrays, for POSTGRES_STORE."""
+    rows = answer_rows(0, answers)
+    return {"answer_questions": [row["question_id"] for row in rows],
+            "answer_values": [row["value"] for row in rows],
+            "answer_texts": [row["text"] for row in rows]}
+
+
 DIGEST_BY_KEY = select(RESPONSE.c.answers_digest).where(
     RESPONSE.c.submission_key == bindparam("key"))
 COUNTER, TOKEN, AGENCY = Counter.__table__, CounterToken.__table__, Agency.__table__
@@ -195,7 +224,8 @@ def _page_parts(questionnaire) -> list[str]:
 def blank_page(counter, token: str, form: BlankForm) -> str:
     """The questionnaire page as first served, from the cached parts (see SLOT)."""
     questionnaire = form.questionnaire
-    key = (questionnaire.id, questionnaire.version, questionnaire.source, str(get_locale()),
+    # (select_locale is what get_locale parses: the same language, without building a Locale.)
+    key = (questionnaire.id, questionnaire.version, questionnaire.source, select_locale(),
            request.script_root)
     pages = current_app.extensions.setdefault("respond_blank_pages", {})
     parts = pages.get(key)
@@ -417,7 +447,7 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
         "questionnaire_id": questionnaire.id,
         "questionnaire_version": questionnaire.version,
         "submitted_at": at,
-        "locale": str(get_locale()),
+        "locale": select_locale(),
         "seconds_taken": seconds,
         "submission_key": key.nonce,
         "answers_digest": digest,
@@ -427,24 +457,34 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
         **encoded_columns(questionnaire, answers),
     }
     database = current_database()
-    with raw_connection() as connection:
+    postgres = database.engine.dialect.name == "postgresql"
+    with raw_connection(autocommit=postgres) as connection:
         cursor = connection.cursor()
-        # Read before the write transaction takes SQLite's lock (PostgreSQL: the same
-        # transaction; read committed either way, as before).
+        # Read before the write takes SQLite's lock; read committed either way, as before.
         row["flags"] = "" if paper_sheet else " ".join(integrity.submission_flags(
             cursor, counter, questionnaire, seconds, answers, at))
         try:
-            if database.engine.dialect.name == "sqlite":
+            if postgres:
+                # One statement writes it all (atomic on its own); with a receipt code to
+                # claim, the claim and it in one transaction.
+                claiming = g.get("receipt_code") is not None
+                with connection.driver_connection.transaction() if claiming else nullcontext():
+                    receipts.claim(cursor, counter)
+                    cursor.execute(POSTGRES_STORE, {
+                        **row, **postgres_answers(answers),
+                        **integrity.count_parameters(counter, at), "count": not paper_sheet})
+                    response_id = cursor.fetchone()[0]
+            else:
                 cursor.execute("BEGIN IMMEDIATE")
-            receipts.claim(cursor, counter)  # one response per receipt code
-            response_id = raw_execute(cursor, INSERT_RESPONSE, row).fetchone()[0]
-            rows = answer_rows(response_id, answers)
-            if rows:
-                insert = raw_statement(INSERT_ANSWER)
-                cursor.executemany(insert.sql, [insert.parameters(answer) for answer in rows])
-            if not paper_sheet:
-                integrity.count_web_submission(cursor, counter, at)
-            connection.commit()
+                receipts.claim(cursor, counter)
+                response_id = raw_execute(cursor, INSERT_RESPONSE, row).fetchone()[0]
+                rows = answer_rows(response_id, answers)
+                if rows:
+                    insert = raw_statement(INSERT_ANSWER)
+                    cursor.executemany(insert.sql, insert.many(rows))
+                if not paper_sheet:
+                    integrity.count_web_submission(cursor, counter, at)
+                connection.commit()
         except receipts.CodeTaken:
             connection.rollback()
             raise

@@ -6,6 +6,7 @@ import gzip
 from urllib.parse import unquote_to_bytes
 
 from flask import abort, g, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect, same_origin
 
 csrf = CSRFProtect()
@@ -165,8 +166,19 @@ def compress(response):
     return response
 
 
+class CookieSession(SecureCookieSessionInterface):
+    """Flask's signed cookie session (auth.py's cookie_session); a request without the
+    cookie, as on the public pages, opens an empty one without building the signer."""
+
+    def open_session(self, app, request):
+        if not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app) -> None:
     check_secret(app)
+    app.session_interface = CookieSession()
     proxies = int(app.config.get("PROXY_COUNT") or 0)
     if proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
