@@ -321,24 +321,30 @@ def compute_indices(
 
 
 def _with_bias_note(notes: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
-    """The design's notes, and where pooled post-strata put a bias allowance in the
-    intervals, one more (``pooling_bias``, scope ``ALL``) with its size."""
+    """The design's notes, led, where pooled post-strata put a bias allowance in the
+    intervals, by one more (``pooling_bias``, scope ``ALL``): the allowance of the whole's
+    overall index and the largest of an index (percentage points) with where it is."""
     notes = notes.copy()
-    index = out[out["level"] != "mean_score"]
+    index = out[out["level"].isin(("overall", "element", "criterion"))]
     bias = index["pooling_bias"].abs()
     if not bias.notna().any() or not (bias > 0).any():
         return notes
     whole = index[(index["by"] == "ALL") & (index["level"] == "overall")]["pooling_bias"]
     overall = abs(float(whole.iloc[0])) if len(whole) and pd.notna(whole.iloc[0]) else 0.0
+    top = index.loc[bias.idxmax()]
+    variables = [v for v in str(top["by"]).split("+") if v in out.columns]
+    group = ", ".join(f"{v}={top[v]}" for v in variables) or "ALL"
+    answered = top["n_answered"] if pd.notna(top["n_answered"]) else top["n"]
     row = {
         "kind": "pooling_bias", "scope": "ALL", "cells": "", "responses": pd.NA,
         "transactions": np.nan, "share": np.nan,
-        "detail": f"The 95% intervals allow for the bias the pooling may bring, estimated "
-        f"from the weights without pooling (column pooling_bias): {overall:.2f} points for "
-        f"the whole's overall index, at most {float(bias.max()):.2f} points in any row.",
+        "detail": f"The 95% intervals are widened for the bias the pooling may bring, "
+        f"estimated from the weights without pooling (column pooling_bias): {overall:.2f} "
+        f"points for the whole's overall index; at most {float(bias.max()):.2f} points "
+        f"({top['level']} {top['key']}, {group}, {int(answered)} answered).",
     }  # fmt: skip
     extra = pd.DataFrame([row], columns=notes.columns).astype(notes.dtypes.to_dict())
-    return pd.concat([notes, extra], ignore_index=True) if len(notes) else extra
+    return pd.concat([extra, notes], ignore_index=True) if len(notes) else extra
 
 
 def _value_counts(design: SurveyDesign, cells: DomainCells) -> np.ndarray:

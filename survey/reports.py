@@ -892,8 +892,42 @@ def note_lines(report: Report, code: str | None = None) -> list[str]:
     for note in notes.itertuples(index=False):
         if code is not None and note.scope not in (code, "ALL"):
             continue
+        if note.kind == "pooling_bias":
+            text = _bias_text(report, code)
+            if text:
+                lines.append(text)
+            continue
         lines.append(_note_text(note, names.get(note.scope, note.scope)))
     return lines
+
+
+def _bias_text(report: Report, code: str | None) -> str | None:
+    """The pooling allowance of the intervals, for the scope or for agency ``code``: its
+    overall index's and the largest of its indices, with where that is."""
+    table = report.table
+    if table is None or "pooling_bias" not in table.columns:
+        return None
+    rows = table[table["level"].isin(list(BIAS_LEVEL_WORDS))]
+    if code is not None:
+        rows = rows[(rows["by"] == "agency") & (rows["agency"] == code)]
+    bias = rows["pooling_bias"].abs()
+    if rows.empty or not (bias > 0).any():
+        return None
+    top = rows.loc[bias.idxmax()]
+    own = rows[(rows["level"] == "overall") & (rows["by"] == ("agency" if code else "ALL"))]
+    overall = abs(float(own["pooling_bias"].iloc[0])) if len(own) else float("nan")
+    place = [str(BIAS_LEVEL_WORDS[top["level"]]) % {"key": top["key"]}]
+    if top["by"] == "agency":
+        place.append(report.agency_names.get(top["agency"], top["agency"]))
+    elif top["by"] == "ALL":
+        place.append(_("toàn phạm vi"))
+    answered = top["n_answered"] if pd.notna(top["n_answered"]) else top["n"]
+    place.append(_("%(n)s người trả lời", n=int(answered)))
+    unit = (report.agency_names.get(code, code) if code is not None
+            else _("toàn phạm vi"))
+    return NOTE_TEXTS["pooling_bias"] % {
+        "overall": format_percent(overall, 2), "largest": format_percent(float(bias.max()), 2),
+        "unit": unit, "where": ", ".join(place)}
 
 
 def _note_scope_names(report: Report, notes: pd.DataFrame) -> dict[str, str]:
@@ -933,11 +967,13 @@ NOTE_TEXTS = {
         "%(agency)s: không có phiếu nào ở %(cells)s; %(transactions)s hồ sơ (%(share)s%%) "
         "không được đại diện."),
     "pooling_bias": _l(
-        "Khoảng tin cậy 95%% đã tính thêm độ lệch có thể có do việc gộp ô (ước tính bằng "
-        "cách so với trọng số khi chưa gộp): %(overall)s điểm với chỉ số hài lòng chung của "
-        "toàn phạm vi, nhiều nhất %(largest)s điểm ở một chỉ số (cột pooling_bias trong "
-        "tệp tải về)."),
+        "Khoảng tin cậy 95%% đã được nới rộng để tính đến độ lệch có thể có do gộp ô (ước "
+        "tính bằng cách so với kết quả tính theo trọng số khi chưa gộp ô): %(overall)s điểm "
+        "phần trăm ở chỉ số hài lòng chung của %(unit)s; lớn nhất %(largest)s điểm phần trăm "
+        "(%(where)s). Độ lệch của từng chỉ số có trong cột pooling_bias của tệp tải về."),
 }
+BIAS_LEVEL_WORDS = {"overall": _l("chỉ số hài lòng chung"), "element": _l("yếu tố %(key)s"),
+                    "criterion": _l("tiêu chí %(key)s")}
 
 
 PERIOD_FALLBACK_TEXTS = {
@@ -958,6 +994,19 @@ _PERIOD_CELLS = re.compile(
     r"|(?P<larger>\S+) x (?P<days>\d+/\d+)); service_field=(?P<fields>.*)")
 
 
+def _field_list(fields: str | None) -> str:
+    """'1,10,2' as '1, 2, 10': service fields in their order, spaced; a dash for none."""
+    values = [v.strip() for v in str(fields or "").split(",") if v.strip()]
+    if not values:
+        return "–"
+    return ", ".join(sorted(dict.fromkeys(values), key=_field_key))
+
+
+def _field_key(value: str) -> tuple:
+    """Service-field codes in their order: numbers by value (2 before 10), then text."""
+    return (not value.isdigit(), int(value) if value.isdigit() else 0, value)
+
+
 def _period_fallback_text(note, name: str) -> str | None:
     """The Vietnamese sentence of a served-volume period fallback (cells 'period=...')."""
     found = _PERIOD_CELLS.fullmatch(str(note.cells or ""))
@@ -968,12 +1017,11 @@ def _period_fallback_text(note, name: str) -> str | None:
         "agency": name, "period": period_words(found["period"]),
         "first": period_words(found["first"] or ""), "last": period_words(found["last"] or ""),
         "larger": period_words(found["larger"] or ""), "days": found["days"] or "",
-        "fields": found["fields"] or "–",
+        "fields": _field_list(found["fields"]),
         "responses": 0 if pd.isna(note.responses) else int(note.responses)}
 
 
 _POOLS = re.compile(r"pooled into (\d+) weighting cell")
-_BIAS = re.compile(r"([\d.]+) points for the whole's overall index, at most ([\d.]+) points")
 _SERVICE_FIELD_WORDS = _l("lĩnh vực")
 
 
@@ -988,8 +1036,7 @@ def _cells_words(cells: str) -> str:
             by_variable.setdefault(variable if _sep else "", []).append(value if _sep else pair)
     words = []
     for variable, values in by_variable.items():
-        values = sorted(dict.fromkeys(values), key=lambda v: (not v.isdigit(), int(v) if
-                                                                v.isdigit() else 0, v))
+        values = sorted(dict.fromkeys(values), key=_field_key)
         label = str(_SERVICE_FIELD_WORDS) if variable else ""
         words.append(f"{label} {', '.join(values)}".strip())
     return "; ".join(words)
@@ -1002,10 +1049,7 @@ def _note_text(note, name: str) -> str:
         if text is not None:
             return text
     pools = _POOLS.search(str(note.detail or ""))
-    bias = _BIAS.search(str(note.detail or ""))
     values = {
-        "overall": format_percent(float(bias.group(1)), 1) if bias else "–",
-        "largest": format_percent(float(bias.group(2)), 1) if bias else "–",
         "agency": name, "cells": _cells_words(str(note.cells or "")),
         "pools": pools.group(1) if pools else "–",
         "responses": 0 if pd.isna(note.responses) else int(note.responses),
@@ -1085,4 +1129,5 @@ def with_flagged_notes(notes: pd.DataFrame | None, report: Report) -> pd.DataFra
 @require_role("admin", "agency", "analyst")
 def methods():
     """How the indices, intervals, weighting and comparisons are computed, in words."""
-    return render_template("reports/methods.html")
+    return render_template("reports/methods.html",
+                           method=[str(line) % {} for line in workbook.METHOD])

@@ -333,7 +333,12 @@ def test_the_pooling_bias_in_the_intervals_is_said_and_downloaded(client, sessio
     login_as(client, session, "analyst")
     query = "weighting=poststrat&period_kind=year"
     html = client.get(f"/reports/?{query}").get_data(as_text=True)
-    assert "Khoảng tin cậy 95% đã tính thêm độ lệch có thể có do việc gộp ô" in html
+    notes = html[html.index('id="h-notes"'):]
+    # the allowance is said first (it concerns every interval), with where its largest is
+    first = re.search(r"<li>(.*?)</li>", notes, re.S).group(1)
+    assert first.startswith("Khoảng tin cậy 95% đã được nới rộng để tính đến độ lệch")
+    assert "ở chỉ số hài lòng chung của toàn phạm vi" in first
+    assert "lớn nhất 65,00 điểm phần trăm (tiêu chí a1, toàn phạm vi, 4 người trả lời)" in first
     table = pd.read_csv(io.BytesIO(client.get(f"/reports/indices.csv?{query}").data),
                         encoding="utf-8-sig")
     assert "pooling_bias" in table.columns
@@ -347,8 +352,10 @@ def test_the_pooling_bias_in_the_intervals_is_said_and_downloaded(client, sessio
                                    .data), encoding="utf-8-sig")
     assert "pooling_bias" in set(notes["kind"])
     assert "Sở Tư pháp" in client.get(f"/reports/agency/STP?{query}").get_data(as_text=True)
-    assert "độ lệch có thể có do việc gộp ô" in client.get(
+    assert "chỉ số hài lòng chung của Sở Tư pháp; lớn nhất 65,00 điểm phần trăm" in client.get(
         f"/reports/agency/STP?{query}").get_data(as_text=True)
+    methods = client.get("/reports/cach-tinh").get_data(as_text=True)
+    assert "Gộp ô có thể làm lệch ước lượng" in methods and "95%%" not in methods
 
 
 def test_no_interval_where_fewer_than_two_answered_and_the_reason_is_shown(client, session,
