@@ -123,34 +123,48 @@ def raw_statement(statement) -> RawStatement:
 
 
 @contextmanager
-def raw_connection(*, autocommit: bool = False):
-    """A pooled DBAPI connection (returned on exit), for statements built once.
+def raw_connection():
+    """The request's DBAPI connection, for statements built once (`with ... as`).
 
-    `autocommit`: for reads that need no transaction (PostgreSQL then sends no BEGIN and
-    ROLLBACK around them; SQLite's driver begins one only before a write anyway).
-    Otherwise the caller commits; anything not committed is rolled back on exit.
+    Checked out of the pool on first use and returned at teardown (close_session), so a
+    request's statements share one. On PostgreSQL it is in autocommit mode: a statement
+    is its own transaction, and a caller needing more opens one (`driver_connection
+    .transaction()`), so reads send no BEGIN and ROLLBACK. SQLite's driver begins a
+    transaction only before a write; the caller commits it. An error leaving the block
+    rolls back what is open; a connection the server dropped is discarded (not returned to
+    the pool), as SQLAlchemy does for its own, so the next request reconnects.
     """
     engine = current_database().engine
-    connection = engine.raw_connection()
-    dbapi = connection.driver_connection
-    postgres = autocommit and engine.dialect.name == "postgresql"
+    connection = g.get("raw_connection")
+    if connection is None:
+        connection = engine.raw_connection()
+        if engine.dialect.name == "postgresql":
+            connection.driver_connection.autocommit = True
+        g.raw_connection = connection
     try:
-        if postgres:
-            dbapi.autocommit = True
         yield connection
-    except engine.dialect.loaded_dbapi.Error as error:
-        # As SQLAlchemy does for its own connections: one the server dropped is discarded
-        # (not returned to the pool), so the next request reconnects.
-        if engine.dialect.is_disconnect(error, dbapi, None):
-            connection.invalidate(error)
-            postgres = False
+    except BaseException as error:
+        if isinstance(error, engine.dialect.loaded_dbapi.Error) and engine.dialect.is_disconnect(
+                error, connection.driver_connection, None):
+            g.pop("raw_connection")
+            # What SQLAlchemy does on a disconnect: this connection and every other one
+            # the pool holds from before (a restart dropped them all) are replaced.
+            engine.pool._invalidate(connection, error)
+        else:
+            connection.rollback()
         raise
+
+
+def release_raw_connection() -> None:
+    """Return the request's DBAPI connection (raw_connection) to the pool, if it took one."""
+    connection = g.pop("raw_connection", None)
+    if connection is None:
+        return
+    try:
+        if current_database().engine.dialect.name == "postgresql":
+            connection.driver_connection.autocommit = False
     finally:
-        try:
-            if postgres:
-                dbapi.autocommit = False
-        finally:
-            connection.close()
+        connection.close()
 
 
 def raw_execute(cursor, statement, values: dict):
@@ -171,6 +185,7 @@ def close_session(_exc=None):
     db = g.pop("db_session", None)
     if db is not None:
         db.close()
+    release_raw_connection()
 
 
 def alembic_config(url: str) -> AlembicConfig:

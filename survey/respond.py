@@ -148,7 +148,7 @@ def counter_for_token(token: str) -> CounterView:
     The busiest statement of the site: on the pooled DBAPI connection, outside any
     transaction, read afresh on every request (a revoked token is refused at once).
     """
-    with raw_connection(autocommit=True) as connection:
+    with raw_connection() as connection:
         row = raw_execute(connection.cursor(), COUNTER_BY_TOKEN,
                           {"token": normalize_token(token)}).fetchone()
     if row is None:
@@ -458,7 +458,7 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
     }
     database = current_database()
     postgres = database.engine.dialect.name == "postgresql"
-    with raw_connection(autocommit=postgres) as connection:
+    with raw_connection() as connection:
         cursor = connection.cursor()
         # Read before the write takes SQLite's lock; read committed either way, as before.
         row["flags"] = "" if paper_sheet else " ".join(integrity.submission_flags(

@@ -66,9 +66,10 @@ def refuse_malformed_request():
         abort(404)
     if request.routing_exception is not None or request.blueprint != "respond":
         return  # 404/405 follow (the body is not read), or a staff page
-    if _invalid_utf8(request.query_string):
+    query = request.query_string
+    if query and _invalid_utf8(query):
         abort(400)
-    fields = [request.args]
+    fields = [request.args] if query else []
     if request.method in UNSAFE_METHODS:
         if request.mimetype != "application/x-www-form-urlencoded":
             fields.append(request.form)
@@ -123,12 +124,17 @@ def check_origin():
         raise CSRFError("The referrer does not match the host.")
 
 
+SECURITY_HEADERS = (("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff"),
+                    ("X-Frame-Options", "DENY"), ("Referrer-Policy", "same-origin"))
+_SECURITY_NAMES = frozenset(name.lower() for name, _value in SECURITY_HEADERS)
+
+
 def set_headers(response):
+    """The security headers, unless the view set its own (one pass over the headers)."""
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CSP)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "same-origin")
+    present = {name.lower() for name in headers.keys()} & _SECURITY_NAMES
+    headers.extend([(name, value) for name, value in SECURITY_HEADERS
+                    if name.lower() not in present])
     return response
 
 
@@ -139,11 +145,11 @@ def compress(response):
     budget) are read whole when small and compressed like any other body.
     """
     if (
-        response.status_code < 200
+        "gzip" not in request.headers.get("Accept-Encoding", "")
+        or response.status_code < 200
         or response.status_code in (204, 206, 304)
         or "Content-Encoding" in response.headers
         or response.mimetype not in COMPRESSIBLE
-        or "gzip" not in request.headers.get("Accept-Encoding", "")
     ):
         return response
     if response.direct_passthrough:

@@ -3,7 +3,8 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.pool import NullPool
 
 from survey import integrity
 from survey.models import Answer, Response, utcnow
@@ -582,3 +583,27 @@ def test_staff_login_over_https_still_needs_its_own_origin(client):
     wrong_password = client.post("/admin/login", base_url=HTTPS, data=data,
                                  headers={"Origin": HTTPS})
     assert wrong_password.status_code not in (400, 500)
+
+
+@pytest.mark.parametrize("database_url", [pytest.param("postgresql",
+                                                        marks=pytest.mark.postgres)],
+                         indirect=True)
+def test_a_dropped_database_connection_costs_one_500_then_the_page_works(
+        app, client, session, make_counter, database_url):
+    # A PostgreSQL restart or failover drops the pooled connections the public pages use
+    # (no ping before each checkout): one request gets the 500 page, the next reconnects.
+    counter = make_counter()
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    assert client.get(f"/r/{counter.token}").status_code == 200
+    outside = create_engine(database_url, poolclass=NullPool)
+    with outside.connect() as connection:  # every connection the app's pool holds
+        connection.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    outside.dispose()
+    assert client.get(f"/r/{counter.token}").status_code == 500
+    assert client.get(f"/r/{counter.token}").status_code == 200
+    hidden = form_fields(client.get(f"/r/{counter.token}").get_data(as_text=True))
+    assert client.post(f"/r/{counter.token}", data={**hidden, **complete_answers()}) \
+        .status_code == 303
+    assert counts(session)[0] == 1
