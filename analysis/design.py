@@ -71,9 +71,10 @@ class SurveyDesign:
         as R's ``svyrecvar``), or None for the exact least-squares projection.
     min_cell_n : int
         Post-stratification: the pooling threshold used (1: no pooling).
-    unpooled_cell, unpooled_weight : numpy.ndarray or None
-        Post-stratification with pooling: each respondent's post-stratum before pooling and
-        the weight of each such post-stratum without the pooling (see
+    unpooled_cell, unpooled_weight, across_weight : numpy.ndarray or None
+        Post-stratification with pooling: each respondent's post-stratum before pooling, the
+        weight of each such post-stratum without the pooling, and the same with the empty
+        cells carried by their field in other agencies (see
         :class:`analysis.weighting.PostStrata`); None when nothing was pooled.
     notes : pandas.DataFrame
         What the weighting pooled, dropped or could not represent, one row each, with the
@@ -98,6 +99,7 @@ class SurveyDesign:
     notes: pd.DataFrame = field(default_factory=notes_frame)
     unpooled_cell: np.ndarray | None = None
     unpooled_weight: np.ndarray | None = None
+    across_weight: np.ndarray | None = None
     _codes: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict, repr=False)
 
     @property
@@ -295,7 +297,7 @@ def unpooled(strata, fine: np.ndarray) -> dict:
     if strata.unpooled_weight is None:
         return {}
     return {"unpooled_cell": np.asarray(fine, dtype=np.int64),
-            "unpooled_weight": strata.unpooled_weight}
+            "unpooled_weight": strata.unpooled_weight, "across_weight": strata.across_weight}
 
 
 def _drop_blank_strata(

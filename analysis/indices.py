@@ -288,6 +288,7 @@ def compute_indices(
         part = _Grouping(
             design, element_map, group, len(labels),
             whole=whole if split else None, keep_rows=split and whole is None,
+            across=_across_agencies(design, grouping),
         )  # fmt: skip
         if whole is None:
             whole = part
@@ -316,11 +317,18 @@ def compute_indices(
     out["n_answered"] = out["n_answered"].astype("Int64")
     out["n"] = out["n"].astype("int64")
     _holm_and_marks(out, 1.0 - float(level), int(min_n))
-    out.attrs["notes"] = _with_bias_note(design.notes, out)
+    out.attrs["notes"] = _with_bias_note(design.notes, out, float(level))
     return out
 
 
-def _with_bias_note(notes: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+def _across_agencies(design: SurveyDesign, grouping: Sequence[str]) -> bool:
+    """Whether a grouping's groups may span agencies (the first post-stratum variable)."""
+    if design.weighting != "poststrat" or design.cells.shape[1] == 0:
+        return False
+    return design.cells.columns[0] not in grouping
+
+
+def _with_bias_note(notes: pd.DataFrame, out: pd.DataFrame, level: float) -> pd.DataFrame:
     """The design's notes, led, where pooled post-strata put a bias allowance in the
     intervals, by one more (``pooling_bias``, scope ``ALL``): the allowance of the whole's
     overall index and the largest of an index (percentage points) with where it is."""
@@ -338,7 +346,7 @@ def _with_bias_note(notes: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
     row = {
         "kind": "pooling_bias", "scope": "ALL", "cells": "", "responses": pd.NA,
         "transactions": np.nan, "share": np.nan,
-        "detail": f"The 95% intervals are widened for the bias the pooling may bring, "
+        "detail": f"The {100 * level:g}% intervals are widened for the bias the pooling may bring, "
         f"estimated from the weights without pooling (column pooling_bias): {overall:.2f} "
         f"points for the whole's overall index; at most {float(bias.max()):.2f} points "
         f"({top['level']} {top['key']}, {group}, {int(answered)} answered).",
@@ -414,7 +422,7 @@ def _criteria_floor(
 
 def _pooling_bias(
     design: SurveyDesign, emap: ElementMap, group: np.ndarray, n_groups: int,
-    estimate: np.ndarray,
+    estimate: np.ndarray, across: bool = False,
 ) -> np.ndarray:
     """Estimated bias of the pooled post-stratified estimates: the same estimates with the
     weights the respondents would have without the pooling (each pool keeping its
@@ -428,8 +436,16 @@ def _pooling_bias(
     estimated mean squared error), so the interval covers the index of every served
     transaction also where the pooled cells differ in weight and in satisfaction. The
     ``se`` column stays the linearization SE of the pooled estimate (R's).
+
+    ``across``: for groupings that are not within one agency (the whole file, a service
+    field, a period): the transactions of pooled cells without respondents are carried by
+    the same field's respondents in the other agencies (``design.across_weight``), so the
+    difference also probes the bias of standing for an empty field by the agency's other
+    fields -- which no estimate within the agency can see.
     """  # fmt: skip
     fine_cell, fine_weight = design.unpooled_cell, design.unpooled_weight
+    if across and design.across_weight is not None:
+        fine_weight = design.across_weight
     freq = row_freq(design)
     size = np.bincount(fine_cell, weights=freq, minlength=len(fine_weight)).astype("float64")
     weight = fine_weight
@@ -467,6 +483,7 @@ class _Grouping:
         n_groups: int,
         whole: _Grouping | None = None,
         keep_rows: bool = False,
+        across: bool = False,
     ):
         self.design, self.emap, self.group, self.n_groups = design, emap, group, n_groups
         self.keep_rows = keep_rows  # keep the composites' influence per respondent (ALL)
@@ -543,7 +560,7 @@ class _Grouping:
         # Pooled post-strata: the interval also allows for the bias the pooling may bring.
         self.pool_bias: np.ndarray | None = None
         if design.unpooled_cell is not None and self.se_ci is not None:
-            bias = _pooling_bias(design, emap, group, n_groups, self.estimate)
+            bias = _pooling_bias(design, emap, group, n_groups, self.estimate, across)
             self.pool_bias = np.where(ok, bias, np.nan)
             self.se_ci = np.where(ok, np.hypot(self.se_ci, bias), np.nan)
         self.e_def = e_def
@@ -1570,7 +1587,8 @@ def compare_periods(
         group, labels = design.groups(list(grouping) + [period])
         if len(labels) == 0:
             continue
-        part = _Grouping(design, element_map, group, len(labels))
+        part = _Grouping(design, element_map, group, len(labels),
+                         across=_across_agencies(design, grouping))
         pairs = []
         keyed = labels.groupby(list(grouping), sort=False) if grouping else [((), labels)]
         for _, sub in keyed:

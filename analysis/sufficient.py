@@ -171,10 +171,20 @@ def vector_design(
         cell, cells, _ = _cells(vectors, variables)
         sample = np.bincount(cell, weights=freq, minlength=len(cells))
         strata = poststratify(cells, sample, totals, drop_empty_cells, min_cell_n)
-        extra = {"min_cell_n": int(min_cell_n), **unpooled(strata, cell)}
+        fine = cell
         cell, cells = strata.cell_of[cell], strata.cells
         size, weights = strata.size.astype("float64"), strata.weights
         notes += strata.notes
+        if (cell < 0).any():  # agencies whose total is 0: left out (noted), as make_design
+            keep = cell >= 0
+            if freq[keep].sum() < 2:
+                raise AnalysisInputError(
+                    "totals: fewer than 2 responses are left once the agencies with a total "
+                    "of 0 are left out"
+                )
+            vectors, answers, freq = vectors[keep], answers[keep], freq[keep]
+            cell, fine = cell[keep], fine[keep]
+        extra = {"min_cell_n": int(min_cell_n), **unpooled(strata, fine)}
     return VectorDesign(
         data=vectors.reset_index(drop=True),
         criteria=tuple(criteria),

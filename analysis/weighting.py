@@ -93,6 +93,12 @@ class PostStrata:
         respondents; 0 for a cell whose total is 0). None when nothing was pooled. Its
         estimate less the pooled one estimates the bias the pooling brings (see
         :func:`analysis.compute_indices`).
+    across_weight : numpy.ndarray or None
+        Per sample cell: as ``unpooled_weight``, except that the transactions of a pooled
+        population cell without respondents go to the respondents of the same service
+        field (the variables after the first) in the other agencies, in proportion to their
+        cells' N_c, instead of to its own agency's other fields. A probe of the bias of
+        estimates over several agencies; None when no empty cell's field has respondents.
     """
 
     cell_of: np.ndarray
@@ -101,6 +107,7 @@ class PostStrata:
     population: np.ndarray
     notes: list[dict]
     unpooled_weight: np.ndarray | None = None
+    across_weight: np.ndarray | None = None
 
     @property
     def weights(self) -> np.ndarray:
@@ -280,11 +287,15 @@ def poststratify(
     sizes_h: list[float] = []
     population_h: list[float] = []
 
+    empty_of: dict[tuple[str, ...], int] = {}  # pooled empty population cell -> its pool
+
     def add_cell(group: list[tuple[tuple[str, ...], float]]) -> None:
         h = len(labels)
         for key, _ in group:
             if key in index_of:
                 cell_of[index_of[key]] = h
+            else:
+                empty_of[key] = h
         labels.append(_joined(group))
         sizes_h.append(sum(size for _, size in group))
         population_h.append(sum(population[key] for key, _ in group))
@@ -385,7 +396,40 @@ def poststratify(
     cells_h = pd.DataFrame(labels, columns=variables)
     sizes_h, population_h = np.array(sizes_h), np.array(population_h)
     unpooled = _unpooled_weights(keys, sizes, cell_of, population, sizes_h, population_h)
-    return PostStrata(cell_of, cells_h, sizes_h, population_h, notes, unpooled)
+    across = _across_weights(keys, sizes, cell_of, population, sizes_h, population_h, empty_of)
+    if across is not None and unpooled is None:
+        unpooled = np.where(cell_of >= 0, (population_h / sizes_h)[np.maximum(cell_of, 0)], 0.0)
+    return PostStrata(cell_of, cells_h, sizes_h, population_h, notes, unpooled, across)
+
+
+def _across_weights(keys, sizes, cell_of, population, sizes_h, population_h, empty_of):
+    """:attr:`PostStrata.across_weight`: the unpooled weights, each empty population cell's
+    transactions carried by its field's respondents in the other agencies."""
+    inside = (cell_of >= 0) & (sizes > 0)
+    own = np.array([max(population.get(key, 0.0), 0.0) for key in keys])
+    field_of = [key[1:] for key in keys]
+    field_total: dict[tuple[str, ...], float] = {}
+    for k in np.flatnonzero(inside):
+        field_total[field_of[k]] = field_total.get(field_of[k], 0.0) + own[k]
+    moved = np.zeros(len(sizes_h))  # transactions leaving each pool
+    field_extra: dict[tuple[str, ...], float] = {}
+    for key, h in empty_of.items():
+        count = population.get(key, 0.0)
+        if count > 0 and field_total.get(key[1:], 0.0) > 0:
+            moved[h] += count
+            field_extra[key[1:]] = field_extra.get(key[1:], 0.0) + count
+    if not field_extra:
+        return None
+    h = np.where(inside, cell_of, 0)
+    held = np.bincount(h[inside], weights=own[inside], minlength=len(sizes_h))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fine = own / sizes
+        base = np.where(held[h] > 0, fine * (population_h[h] - moved[h]) / held[h],
+                        (population_h[h] - moved[h]) / sizes_h[h])
+        extra = np.array([field_extra.get(f, 0.0) / field_total[f] if f in field_total
+                          else 0.0 for f in field_of])
+        weight = base + fine * extra
+    return np.where(inside, weight, 0.0)
 
 
 def _unpooled_weights(keys, sizes, cell_of, population, sizes_h, population_h):

@@ -135,8 +135,8 @@ def test_intervals_allow_for_the_bias_of_pooling():
 
 
 def test_pooling_bias_is_the_unpooled_estimate_less_the_pooled():
-    """A second computation of ``pooling_bias``: the weights without pooling (N_c / n_c,
-    each pool keeping its population) applied by hand."""
+    """A second computation of ``pooling_bias`` of the agencies: the weights without
+    pooling (N_c / n_c, each pool keeping its population) applied by hand."""
     volumes, p = population(heavy=True)
     frame = next(samples(p))
     rows = table(frame, "poststrat", volumes)
@@ -159,10 +159,9 @@ def test_pooling_bias_is_the_unpooled_estimate_less_the_pooled():
         elems = [crit[cs].mean() for cs in ELEMENTS.values()]
         return 100 * crit, 100 * np.mean(elems)
 
-    for agency in [None, *sorted(frame["agency"].unique())]:
-        mask = np.ones(len(frame), bool) if agency is None else (frame["agency"] == agency)
-        mine = rows[rows["by"] == "ALL"] if agency is None else rows[rows["agency"] == agency]
-        mask = np.asarray(mask)
+    for agency in sorted(frame["agency"].unique()):
+        mask = (frame["agency"] == agency).to_numpy()
+        mine = rows[rows["agency"] == agency]
         crit_f, overall_f = index(w, mask)
         crit_p, overall_p = index(pooled_w, mask)
         got = mine.set_index(["level", "key"])["pooling_bias"]
@@ -196,9 +195,47 @@ def test_the_tests_of_difference_carry_the_pooling_bias_too(monkeypatch):
 
     with_bias = tests()
     monkeypatch.setattr("analysis.indices._pooling_bias",
-                        lambda design, emap, group, n, estimate: np.zeros(estimate.shape))
+                        lambda design, emap, group, n, estimate, *args: np.zeros(estimate.shape))
     without = tests()
     for allowed, plain in zip(with_bias, without, strict=True):
         tested = np.isfinite(plain)
         assert (allowed[tested] >= plain[tested] - 1e-12).all()
         assert (allowed[tested] > plain[tested] + 1e-6).any()
+
+
+def test_the_whole_file_probes_empty_cells_with_their_field_elsewhere():
+    """Over several agencies, an empty cell's transactions are carried by its field's
+    respondents in the other agencies (what pooling within the agency cannot see). By hand,
+    with every agency one weighting cell (min_cell_n above any agency's size)."""
+    volumes, p = population(heavy=True)
+    frame = next(samples(p))
+    frame = frame[~((frame["agency"] == "A0") & frame["field"].isin(["F0", "F1"]))]
+    rows = table(frame, "poststrat", volumes, min_cell_n=1000)
+    design = analysis.make_design(frame, CRITERIA, "poststrat", totals=totals(volumes),
+                                  min_cell_n=1000)
+    N = totals(volumes).set_index(["agency", "field"])["count"]
+    cells = frame.assign(n=1).groupby(["agency", "field"])["n"].sum()
+    empty = N[~N.index.isin(cells.index)]
+    empty = empty[empty.index.get_level_values("field").isin(cells.index.get_level_values(1))]
+    assert ("A0", "F0") in empty.index  # the sample leaves empty cells with a field elsewhere
+    field_total = N[cells.index].groupby(level="field").sum()
+    extra = empty.groupby(level="field").sum().reindex(field_total.index, fill_value=0.0)
+    extra = extra / field_total
+    moved = empty.groupby(level="agency").sum()
+    held = N[cells.index].groupby(level="agency").sum()
+    agency_total = N.groupby(level="agency").sum()
+    key = list(zip(frame["agency"], frame["field"], strict=True))
+    own = N.loc[key].to_numpy() / cells.loc[key].to_numpy()
+    a = frame["agency"].to_numpy()
+    left = agency_total[a].to_numpy() - moved.reindex(a, fill_value=0).to_numpy()
+    base = own * left / held[a].to_numpy()
+    w = base + own * extra.reindex(frame["field"], fill_value=0).to_numpy()
+    assert w.sum() == pytest.approx(N[N.index.get_level_values(0).isin(set(a))].sum())
+    sat = frame[CRITERIA].ge(4).astype(float)
+    ans = frame[CRITERIA].notna().astype(float)
+    crit = lambda weights: 100 * (sat.mul(weights, axis=0).sum()  # noqa: E731
+                                  / ans.mul(weights, axis=0).sum())
+    got = rows[rows["by"] == "ALL"].set_index(["level", "key"])["pooling_bias"]
+    for c in CRITERIA:
+        np.testing.assert_allclose(got[("criterion", c)],
+                                   crit(w)[c] - crit(design.weights)[c], atol=1e-9)

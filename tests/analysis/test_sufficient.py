@@ -65,6 +65,22 @@ def test_reference_data_from_vectors_equals_compute_indices(weighting, min_cell_
     assert want["diff_p_adj"].notna().any()
 
 
+def test_an_agency_whose_whole_total_is_0_is_left_out_alike():
+    """Counted vectors leave out an agency of total 0 (noted) as the rows do; no crash."""
+    frame = responses()
+    emap = element_map()
+    totals = analysis.read_totals(DATA / "totals_agency_field.csv")
+    gone = totals["agency"].iloc[0]
+    totals.loc[totals["agency"] == gone, "count"] = 0
+    options = {"by": "agency", "weighting": "poststrat", "totals": totals}
+    want = analysis.compute_indices(frame, emap, **options)
+    assert "zero_total_dropped" in set(want.attrs["notes"]["kind"])
+    got = compute_from_vectors(vector_counts(frame, emap.criteria, ["agency", "field"]), emap,
+                               **options)
+    assert_same(got, want)
+    assert gone not in set(got["agency"].dropna())
+
+
 def test_rows_that_repeat_are_counted_once_with_their_count():
     """Responses duplicated many times collapse to few vectors; the table is unchanged."""
     frame = responses().head(60)
