@@ -439,7 +439,7 @@ def read_context(cursor, counter_id: int, agency_id: int, client: str, at: datet
         else:
             answers[question_id] = value
     previous = tuple(Prior(*given[response_id]) for response_id in sorted(given, reverse=True))
-    labels, starts = period_labels(at), window_starts(at)
+    labels, starts = _periods(at.astimezone(LOCAL_TIME).date())
     client_count, *served_in, counted = raw_execute(cursor, NUMBERS, {
         "counter": counter_id, "client": client,
         "since_bucket": bucket_of(at - timedelta(hours=1)), "agency": agency_id,
@@ -450,6 +450,13 @@ def read_context(cursor, counter_id: int, agency_id: int, client: str, at: datet
     return Context(client_submissions=int(client_count), previous=previous,
                    served=None if served is None else int(served),
                    counted=0 if served is None else int(counted or 0))
+
+
+@functools.lru_cache(maxsize=4)
+def _periods(local_day) -> tuple[dict, dict]:
+    """This local day's period labels and window starts (the same all day)."""
+    moment = datetime.combine(local_day, time(12), LOCAL_TIME)
+    return period_labels(moment), window_starts(moment)
 
 
 # The settings Rules.from_config reads: parsed once per distinct set of values.

@@ -169,14 +169,16 @@ def live_counter_or_410(token: str) -> CounterView:
     return counter
 
 
+NO_STORE = (("Cache-Control", "no-store"),)
+
+
 def render_form(counter, token, form, status=200, notice=None):
     questionnaire = form.questionnaire
     # (A receipt code is carried in the form's action by url_defaults: rendered in full.)
     if (isinstance(form, BlankForm) and notice is None and not current_app.debug
             and g.get("receipt_code") is None):
-        response = make_response(blank_page(counter, token, form), status)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return current_app.response_class(blank_page(counter, token, form), status,
+                                          NO_STORE, mimetype="text/html")
     response = make_response(
         render_template(
             "respond/form.html",
@@ -215,14 +217,14 @@ def _page_parts(questionnaire) -> list[str]:
     parts = []
     for index, piece in enumerate(SLOT.split(html)):
         if index % 3 == 0:
-            parts.append(piece)
+            parts.append(piece.encode())  # UTF-8 once, not on every request
         elif piece is not None:
             parts.append(piece)
     return parts
 
 
-def blank_page(counter, token: str, form: BlankForm) -> str:
-    """The questionnaire page as first served, from the cached parts (see SLOT)."""
+def blank_page(counter, token: str, form: BlankForm) -> bytes:
+    """The questionnaire page as first served (UTF-8), from the cached parts (see SLOT)."""
     questionnaire = form.questionnaire
     # (select_locale is what get_locale parses: the same language, without building a Locale.)
     key = (questionnaire.id, questionnaire.version, questionnaire.source, select_locale(),
@@ -235,8 +237,8 @@ def blank_page(counter, token: str, form: BlankForm) -> str:
     values = {"started": form.started.data,
               "key": form.submission_key.data, "agency": counter.agency.name,
               "label": counter.label, "token": token}
-    return "".join(piece if index % 2 == 0 else escape(values[piece])
-                   for index, piece in enumerate(parts))
+    return b"".join(piece if index % 2 == 0 else str(escape(values[piece])).encode()
+                    for index, piece in enumerate(parts))
 
 
 def warm_up(app) -> None:

@@ -30,7 +30,7 @@ def test_the_cached_blank_page_is_the_rendered_page(app, agency, label, lang,
         counter = respond.CounterView(7, label, questionnaire_id,
                                       respond.AgencyView(3, "STP", agency), usable=True)
         form = respond.new_form(questionnaire, counter.id)
-        cached = respond.blank_page(counter, TOKEN, form)
+        cached = respond.blank_page(counter, TOKEN, form).decode()
         rendered = render_template(
             "respond/form.html", counter=counter, token=TOKEN, form=form,
             questionnaire=questionnaire, answers=form.raw_answers(), notice=None)
