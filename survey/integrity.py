@@ -12,6 +12,7 @@ import re
 import secrets
 import time as time_module
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
@@ -421,12 +422,24 @@ NUMBERS = select(
 
 def read_context(cursor, counter_id: int, agency_id: int, client: str, at: datetime,
                  rules: Rules) -> Context:
-    """What `reasons` needs, in two indexed queries built once, on a DBAPI cursor."""
+    """What `reasons` needs, in two indexed queries built once, on a DBAPI cursor (sent
+    together on PostgreSQL: one round trip)."""
+    labels, starts = _periods(at.astimezone(LOCAL_TIME).date())
+    connection = cursor.connection
+    numbers_cursor = connection.cursor()
+    with getattr(connection, "pipeline", nullcontext)():
+        raw_execute(cursor, RECENT_WITH_ANSWERS, {
+            "counter": counter_id, "recent": max(rules.run_length - 1, 1),
+            "run_since": at - rules.run_window})
+        raw_execute(numbers_cursor, NUMBERS, {
+            "counter": counter_id, "client": client,
+            "since_bucket": bucket_of(at - timedelta(hours=1)), "agency": agency_id,
+            **{f"{window}_label": labels[window] for window in ("month", "quarter", "year")},
+            **{f"{window}_start": starts[window] for window in ("month", "quarter", "year")},
+        })
     given: dict[int, tuple[datetime, dict]] = {}
     read_when = raw_statement(RECENT_WITH_ANSWERS).reader(1)  # once per response, not row
-    for response_id, when, question_id, value in raw_execute(cursor, RECENT_WITH_ANSWERS, {
-            "counter": counter_id, "recent": max(rules.run_length - 1, 1),
-            "run_since": at - rules.run_window}).fetchall():
+    for response_id, when, question_id, value in cursor.fetchall():
         if response_id not in given:
             given[response_id] = (as_utc(read_when(when)), {})
         if question_id is None:
@@ -439,13 +452,8 @@ def read_context(cursor, counter_id: int, agency_id: int, client: str, at: datet
         else:
             answers[question_id] = value
     previous = tuple(Prior(*given[response_id]) for response_id in sorted(given, reverse=True))
-    labels, starts = _periods(at.astimezone(LOCAL_TIME).date())
-    client_count, *served_in, counted = raw_execute(cursor, NUMBERS, {
-        "counter": counter_id, "client": client,
-        "since_bucket": bucket_of(at - timedelta(hours=1)), "agency": agency_id,
-        **{f"{window}_label": labels[window] for window in ("month", "quarter", "year")},
-        **{f"{window}_start": starts[window] for window in ("month", "quarter", "year")},
-    }).fetchone()  # client, month, quarter, year, counted
+    # client, month, quarter, year, counted
+    client_count, *served_in, counted = numbers_cursor.fetchone()
     served = next((figure for figure in served_in if figure is not None), None)
     return Context(client_submissions=int(client_count), previous=previous,
                    served=None if served is None else int(served),
