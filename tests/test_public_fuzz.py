@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote_from_bytes
 
 import pytest
+from flask_wtf.csrf import same_origin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -132,8 +133,13 @@ def mutate_csrf(fuzz, draw):
     if draw(st.booleans()):
         fuzz.expired = True
     else:
-        fuzz.headers = {"Origin": draw(st.sampled_from(
-            ["http://evil.example", "https://localhost", "http://localhost:81"]))}
+        fuzz.headers = {"Origin": draw(st.one_of(
+            st.sampled_from(["http://evil.example", "https://localhost", "http://localhost:81",
+                             "http://localhost.evil.example", "=HYPERLINK(\"x\")"]),
+            st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126),
+                    min_size=1, max_size=60),
+        ).filter(lambda origin: origin.strip() not in ("", "null")
+                 and not same_origin(origin.strip(), "http://localhost/")))}
 
 
 def mutate_key(fuzz, draw):
