@@ -94,14 +94,6 @@ class RawStatement:
         return [order({**self.defaults, **row}) if self.defaults else order(row)
                 for row in rows]
 
-    def rows(self, cursor) -> list[tuple]:
-        """The cursor's rows, each column read as its type reads it (e.g. SQLite datetimes)."""
-        rows = cursor.fetchall()
-        if self.readers is None:
-            return rows
-        return [tuple(value if read is None or value is None else read(value)
-                      for read, value in zip(self.readers, row, strict=True)) for row in rows]
-
     def parameters(self, values: dict):
         values = {**self.defaults, **values}
         for name, processor in self.processors.items():
@@ -151,7 +143,11 @@ def raw_connection():
             # the pool holds from before (a restart dropped them all) are replaced.
             engine.pool._invalidate(connection, error)
         else:
-            connection.rollback()
+            try:
+                connection.rollback()
+            except engine.dialect.loaded_dbapi.Error:  # broken: never back to the pool
+                g.pop("raw_connection", None)
+                connection.invalidate()
         raise
 
 
@@ -160,11 +156,14 @@ def release_raw_connection() -> None:
     connection = g.pop("raw_connection", None)
     if connection is None:
         return
-    try:
-        if current_database().engine.dialect.name == "postgresql":
+    engine = current_database().engine
+    if engine.dialect.name == "postgresql":
+        try:
             connection.driver_connection.autocommit = False
-    finally:
-        connection.close()
+        except engine.dialect.loaded_dbapi.Error:  # broken: never back to the pool
+            connection.invalidate()
+            return
+    connection.close()
 
 
 def raw_execute(cursor, statement, values: dict):
