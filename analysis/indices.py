@@ -395,28 +395,46 @@ def _composite_estimates(
     return k_def, crit_share, elem_est, inv_e, overall_est
 
 
-def _criteria_floor(
-    q: np.ndarray, counts: np.ndarray, answered: np.ndarray, r0: np.ndarray,
-    inv_den: np.ndarray, cells: DomainCells,
+def _variance_floor(
+    q: np.ndarray, counts: np.ndarray, answered: np.ndarray, inv_den: np.ndarray,
+    group_est: np.ndarray, group_var: np.ndarray, cells: DomainCells,
 ) -> np.ndarray:
-    """The influence sums of squares the intervals use: ``q``, the criteria's at least
-    what one more respondent at the group's estimate would make them.
+    """The influence sums of squares the intervals use: ``q``, those of the criteria's
+    indices and mean scores at least what one more respondent like the group would make
+    them.
 
-    A criterion's answers are 0/1: the m respondents of a domain cell contribute
-    m p(1 - p) / den^2 with p their share satisfied, which is 0 whenever they happen to
-    agree -- often, with ten respondents and p near 0 or 1 (0.7^10 = 3%). Where such a
-    cell carries a large weight the interval is then too short exactly when the estimate
-    is off (an outside tester's province: the criteria of the whole covered 92%). The
-    floor is m p~(1 - p~) / den^2 with p~ = (x + R) / (m + 1), one pseudo-respondent at
-    the group's index R (Agresti and Coull's idea, in the variance only); it changes a
-    cell of mixed answers little and never the ``se`` column.
+    Per domain cell and criterion (index and mean score), with m the cell's answerers, ybar
+    and SSD their mean and sum of squares, G the group's estimate and V_G its weighted
+    variance per answerer, the floor is
+
+        m / (m + 1) * (SSD + m / (m + 1) * (ybar - G)^2 + V_G) / den^2,
+
+    the sum of squares of the m answers and a pseudo-respondent drawn from the group,
+    scaled back to m (for a 0/1 index: m p~(1 - p~) / den^2 with p~ = (x + G) / (m + 1),
+    Agresti and Coull's idea, in the variance only). The m respondents of a cell often
+    agree -- with ten of them and a share near 0 or 1 (0.7^10 = 3%) -- and then add no
+    variance; where such a cell carries a large weight the interval was too short exactly
+    when the estimate was off (an outside tester's province: the criteria of the whole
+    covered 92%). Composites get no floor: their influence averages several criteria, and
+    a floor from the criteria's (as if independent) would bind on ordinary data whose
+    criteria are not correlated; where every answer of a group agrees, the exact bound
+    applies (:func:`interval`). The ``se`` column is never changed.
     """  # fmt: skip
-    x = counts @ SATISFIED
-    share = (x + r0[cells.group]) / (answered + 1.0)
-    floor = answered * share * (1.0 - share) * inv_den[cells.group] ** 2
-    out = q.copy()
     n_crit = answered.shape[1]
-    out[:, :n_crit] = np.maximum(q[:, :n_crit], floor)
+    g = cells.group
+    m = answered
+    with np.errstate(invalid="ignore", divide="ignore"):
+        crit_floor = []
+        for k, values in enumerate((SATISFIED, SCORES)):
+            total = counts @ values
+            ybar = np.divide(total, m, out=np.zeros(m.shape), where=m > 0)
+            ssd = np.maximum(counts @ (values * values) - m * ybar * ybar, 0.0)
+            est = np.nan_to_num(group_est[:, k * n_crit : (k + 1) * n_crit])[g]
+            var = np.nan_to_num(group_var[:, k * n_crit : (k + 1) * n_crit])[g]
+            floor = m / (m + 1) * (ssd + m / (m + 1) * (ybar - est) ** 2 + var)
+            crit_floor.append(floor * inv_den[g] ** 2)
+    out = q.copy()
+    out[:, : 2 * n_crit] = np.maximum(q[:, : 2 * n_crit], np.concatenate(crit_floor, axis=1))
     return out
 
 
@@ -548,10 +566,12 @@ class _Grouping:
             [answered, answered, np.repeat(cells.size[:, None], n_elem + 1, axis=1)], axis=1
         )
         self.behind = behind
-        split = interval_variance(
-            design, cells, _criteria_floor(q, counts, answered, r0, inv_den, cells), behind,
-            self.variance,
-        )  # fmt: skip
+        # each criterion's weighted variance per answerer in the group (index, mean score)
+        wsq = cells.group_sum(design.cell_weight[cells.cell][:, None] * total2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            spread = np.concatenate([idx_est * (1 - idx_est), wsq / idx_den - m0 * m0], axis=1)
+        floored = _variance_floor(q, counts, answered, inv_den, self.estimate, spread, cells)
+        split = interval_variance(design, cells, floored, behind, self.variance)
         if split is None:
             self.se_ci = self.df_ci = None
         else:
@@ -566,7 +586,6 @@ class _Grouping:
         self.e_def = e_def
 
         # Design effects against simple random sampling of the answers.
-        wsq = cells.group_sum(w[:, None] * total2)
         group_counts = cells.group_sum(counts[:, :, 1:])  # (G, C, 5)
         spread = (group_counts > 0).sum(axis=2) > 1  # answers not all equal
         n_ans = self.n_ans

@@ -161,19 +161,30 @@ one_group <- function(des, idx, by_label, labels) {
   # leverages of the n_obs respondents, 1) in the projection on every margin's dummy columns
   # (the diagonal of the hat matrix, here from a QR decomposition).
   w_all <- weights(des)
-  # A criterion (sat: its 0/1 answers, e its index, wsa its weighted answers): each cell's
-  # sum of squares is at least m p (1 - p) / wsa^2 with p = (x + e) / (m + 1), x the
-  # satisfied among the m who answered: one pseudo-respondent at the group's index.
-  split_var <- function(z, counted, sat = NULL, e = NA, wsa = NA) {
+  # Floors (METHODS section 4): each cell's sum of squares of a criterion's (kind "s") or
+  # mean score's ("y") influence is at least m/(m+1) (SSD + m/(m+1) (ybar - G)^2 + V_G) / D^2,
+  # m the cell's answerers in the group, ybar and SSD their mean and sum of squares, G the
+  # group's estimate, V_G its weighted variance per answerer and D their weight: the m
+  # answers and one pseudo-respondent like the group. Composites have no floor.
+  cell_floor <- function(cr, kind = "s") {
+    a <- d[[paste0("a_", cr)]] * idx
+    v <- d[[paste0(kind, "_", cr)]]
+    v[is.na(v)] <- 0
+    D <- sum(w_all * a)
+    m <- tapply(a, cell_now, sum)
+    if (D == 0) return(m * 0)
+    G <- sum(w_all * a * v) / D
+    VG <- sum(w_all * a * (v - G)^2) / D
+    ybar <- tapply(a * v, cell_now, sum) / pmax(m, 1)
+    ssd <- tapply(a * (v - ybar[cell_now])^2, cell_now, sum)
+    m / (m + 1) * (ssd + m / (m + 1) * (ybar - G)^2 + VG) / D^2
+  }
+  split_var <- function(z, counted, floor = NULL) {
     if (raking) return(list(used = max(sum(leverage[counted]), 1)))
     zbar <- ave(z, cell_now)
     ssd <- tapply((z - zbar)^2, cell_now, sum)
     m <- tapply(as.numeric(counted), cell_now, sum)
-    if (!is.null(sat)) {
-      x <- tapply(as.numeric(counted & sat == 1), cell_now, sum)
-      p <- (x + e) / (m + 1)
-      ssd <- pmax(ssd, m * p * (1 - p) / wsa^2)
-    }
+    if (!is.null(floor)) ssd <- pmax(ssd, floor)
     wh <- tapply(w_all, cell_now, function(x) x[1])
     v <- wh^2 * ssd * ifelse(m >= 2, m / pmax(m - 1, 1), n_file / (n_file - 1))
     list(var = sum(v), df = sum(v)^2 / sum(v^2 / pmax(m - 1, 1)))
@@ -269,7 +280,8 @@ one_group <- function(des, idx, by_label, labels) {
         spread <- length(unique(v[a == 1])) > 1
         if (n_ans >= 2 && spread && sigma2 > 0) deff <- s^2 / (sigma2 / (n_ans - 1))
         if (kind == "mean_score") {
-          sp <- split_var(z_of(cr, "mean") / 4, answered_here)
+          sp <- split_var(z_of(cr, "mean") / 4, answered_here,
+                          if (raking) NULL else cell_floor(cr, "y") / 16)
           ci <- logit_t((e - 1) / 4, s / 4, n_ans, kn, sp, 0.25)
           lo <- 1 + 4 * ci$ci[1]; hi <- 1 + 4 * ci$ci[2]; method <- ci$method; df <- ci$df
         } else if (n_ans >= 2) {
@@ -280,7 +292,7 @@ one_group <- function(des, idx, by_label, labels) {
             half <- qt(0.975, n_ans - 1) * s / (e * (1 - e))
             stopifnot(abs(ci[1] - plogis(qlogis(e) - half)) < 1e-9)
             ci <- logit_t(e, s, n_ans, kn, split_var(z_of(cr), answered_here,
-                                                     d[[paste0("s_", cr)]], e, wsa))
+                                                     if (raking) NULL else cell_floor(cr)))
             lo <- ci$ci[1]; hi <- ci$ci[2]; method <- ci$method; df <- ci$df
           } else {
             ci <- if (heavy(n_ans, kn)) no_interval() else exact(e, n_ans, kn)
