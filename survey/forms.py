@@ -224,8 +224,9 @@ class PostedForm:
 
     The same readers, checks and messages as the questionnaire's ResponseForm (what staff
     keying in paper sheets use), without binding ~30 WTForms fields per submission. The
-    CSRF token is checked by CSRFProtect before the view runs (security.py); `validate`
-    checks it again should that not have happened.
+    public form carries no CSRF token: its signed, single-use, counter-bound submission key
+    (and the Origin check) protect it, and the view marks the request valid once the key
+    is checked (respond.py, security.py); `validate` asks CSRFProtect otherwise.
     """
 
     def __init__(self, questionnaire: Questionnaire, formdata):

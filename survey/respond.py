@@ -415,6 +415,13 @@ def thanks(token):
                            contact_link=contact_link)
 
 
+def postgres_store(cursor, parameters: dict) -> int:
+    """PostgreSQL: the response, its answers and the repeat count in one statement
+    (POSTGRES_STORE); the new response's id."""
+    cursor.execute(POSTGRES_STORE, parameters)
+    return cursor.fetchone()[0]
+
+
 def store_response(counter, questionnaire, form, channel: str = "web") -> int | None:
     """Store the response and its answers in one transaction; its id, or None when the same
     page sent the same answers before (a retried POST: stored once, acknowledged again).
@@ -472,10 +479,9 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
                 claiming = g.get("receipt_code") is not None
                 with connection.driver_connection.transaction() if claiming else nullcontext():
                     receipts.claim(cursor, counter)
-                    cursor.execute(POSTGRES_STORE, {
+                    response_id = postgres_store(cursor, {
                         **row, **postgres_answers(answers),
                         **integrity.count_parameters(counter, at), "count": not paper_sheet})
-                    response_id = cursor.fetchone()[0]
             else:
                 cursor.execute("BEGIN IMMEDIATE")
                 receipts.claim(cursor, counter)

@@ -5,7 +5,6 @@ import logging
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
 
 from survey.models import Answer, Response
 
@@ -27,15 +26,22 @@ def production_errors(app):
 
 def failing_insert(monkeypatch, error):
     """Make the response insert fail the way a database outage or a bug would."""
-    real_execute = Session.execute
+    from survey import respond
 
-    def execute(self, statement, *args, **kwargs):
+    real_execute = respond.raw_execute
+
+    def execute(cursor, statement, values):
         if getattr(statement, "table", None) is not None and statement.table.name == "response" \
                 and statement.is_insert:
             raise error
-        return real_execute(self, statement, *args, **kwargs)
+        return real_execute(cursor, statement, values)
 
-    monkeypatch.setattr(Session, "execute", execute)
+    monkeypatch.setattr(respond, "raw_execute", execute)
+
+    def store(cursor, parameters):  # PostgreSQL writes it all in one statement
+        raise error
+
+    monkeypatch.setattr(respond, "postgres_store", store)
 
 
 @pytest.mark.parametrize("error", [
