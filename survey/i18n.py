@@ -60,6 +60,22 @@ def localized(text, lang: str | None = None) -> str:
     return text.get(lang or str(get_locale()))
 
 
+def number_marks() -> tuple[str, str]:
+    """The decimal and thousands separators of the request's language: Vietnamese writes
+    1.234,5 and English 1,234.5 (Vietnamese outside a request)."""
+    try:
+        english = str(get_locale()).startswith("en")
+    except (RuntimeError, KeyError):
+        english = False
+    return (".", ",") if english else (",", ".")
+
+
+def local_number(text: str) -> str:
+    """A number formatted the Python way ('1,234.5') in the request's language's style."""
+    decimal, thousands = number_marks()
+    return text.translate(str.maketrans({".": decimal, ",": thousands}))
+
+
 def init_app(app) -> None:
     folder = SHIPPED_TRANSLATIONS if SHIPPED_TRANSLATIONS.is_dir() else TRANSLATIONS
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(folder))

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from analysis import AnalysisInputError, compare_periods, compute_indices
 
 from .domain.agencies import LEVEL_LABELS
+from .i18n import local_number
 from .models import AGENCY_LEVELS
 
 # How many periods of the chosen kind a trend shows (the latest ones).
@@ -88,7 +89,7 @@ def trend_versus(point: dict) -> str:
         comparison, _("Không khác biệt có ý nghĩa thống kê so với kỳ trước"))
     diff = point.get("diff")
     if diff is not None:
-        text += f" ({diff:.2f})".replace(".", ",")
+        text += f" ({local_number(f'{diff:.2f}')})"
     return text
 
 

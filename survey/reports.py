@@ -34,6 +34,7 @@ from . import integrity, report_cache, workbook
 from .auth import current_user, require_role, visible_agency_ids
 from .db import get_db
 from .domain import coverage
+from .i18n import local_number
 from .models import Agency
 from .questionnaires import registry
 from .report_trends import (
@@ -796,7 +797,7 @@ def format_percent(value, digits=2) -> str:
     """Vietnamese number style (comma decimals), a dash for an undefined value."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{value:.{digits}f}".replace(".", ",")
+    return local_number(f"{value:.{digits}f}")
 
 
 @bp.app_template_filter("pvalue")
@@ -839,10 +840,11 @@ def period_words(period: str) -> str:
 
 @bp.app_template_filter("thousands")
 def format_count(value) -> str:
-    """A count in Vietnamese style, thousands grouped by dots: 4753 -> '4.753'."""
+    """A count with its thousands grouped as the language writes them: 4753 -> '4.753'
+    (Vietnamese), '4,753' (English)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{int(value):,}".replace(",", ".")
+    return local_number(f"{int(value):,}")
 
 
 @bp.app_template_filter("interval")
@@ -1054,7 +1056,7 @@ def _note_text(note, name: str) -> str:
         "pools": pools.group(1) if pools else "–",
         "responses": 0 if pd.isna(note.responses) else int(note.responses),
         "transactions": "–" if pd.isna(note.transactions)
-        else f"{note.transactions:,.0f}".replace(",", "."),
+        else format_count(note.transactions),
         "share": format_percent(note.share * 100 if not pd.isna(note.share) else None, 1),
     }
     text = NOTE_TEXTS.get(note.kind)

@@ -358,6 +358,19 @@ def test_the_pooling_bias_in_the_intervals_is_said_and_downloaded(client, sessio
     assert "Gộp ô có thể làm lệch ước lượng" in methods and "95%%" not in methods
 
 
+def test_numbers_are_written_as_the_language_writes_them(client, session, make_counter):
+    """Vietnamese 66,67 and 1.000; English 66.67 and 1,000 (the same figures)."""
+    justice = _agency_with_answers(session, make_counter, "STP", "Sở Tư pháp", [5, 4, 2])
+    make_volume(session, justice.agency_id, "1", "2026", 1000)
+    login_as(client, session, "analyst")
+    query = "/reports/agency/STP?weighting=poststrat&period_kind=year"
+    vietnamese = client.get(query).get_data(as_text=True)
+    assert "66,67" in vietnamese and "66.67" not in vietnamese
+    english = client.get(query + "&lang=en").get_data(as_text=True)
+    assert "66.67" in english and "66,67" not in english
+    client.get("/reports/?lang=vi")
+
+
 def test_no_interval_where_fewer_than_two_answered_and_the_reason_is_shown(client, session,
                                                                           make_counter):
     _agency_with_answers(session, make_counter, "STP", "Sở Tư pháp", [5, 4, 2])
