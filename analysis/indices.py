@@ -569,8 +569,10 @@ class _Grouping:
         # each criterion's weighted variance per answerer in the group (index, mean score)
         wsq = cells.group_sum(design.cell_weight[cells.cell][:, None] * total2)
         with np.errstate(invalid="ignore", divide="ignore"):
-            spread = np.concatenate([idx_est * (1 - idx_est), wsq / idx_den - m0 * m0], axis=1)
-        floored = _variance_floor(q, counts, answered, inv_den, self.estimate, spread, cells)
+            answer_var = np.concatenate(
+                [idx_est * (1 - idx_est), wsq / idx_den - m0 * m0], axis=1
+            )
+        floored = _variance_floor(q, counts, answered, inv_den, self.estimate, answer_var, cells)
         split = interval_variance(design, cells, floored, behind, self.variance)
         if split is None:
             self.se_ci = self.df_ci = None

@@ -395,58 +395,51 @@ def poststratify(
             )
     cells_h = pd.DataFrame(labels, columns=variables)
     sizes_h, population_h = np.array(sizes_h), np.array(population_h)
-    unpooled = _unpooled_weights(keys, sizes, cell_of, population, sizes_h, population_h)
-    across = _across_weights(keys, sizes, cell_of, population, sizes_h, population_h, empty_of)
-    if across is not None and unpooled is None:
-        unpooled = np.where(cell_of >= 0, (population_h / sizes_h)[np.maximum(cell_of, 0)], 0.0)
+    args = (keys, sizes, cell_of, population, sizes_h, population_h)
+    across = _fine_weights(*args, empty_of=empty_of)
+    inside = cell_of >= 0
+    merged = inside.any() and np.bincount(cell_of[inside]).max(initial=0) > 1
+    unpooled = _fine_weights(*args) if merged or across is not None else None
     return PostStrata(cell_of, cells_h, sizes_h, population_h, notes, unpooled, across)
 
 
-def _across_weights(keys, sizes, cell_of, population, sizes_h, population_h, empty_of):
-    """:attr:`PostStrata.across_weight`: the unpooled weights, each empty population cell's
-    transactions carried by its field's respondents in the other agencies."""
+def _fine_weights(keys, sizes, cell_of, population, sizes_h, population_h, empty_of=None):
+    """Per sample cell, the weight of the fine post-strata: N_c / n_c times
+    (N_h - moved_h) / (sum of N_c over the pool's sampled members), so each pool keeps its
+    population (its empty cells' transactions spread over its sampled cells in proportion
+    to theirs); a pool with no transactions of its own keeps the pooled weight.
+
+    With ``empty_of`` (pooled empty population cell -> its pool): each empty cell's
+    transactions leave its pool (``moved_h``) for its field's respondents in every agency,
+    in proportion to their cells' N_c (:attr:`PostStrata.across_weight`); None when no
+    empty cell's field has respondents.
+    """
     inside = (cell_of >= 0) & (sizes > 0)
     own = np.array([max(population.get(key, 0.0), 0.0) for key in keys])
-    field_of = [key[1:] for key in keys]
-    field_total: dict[tuple[str, ...], float] = {}
-    for k in np.flatnonzero(inside):
-        field_total[field_of[k]] = field_total.get(field_of[k], 0.0) + own[k]
     moved = np.zeros(len(sizes_h))  # transactions leaving each pool
-    field_extra: dict[tuple[str, ...], float] = {}
-    for key, h in empty_of.items():
-        count = population.get(key, 0.0)
-        if count > 0 and field_total.get(key[1:], 0.0) > 0:
-            moved[h] += count
-            field_extra[key[1:]] = field_extra.get(key[1:], 0.0) + count
-    if not field_extra:
-        return None
+    extra = np.zeros(len(keys))  # per sample cell: its field's share of the moved ones
+    if empty_of is not None:
+        field_of = [key[1:] for key in keys]
+        field_total: dict[tuple[str, ...], float] = {}
+        for k in np.flatnonzero(inside):
+            field_total[field_of[k]] = field_total.get(field_of[k], 0.0) + own[k]
+        field_extra: dict[tuple[str, ...], float] = {}
+        for key, pool in empty_of.items():
+            count = population.get(key, 0.0)
+            if count > 0 and field_total.get(key[1:], 0.0) > 0:
+                moved[pool] += count
+                field_extra[key[1:]] = field_extra.get(key[1:], 0.0) + count
+        if not field_extra:
+            return None
+        extra = np.array([field_extra.get(f, 0.0) / field_total[f]
+                          if field_total.get(f, 0.0) > 0 else 0.0 for f in field_of])
     h = np.where(inside, cell_of, 0)
     held = np.bincount(h[inside], weights=own[inside], minlength=len(sizes_h))
+    left = population_h[h] - moved[h]
     with np.errstate(divide="ignore", invalid="ignore"):
         fine = own / sizes
-        base = np.where(held[h] > 0, fine * (population_h[h] - moved[h]) / held[h],
-                        (population_h[h] - moved[h]) / sizes_h[h])
-        extra = np.array([field_extra.get(f, 0.0) / field_total[f] if f in field_total
-                          else 0.0 for f in field_of])
-        weight = base + fine * extra
-    return np.where(inside, weight, 0.0)
-
-
-def _unpooled_weights(keys, sizes, cell_of, population, sizes_h, population_h):
-    """Per sample cell, N_c / n_c times N_h / (sum of N_c over the pool's sampled members):
-    the weights of the fine post-strata, each pool keeping its population (its empty
-    cells' transactions spread over its sampled cells in proportion to theirs). None when
-    every pooled cell has a single sampled member (the weights would be the pooled ones)."""
-    inside = cell_of >= 0
-    if not inside.any() or np.bincount(cell_of[inside]).max(initial=0) <= 1:
-        return None
-    own = np.array([max(population.get(key, 0.0), 0.0) for key in keys])
-    held = np.bincount(cell_of[inside], weights=own[inside], minlength=len(sizes_h))
-    h = np.where(inside, cell_of, 0)
-    pooled = population_h[h] / sizes_h[h]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fine = own / sizes * population_h[h] / held[h]
-    return np.where(inside & (held[h] > 0) & (sizes > 0), fine, np.where(inside, pooled, 0.0))
+        base = np.where(held[h] > 0, fine * left / held[h], left / sizes_h[h])
+    return np.where(inside, base + fine * extra, 0.0)
 
 
 def _pools(small, big, population, min_cell_n):
