@@ -513,7 +513,6 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
 
 
 # Flask-WTF's reasons (CSRFError.description) and security.check_origin's.
-COOKIE_REASONS = ("The CSRF session token is missing.",)
 ORIGIN_REASONS = ("The referrer header is missing.", "The referrer does not match the host.",
                   "The origin does not match the host.")
 
@@ -526,14 +525,6 @@ def csrf_notice(reason: str) -> str:
             "chặn), nên để an toàn phiếu chưa được nhận. Các câu trả lời của ông/bà vẫn còn "
             "nguyên. Xin ông/bà mở đường link bằng trình duyệt khác (ví dụ Chrome, Safari), "
             "hoặc tắt chế độ chặn “Referer” cho trang này, rồi bấm “Gửi phiếu”."
-        )
-    if reason in COOKIE_REASONS and not request.cookies.get(current_app.config[
-            "SESSION_COOKIE_NAME"]):
-        return _(
-            "Trình duyệt không gửi lại cookie của trang này nên phiếu chưa được gửi. Các câu "
-            "trả lời của ông/bà vẫn còn nguyên, xin ông/bà bấm “Gửi phiếu” một lần nữa. Nếu "
-            "thông báo này hiện lại, trình duyệt đang chặn cookie: xin cho phép cookie cho "
-            "trang này, hoặc mở đường link bằng trình duyệt khác."
         )
     return _(
         "Phiên trả lời đã hết hạn nên phiếu chưa được gửi. Các câu trả lời của ông/bà vẫn "
