@@ -19,7 +19,7 @@ from datetime import UTC, datetime, time, timedelta
 from flask import current_app, g, request
 from flask_babel import lazy_gettext as _l
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import and_, bindparam, case, delete, func, select
+from sqlalchemy import bindparam, case, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -300,10 +300,15 @@ class Rules:
 
 @dataclass(frozen=True)
 class Prior:
-    """One of the counter's earlier web responses: when, and its coded answers."""
+    """One of the counter's earlier web responses: when, and its coded answers.
+
+    answers None: not read, because the stored criteria vectors already show that it
+    differs from the new response in more questions than the identical-run tolerance
+    (read_context); such a prior never completes a run.
+    """
 
     at: datetime
-    answers: Mapping[str, object]
+    answers: Mapping[str, object] | None
 
 
 @dataclass(frozen=True)
@@ -353,7 +358,8 @@ def reasons(at: datetime, seconds: int | None, answers: Mapping, context: Contex
         flags.append("repeat_client")
     run = previous[:rules.run_length - 1]
     if (len(run) == rules.run_length - 1 and at - run[-1].at <= rules.run_window
-            and all(differences(coded(answers), prior.answers) <= rules.run_tolerance
+            and all(prior.answers is not None
+                    and differences(coded(answers), prior.answers) <= rules.run_tolerance
                     for prior in run)):
         flags.append("identical_run")
     if context.served is not None and context.counted >= context.served * rules.over_volume_ratio:
@@ -377,18 +383,18 @@ RESPONSE, ANSWER = Response.__table__, Answer.__table__
 VOLUME, COUNTS = ServiceVolume.__table__, SubmissionCount.__table__
 WHEN = RESPONSE.c.submitted_at.type
 
-# The counter's latest web responses, newest first, with the coded answers of those inside
-# the identical-run window (only those can form a run). Built once: the submit hot path.
-_RECENT = (select(RESPONSE.c.id, RESPONSE.c.submitted_at)
-           .where(RESPONSE.c.counter_id == bindparam("counter"), RESPONSE.c.channel == "web")
-           .order_by(RESPONSE.c.id.desc()).limit(bindparam("recent"))
-           .subquery("recent"))
-RECENT_WITH_ANSWERS = (
-    select(_RECENT.c.id, _RECENT.c.submitted_at, ANSWER.c.question_id, ANSWER.c.value)
-    .select_from(_RECENT.outerjoin(ANSWER, and_(
-        ANSWER.c.response_id == _RECENT.c.id, ANSWER.c.value.is_not(None),
-        _RECENT.c.submitted_at >= bindparam("run_since", type_=WHEN))))
-)  # In no order: read_context orders the responses and a multiple choice's codes itself.
+# The counter's latest web responses, newest first, with what says which version they
+# answered and their criteria vector (the identical-run check's first, cheap comparison).
+# Built once: the submit hot path.
+RECENT = (select(RESPONSE.c.id, RESPONSE.c.submitted_at, RESPONSE.c.questionnaire_id,
+                 RESPONSE.c.questionnaire_version, RESPONSE.c.criteria_codes)
+          .where(RESPONSE.c.counter_id == bindparam("counter"), RESPONSE.c.channel == "web")
+          .order_by(RESPONSE.c.id.desc()).limit(bindparam("recent")))
+# One earlier response's coded answers (in no order: read_prior_answers sorts a multiple
+# choice's codes), read only when its vector leaves a run possible.
+CODED_ANSWERS = (select(ANSWER.c.question_id, ANSWER.c.value)
+                 .where(ANSWER.c.response_id == bindparam("response"),
+                        ANSWER.c.value.is_not(None)))
 
 
 def _served(window: str):
@@ -420,40 +426,65 @@ NUMBERS = select(
 )
 
 
-def read_context(cursor, counter_id: int, agency_id: int, client: str, at: datetime,
-                 rules: Rules) -> Context:
-    """What `reasons` needs, in two indexed queries built once, on a DBAPI cursor (sent
-    together on PostgreSQL: one round trip)."""
-    labels, starts = _periods(at.astimezone(LOCAL_TIME).date())
-    connection = cursor.connection
-    numbers_cursor = connection.cursor()
-    with getattr(connection, "pipeline", nullcontext)():
-        raw_execute(cursor, RECENT_WITH_ANSWERS, {
-            "counter": counter_id, "recent": max(rules.run_length - 1, 1),
-            "run_since": at - rules.run_window})
-        raw_execute(numbers_cursor, NUMBERS, {
-            "counter": counter_id, "client": client,
-            "since_bucket": bucket_of(at - timedelta(hours=1)), "agency": agency_id,
-            **{f"{window}_label": labels[window] for window in ("month", "quarter", "year")},
-            **{f"{window}_start": starts[window] for window in ("month", "quarter", "year")},
-        })
-    given: dict[int, tuple[datetime, dict]] = {}
-    read_when = raw_statement(RECENT_WITH_ANSWERS).reader(1)  # once per response, not row
-    for response_id, when, question_id, value in cursor.fetchall():
-        if response_id not in given:
-            given[response_id] = (as_utc(read_when(when)), {})
-        if question_id is None:
-            continue
-        answers = given[response_id][1]
+def vector_differences(one: str, other: str) -> int:
+    """In how many criteria two criteria vectors (one version's) differ."""
+    return sum(a != b for a, b in zip(one, other, strict=True))
+
+
+def read_prior_answers(cursor, response_id: int) -> dict:
+    """An earlier response's coded answers as the identical-run check compares them."""
+    answers: dict = {}
+    for question_id, value in raw_execute(cursor, CODED_ANSWERS,
+                                          {"response": response_id}).fetchall():
         if question_id in answers:  # a multiple choice: its codes as a sorted list
             codes = answers[question_id]
             answers[question_id] = sorted([*codes, value] if isinstance(codes, list)
                                           else [codes, value])
         else:
             answers[question_id] = value
-    previous = tuple(Prior(*given[response_id]) for response_id in sorted(given, reverse=True))
+    return answers
+
+
+def read_context(cursor, counter_id: int, agency_id: int, client: str, at: datetime,
+                 rules: Rules, version: tuple | None = None,
+                 codes: str | None = None) -> Context:
+    """What `reasons` needs, in two indexed queries built once, on a DBAPI cursor (sent
+    together on PostgreSQL: one round trip).
+
+    The earlier responses' answers are read only when they could complete an identical
+    run: inside the window, and, when the new response's criteria vector `codes` (of the
+    questionnaire `version`, (id, version)) is given, with a stored vector of the same
+    version differing in no more criteria than the tolerance. Each differing criterion is
+    a differing question, so a prior ruled out this way would be ruled out by its answers.
+    """
+    labels, starts = _periods(at.astimezone(LOCAL_TIME).date())
+    connection = cursor.connection
+    numbers_cursor = connection.cursor()
+    run_length = max(rules.run_length - 1, 1)
+    with getattr(connection, "pipeline", nullcontext)():
+        raw_execute(cursor, RECENT, {"counter": counter_id, "recent": run_length})
+        raw_execute(numbers_cursor, NUMBERS, {
+            "counter": counter_id, "client": client,
+            "since_bucket": bucket_of(at - timedelta(hours=1)), "agency": agency_id,
+            **{f"{window}_label": labels[window] for window in ("month", "quarter", "year")},
+            **{f"{window}_start": starts[window] for window in ("month", "quarter", "year")},
+        })
+    read_when = raw_statement(RECENT).reader(1)
+    recent = [(response_id, as_utc(read_when(when)), (questionnaire_id, number), vector)
+              for response_id, when, questionnaire_id, number, vector in cursor.fetchall()]
     # client, month, quarter, year, counted
     client_count, *served_in, counted = numbers_cursor.fetchone()
+    run = recent[:rules.run_length - 1]
+    possible = (len(run) == rules.run_length - 1 and at - run[-1][1] <= rules.run_window
+                and not any(
+                    codes is not None and vector is not None and answered == version
+                    and len(vector) == len(codes)
+                    and vector_differences(codes, vector) > rules.run_tolerance
+                    for _id, _when, answered, vector in run))
+    previous = tuple(
+        Prior(when, read_prior_answers(cursor, response_id) if possible and index < len(run)
+              else None)
+        for index, (response_id, when, _answered, _vector) in enumerate(recent))
     served = next((figure for figure in served_in if figure is not None), None)
     return Context(client_submissions=int(client_count), previous=previous,
                    served=None if served is None else int(served),
@@ -479,15 +510,17 @@ def _rules(settings: tuple, min_seconds: int | None) -> Rules:
 
 
 def submission_flags(cursor, counter, questionnaire, seconds: int | None,
-                     answers: Mapping, at: datetime) -> list[str]:
+                     answers: Mapping, at: datetime, codes: str | None = None) -> list[str]:
     """The reasons for a web response about to be stored (count_web_submission counts it),
-    read on a DBAPI cursor (db.raw_connection)."""
+    read on a DBAPI cursor (db.raw_connection). `codes`: its criteria vector, when encoded
+    (vectors.encode): earlier responses whose vectors rule out a run are not read."""
     config = current_app.config
     settings = tuple(tuple(value) if isinstance(value, list) else value
                      for value in map(config.__getitem__, RULE_SETTINGS))
     rules = _rules(settings, questionnaire.min_seconds)
     client = client_key(f"submit:{counter.id}")
-    context = read_context(cursor, counter.id, counter.agency_id, client, at, rules)
+    context = read_context(cursor, counter.id, counter.agency_id, client, at, rules,
+                           (questionnaire.id, questionnaire.version), codes)
     return reasons(at, seconds, answers, context, rules)
 
 

@@ -471,7 +471,7 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
         cursor = connection.cursor()
         # Read before the write takes SQLite's lock; read committed either way, as before.
         row["flags"] = "" if paper_sheet else " ".join(integrity.submission_flags(
-            cursor, counter, questionnaire, seconds, answers, at))
+            cursor, counter, questionnaire, seconds, answers, at, row["criteria_codes"]))
         try:
             if postgres:
                 # One statement writes it all (atomic on its own); with a receipt code to
