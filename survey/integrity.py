@@ -12,14 +12,13 @@ import re
 import secrets
 import time as time_module
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from flask import current_app, g, request
 from flask_babel import lazy_gettext as _l
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import bindparam, case, delete, func, select
+from sqlalchemy import bindparam, case, delete, func, select, true
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -173,7 +172,7 @@ def client_key(scope: str) -> str:
     into many. Many citizens behind one office Wi-Fi share the key, which is why the key
     alone never flags a response (see `reasons`). Computed once per request and scope.
     """
-    day = now().strftime("%Y-%m-%d")
+    day = now().date().isoformat()  # YYYY-MM-DD, as strftime("%Y-%m-%d") gave it
     known = g.setdefault("client_keys", {})
     if (scope, day) not in known:
         known[scope, day] = keyed_hash(scope, day, client_address())
@@ -396,6 +395,8 @@ CODED_ANSWERS = (select(ANSWER.c.question_id, ANSWER.c.value)
                  .where(ANSWER.c.response_id == bindparam("response"),
                         ANSWER.c.value.is_not(None)))
 
+_RECENT = RECENT.subquery("recent")
+
 
 def _served(window: str):
     return (select(func.sum(VOLUME.c.transactions))
@@ -444,12 +445,19 @@ def read_prior_answers(cursor, response_id: int) -> dict:
             answers[question_id] = value
     return answers
 
+_NUMBERS = NUMBERS.subquery("numbers")
+# Both in one statement: the numbers on each of the recent responses' rows, or on one row
+# with NULLs for a counter without any.
+CONTEXT = (select(*_NUMBERS.c, *_RECENT.c)
+           .select_from(_NUMBERS.outerjoin(_RECENT, true()))
+           .order_by(_RECENT.c.id.desc()))
+
 
 def read_context(cursor, counter_id: int, agency_id: int, client: str, at: datetime,
                  rules: Rules, version: tuple | None = None,
                  codes: str | None = None) -> Context:
-    """What `reasons` needs, in two indexed queries built once, on a DBAPI cursor (sent
-    together on PostgreSQL: one round trip).
+    """What `reasons` needs, in one indexed statement built once (CONTEXT), on a DBAPI
+    cursor.
 
     The earlier responses' answers are read only when they could complete an identical
     run: inside the window, and, when the new response's criteria vector `codes` (of the
@@ -458,22 +466,19 @@ def read_context(cursor, counter_id: int, agency_id: int, client: str, at: datet
     a differing question, so a prior ruled out this way would be ruled out by its answers.
     """
     labels, starts = _periods(at.astimezone(LOCAL_TIME).date())
-    connection = cursor.connection
-    numbers_cursor = connection.cursor()
-    run_length = max(rules.run_length - 1, 1)
-    with getattr(connection, "pipeline", nullcontext)():
-        raw_execute(cursor, RECENT, {"counter": counter_id, "recent": run_length})
-        raw_execute(numbers_cursor, NUMBERS, {
-            "counter": counter_id, "client": client,
-            "since_bucket": bucket_of(at - timedelta(hours=1)), "agency": agency_id,
-            **{f"{window}_label": labels[window] for window in ("month", "quarter", "year")},
-            **{f"{window}_start": starts[window] for window in ("month", "quarter", "year")},
-        })
-    read_when = raw_statement(RECENT).reader(1)
+    rows = raw_execute(cursor, CONTEXT, {
+        "counter": counter_id, "recent": max(rules.run_length - 1, 1), "client": client,
+        "since_bucket": bucket_of(at - timedelta(hours=1)), "agency": agency_id,
+        **{f"{window}_label": labels[window] for window in ("month", "quarter", "year")},
+        **{f"{window}_start": starts[window] for window in ("month", "quarter", "year")},
+    }).fetchall()
+    read_when = raw_statement(CONTEXT).reader(6)  # after the five numbers and the id
+    # One row per earlier response, newest first (one row of NULLs when there is none).
     recent = [(response_id, as_utc(read_when(when)), (questionnaire_id, number), vector)
-              for response_id, when, questionnaire_id, number, vector in cursor.fetchall()]
+              for *_numbers, response_id, when, questionnaire_id, number, vector in rows
+              if response_id is not None]
     # client, month, quarter, year, counted
-    client_count, *served_in, counted = numbers_cursor.fetchone()
+    client_count, *served_in, counted = rows[0][:5]
     run = recent[:rules.run_length - 1]
     possible = (len(run) == rules.run_length - 1 and at - run[-1][1] <= rules.run_window
                 and not any(
