@@ -61,11 +61,16 @@ def unhandled(exc: Exception):
 
 
 def _start_timer():
-    g.request_started = time.perf_counter()
+    if request_log.isEnabledFor(logging.INFO):
+        g.request_started = time.perf_counter()
 
 
 def log_request(response):
-    """The request's one log line (after the error handlers, so the status is final)."""
+    """The request's one log line (after the error handlers, so the status is final).
+
+    Nothing to do when the line is off (gunicorn.conf.py: its access log has the same)."""
+    if not request_log.isEnabledFor(logging.INFO):
+        return response
     started = g.get("request_started")
     duration = (time.perf_counter() - started) * 1000 if started is not None else 0.0
     request_log.info("%s %s %d %.1f ms", request.method, request.endpoint or "-",

@@ -33,11 +33,15 @@ def select_locale() -> str:
     Accept-Language is not consulted, on public and staff pages alike: a phone set to
     English still gets the Vietnamese form, with the English switch in sight (issue 13).
     """
-    languages = current_app.config["LANGUAGES"]
-    lang = _chosen() or request.cookies.get(COOKIE)
-    if lang in languages:
-        return lang
-    return languages[0]
+    # Read once per request (kept on the request, as Babel keeps its Locale): the page,
+    # the stored response and Babel each ask.
+    current = request._get_current_object()
+    selected = getattr(current, "selected_locale", None)
+    if selected is None:
+        languages = current_app.config["LANGUAGES"]
+        lang = _chosen() or current.cookies.get(COOKIE)
+        selected = current.selected_locale = lang if lang in languages else languages[0]
+    return selected
 
 
 def remember_locale(response):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import gzip
 from urllib.parse import unquote_to_bytes
 
+import flask
 from flask import abort, g, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect, same_origin
+from werkzeug.utils import cached_property
 
 csrf = CSRFProtect()
 
@@ -172,6 +174,17 @@ def compress(response):
     return response
 
 
+class Request(flask.Request):
+    """Flask's request; without a Cookie header, its cookies are known to be none without
+    looking through every header for one (most public requests carry no cookie)."""
+
+    @cached_property
+    def cookies(self):
+        if "HTTP_COOKIE" not in self.environ:
+            return self.dict_storage_class()
+        return super().cookies
+
+
 class CookieSession(SecureCookieSessionInterface):
     """Flask's signed cookie session (auth.py's cookie_session); a request without the
     cookie, as on the public pages, opens an empty one without building the signer."""
@@ -184,6 +197,7 @@ class CookieSession(SecureCookieSessionInterface):
 
 def init_app(app) -> None:
     check_secret(app)
+    app.request_class = Request
     app.session_interface = CookieSession()
     proxies = int(app.config.get("PROXY_COUNT") or 0)
     if proxies:
