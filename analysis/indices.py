@@ -168,8 +168,9 @@ def compute_indices(
           ``exact-small-se`` (the same bound where the SE is below what one dissenting
           answer among the effective respondents would give) or ``none`` (no interval:
           fewer than 2 answered, or a Kish effective n below 2; ``note`` says why);
-        - ``df``: Student t degrees of freedom: Satterthwaite's over the group's
-          weighting cells (post-stratified, unweighted: n - 1), or, raking, the
+        - ``df``: Student t degrees of freedom: the smaller of Satterthwaite's over the
+          group's weighting cells and the same with a common variance per respondent (the
+          design's, :func:`_interval_design_df`; unweighted both n - 1), or, raking, the
           respondents behind the estimate (who answered, for criteria and mean scores)
           less their leverage in the margins' projection, at least 1 (see
           :func:`analysis.estimators.interval_variance`), at most the effective
@@ -194,7 +195,7 @@ def compute_indices(
         - ``pooling_bias``: post-stratification with pooled cells only (else NaN): the
           estimated bias the pooling brings to the estimate (the estimate with the unpooled
           weights less the pooled one, same unit); the interval's SE is
-          sqrt(SE'^2 + pooling_bias^2) (see :func:`_pooling_bias`).
+          sqrt(SE'^2 + pooling_bias^2 + V(pooling_bias)) (see :func:`_pooling_bias`).
 
         Indices, their SEs and intervals are percentages (0-100); mean scores are on 1-5.
         Undefined values are NaN (``n_answered`` is a nullable integer).
@@ -230,7 +231,8 @@ def compute_indices(
     trials, n* the Kish effective n (mean scores rescaled to 0-1). None below 2 answers.
 
     *Pooling.* Where post-strata were pooled, the interval's SE' also holds the estimated
-    bias of the pooling (``pooling_bias``, in quadrature): pooled cells of different
+    bias of the pooling (``pooling_bias``, in quadrature) and that estimate's own variance
+    (collapsed within the pooled cells): pooled cells of different
     satisfaction and weight would otherwise leave the interval centred off the index of
     every served transaction (analysis/METHODS.md section 9).
 
@@ -415,10 +417,8 @@ def _variance_floor(
     agree -- with ten of them and a share near 0 or 1 (0.7^10 = 3%) -- and then add no
     variance; where such a cell carries a large weight the interval was too short exactly
     when the estimate was off (an outside tester's province: the criteria of the whole
-    covered 92%). Composites get no floor: their influence averages several criteria, and
-    a floor from the criteria's (as if independent) would bind on ordinary data whose
-    criteria are not correlated; where every answer of a group agrees, the exact bound
-    applies (:func:`interval`). The ``se`` column is never changed.
+    covered 92%). Composites get their own floor, from their own influence values
+    (:func:`_composite_floor`). The ``se`` column is never changed.
     """  # fmt: skip
     n_crit = answered.shape[1]
     g = cells.group
@@ -438,22 +438,78 @@ def _variance_floor(
     return out
 
 
-def _pooling_bias(
-    design: SurveyDesign, emap: ElementMap, group: np.ndarray, n_groups: int,
-    estimate: np.ndarray, across: bool = False,
-) -> np.ndarray:
-    """Estimated bias of the pooled post-stratified estimates: the same estimates with the
-    weights the respondents would have without the pooling (each pool keeping its
-    population, :class:`analysis.weighting.PostStrata`) less the pooled ones, per group and
-    estimate column (0 where either is undefined).
+def _interval_design_df(design: SurveyDesign, cells: DomainCells, behind: np.ndarray) -> np.ndarray:
+    """Satterthwaite's df of the intervals' variance with each domain cell's variance
+    replaced by its expectation under a common variance per respondent (w_h^2 m_h), per
+    group and estimate: what the design alone allows.
 
-    Pooling gives the members of a pooled cell one weight N_h / n_h where their own cells
-    would give N_c / n_c: the pooled estimate is biased by sum_c (N_c / N_h - n_c / n_h)
-    times the mean of cell c, which this difference estimates without bias (given the
-    cells with respondents). It is added in quadrature to the interval's SE (the
-    estimated mean squared error), so the interval covers the index of every served
-    transaction also where the pooled cells differ in weight and in satisfaction. The
-    ``se`` column stays the linearization SE of the pooled estimate (R's).
+    The df from the sample's own sums of squares (:func:`analysis.estimators.interval_variance`)
+    is largest exactly where a heavy cell's variance happens to be underestimated -- its
+    few respondents agree, the other cells then dominate -- so the interval is shortest in
+    t as well as in SE where it is already too short (a cell of 40% of the transactions
+    and 10 respondents: the province's overall index covered 92.6%). The intervals use the
+    smaller of the two; this one does not depend on the answers. Without weighting both are
+    n - 1.
+    """  # fmt: skip
+    w2 = (design.cell_weight[cells.cell] ** 2)[:, None]
+    a = w2 * behind
+    total = cells.group_sum(a)
+    spread = cells.group_sum(a * a / np.maximum(behind - 1, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(spread > 0, total * total / spread, np.nan)
+
+
+def _composite_floor(
+    design: SurveyDesign, cells: DomainCells, t: np.ndarray, q: np.ndarray
+) -> np.ndarray:
+    """The composites' (elements, overall) influence sums of squares for the intervals: at
+    least what one more respondent like the group would make them, as the criteria's
+    (:func:`_variance_floor`), on the composite's own influence values z (no assumption
+    about how its criteria are correlated).
+
+    Per domain cell of m respondents with influence sum t and within-cell sum of squares
+    SSD, and V the group's weighted mean of z^2 (z has weighted mean 0 over the group):
+    m / (m + 1) * (SSD + m / (m + 1) * (t / m)^2 + V). A heavy cell whose few respondents
+    answer alike otherwise adds almost nothing to the variance of the element and overall
+    indices (a cell of 40% of the transactions and 10 respondents: the province's overall
+    index covered 93%).
+    """  # fmt: skip
+    m = cells.size[:, None]
+    cell_n = design.cell_size[cells.cell][:, None]
+    a = t / cell_n  # the weighting cell's mean (respondents outside the group count as 0)
+    inside = q - (cell_n - m) * a * a  # sum over the domain cell of (z - a)^2
+    square = inside + 2 * a * t - m * a * a  # sum of z^2
+    ssd = np.maximum(square - t * t / np.maximum(m, 1e-300), 0.0)
+    w = design.cell_weight[cells.cell][:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = cells.group_sum(w * square) / cells.group_sum(w * m)
+    v = np.nan_to_num(v)[cells.group]
+    floor = m / (m + 1) * (ssd + m / (m + 1) * (t / np.maximum(m, 1e-300)) ** 2 + v)
+    return np.maximum(q, floor)
+
+
+def _pooling_bias(part: _Grouping, across: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Estimated bias of the pooled post-strata estimates of ``part`` and its sampling
+    variance: per group and estimate column (0 where either estimate is undefined).
+
+    *The bias.* The same estimates with the weights the respondents would have without the
+    pooling (each pool keeping its population, :class:`analysis.weighting.PostStrata`) less
+    the pooled ones. Pooling gives the members of a pooled cell one weight N_h / n_h where
+    their own cells would give N_c / n_c: the pooled estimate is biased by
+    sum_c (N_c / N_h - n_c / n_h) times the mean of cell c, which this difference B
+    estimates without bias (given the cells with respondents).
+
+    *Its variance.* B rests on the few respondents of the small cells -- that is why they
+    were pooled -- so it can be near 0 by chance where the true bias is not (a cell of 40%
+    of the transactions and 3 respondents who happen to answer as their agency does). Its
+    linearization variance V(B) is the variance of the difference of the two estimates'
+    influence values x_i = w_i z_i (unpooled weights less pooled), taken, as collapsed
+    strata (Wolter, 2007, sec. 2.5), within each pooled cell rather than each unpooled
+    cell: cells of one respondent then still count, and the estimator errs on the
+    conservative side. The interval's SE is sqrt(SE'^2 + B^2 + V(B)): the pooled estimate
+    is off by B plus the error of the unpooled estimate, and B^2 + V(B) is what an interval
+    centred on the pooled estimate must allow for both (the ``se`` column stays the
+    linearization SE of the pooled estimate, R's).
 
     ``across``: for groupings that are not within one agency (the whole file, a service
     field, a period): the transactions of pooled cells without respondents are carried by
@@ -461,6 +517,7 @@ def _pooling_bias(
     difference also probes the bias of standing for an empty field by the agency's other
     fields -- which no estimate within the agency can see.
     """  # fmt: skip
+    design, emap, group, n_groups = part.design, part.emap, part.group, part.n_groups
     fine_cell, fine_weight = design.unpooled_cell, design.unpooled_weight
     if across and design.across_weight is not None:
         fine_weight = design.across_weight
@@ -478,12 +535,65 @@ def _pooling_bias(
     idx_est, idx_den, _, _ = ratio_from_counts(fine, cells, counts, SATISFIED, ANSWERED)
     mean_est = ratio_from_counts(fine, cells, counts, SCORES, ANSWERED)[0]
     element_of = np.array(emap.element_of)
-    *_, elem_est, _, overall_est = _composite_estimates(
-        idx_est, idx_den > 0, element_of, len(emap.elements)
+    defined = idx_den > 0
+    _, crit_share, elem_est, inv_e, overall_est = _composite_estimates(
+        idx_est, defined, element_of, len(emap.elements)
     )
     other = np.concatenate([idx_est, mean_est, elem_est, overall_est[:, None]], axis=1)
     with np.errstate(invalid="ignore"):
-        return np.nan_to_num(other - estimate, nan=0.0)
+        bias = np.nan_to_num(other - part.estimate, nan=0.0)
+    inv_den = np.divide(1.0, idx_den, out=np.zeros(idx_den.shape), where=defined)
+    fine_z = (
+        (SATISFIED - np.where(defined, idx_est, 0.0)[:, :, None] * ANSWERED) * inv_den[:, :, None],
+        (SCORES - np.where(defined, mean_est, 0.0)[:, :, None] * ANSWERED) * inv_den[:, :, None],
+    )  # fmt: skip
+    variance = _pooling_bias_variance(part, weight[fine_cell], fine_z, crit_share, inv_e)
+    return bias, variance
+
+
+def _pooling_bias_variance(
+    part: _Grouping, fine_w: np.ndarray, fine_z: tuple[np.ndarray, np.ndarray],
+    fine_share: np.ndarray, fine_inv_e: np.ndarray,
+) -> np.ndarray:
+    """V(B) of :func:`_pooling_bias`: the collapsed-strata variance of x_F - x_P, per group.
+
+    Every respondent of the group counts (also those whose weight the pooling left alone:
+    the two estimates differ, and so do their influence values), in chunks.
+    """  # fmt: skip
+    design, cells = part.design, part.cells
+    pooled_w = design.cell_weight[design.cell]
+    sel = np.flatnonzero(part.group >= 0)
+    n_cells, n_cols = len(cells.group), part.estimate.shape[1]
+    t = np.zeros((n_cells, n_cols))
+    q = np.zeros((n_cells, n_cols))
+    freq = row_freq(design)
+    n_crit, n_elem = part.n_crit, part.n_elem
+    onehot = np.eye(n_elem)[part.element_of]
+    cols = np.arange(n_crit)[None, :]
+    step = max(1, 4_000_000 // (4 * n_cols))  # rows per chunk: a few temporaries of 4M
+    for lo in range(0, len(sel), step):
+        rows = sel[lo : lo + step]
+        g, codes = part.group[rows], design.answers[rows].astype(np.intp)
+        w_f, w_p = fine_w[rows][:, None], pooled_w[rows][:, None]
+        x_f = w_f * fine_z[0][g[:, None], cols, codes]  # criteria, unpooled weights
+        x_p = w_p * part.crit_z[g[:, None], cols, codes]
+        m_f = w_f * fine_z[1][g[:, None], cols, codes]  # mean scores
+        m_p = w_p * part.mean_z[g[:, None], cols, codes]
+        e_f = (x_f * fine_share[g]) @ onehot  # elements: their criteria's shares
+        e_p = (x_p * part.comp_beta[g]) @ onehot
+        overall = e_f.sum(axis=1) * fine_inv_e[g] - e_p.sum(axis=1) * part.inv_e[g]
+        d = np.concatenate([x_f - x_p, m_f - m_p, e_f - e_p, overall[:, None]], axis=1)
+        at = cells.row_cell[rows]
+        f = None if freq is None else freq[rows][:, None]
+        fd = d if f is None else d * f
+        for k in range(n_cols):
+            t[:, k] += np.bincount(at, weights=fd[:, k], minlength=n_cells)
+            q[:, k] += np.bincount(at, weights=fd[:, k] * d[:, k], minlength=n_cells)
+    cell_n = design.cell_size[cells.cell][:, None]
+    ssd = np.maximum(q - t * t / cell_n, 0.0)
+    m = cells.size[:, None]
+    factor = np.where(m >= 2, m / np.maximum(m - 1, 1), design.n / max(design.n - 1, 1))
+    return cells.group_sum(ssd * factor)
 
 
 class _Grouping:
@@ -573,18 +683,26 @@ class _Grouping:
                 [idx_est * (1 - idx_est), wsq / idx_den - m0 * m0], axis=1
             )
         floored = _variance_floor(q, counts, answered, inv_den, self.estimate, answer_var, cells)
+        floored[:, 2 * n_crit :] = _composite_floor(design, cells, comp_t, comp_q)
         split = interval_variance(design, cells, floored, behind, self.variance)
         if split is None:
             self.se_ci = self.df_ci = None
         else:
             self.se_ci = np.where(ok, np.sqrt(split[0]), np.nan)
-            self.df_ci = np.where(ok, split[1], np.nan)
+            df_ci = split[1]
+            if design.weighting != "rake":  # raking: the respondents less their leverage
+                df_ci = np.fmin(df_ci, _interval_design_df(design, cells, behind))
+            self.df_ci = np.where(ok, df_ci, np.nan)
         # Pooled post-strata: the interval also allows for the bias the pooling may bring.
         self.pool_bias: np.ndarray | None = None
+        self.se_sampling: np.ndarray | None = None  # se_ci without the pooling's allowance
         if design.unpooled_cell is not None and self.se_ci is not None:
-            bias = _pooling_bias(design, emap, group, n_groups, self.estimate, across)
+            self.se_sampling = self.se_ci
+            bias, bias_var = _pooling_bias(self, across)
             self.pool_bias = np.where(ok, bias, np.nan)
-            self.se_ci = np.where(ok, np.hypot(self.se_ci, bias), np.nan)
+            self.se_ci = np.where(
+                ok, np.sqrt(self.se_ci**2 + bias * bias + bias_var), np.nan
+            )
         self.e_def = e_def
 
         # Design effects against simple random sampling of the answers.
@@ -776,9 +894,10 @@ class _Grouping:
         def part(a, sl):
             return None if a is None else a[:, sl]
 
+        sampling = self.se_sampling
         ci_idx = interval(
             est[:, c_sl], se[:, c_sl], self.n_ans, self.neff_a, level, "logit",
-            se_ci=part(se_ci, c_sl), df=part(df_ci, c_sl),
+            se_ci=part(se_ci, c_sl), df=part(df_ci, c_sl), se_sampling=part(sampling, c_sl),
         )
         ci_mean = interval(
             (est[:, m_sl] - 1) / 4,
@@ -790,6 +909,7 @@ class _Grouping:
             se_ci=se_ci[:, m_sl] / 4 if split else None,
             df=part(df_ci, m_sl),
             step=0.25,
+            se_sampling=None if sampling is None else sampling[:, m_sl] / 4,
         )
 
         def comp(a):
@@ -804,6 +924,7 @@ class _Grouping:
         ci_comp = interval(
             comp_est, comp_se, behind_n, behind_neff, level, "logit", se_ci=comp(se_ci),
             df=comp(df_ci), step=step, df_n=np.minimum(neff_rep, n_rep),
+            se_sampling=comp(sampling),
         )
 
         def block(overall_elem, crit, mean):
@@ -1366,6 +1487,7 @@ def interval(
     df: np.ndarray | None = None,
     step: np.ndarray | float = 1.0,
     df_n: np.ndarray | None = None,
+    se_sampling: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Confidence intervals of estimates on the 0-1 scale, with their method and reason.
 
@@ -1393,6 +1515,11 @@ def interval(
     df_n : numpy.ndarray, optional
         The effective respondents the variance is taken over, when not n* (composites:
         the group's respondents, answering or not): the df is at most df_n - 1.
+    se_sampling : numpy.ndarray, optional
+        The part of ``se_ci`` that is sampling variance, where ``se_ci`` also holds other
+        allowances (pooled post-strata: the pooling's bias, :func:`_pooling_bias`): the
+        test for an SE too small to measure anything uses it, and where it is too small the
+        interval is the exact bound widened to hold the t interval from ``se_ci``.
     level : float
     kind : {"logit", "normal"}
         ``logit``: logit(est) +- t SE' / (est (1 - est)), back-transformed (``logit-t``);
@@ -1442,6 +1569,7 @@ def interval(
         zero = enough & ((se <= 1e-9) | (est <= 0) | (est >= 1))
         sampled = enough & ~zero
     small = np.zeros(shape, dtype=bool)
+    widen = np.zeros(shape, dtype=bool)
     if sampled.any():
         r = est[sampled]
         if given_se is not None:
@@ -1460,8 +1588,15 @@ def interval(
         least = np.broadcast_to(np.asarray(step, dtype="float64"), shape)[sampled] * np.sqrt(
             (ns - 1) / ns**3
         )
-        small[sampled] = s < least
-        keep = ~small[sampled]
+        s_test = s
+        if se_sampling is not None:
+            s_test = np.maximum(np.broadcast_to(se_sampling, shape)[sampled], se[sampled])
+        small[sampled] = s_test < least
+        # too small a sampling SE, but allowances (the pooling's bias) above it: the exact
+        # bound, widened to the t interval of the whole SE
+        widen[sampled] = (s_test < least) & (s >= least)
+        keep = ~small[sampled] | widen[sampled]
+        at = sampled & (~small | widen)
         sampled &= ~small
         zero |= small
         r, s, d = r[keep], s[keep], d[keep]
@@ -1469,14 +1604,15 @@ def interval(
         if kind == "logit":
             half = t * s / (r * (1 - r))
             centre = np.log(r / (1 - r))
-            low[sampled] = expit(centre - half)  # no overflow warning for a wide half
-            high[sampled] = expit(centre + half)
+            low[at] = expit(centre - half)  # no overflow warning for a wide half
+            high[at] = expit(centre + half)
             method[sampled] = "logit-t"
         else:
-            low[sampled] = np.clip(r - t * s, 0.0, 1.0)
-            high[sampled] = np.clip(r + t * s, 0.0, 1.0)
+            low[at] = np.clip(r - t * s, 0.0, 1.0)
+            high[at] = np.clip(r + t * s, 0.0, 1.0)
             method[sampled] = "normal-t"
-        df[sampled] = d
+        df[sampled] = d[~small[at]]
+        wide_low, wide_high = low[widen], high[widen]
     if zero.any():
         m = np.minimum(np.where(np.isfinite(neff[zero]), neff[zero], n_obs[zero]), n_obs[zero])
         x = np.clip(est[zero], 0.0, 1.0) * m
@@ -1487,6 +1623,9 @@ def interval(
         below = x < m - 1e-12
         hi[below] = betaincinv(x[below] + 1, m[below] - x[below], 1 - alpha / 2)
         low[zero], high[zero] = lo, hi
+        if widen.any():
+            low[widen] = np.minimum(low[widen], wide_low)
+            high[widen] = np.maximum(high[widen], wide_high)
         method[zero] = np.where(small[zero], "exact-small-se", "exact-zero-se")
         note[zero] = np.where(
             small[zero],

@@ -10,6 +10,11 @@ criterion index is the share satisfied among those who would answer it, an eleme
 mean of its criteria, the overall index the mean of the elements; a mean score the expected
 answer (shown on the 0-1 scale of its interval, (m - 1) / 4).
 
+``--population high``: the province, except that one cell (an agency of four counters, one
+field) holds 40% of all transactions and is 0.6 below its agency on the latent scale (an
+outside statistician's case): about 3 respondents at 300 responses stand for 40% of the
+province, their cell is pooled, and the pooled estimate's bias rests on those 3.
+
 ``--population heavy``: an outside tester's harsher province, 10 agencies x 8 fields with
 heavy-tailed volumes (about 10 to 9,400 a cell; one cell holds 23% of the total), fields far
 apart (SD 0.8 on the latent scale, agency SD 0.4), responses spread evenly over agencies and
@@ -49,7 +54,7 @@ intervals per sample: at 500 samples their overall line has a Monte Carlo error 
 +-1.3 points, too wide to tell 93% from 95%; 2,500 give about +-0.5. The last line names the
 lowest coverage of the run with its error.
 
-Run: ``python bench/bench_coverage.py [--population province|heavy] [--reps 1000,2500]
+Run: ``python bench/bench_coverage.py [--population province|heavy|high] [--reps 1000,2500]
 [--rake-reps 400] [--sizes 300,1000] [--weighting none,poststrat,rake] [--min-cell-n 5]``
 (about 5 minutes on 2 idle cores).
 """
@@ -95,6 +100,21 @@ def population(kind: str = "province", seed: int | None = None):
         agency = rng.normal(0, 0.4, 10)
         field = rng.normal(0, 0.8, (10, 8))
         base = 3.6
+    elif kind == "high":
+        # the province, but one cell (an agency of four counters, its first field) holds
+        # 40% of the transactions and is a field apart (0.6 below its agency on the latent
+        # scale): about 3 respondents at 300 stand for 40% of the province
+        rng = np.random.default_rng(11 if seed is None else seed)
+        volumes = rng.integers(20, 4000, size=(N_AGENCIES, N_FIELDS)).astype(float)
+        counters = rng.choice([1, 1, 1, 2, 2, 3], size=N_AGENCIES)
+        agency = rng.normal(0, 0.3, N_AGENCIES)
+        field = rng.normal(0, 0.25, (N_AGENCIES, N_FIELDS))
+        big = int(np.argmax(counters))
+        counters[big] = 4
+        rest = volumes.sum() - volumes[big, 0]
+        volumes[big, 0] = rest * 0.4 / 0.6
+        field[big, 0] = -0.6
+        base = 4.1
     else:
         rng = np.random.default_rng(11 if seed is None else seed)
         volumes = rng.integers(20, 4000, size=(N_AGENCIES, N_FIELDS)).astype(float)
@@ -289,7 +309,7 @@ def main(argv=None) -> int:
                         help="pooling threshold (default: the library's)")
     parser.add_argument("--weighting", default="none,poststrat,rake")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--population", default="province", choices=("province", "heavy"),
+    parser.add_argument("--population", default="province", choices=("province", "heavy", "high"),
                         help="the population sampled (see population())")
     parser.add_argument("--lib", help="import analysis from this directory (comparisons)")
     args = parser.parse_args(argv)

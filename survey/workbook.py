@@ -240,7 +240,8 @@ METHOD = (
     _l("Gộp ô có thể làm lệch ước lượng khi các ô gộp với nhau khác nhau cả về trọng số lẫn mức "
        "hài lòng. Vì vậy khoảng tin cậy 95%% (và kiểm định chênh lệch) được nới rộng để tính cả "
        "độ lệch ước tính này, là hiệu giữa ước lượng theo trọng số khi chưa gộp ô và ước lượng "
-       "đã gộp; cột pooling_bias trong tệp tải về cho biết độ lệch ở từng chỉ số (điểm phần "
+       "đã gộp; khoảng tin cậy còn tính cả sai số của chính độ lệch ước tính đó, vì nó dựa trên "
+       "ít phiếu. Cột pooling_bias trong tệp tải về cho biết độ lệch ở từng chỉ số (điểm phần "
        "trăm; với điểm trung bình là điểm trên thang 1–5)."),
     _l("Nhóm có dưới 2 người trả lời không có khoảng tin cậy. Khi mọi người đánh giá như nhau, "
        "khoảng tin cậy là khoảng chính xác (Clopper–Pearson), không bao giờ có độ rộng bằng 0."),

@@ -93,3 +93,30 @@ def test_no_interval_pretends(est, se, n_obs, neff_share, step, df):
         assert se * 1.1 >= step * np.sqrt((n_star - 1) / n_star**3)
     else:
         assert method in ("exact-zero-se", "exact-small-se")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    est=st.floats(0.02, 0.98),
+    sampling=st.floats(1e-6, 0.05),
+    extra=st.floats(0.0, 0.3),
+    n_obs=st.integers(3, 200),
+    df=st.floats(1, 100),
+)
+def test_an_allowance_never_narrows_an_interval(est, sampling, extra, n_obs, df):
+    """The pooling's allowance (``se_ci`` above the sampling part ``se_sampling``) only
+    widens: the interval holds the one without it, and where the sampling SE is too small
+    to measure anything it holds the exact bound as well as the t interval of the whole
+    SE (before, an allowance that lifted such an SE above the threshold swapped the wide
+    exact bound for a narrower t interval)."""
+    args = (np.array([est]), np.array([sampling]), np.array([n_obs]), np.array([n_obs]))
+    kw = {"df": np.array([df])}
+    plain = interval(*args, 0.95, "logit", se_ci=np.array([sampling]), **kw)
+    whole = np.array([np.hypot(sampling, extra)])
+    widened = interval(*args, 0.95, "logit", se_ci=whole, se_sampling=np.array([sampling]), **kw)
+    t_only = interval(*args, 0.95, "logit", se_ci=whole, **kw)
+    assert widened["low"][0] <= plain["low"][0] + 1e-12
+    assert widened["high"][0] >= plain["high"][0] - 1e-12
+    assert widened["low"][0] <= t_only["low"][0] + 1e-12
+    assert widened["high"][0] >= t_only["high"][0] - 1e-12
+    assert widened["method"][0] == plain["method"][0]

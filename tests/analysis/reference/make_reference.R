@@ -17,7 +17,8 @@
 #     of the defined element means: the joint covariance of the criteria is used (the
 #     criterion ratios from the same svycontrast are checked against the svymean ones);
 #   - every interval (mean scores rescaled to 0-1): logit interval with the stratified
-#     variance of the group's cells and Satterthwaite's df (see logit_t below; raked:
+#     variance of the group's cells (with floors) and the smaller of Satterthwaite's df and
+#     the design's (see split_var and logit_t below; raked:
 #     SE sqrt((N - 1) / N n / df), df = n less the respondents' leverage in the margins'
 #     projection, N the file's respondents); where the SE is 0, the Clopper-Pearson
 #     interval on the Kish effective n (criteria at 0% or 100% too).
@@ -165,7 +166,7 @@ one_group <- function(des, idx, by_label, labels) {
   # mean score's ("y") influence is at least m/(m+1) (SSD + m/(m+1) (ybar - G)^2 + V_G) / D^2,
   # m the cell's answerers in the group, ybar and SSD their mean and sum of squares, G the
   # group's estimate, V_G its weighted variance per answerer and D their weight: the m
-  # answers and one pseudo-respondent like the group. Composites have no floor.
+  # answers and one pseudo-respondent like the group. Composites: comp_floor below.
   cell_floor <- function(cr, kind = "s") {
     a <- d[[paste0("a_", cr)]] * idx
     v <- d[[paste0(kind, "_", cr)]]
@@ -179,6 +180,19 @@ one_group <- function(des, idx, by_label, labels) {
     ssd <- tapply(a * (v - ybar[cell_now])^2, cell_now, sum)
     m / (m + 1) * (ssd + m / (m + 1) * (ybar - G)^2 + VG) / D^2
   }
+  # Composites (z their influence values, 0 outside the group): per cell of m group members
+  # with influence sum t and within-cell sum of squares SSD, at least
+  # m/(m+1) (SSD + m/(m+1) (t/m)^2 + V), V the group's weighted mean of z^2.
+  comp_floor <- function(z, counted) {
+    m <- tapply(as.numeric(counted), cell_now, sum)
+    t <- tapply(z, cell_now, sum)
+    sq <- tapply(z^2, cell_now, sum)
+    ssd <- pmax(sq - t^2 / pmax(m, 1), 0)
+    V <- sum(w_all * z^2) / sum(w_all * counted)
+    m / (m + 1) * (ssd + m / (m + 1) * (t / pmax(m, 1))^2 + V)
+  }
+  # The df: the smaller of Satterthwaite's from the cells' sums of squares and the design's
+  # (each cell's variance w_h^2 m_h, a common variance per respondent).
   split_var <- function(z, counted, floor = NULL) {
     if (raking) return(list(used = max(sum(leverage[counted]), 1)))
     zbar <- ave(z, cell_now)
@@ -187,7 +201,9 @@ one_group <- function(des, idx, by_label, labels) {
     if (!is.null(floor)) ssd <- pmax(ssd, floor)
     wh <- tapply(w_all, cell_now, function(x) x[1])
     v <- wh^2 * ssd * ifelse(m >= 2, m / pmax(m - 1, 1), n_file / (n_file - 1))
-    list(var = sum(v), df = sum(v)^2 / sum(v^2 / pmax(m - 1, 1)))
+    a <- wh^2 * m
+    ddf <- sum(a)^2 / sum(a^2 / pmax(m - 1, 1))
+    list(var = sum(v), df = min(sum(v)^2 / sum(v^2 / pmax(m - 1, 1)), ddf, na.rm = TRUE))
   }
   # Effective respondents: n* = min(Kish n_eff, n_obs) of those behind the estimate (a
   # composite: who answered any of its criteria); df at most cap - 1 (cap = n*, or for a
@@ -236,7 +252,8 @@ one_group <- function(des, idx, by_label, labels) {
   k_el <- sapply(elements, function(el) max(sum(emap$element == el & defined), 1))
   b_all <- behind(crit)
   ci <- logit_t(get("overall", est), get("overall", se), b_all$n, b_all$kn,
-                split_var(z_all, idx), 1 / (max(length(elem_text), 1) * max(k_el)),
+                split_var(z_all, idx, if (raking) NULL else comp_floor(z_all, idx)),
+                1 / (max(length(elem_text), 1) * max(k_el)),
                 min(neff, n), n)
   e <- get("overall", est); s <- get("overall", se)
   add("overall", "SIPAS", 100 * e, 100 * s, 100 * ci$ci[1], 100 * ci$ci[2],
@@ -245,7 +262,8 @@ one_group <- function(des, idx, by_label, labels) {
     e <- get(paste0("elem_", el), est); s <- get(paste0("elem_", el), se)
     b_el <- behind(crit[emap$element == el])
     ci <- logit_t(e, s, b_el$n, b_el$kn, if (is.null(z_elem[[el]])) NULL else
-      split_var(z_elem[[el]], idx), 1 / k_el[[el]], min(neff, n), n)
+      split_var(z_elem[[el]], idx, if (raking) NULL else comp_floor(z_elem[[el]], idx)),
+      1 / k_el[[el]], min(neff, n), n)
     add("element", el, 100 * e, 100 * s, 100 * ci$ci[1], 100 * ci$ci[2],
         ci$method, ci$df, NA, NA, neff, n / neff, NA)
   }
