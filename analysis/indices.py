@@ -685,24 +685,27 @@ class _Grouping:
         floored = _variance_floor(q, counts, answered, inv_den, self.estimate, answer_var, cells)
         floored[:, 2 * n_crit :] = _composite_floor(design, cells, comp_t, comp_q)
         split = interval_variance(design, cells, floored, behind, self.variance)
+        # se_sampling: the SE from the sums of squares alone (no floor, no allowance); it
+        # decides whether the SE measures anything (interval), and its df bounds the df
+        self.se_sampling: np.ndarray | None = None
         if split is None:
             self.se_ci = self.df_ci = None
         else:
             self.se_ci = np.where(ok, np.sqrt(split[0]), np.nan)
             df_ci = split[1]
             if design.weighting != "rake":  # raking: the respondents less their leverage
-                df_ci = np.fmin(df_ci, _interval_design_df(design, cells, behind))
+                raw = interval_variance(design, cells, q, behind)
+                self.se_sampling = np.where(ok, np.sqrt(raw[0]), np.nan)
+                # the smallest of the df with and without the floors and the design's: a
+                # floor that evens the cells out must not buy degrees of freedom
+                df_ci = np.fmin(np.fmin(df_ci, raw[1]), _interval_design_df(design, cells, behind))
             self.df_ci = np.where(ok, df_ci, np.nan)
         # Pooled post-strata: the interval also allows for the bias the pooling may bring.
         self.pool_bias: np.ndarray | None = None
-        self.se_sampling: np.ndarray | None = None  # se_ci without the pooling's allowance
         if design.unpooled_cell is not None and self.se_ci is not None:
-            self.se_sampling = self.se_ci
             bias, bias_var = _pooling_bias(self, across)
             self.pool_bias = np.where(ok, bias, np.nan)
-            self.se_ci = np.where(
-                ok, np.sqrt(self.se_ci**2 + bias * bias + bias_var), np.nan
-            )
+            self.se_ci = np.where(ok, np.sqrt(self.se_ci**2 + bias * bias + bias_var), np.nan)
         self.e_def = e_def
 
         # Design effects against simple random sampling of the answers.
@@ -1516,10 +1519,12 @@ def interval(
         The effective respondents the variance is taken over, when not n* (composites:
         the group's respondents, answering or not): the df is at most df_n - 1.
     se_sampling : numpy.ndarray, optional
-        The part of ``se_ci`` that is sampling variance, where ``se_ci`` also holds other
-        allowances (pooled post-strata: the pooling's bias, :func:`_pooling_bias`): the
-        test for an SE too small to measure anything uses it, and where it is too small the
-        interval is the exact bound widened to hold the t interval from ``se_ci``.
+        The SE from the sample's sums of squares alone, where ``se_ci`` also holds floors
+        (:func:`_variance_floor`, :func:`_composite_floor`) or allowances (pooled
+        post-strata: the pooling's bias, :func:`_pooling_bias`): the test for an SE too
+        small to measure anything uses it, and where it is too small the interval is the
+        exact bound widened to hold the t interval from ``se_ci``, so neither a floor nor an
+        allowance ever swaps the exact bound for a narrower t interval.
     level : float
     kind : {"logit", "normal"}
         ``logit``: logit(est) +- t SE' / (est (1 - est)), back-transformed (``logit-t``);

@@ -139,8 +139,8 @@ def test_weighted_share_is_the_ratio_with_its_linearized_se_and_logit_interval()
     # The logit interval, by hand, with the criterion intervals' rule (METHODS section 4):
     # logit(r) +- t(0.975, df) SE* / (r (1 - r)), SE*^2 = sum_h v_h over the weighting
     # cells, v_h = w_h^2 SSD_h m_h / (m_h - 1) (m_h who rated in the group's part of h),
-    # df the smaller of Satterthwaite's (sum v_h)^2 / sum v_h^2 / (m_h - 1) and the same
-    # with v_h = w_h^2 m_h (the design's), SE* at least the SE;
+    # df the smallest of Satterthwaite's (sum v_h)^2 / sum v_h^2 / (m_h - 1), the same
+    # without the floor below and with v_h = w_h^2 m_h (the design's), SE* at least the SE;
     # SSD_h at least m_h p (1 - p) / den^2, p = (x_h + r) / (m_h + 1), x_h the satisfied.
     r, se = expected["estimate"].to_numpy(), expected["se"].to_numpy()
     w, cell, n = design.weights, design.cell, design.n
@@ -153,15 +153,19 @@ def test_weighted_share_is_the_ratio_with_its_linearized_se_and_logit_interval()
         by_cell = frame_z.groupby("cell")
         m = by_cell["m"].sum()
         share = (by_cell["x"].sum() + r[g]) / (m + 1)
-        ssd = np.maximum(by_cell["z"].agg(lambda v: ((v - v.mean()) ** 2).sum()),
-                         m * share * (1 - share) / den**2)
+        raw = by_cell["z"].agg(lambda v: ((v - v.mean()) ** 2).sum())
+        ssd = np.maximum(raw, m * share * (1 - share) / den**2)
         factor = np.where(m >= 2, m / np.maximum(m - 1, 1), n / (n - 1))
-        v = by_cell["w"].first() ** 2 * ssd * factor
+        w2 = by_cell["w"].first() ** 2
+        v = w2 * ssd * factor
         se_star.append(max(np.sqrt(v.sum()), se[g]))
-        a = by_cell["w"].first() ** 2 * m  # the design's df: a common variance per rater
-        design_df = a.sum() ** 2 / (a**2 / np.maximum(m - 1, 1)).sum()
-        sample_df = v.sum() ** 2 / (v**2 / np.maximum(m - 1, 1)).sum()
-        dfs.append(max(round(min(sample_df, design_df), 2), 1.0))
+
+        def satterthwaite(v, m=m):
+            return v.sum() ** 2 / (v**2 / np.maximum(m - 1, 1)).sum()
+
+        # the smallest of the df with and without the floor and the design's (w_h^2 m_h)
+        df = min(satterthwaite(v), satterthwaite(w2 * raw * factor), satterthwaite(w2 * m))
+        dfs.append(max(round(df, 2), 1.0))
     assert_allclose(table["df"], dfs, rtol=1e-12)
     assert (np.array(dfs) < table["n_answered"].to_numpy(dtype=float) - 1).all()
     half = stats.t.ppf(0.975, dfs) * np.array(se_star) / (r * (1 - r))

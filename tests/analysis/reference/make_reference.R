@@ -191,19 +191,23 @@ one_group <- function(des, idx, by_label, labels) {
     V <- sum(w_all * z^2) / sum(w_all * counted)
     m / (m + 1) * (ssd + m / (m + 1) * (t / pmax(m, 1))^2 + V)
   }
-  # The df: the smaller of Satterthwaite's from the cells' sums of squares and the design's
-  # (each cell's variance w_h^2 m_h, a common variance per respondent).
+  # The df: the smallest of Satterthwaite's from the cells' sums of squares with and without
+  # the floors and the design's (each cell's variance w_h^2 m_h, a common variance per
+  # respondent).
   split_var <- function(z, counted, floor = NULL) {
     if (raking) return(list(used = max(sum(leverage[counted]), 1)))
     zbar <- ave(z, cell_now)
     ssd <- tapply((z - zbar)^2, cell_now, sum)
     m <- tapply(as.numeric(counted), cell_now, sum)
+    ssd_raw <- ssd
     if (!is.null(floor)) ssd <- pmax(ssd, floor)
     wh <- tapply(w_all, cell_now, function(x) x[1])
-    v <- wh^2 * ssd * ifelse(m >= 2, m / pmax(m - 1, 1), n_file / (n_file - 1))
+    f <- ifelse(m >= 2, m / pmax(m - 1, 1), n_file / (n_file - 1))
+    v <- wh^2 * ssd * f
+    v_raw <- wh^2 * ssd_raw * f
+    sat <- function(v) sum(v)^2 / sum(v^2 / pmax(m - 1, 1))
     a <- wh^2 * m
-    ddf <- sum(a)^2 / sum(a^2 / pmax(m - 1, 1))
-    list(var = sum(v), df = min(sum(v)^2 / sum(v^2 / pmax(m - 1, 1)), ddf, na.rm = TRUE))
+    list(var = sum(v), var_raw = sum(v_raw), df = min(sat(v), sat(v_raw), sat(a), na.rm = TRUE))
   }
   # Effective respondents: n* = min(Kish n_eff, n_obs) of those behind the estimate (a
   # composite: who answered any of its criteria); df at most cap - 1 (cap = n*, or for a
@@ -222,11 +226,20 @@ one_group <- function(des, idx, by_label, labels) {
     } else {
       df <- max(round(split$df, 2), 1); s_ci <- max(sqrt(split$var), s)
     }
+    # the test for an SE that measures nothing uses the sums of squares without the floors
+    s_test <- if (is.null(split$var_raw)) s_ci else max(sqrt(split$var_raw), s)
     df <- max(min(df, round(cap - 1, 2)), 1)
     ns <- min(kn, n_obs)
-    if (s_ci < step * sqrt((ns - 1) / ns^3)) return(exact(e, n_obs, kn, "exact-small-se"))
+    least <- step * sqrt((ns - 1) / ns^3)
     half <- qt(0.975, df) * s_ci / (e * (1 - e))
-    list(ci = plogis(qlogis(e) + c(-1, 1) * half), method = "logit-t", df = df)
+    t_ci <- plogis(qlogis(e) + c(-1, 1) * half)
+    if (s_test < least) {
+      # the exact bound, widened to the t interval of the floored SE where that is above
+      ex <- exact(e, n_obs, kn, "exact-small-se")
+      if (s_ci >= least) ex$ci <- c(min(ex$ci[1], t_ci[1]), max(ex$ci[2], t_ci[2]))
+      return(ex)
+    }
+    list(ci = t_ci, method = "logit-t", df = df)
   }
   # influence values of the criterion ratios (0 outside the group and where undefined)
   z_of <- function(cr, kind = "criterion") {
