@@ -24,7 +24,7 @@ from .estimators import (
     row_freq,
 )
 from .io import AnalysisInputError, ElementMap
-from .weighting import trim_weights
+from .weighting import Notes, trim_weights
 
 __all__ = [
     "COLUMNS",
@@ -200,7 +200,9 @@ def compute_indices(
         Indices, their SEs and intervals are percentages (0-100); mean scores are on 1-5.
         Undefined values are NaN (``n_answered`` is a nullable integer).
 
-        ``table.attrs["notes"]`` is a DataFrame of what the weighting did, one row each,
+        ``table.attrs["notes"]`` is a DataFrame (:class:`analysis.weighting.Notes`, which
+        ``pd.concat`` can compare: it keeps the notes of tables that agree and drops
+        differing ones) of what the weighting did, one row each,
         columns ``kind`` (``pooled_cells``, ``empty_cells_pooled``, ``fallback``,
         ``unrepresented``, ``dropped_responses``, ``empty_cells_dropped``,
         ``zero_cells_pooled``, ``zero_total_dropped``, ``pooling_bias``), ``scope`` (the
@@ -319,7 +321,7 @@ def compute_indices(
     out["n_answered"] = out["n_answered"].astype("Int64")
     out["n"] = out["n"].astype("int64")
     _holm_and_marks(out, 1.0 - float(level), int(min_n))
-    out.attrs["notes"] = _with_bias_note(design.notes, out, float(level))
+    out.attrs["notes"] = Notes(_with_bias_note(design.notes, out, float(level)))
     return out
 
 
@@ -1830,5 +1832,5 @@ def compare_periods(
             "higher",
             np.where(significant & (out["diff"] < 0), "lower", ""),
         )
-    out.attrs["notes"] = design.notes.copy()
+    out.attrs["notes"] = Notes(design.notes.copy())
     return out

@@ -17,6 +17,7 @@ from .io import AnalysisInputError, normalize_text
 
 __all__ = [
     "NOTE_COLUMNS",
+    "Notes",
     "PostStrata",
     "margin_counts",
     "notes_frame",
@@ -58,6 +59,30 @@ def _population_table(
 
 
 NOTE_COLUMNS = ("kind", "scope", "cells", "responses", "transactions", "share", "detail")
+
+
+class Notes(pd.DataFrame):
+    """The notes of a result table (``table.attrs["notes"]``): a DataFrame whose ``==``
+    with another DataFrame is one bool (:meth:`pandas.DataFrame.equals`).
+
+    pandas compares the ``attrs`` of the tables ``pd.concat`` joins and keeps them only
+    where they are all equal; with plain DataFrames in ``attrs`` that comparison raised
+    "The truth value of a DataFrame is ambiguous" as soon as two results had different
+    notes (an analyst joining two periods' tables). Now the concatenation keeps the notes
+    when they agree and drops them otherwise (join ``attrs["notes"]`` yourself then).
+    Anything else is a DataFrame as usual.
+    """
+
+    @property
+    def _constructor(self):
+        return Notes
+
+    def __eq__(self, other):
+        if isinstance(other, pd.DataFrame):
+            return bool(self.equals(other))
+        return super().__eq__(other)
+
+    __hash__ = None
 
 
 def notes_frame(rows: Sequence[dict] = ()) -> pd.DataFrame:

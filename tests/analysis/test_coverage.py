@@ -312,6 +312,6 @@ def test_a_heavy_cell_of_few_respondents_is_covered():
         rows = bench.published_rows(analysis, frame, totals_, truth_, "poststrat",
                                     analysis.DEFAULT_MIN_CELL_N)
         rows = rows[(rows["unit"] < 0) & (rows["method"] != "none")]
-        covered.append(((rows["low"] <= rows["truth"]) & (rows["truth"] <= rows["high"])))
+        covered.append((rows["low"] <= rows["truth"]) & (rows["truth"] <= rows["high"]))
     share = pd.concat(covered).mean()
     assert share >= 0.93, share

@@ -297,3 +297,28 @@ def test_volumes_with_zeros_and_missing_cells_lose_nothing_silently(sizes, count
     assert unrepresented == pytest.approx(
         sum(agency_total[a] for a in listed_agencies - sampled if agency_total[a] > 0)
     )
+
+
+def test_results_with_different_notes_concatenate():
+    """An analyst joins two periods' tables: pd.concat compares their attrs, which raised
+    "The truth value of a DataFrame is ambiguous" when the notes differed. The notes are
+    kept where they agree and dropped where they do not; they stay DataFrames."""
+    frame = pd.DataFrame({"agency": ["A"] * 6 + ["B"] * 6, "field": ["x"] * 3 + ["y"] * 3 + ["x"]
+                          * 3 + ["y"] * 3, "a1": [4, 5, 3, 4, 5, 1] * 2,
+                          "a2": [5, 5, 4, 2, 4, 3] * 2})
+    totals = pd.DataFrame({"agency": ["A", "A", "B", "B"], "field": ["x", "y", "x", "y"],
+                           "count": [10, 100, 20, 30.0]})
+    options = {"by": "agency", "weighting": "poststrat", "totals": totals}
+    first = analysis.compute_indices(frame, {"A": ["a1", "a2"]}, **options)
+    second = analysis.compute_indices(frame.iloc[:10], {"A": ["a1", "a2"]}, **options)
+    assert len(first.attrs["notes"]) and not first.attrs["notes"].equals(second.attrs["notes"])
+    same = pd.concat([first, first], ignore_index=True)
+    assert same.attrs["notes"].equals(first.attrs["notes"])
+    assert isinstance(same.attrs["notes"], pd.DataFrame)
+    mixed = pd.concat([first, second], ignore_index=True)
+    assert len(mixed) == len(first) + len(second) and "notes" not in mixed.attrs
+    notes = first.attrs["notes"]
+    assert (notes["kind"] == "pooled_cells").dtype == bool  # element-wise as usual
+    periods = analysis.compare_periods(frame.assign(period=["2026-Q1", "2026-Q2"] * 6),
+                                       {"A": ["a1", "a2"]}, **options)
+    pd.concat([periods, periods, first])
