@@ -18,7 +18,8 @@ SHIPPED_TRANSLATIONS = Path(__file__).resolve().parent / "data" / "translations"
 def _chosen() -> str | None:
     """A language the user picked explicitly in this request, if any."""
     languages = current_app.config["LANGUAGES"]
-    lang = request.args.get("lang")
+    # (No query string, no ?lang=: the arguments are not parsed to find that out.)
+    lang = request.args.get("lang") if request.query_string else None
     if lang is None and request.method == "POST":
         try:
             lang = request.form.get(LANGUAGE_FIELD)
