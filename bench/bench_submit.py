@@ -17,6 +17,9 @@ Prints figures and ratios; asserts nothing about speed. The server's CPU time pe
 is printed beside the rates: on a machine shared with other work it is the steadier figure.
 
     ./dev bench [--seconds 8] [--connections 64] [--workers N] [--postgres | --database-url URL]
+
+`--in-process` measures the same three requests as direct WSGI calls instead (CPU per
+request, warm, no HTTP): what the app itself costs, for profiling and before/after.
 """
 
 from __future__ import annotations
@@ -284,8 +287,10 @@ def main() -> None:
     parser.add_argument("--keep-log", default="", help="copy gunicorn's log (and the app's) here")
     parser.add_argument("--max-rate", type=int, default=4000,
                         help="submissions/s the bodies prepared must cover")
+    parser.add_argument("--in-process", action="store_true",
+                        help="no gunicorn or wrk: CPU per request of direct WSGI calls")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.in_process:
         sys.exit("wrk not found: run `./dev bench`, which installs it (Debian package wrk)")
 
     server_pg = None
@@ -306,6 +311,9 @@ def main() -> None:
             url = server_pg.url("bench")
         url = url or f"sqlite:///{folder}/bench.sqlite"
         try:
+            if args.in_process:
+                in_process(url)
+                return
             figures = run(args, url, folder)
         finally:
             if server_pg is not None:
@@ -364,6 +372,80 @@ def run(args, url: str, folder: Path) -> dict:
     figures["stored"] = stored_count(url, counter_id)
     figures["load"] = load
     return figures
+
+
+def in_process(url: str, calls: int = 3000, rounds: int = 5) -> None:
+    """Warm CPU time per request of direct WSGI calls (no HTTP, no gunicorn), with the app
+    built as gunicorn builds it (preloaded, warmed, the app's request line off): the hello
+    route, the page and valid submissions at one counter, as in the bench. Prints the
+    lowest and the median of `rounds` rounds: on a shared machine the lowest is the
+    steadier. Where the time goes inside: run it under cProfile."""
+    import io
+    import logging
+
+    from werkzeug.test import EnvironBuilder
+
+    token, counter_id = prepare_database(url)
+    os.environ.update(SURVEY_SECRET_KEY=SECRET, SURVEY_DATABASE_URL=url)
+    logging.getLogger("survey.requests").setLevel(logging.WARNING)  # as gunicorn.conf.py
+    from bench.hello_app import app as hello
+    from survey import create_app, integrity
+    from survey.questionnaires import registry
+    from survey.respond import warm_up
+
+    app = create_app()
+    warm_up(app)
+    rng = random.Random(14)
+    with app.test_request_context():
+        questionnaire = registry().latest("sipas-service")
+        bodies = iter([urllib.parse.urlencode(
+            {"started": integrity.start_stamp(),
+             "submission_key": integrity.issue_key(counter_id),
+             **random_answers(questionnaire, rng)}, doseq=True).encode()
+            for _ in range(calls + 100)])
+
+    def environ(method: str, path: str, body: bytes = b"") -> dict:
+        return EnvironBuilder(
+            path=path, method=method, data=body or None,
+            content_type="application/x-www-form-urlencoded" if body else None,
+            headers={"Host": "127.0.0.1:8000", "User-Agent": "wrk"},
+            environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_environ()
+
+    def call(application, env: dict, body: bytes, status: str) -> None:
+        env = {**env, "wsgi.input": io.BytesIO(body)}
+        seen = []
+        result = application(env, lambda line, headers, exc_info=None: seen.append(line))
+        for _chunk in result:
+            pass
+        result.close()
+        if not seen[0].startswith(status):
+            raise RuntimeError(f"{env['PATH_INFO']}: {seen[0]}")
+
+    hello_env, page_env = environ("GET", "/"), environ("GET", f"/r/{token}")
+    post_env = environ("POST", f"/r/{token}", b"x")
+
+    def submit() -> None:
+        body = next(bodies)
+        call(app, {**post_env, "CONTENT_LENGTH": str(len(body))}, body, "303")
+
+    cases = (("hello route", lambda: call(hello, hello_env, b"", "200")),
+             ("questionnaire page", lambda: call(app, page_env, b"", "200")),
+             ("valid submission", submit))
+    engine = url.split(":", 1)[0].split("+", 1)[0]
+    print(f"in process, database {engine}, load average before {os.getloadavg()[0]:.1f}; "
+          f"CPU per request (lowest, median of {rounds} rounds of {calls // rounds})")
+    for name, request in cases:
+        for _ in range(20):
+            request()
+        figures = []
+        for _ in range(rounds):
+            started = time.process_time()
+            for _ in range(calls // rounds):
+                request()
+            figures.append(1000 * (time.process_time() - started) / (calls // rounds))
+        figures.sort()
+        print(f"{name:<20}{figures[0]:7.3f} ms  {figures[len(figures) // 2]:7.3f} ms")
+    app.extensions["survey_db"].engine.dispose()
 
 
 def report(args, url: str, figures: dict) -> None:
