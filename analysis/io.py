@@ -114,11 +114,57 @@ def normalize_text(value) -> str:
 _text = normalize_text  # the short name used inside this module (and by analysis.quick)
 
 
+def _header(path, what: str) -> tuple[list[str] | None, str]:
+    """The column names of a CSV file and its delimiter, refusing duplicated names.
+
+    The delimiter is a comma, or a semicolon (or tab) where the header line has no comma:
+    a spreadsheet set to Vietnamese number formats (decimal comma) saves "CSV" with
+    semicolons, which used to be read as one column and reported as something else ("at
+    least 2 responses are needed"). A name given twice is an error naming both positions:
+    pandas would rename the second to ``name.1`` and the first one alone would be used,
+    or the error would blame another file. A path-less input (a file object) is left to
+    pandas: (None, ",").
+    """  # fmt: skip
+    if not isinstance(path, (str, os.PathLike)):
+        return None, ","
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            line = f.readline()
+    except FileNotFoundError:
+        raise AnalysisInputError(f"{what}: file not found: {path}") from None
+    except IsADirectoryError:
+        raise AnalysisInputError(f"{what} {path}: is a directory, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise AnalysisInputError(f"{what} {path}: not UTF-8 text ({exc.reason})") from None
+    if not line.strip():
+        raise AnalysisInputError(f"{what} {path}: the file is empty")
+    sep = ","
+    if "," not in line:
+        sep = next((c for c in (";", "\t") if c in line), ",")
+    try:
+        raw = next(csv.reader([line], delimiter=sep))
+    except (csv.Error, StopIteration):
+        return None, sep
+    names = [_unquote_cell(_text(c)) for c in raw]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen and name != "":
+            raise AnalysisInputError(
+                f"{what} {path}: the column {name!r} appears twice (columns {seen[name] + 1} "
+                f"and {i + 1}); keep one"
+            )
+        seen.setdefault(name, i)
+    return names, sep
+
+
 def _read_csv_text(path: PathLike, what: str, **kwargs) -> pd.DataFrame:
-    """A CSV (UTF-8, with or without BOM) with every column kept as text."""
+    """A CSV (UTF-8, with or without BOM; comma or semicolon, see :func:`_header`) with
+    every column kept as text."""
+    _, sep = _header(path, what)
     try:
         frame = pd.read_csv(
             path,
+            sep=sep,
             dtype=str,
             keep_default_na=False,
             encoding="utf-8-sig",
@@ -162,9 +208,10 @@ def read_responses(
         The responses. Criterion values are validated later, by the estimators, so that a
         DataFrame built from the database goes through the same checks.
     """
+    _, sep = _header(path, "responses")
     try:
         header = [_unquote_cell(_text(c))
-                  for c in pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns]
+                  for c in pd.read_csv(path, nrows=0, sep=sep, encoding="utf-8-sig").columns]
     except FileNotFoundError:
         raise AnalysisInputError(f"responses: file not found: {path}") from None
     except UnicodeDecodeError as exc:
@@ -183,6 +230,7 @@ def read_responses(
     text = {c: str for c in names if c not in wanted}
     numbers = [c for c in names if c in wanted]
     read = {
+        "sep": sep,
         "keep_default_na": False,
         "na_values": {c: [""] for c in numbers},
         "encoding": "utf-8-sig",
@@ -190,7 +238,7 @@ def read_responses(
         "memory_map": True,  # fewer copies: page faults are a large part of reading
         "usecols": usecols,
     }
-    frame = _read_responses_arrow(path, names, numbers)
+    frame = _read_responses_arrow(path, names, numbers, sep)
     if frame is not None:
         if "response_id" in header and "response_id" not in frame.columns:
             frame.attrs["response_id_source"] = str(path)
@@ -213,7 +261,7 @@ def read_responses(
 
 
 def _read_responses_arrow(
-    path: PathLike, names: Sequence[str], numbers: Sequence[str]
+    path: PathLike, names: Sequence[str], numbers: Sequence[str], sep: str = ","
 ) -> pd.DataFrame | None:
     """The common case of :func:`read_responses`, parsed by Arrow's multi-threaded reader.
 
@@ -235,7 +283,7 @@ def _read_responses_arrow(
         return None
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
-            raw = next(csv.reader(f))
+            raw = next(csv.reader(f, delimiter=sep))
     except (OSError, UnicodeDecodeError, StopIteration, csv.Error):
         return None
     if len(set(raw)) != len(raw) or [_unquote_cell(_text(c)) for c in raw] != raw:
@@ -249,6 +297,7 @@ def _read_responses_arrow(
         table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=1 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=sep),
             convert_options=pacsv.ConvertOptions(
                 include_columns=list(names),
                 column_types=types,

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import analysis
 from analysis import AnalysisInputError
@@ -139,3 +141,50 @@ def test_mapping_and_pairs_are_the_same_element_map():
     pairs = [("q1", "A"), ("q2", "A"), ("q3", "B")]
     assert analysis.ElementMap.coerce(ELEMENTS).criteria == analysis.ElementMap(pairs).criteria
     assert analysis.ElementMap.coerce(pairs).elements == ("A", "B")
+
+
+@pytest.mark.parametrize(("reader", "what", "text"), [
+    ("responses", "responses", "agency,q1,q2,q1,q3\nA,4,5,1,3\nA,5,4,1,4\n"),
+    ("totals", "totals", "agency,count,count\nA,10,20\n"),
+    ("elements", "element map", "item,element,item\nq1,A,x\n"),
+])
+def test_a_column_given_twice_is_named_in_its_file(tmp_path, reader, what, text):
+    """pandas renames a second "q1" to "q1.1": the first alone was used without a word, and
+    a totals file with two count columns was blamed on the responses file."""
+    path = write(tmp_path / "file.csv", text)
+    read = {"responses": lambda p: analysis.read_responses(p, ["q1", "q2", "q3"]),
+            "totals": analysis.read_totals, "elements": analysis.read_elements}[reader]
+    with pytest.raises(AnalysisInputError, match=rf"^{what} .*file.csv: the column '\w+' "
+                       r"appears twice \(columns \d and \d\); keep one$"):
+        read(path)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    answers=st.lists(st.lists(st.sampled_from(["", "1", "2", "3", "4", "5"]), min_size=3,
+                              max_size=3), min_size=2, max_size=30),
+    agencies=st.lists(st.sampled_from(["Sở Tư pháp", "UBND xã Ba Lòng", "A;B", "007"]),
+                      min_size=30, max_size=30),
+    sep=st.sampled_from([";", "\t"]),
+)
+def test_semicolon_and_tab_files_read_as_the_comma_file(tmp_path_factory, answers, agencies,
+                                                        sep):
+    """A spreadsheet set to Vietnamese number formats saves "CSV" with semicolons; it used
+    to be read as one column ("at least 2 responses are needed"). Any such file -- quoted
+    values holding the delimiter, Vietnamese text, leading zeros -- gives the comma file's
+    frame and indices."""
+    import csv
+
+    folder = tmp_path_factory.mktemp("sep")
+    rows = [[agencies[i], *a] for i, a in enumerate(answers)]
+    frames = []
+    for name, delimiter in (("comma.csv", ","), ("other.csv", sep)):
+        with open(folder / name, "w", encoding="utf-8", newline="") as f:
+            out = csv.writer(f, delimiter=delimiter)
+            out.writerow(["agency", "q1", "q2", "q3"])
+            out.writerows(rows)
+        frames.append(analysis.read_responses(folder / name, ["q1", "q2", "q3"]))
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    if frames[0][["q1", "q2", "q3"]].notna().any().all():
+        first, second = (analysis.compute_indices(f, ELEMENTS, by="agency") for f in frames)
+        pd.testing.assert_frame_equal(first, second)
