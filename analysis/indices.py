@@ -881,6 +881,64 @@ class _Grouping:
         step_all = 1.0 / (e_def * k.max(axis=1))
         return n, neff, np.concatenate([step_all[:, None], 1.0 / k], axis=1)
 
+    def _criteria_floor(self, ci_idx: dict, level: float) -> np.ndarray:
+        """Per group, the least variance of each composite (columns as ``estimate``; NaN
+        on criteria and mean scores) that its criteria's own uncertainty implies:
+        where a composite has thin criteria (answered by fewer than half of the group, or
+        with an exact bound or no interval): per element, sum_c beta_c^2 SE*_c^2 over its
+        other criteria plus (sum_c beta_c sqrt(V*_c))^2 over the thin ones; the overall
+        index sums its elements' with (1 / elements)^2. beta_c is the criterion's share in
+        its element; V*_c = ((high - low) / (2 z))^2, the variance of a normal interval as
+        wide as the thin criterion's published one (its t quantile and exact bound
+        included), or, with no interval (one answer, or one heavy answerer), of its
+        Clopper-Pearson bound on the effective n (at least one). The thin criteria of an
+        element are usually answered by the same few people, hence added as perfectly
+        correlated. A composite without thin criteria has no such floor (0).
+
+        The composite's own influence values miss a criterion that few answered when those
+        few agree: its estimate is then as uncertain as its exact bound says, but adds no
+        variance, while it weighs as much as any other in the element and the overall
+        index (an outside statistician: a complaint-handling element answered by 1-3 people
+        of an agency left its overall interval covering 46-75%).
+        """  # fmt: skip
+        from scipy.special import betaincinv, ndtri
+
+        n_crit = self.n_crit
+        est = self.estimate[:, :n_crit]
+        z = float(ndtri(0.5 + level / 2))
+        alpha = 1.0 - level
+        low = ci_idx["low"].reshape(est.shape)
+        high = ci_idx["high"].reshape(est.shape)
+        defined = np.isfinite(est)
+        width = np.where(defined & np.isfinite(low) & np.isfinite(high), high - low, np.nan)
+        bare = defined & ~np.isfinite(width)  # no interval: the bound on n* (at least 1)
+        if bare.any():
+            neff = np.where(np.isfinite(self.neff_a), self.neff_a, self.n_ans)
+            m = np.maximum(np.minimum(neff, self.n_ans), 1.0)[bare]
+            x = np.clip(est[bare], 0.0, 1.0) * m
+            safe_x, safe_rest = np.maximum(x, 1e-300), np.maximum(m - x, 1e-300)
+            lo = np.where(x > 1e-12, betaincinv(safe_x, m - x + 1, alpha / 2), 0.0)
+            hi = np.where(x < m - 1e-12, betaincinv(x + 1, safe_rest, 1 - alpha / 2), 1.0)
+            width[bare] = hi - lo
+        # thin: an exact bound or none, or answered by fewer than half of the group
+        method = ci_idx["method"].reshape(est.shape)
+        thin = defined & ((method != "logit-t") | (self.n_ans < self.n_g[:, None] / 2))
+        sd_thin = np.where(thin, np.nan_to_num(width / (2 * z)), 0.0)
+        se_ci = np.fmax(self.se_ci[:, :n_crit], self.se[:, :n_crit])  # as interval() does
+        v_rest = np.where(defined & ~thin, np.nan_to_num(se_ci**2), 0.0)
+        share = self.comp_beta  # (G, C): 1 / K_ge on defined criteria
+        onehot = np.eye(self.n_elem)[self.element_of]
+        # the others as if independent, the thin ones (often the same few people across an
+        # element's criteria) as if perfectly correlated; only where there are thin ones
+        elem = (share * share * v_rest) @ onehot + ((share * sd_thin) @ onehot) ** 2
+        overall = elem.sum(axis=1) * self.inv_e**2
+        elem = np.where(thin.astype("float64") @ onehot > 0, elem, 0.0)
+        overall = np.where(thin.any(axis=1), overall, 0.0)
+        out = np.full(self.estimate.shape, np.nan)
+        out[:, 2 * n_crit : 2 * n_crit + self.n_elem] = elem
+        out[:, -1] = overall
+        return out
+
     # -- the table ----------------------------------------------------------------------
 
     def table(self, level: float, min_n: int) -> pd.DataFrame:
@@ -926,8 +984,13 @@ class _Grouping:
         # (element E is asked only of those who gave feedback).
         # Their variance (and its df) is over the group's respondents, answering or not.
         behind_n, behind_neff, step = self._composite_behind()
+        comp_se_ci = comp(se_ci)
+        if comp_se_ci is not None:
+            comp_se_ci = np.sqrt(
+                np.fmax(comp_se_ci**2, comp(self._criteria_floor(ci_idx, level)))
+            )  # fmt: skip
         ci_comp = interval(
-            comp_est, comp_se, behind_n, behind_neff, level, "logit", se_ci=comp(se_ci),
+            comp_est, comp_se, behind_n, behind_neff, level, "logit", se_ci=comp_se_ci,
             df=comp(df_ci), step=step, df_n=np.minimum(neff_rep, n_rep),
             se_sampling=comp(sampling),
         )

@@ -383,6 +383,8 @@ def poststratify(
             )
         if empty_small:
             transactions = sum(population[key] for key in empty_small)
+            own = sum(population[m[0]] for m in members)
+            own_share = transactions / own if own > 0 else 0.0
             notes.append(
                 _note(
                     "empty_cells_pooled",
@@ -393,8 +395,9 @@ def poststratify(
                     transactions,
                     grand,
                     f"In {scope}, {len(empty_small)} cell(s) had no respondents; their "
-                    f"{transactions:,.0f} transactions are carried by the pooled cell of "
-                    "the largest weight.",
+                    f"{transactions:,.0f} transactions ({own_share:.0%} of {scope}'s) are "
+                    "carried by the pooled cell of the largest weight, as if they were as "
+                    "satisfied as its respondents: the sample cannot tell.",
                 )
             )
         if absorbed:

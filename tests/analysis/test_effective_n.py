@@ -120,3 +120,22 @@ def test_an_allowance_never_narrows_an_interval(est, sampling, extra, n_obs, df)
     assert widened["low"][0] <= t_only["low"][0] + 1e-12
     assert widened["high"][0] >= t_only["high"][0] - 1e-12
     assert widened["method"][0] == plain["method"][0]
+
+
+def test_a_criterion_answered_by_one_widens_the_overall_interval():
+    """An outside statistician's case: 20 respondents rate a1, one of them also answers
+    element E (complaint handling, asked of those who complained). E weighs half of the
+    overall index but rests on one answer: the overall interval used to be 72-78 (or
+    91-97 when that one answer was a 5), as if E were known. Now it allows for E's own
+    uncertainty (its Clopper-Pearson bound on one answer)."""
+    rng = np.random.default_rng(3)
+    a1 = rng.choice([3, 4, 5], size=20, p=[0.1, 0.4, 0.5])
+    for answer in (1, 5):
+        e = [answer] + [None] * 19
+        frame = pd.DataFrame({"a1": a1, "e1": e, "e2": e, "e3": e})
+        row = analysis.compute_indices(frame, ELEMENTS).set_index(["level", "key"])
+        overall = row.loc[("overall", "SIPAS")]
+        assert overall["ci_high"] - overall["ci_low"] > 35, overall
+        assert overall["ci_low"] <= overall["estimate"] <= overall["ci_high"]
+        element = row.loc[("element", "E")]
+        assert element["ci_method"] == "none"  # one answer: no interval of its own

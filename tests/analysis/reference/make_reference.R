@@ -18,7 +18,8 @@
 #     criterion ratios from the same svycontrast are checked against the svymean ones);
 #   - every interval (mean scores rescaled to 0-1): logit interval with the stratified
 #     variance of the group's cells (with floors) and the smaller of Satterthwaite's df and
-#     the design's (see split_var and logit_t below; raked:
+#     the design's (see split_var and logit_t below; composites: also at least the
+#     variance their criteria's intervals imply, see floor_el; raked:
 #     SE sqrt((N - 1) / N n / df), df = n less the respondents' leverage in the margins'
 #     projection, N the file's respondents); where the SE is 0, the Clopper-Pearson
 #     interval on the Kish effective n (criteria at 0% or 100% too).
@@ -214,17 +215,17 @@ one_group <- function(des, idx, by_label, labels) {
   # composite the group's min(n_eff, n)); an SE* below step sqrt((n* - 1) / n*^3) (a single
   # dissenting answer among n*) gets the exact bound ("exact-small-se").
   logit_t <- function(e, s, n_obs, kn, split, step = 1, cap = min(kn, n_obs),
-                      n_var = n_obs) {
+                      n_var = n_obs, floor_var = 0) {
     if (is.na(e) || n_obs < 2 || heavy(n_obs, kn)) return(no_interval())
     if (s <= 1e-9 || e <= 0 || e >= 1) return(exact(e, n_obs, kn))
     if (is.null(split)) {
       df <- n_obs - 1; s_ci <- s * sqrt(n_obs / df)
     } else if (!is.null(split$used)) {
       df <- max(n_var - split$used, 1)
-      s_ci <- max(s * sqrt((n_file - 1) / n_file * n_var / df), s)
+      s_ci <- max(sqrt(max((s * sqrt((n_file - 1) / n_file * n_var / df))^2, floor_var)), s)
       df <- max(round(df, 2), 1)
     } else {
-      df <- max(round(split$df, 2), 1); s_ci <- max(sqrt(split$var), s)
+      df <- max(round(split$df, 2), 1); s_ci <- max(sqrt(max(split$var, floor_var)), s)
     }
     # the test for an SE that measures nothing uses the sums of squares without the floors
     s_test <- if (is.null(split$var_raw)) s_ci else max(sqrt(split$var_raw), s)
@@ -239,7 +240,7 @@ one_group <- function(des, idx, by_label, labels) {
       if (s_ci >= least) ex$ci <- c(min(ex$ci[1], t_ci[1]), max(ex$ci[2], t_ci[2]))
       return(ex)
     }
-    list(ci = t_ci, method = "logit-t", df = df)
+    list(ci = t_ci, method = "logit-t", df = df, s_ci = s_ci)
   }
   # influence values of the criterion ratios (0 outside the group and where undefined)
   z_of <- function(cr, kind = "criterion") {
@@ -262,24 +263,7 @@ one_group <- function(des, idx, by_label, labels) {
     any_a <- idx & rowSums(as.matrix(d[paste0("a_", crs)])) > 0
     list(n = sum(any_a), kn = if (any(any_a)) sum(w_all[any_a])^2 / sum(w_all[any_a]^2) else 0)
   }
-  k_el <- sapply(elements, function(el) max(sum(emap$element == el & defined), 1))
-  b_all <- behind(crit)
-  ci <- logit_t(get("overall", est), get("overall", se), b_all$n, b_all$kn,
-                split_var(z_all, idx, if (raking) NULL else comp_floor(z_all, idx)),
-                1 / (max(length(elem_text), 1) * max(k_el)),
-                min(neff, n), n)
-  e <- get("overall", est); s <- get("overall", se)
-  add("overall", "SIPAS", 100 * e, 100 * s, 100 * ci$ci[1], 100 * ci$ci[2],
-      ci$method, ci$df, NA, NA, neff, n / neff, NA)
-  for (el in elements) {
-    e <- get(paste0("elem_", el), est); s <- get(paste0("elem_", el), se)
-    b_el <- behind(crit[emap$element == el])
-    ci <- logit_t(e, s, b_el$n, b_el$kn, if (is.null(z_elem[[el]])) NULL else
-      split_var(z_elem[[el]], idx, if (raking) NULL else comp_floor(z_elem[[el]], idx)),
-      1 / k_el[[el]], min(neff, n), n)
-    add("element", el, 100 * e, 100 * s, 100 * ci$ci[1], 100 * ci$ci[2],
-        ci$method, ci$df, NA, NA, neff, n / neff, NA)
-  }
+  vstar <- list(); vexact <- list()
   for (kind in c("criterion", "mean_score")) {
     for (cr in crit) {
       a <- d[[paste0("a_", cr)]][idx]
@@ -331,9 +315,56 @@ one_group <- function(des, idx, by_label, labels) {
           }
         }
       }
+      if (kind == "criterion" && n_ans > 0) {
+        # thin: an exact bound or none, or answered by fewer than half of the group
+        vexact[[cr]] <- as.numeric(method != "logit-t" || n_ans < n / 2)
+        # thin: V* the variance of a normal interval as wide as the published one (none:
+        # the Clopper-Pearson bound on n* = max(min(Kish n, n), 1)); the others: SE*^2
+        vstar[[cr]] <- if (vexact[[cr]] == 0) ci$s_ci^2 else if (is.na(lo) || is.na(hi)) {
+          cp_m <- max(min(kn, n_ans), 1); x <- min(max(e, 0), 1) * cp_m
+          lo_v <- if (x > 1e-12) qbeta(0.025, x, cp_m - x + 1) else 0
+          hi_v <- if (x < cp_m - 1e-12) qbeta(0.975, x + 1, cp_m - x) else 1
+          ((hi_v - lo_v) / (2 * Z))^2
+        } else ((hi - lo) / (2 * Z))^2
+      }
       k <- if (kind == "criterion") 100 else 1
       add(kind, cr, k * e, k * s, k * lo, k * hi, method, df, n_ans, wsa, kn, dk, deff)
     }
+  }
+  k_el <- sapply(elements, function(el) max(sum(emap$element == el & defined), 1))
+  b_all <- behind(crit)
+  # the criteria's own uncertainty: sum of (share)^2 V* over the defined criteria
+  # (criteria answered by most with a t interval as if independent, the thin ones as if
+  # perfectly correlated), only where a composite has thin criteria
+  part_el <- sapply(elements, function(el) {
+    crs <- crit[emap$element == el & defined]
+    if (!length(crs)) return(0)
+    t_crs <- crs[unlist(vexact[crs]) == 0]; x_crs <- crs[unlist(vexact[crs]) == 1]
+    (sum(as.numeric(unlist(vstar[t_crs]))) +
+      sum(sqrt(as.numeric(unlist(vstar[x_crs]))))^2) / length(crs)^2
+  })
+  thin_el <- sapply(elements, function(el) {
+    crs <- crit[emap$element == el & defined]
+    length(crs) > 0 && any(unlist(vexact[crs]) == 1)
+  })
+  floor_el <- ifelse(thin_el, part_el, 0)
+  n_el <- sum(sapply(elements, function(el) any(emap$element == el & defined)))
+  floor_all <- if (any(thin_el)) sum(part_el) / max(n_el, 1)^2 else 0
+  ci <- logit_t(get("overall", est), get("overall", se), b_all$n, b_all$kn,
+                split_var(z_all, idx, if (raking) NULL else comp_floor(z_all, idx)),
+                1 / (max(length(elem_text), 1) * max(k_el)),
+                min(neff, n), n, floor_var = floor_all)
+  e <- get("overall", est); s <- get("overall", se)
+  add("overall", "SIPAS", 100 * e, 100 * s, 100 * ci$ci[1], 100 * ci$ci[2],
+      ci$method, ci$df, NA, NA, neff, n / neff, NA)
+  for (el in elements) {
+    e <- get(paste0("elem_", el), est); s <- get(paste0("elem_", el), se)
+    b_el <- behind(crit[emap$element == el])
+    ci <- logit_t(e, s, b_el$n, b_el$kn, if (is.null(z_elem[[el]])) NULL else
+      split_var(z_elem[[el]], idx, if (raking) NULL else comp_floor(z_elem[[el]], idx)),
+      1 / k_el[[el]], min(neff, n), n, floor_var = floor_el[[el]])
+    add("element", el, 100 * e, 100 * s, 100 * ci$ci[1], 100 * ci$ci[2],
+        ci$method, ci$df, NA, NA, neff, n / neff, NA)
   }
   do.call(rbind, rows)
 }
