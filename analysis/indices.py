@@ -901,12 +901,11 @@ class _Grouping:
         index (an outside statistician: a complaint-handling element answered by 1-3 people
         of an agency left its overall interval covering 46-75%).
         """  # fmt: skip
-        from scipy.special import betaincinv, ndtri
+        from scipy.special import ndtri
 
         n_crit = self.n_crit
         est = self.estimate[:, :n_crit]
         z = float(ndtri(0.5 + level / 2))
-        alpha = 1.0 - level
         low = ci_idx["low"].reshape(est.shape)
         high = ci_idx["high"].reshape(est.shape)
         defined = np.isfinite(est)
@@ -915,10 +914,7 @@ class _Grouping:
         if bare.any():
             neff = np.where(np.isfinite(self.neff_a), self.neff_a, self.n_ans)
             m = np.maximum(np.minimum(neff, self.n_ans), 1.0)[bare]
-            x = np.clip(est[bare], 0.0, 1.0) * m
-            safe_x, safe_rest = np.maximum(x, 1e-300), np.maximum(m - x, 1e-300)
-            lo = np.where(x > 1e-12, betaincinv(safe_x, m - x + 1, alpha / 2), 0.0)
-            hi = np.where(x < m - 1e-12, betaincinv(x + 1, safe_rest, 1 - alpha / 2), 1.0)
+            lo, hi = clopper_pearson(est[bare], m, level)
             width[bare] = hi - lo
         # thin: an exact bound or none, or answered by fewer than half of the group
         method = ci_idx["method"].reshape(est.shape)
@@ -1542,6 +1538,21 @@ def holm(p: np.ndarray) -> np.ndarray:
     return out
 
 
+def clopper_pearson(est: np.ndarray, m: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Clopper-Pearson bounds for x = est m successes in m trials (x and m need not be
+    whole: the beta quantiles take any positive values), on the 0-1 scale."""
+    from scipy.special import betaincinv
+
+    alpha = 1.0 - level
+    m = np.asarray(m, dtype="float64")
+    x = np.clip(est, 0.0, 1.0) * m
+    lo, hi = np.zeros(len(m)), np.ones(len(m))
+    pos, below = x > 1e-12, x < m - 1e-12
+    lo[pos] = betaincinv(x[pos], m[pos] - x[pos] + 1, alpha / 2)
+    hi[below] = betaincinv(x[below] + 1, m[below] - x[below], 1 - alpha / 2)
+    return lo, hi
+
+
 def interval(
     est: np.ndarray,
     se: np.ndarray,
@@ -1614,7 +1625,7 @@ def interval(
     is no measure of the sampling error. Fewer than 2 respondents, or a Kish effective n
     below 2 (one respondent carries almost all the weight): no interval.
     """
-    from scipy.special import betaincinv, expit, stdtrit
+    from scipy.special import expit, stdtrit
 
     shape = est.shape
     n_obs = np.broadcast_to(np.asarray(n_obs, dtype="float64"), shape)
@@ -1685,14 +1696,7 @@ def interval(
         wide_low, wide_high = low[widen], high[widen]
     if zero.any():
         m = np.minimum(np.where(np.isfinite(neff[zero]), neff[zero], n_obs[zero]), n_obs[zero])
-        x = np.clip(est[zero], 0.0, 1.0) * m
-        lo = np.zeros(len(m))
-        hi = np.ones(len(m))
-        pos = x > 1e-12
-        lo[pos] = betaincinv(x[pos], m[pos] - x[pos] + 1, alpha / 2)
-        below = x < m - 1e-12
-        hi[below] = betaincinv(x[below] + 1, m[below] - x[below], 1 - alpha / 2)
-        low[zero], high[zero] = lo, hi
+        low[zero], high[zero] = clopper_pearson(est[zero], m, level)
         if widen.any():
             low[widen] = np.minimum(low[widen], wide_low)
             high[widen] = np.maximum(high[widen], wide_high)
