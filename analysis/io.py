@@ -114,19 +114,19 @@ def normalize_text(value) -> str:
 _text = normalize_text  # the short name used inside this module (and by analysis.quick)
 
 
-def _header(path, what: str) -> tuple[list[str] | None, str]:
-    """The column names of a CSV file and its delimiter, refusing duplicated names.
+def _delimiter(path, what: str) -> str:
+    """The delimiter of a CSV file -- comma, semicolon or tab, whichever splits its header
+    line into the most columns (a comma on a tie) -- after refusing duplicated names.
 
-    The delimiter is a comma, or a semicolon (or tab) where the header line has no comma:
-    a spreadsheet set to Vietnamese number formats (decimal comma) saves "CSV" with
+    A spreadsheet set to Vietnamese number formats (decimal comma) saves "CSV" with
     semicolons, which used to be read as one column and reported as something else ("at
     least 2 responses are needed"). A name given twice is an error naming both positions:
     pandas would rename the second to ``name.1`` and the first one alone would be used,
     or the error would blame another file. A path-less input (a file object) is left to
-    pandas: (None, ",").
+    pandas (a comma).
     """  # fmt: skip
     if not isinstance(path, (str, os.PathLike)):
-        return None, ","
+        return ","
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             line = f.readline()
@@ -138,14 +138,14 @@ def _header(path, what: str) -> tuple[list[str] | None, str]:
         raise AnalysisInputError(f"{what} {path}: not UTF-8 text ({exc.reason})") from None
     if not line.strip():
         raise AnalysisInputError(f"{what} {path}: the file is empty")
-    sep = ","
-    if "," not in line:
-        sep = next((c for c in (";", "\t") if c in line), ",")
-    try:
-        raw = next(csv.reader([line], delimiter=sep))
-    except (csv.Error, StopIteration):
-        return None, sep
-    names = [_unquote_cell(_text(c)) for c in raw]
+    split = {}
+    for sep in (",", ";", "\t"):
+        try:
+            split[sep] = next(csv.reader([line], delimiter=sep))
+        except (csv.Error, StopIteration):
+            split[sep] = [line]
+    sep = max(split, key=lambda c: len(split[c]))  # the first of the longest: comma on a tie
+    names = [_unquote_cell(_text(c)) for c in split[sep]]
     seen: dict[str, int] = {}
     for i, name in enumerate(names):
         if name in seen and name != "":
@@ -154,13 +154,13 @@ def _header(path, what: str) -> tuple[list[str] | None, str]:
                 f"and {i + 1}); keep one"
             )
         seen.setdefault(name, i)
-    return names, sep
+    return sep
 
 
 def _read_csv_text(path: PathLike, what: str, **kwargs) -> pd.DataFrame:
-    """A CSV (UTF-8, with or without BOM; comma or semicolon, see :func:`_header`) with
-    every column kept as text."""
-    _, sep = _header(path, what)
+    """A CSV (UTF-8, with or without BOM; comma, semicolon or tab, see :func:`_delimiter`)
+    with every column kept as text."""
+    sep = _delimiter(path, what)
     try:
         frame = pd.read_csv(
             path,
@@ -208,7 +208,7 @@ def read_responses(
         The responses. Criterion values are validated later, by the estimators, so that a
         DataFrame built from the database goes through the same checks.
     """
-    _, sep = _header(path, "responses")
+    sep = _delimiter(path, "responses")
     try:
         header = [_unquote_cell(_text(c))
                   for c in pd.read_csv(path, nrows=0, sep=sep, encoding="utf-8-sig").columns]

@@ -188,3 +188,13 @@ def test_semicolon_and_tab_files_read_as_the_comma_file(tmp_path_factory, answer
     if frames[0][["q1", "q2", "q3"]].notna().any().all():
         first, second = (analysis.compute_indices(f, ELEMENTS, by="agency") for f in frames)
         pd.testing.assert_frame_equal(first, second)
+
+
+def test_a_quoted_comma_in_a_semicolon_header(tmp_path):
+    """The delimiter is the one that splits the header into the most columns: a quoted
+    header holding a comma does not make a semicolon file a comma file."""
+    path = write(tmp_path / "r.csv", '"Cơ quan, đơn vị";q1;q2;q3\n"Sở Tư pháp";4;5;3\n'
+                 '"Sở Y tế";5;;4\n')
+    frame = analysis.read_responses(path, ["q1", "q2", "q3"])
+    assert list(frame.columns) == ["Cơ quan, đơn vị", "q1", "q2", "q3"]
+    assert frame["q2"].isna().tolist() == [False, True]
