@@ -243,6 +243,9 @@ METHOD = (
        "đã gộp; khoảng tin cậy còn tính cả sai số của chính độ lệch ước tính đó, vì nó dựa trên "
        "ít phiếu. Cột pooling_bias trong tệp tải về cho biết độ lệch ở từng chỉ số (điểm phần "
        "trăm; với điểm trung bình là điểm trên thang 1–5)."),
+    _l("Khi chỉ số yếu tố hoặc chỉ số chung có tiêu chí được ít người trả lời (dưới một nửa "
+       "nhóm), khoảng tin cậy của nó được nới rộng để tính cả độ bất định của chính các tiêu "
+       "chí đó, vì vài câu trả lời giống nhau không cho thấy hết sai số."),
     _l("Nhóm có dưới 2 người trả lời không có khoảng tin cậy. Khi mọi người đánh giá như nhau, "
        "khoảng tin cậy là khoảng chính xác (Clopper–Pearson), không bao giờ có độ rộng bằng 0."),
     _l("“Cao hơn/thấp hơn có ý nghĩa thống kê” chỉ khi kiểm định chênh lệch giữa cơ quan và "
