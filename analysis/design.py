@@ -76,6 +76,14 @@ class SurveyDesign:
         weight of each such post-stratum without the pooling, and the same with the empty
         cells carried by their field in other agencies (see
         :class:`analysis.weighting.PostStrata`); None when nothing was pooled.
+    empty_share, empty_spread : numpy.ndarray or None
+        Post-stratification with population cells without respondents pooled: per
+        weighting cell, the share of its population in those cells and the spread of the
+        error they may bring (:class:`analysis.weighting.PostStrata`); None otherwise.
+    fine_cell, fine_agency : numpy.ndarray or None
+        With ``empty_share``: each respondent's post-stratum before pooling, and each such
+        post-stratum's agency (a code): what the spread of satisfaction between an agency's
+        service fields is estimated from.
     notes : pandas.DataFrame
         What the weighting pooled, dropped or could not represent, one row each, with the
         columns ``kind``, ``scope``, ``cells``, ``responses``, ``transactions``, ``share``,
@@ -100,6 +108,10 @@ class SurveyDesign:
     unpooled_cell: np.ndarray | None = None
     unpooled_weight: np.ndarray | None = None
     across_weight: np.ndarray | None = None
+    empty_share: np.ndarray | None = None
+    empty_spread: np.ndarray | None = None
+    fine_cell: np.ndarray | None = None
+    fine_agency: np.ndarray | None = None
     _codes: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict, repr=False)
 
     @property
@@ -292,12 +304,18 @@ def make_design(
 
 
 def unpooled(strata, fine: np.ndarray) -> dict:
-    """The design fields ``unpooled_cell``/``unpooled_weight`` of post-strata whose
-    respondents (rows) are in the sample cells ``fine``; empty when nothing was pooled."""
-    if strata.unpooled_weight is None:
-        return {}
-    return {"unpooled_cell": np.asarray(fine, dtype=np.int64),
-            "unpooled_weight": strata.unpooled_weight, "across_weight": strata.across_weight}
+    """The design fields ``unpooled_cell``/``unpooled_weight`` (and ``empty_share`` ...) of
+    post-strata whose respondents (rows) are in the sample cells ``fine``; empty when nothing
+    was pooled."""
+    fine = np.asarray(fine, dtype=np.int64)
+    out: dict = {}
+    if strata.unpooled_weight is not None:
+        out = {"unpooled_cell": fine, "unpooled_weight": strata.unpooled_weight,
+               "across_weight": strata.across_weight}
+    if strata.empty_share is not None:
+        out.update(empty_share=strata.empty_share, empty_spread=strata.empty_spread,
+                   fine_cell=fine, fine_agency=strata.agency_of)
+    return out
 
 
 def _drop_blank_strata(

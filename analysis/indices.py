@@ -598,6 +598,99 @@ def _pooling_bias_variance(
     return cells.group_sum(ssd * factor)
 
 
+def _field_spread(design: SurveyDesign, element_of: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """tau^2: the variance of the mean of a population cell (agency x service field) around
+    its agency's, per estimate column (criteria, mean scores, elements, overall).
+
+    The one-way random-effects estimate (method of moments, cells nested in agencies) from
+    the respondents of the cells before pooling: (MS_b - MS_w) / n0 with the unbalanced
+    n0 = (n - sum_a sum_c n_c^2 / n_a) / (cells - agencies), at least 0. A criterion's
+    values are its answers (satisfied or not; the score); an element's, each respondent's
+    satisfied share over its answered criteria, and the overall's the mean of those over
+    the elements: the composites' spread between fields is estimated from their own
+    values, with far less noise than from their criteria one by one. Where no agency has
+    respondents in two cells tau cannot be estimated, and the variance of the values
+    themselves (which no cell mean can exceed) stands for it. Cached on the design.
+
+    Returns tau^2 and half the estimate's sampling variance, (MS_b^2 / df_b + MS_w^2 /
+    df_w) / n0^2 (0 where not estimated): the allowance's degrees of freedom come from it
+    (Satterthwaite), since few agencies with answers in several fields tell little about
+    tau.
+    """
+    cached = getattr(design, "_field_spread_cache", None)
+    if cached is not None:
+        return cached
+    fine, agency_of = design.fine_cell, design.fine_agency
+    n_fine, n_agencies = len(agency_of), int(agency_of.max(initial=-1)) + 1
+    freq = row_freq(design)
+    codes = design.answers.astype("float64")
+    answered = codes > 0
+    satisfied = (codes >= 4).astype("float64")
+    element_of = np.asarray(element_of)
+    n_elem = int(element_of.max(initial=-1)) + 1
+    onehot = np.eye(n_elem)[element_of]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        elem = (satisfied @ onehot) / (answered @ onehot)  # NaN: no criterion answered
+        known = ~np.isnan(elem)
+        overall = np.where(known, elem, 0.0).sum(axis=1) / known.sum(axis=1)
+    values = [*(satisfied[:, j] for j in range(codes.shape[1])),
+              *(codes[:, j] for j in range(codes.shape[1])),
+              *(elem[:, e] for e in range(n_elem)), overall]
+    asked = [answered[:, j] for j in range(codes.shape[1])]
+    present = [*asked, *asked, *(~np.isnan(elem[:, e]) for e in range(n_elem)),
+               ~np.isnan(overall)]
+    tau2, half_var = np.zeros(len(values)), np.zeros(len(values))
+    for k, (value, mask) in enumerate(zip(values, present, strict=True)):
+        weight = mask.astype("float64") if freq is None else mask * freq
+        value = np.where(mask, value, 0.0)
+        n_c = np.bincount(fine, weights=weight, minlength=n_fine)
+        n_a = np.bincount(agency_of, weights=n_c, minlength=n_agencies)
+        s_c = np.bincount(fine, weights=weight * value, minlength=n_fine)
+        ss = float((weight * value * value).sum())
+        s_a = np.bincount(agency_of, weights=s_c, minlength=n_agencies)
+        n_sq = np.bincount(agency_of, weights=n_c * n_c, minlength=n_agencies)
+        cells, agencies, n = int((n_c > 0).sum()), int((n_a > 0).sum()), float(n_c.sum())
+        df_b, df_w = cells - agencies, n - cells
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cell_ss = np.where(n_c > 0, s_c * s_c / n_c, 0.0).sum()
+            agency_ss = np.where(n_a > 0, s_a * s_a / n_a, 0.0).sum()
+            total = (ss - s_c.sum() ** 2 / n) / (n - 1) if n > 1 else 0.0
+            n0 = (n - np.where(n_a > 0, n_sq / n_a, 0.0).sum()) / df_b if df_b >= 1 else 0.0
+        if df_b < 1 or df_w < 1 or not n0 > 0:
+            tau2[k] = max(total, 0.0)  # not estimable: the values' own variance
+            continue
+        ms_b = (cell_ss - agency_ss) / df_b
+        ms_w = (ss - cell_ss) / df_w
+        tau2[k] = max((ms_b - ms_w) / n0, 0.0)
+        half_var[k] = (ms_b * ms_b / df_b + ms_w * ms_w / df_w) / (n0 * n0)
+    result = (tau2, half_var)
+    object.__setattr__(design, "_field_spread_cache", result)
+    return result
+
+
+def _empty_cell_allowance(part: _Grouping) -> tuple[np.ndarray, np.ndarray]:
+    """Variance allowance, per group and estimate column, for the pooled cells without
+    respondents, and half its sampling variance (for the interval's df).
+
+    Their transactions are carried by the pooled cell's respondents, so an estimate stands
+    for them by the mean of other service fields. If a cell's mean departs from its
+    agency's sampled cells with variance tau^2 (:func:`_field_spread`), a group whose
+    weight is a share S_h of such transactions in pooled cell h is off by a term of variance
+    sum_h S_h^2 (sum_c (N_c / N_E)^2 + sum_p (n_p / n_h)^2) tau^2 (the empty cells' own
+    departures, and the sampled cells' mean they are compared with; ``empty_spread``).
+    """
+    design, cells = part.design, part.cells
+    e = design.empty_share[cells.cell]
+    spread = design.empty_spread[cells.cell]
+    w = design.cell_weight[cells.cell][:, None] * part.behind
+    total = cells.group_sum(w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total[cells.group] > 0, e[:, None] * w / total[cells.group], 0.0)
+    q = cells.group_sum(share * share * spread[:, None])
+    tau2, half_var = _field_spread(design, part.element_of)
+    return q * tau2[None, :], q * q * half_var[None, :]
+
+
 class _Grouping:
     """Estimates, SEs, sizes and per-respondent influence values of one grouping.
 
@@ -708,6 +801,17 @@ class _Grouping:
             bias, bias_var = _pooling_bias(self, across)
             self.pool_bias = np.where(ok, bias, np.nan)
             self.se_ci = np.where(ok, np.sqrt(self.se_ci**2 + bias * bias + bias_var), np.nan)
+        # Pooled cells without respondents: the interval allows for their unknown departure.
+        self.empty_allow: np.ndarray | None = None
+        if design.empty_share is not None and self.se_ci is not None:
+            allow, allow_half_var = _empty_cell_allowance(self)
+            self.empty_allow = np.where(ok, allow, np.nan)
+            rest = self.se_ci**2
+            self.se_ci = np.where(ok, np.sqrt(rest + allow), np.nan)
+            # Satterthwaite: the allowance rests on tau's estimate, with its own df
+            with np.errstate(invalid="ignore", divide="ignore"):
+                df_both = (rest + allow) ** 2 / (rest * rest / self.df_ci + allow_half_var)
+            self.df_ci = np.where(ok, np.fmin(self.df_ci, df_both), np.nan)
         self.e_def = e_def
 
         # Design effects against simple random sampling of the answers.
@@ -1200,6 +1304,13 @@ def _differences_split(design: SurveyDesign, whole: _Grouping, part: _Grouping) 
             whole.pool_bias[0]
         )
         star_l = star_l + bias * bias
+    if part.empty_allow is not None and whole.empty_allow is not None:
+        # pooled cells without respondents: both allowances, as the intervals (their
+        # departures are unknown, so their covariance too: taken at its largest)
+        spread = alpha_g * np.sqrt(np.nan_to_num(part.empty_allow)) + alpha_a * np.sqrt(
+            np.nan_to_num(whole.empty_allow[0])
+        )
+        star_l = star_l + spread * spread
     with np.errstate(invalid="ignore", divide="ignore"):
         df = _design_df(design, whole, part)
         part.diff_logit = np.where(ok, np.log(u_g / (1 - u_g)) - np.log(u_a / (1 - u_a)), np.nan)

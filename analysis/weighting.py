@@ -133,6 +133,9 @@ class PostStrata:
     notes: list[dict]
     unpooled_weight: np.ndarray | None = None
     across_weight: np.ndarray | None = None
+    empty_share: np.ndarray | None = None
+    empty_spread: np.ndarray | None = None
+    agency_of: np.ndarray | None = None
 
     @property
     def weights(self) -> np.ndarray:
@@ -397,7 +400,9 @@ def poststratify(
                     f"In {scope}, {len(empty_small)} cell(s) had no respondents; their "
                     f"{transactions:,.0f} transactions ({own_share:.0%} of {scope}'s) are "
                     "carried by the pooled cell of the largest weight, as if they were as "
-                    "satisfied as its respondents: the sample cannot tell.",
+                    "satisfied as its respondents: the sample cannot tell. The intervals "
+                    "allow for how much an agency's service fields differ (estimated from "
+                    "the agencies with respondents in several fields).",
                 )
             )
         if absorbed:
@@ -428,7 +433,32 @@ def poststratify(
     inside = cell_of >= 0
     merged = inside.any() and np.bincount(cell_of[inside]).max(initial=0) > 1
     unpooled = _fine_weights(*args) if merged or across is not None else None
-    return PostStrata(cell_of, cells_h, sizes_h, population_h, notes, unpooled, across)
+    strata = PostStrata(cell_of, cells_h, sizes_h, population_h, notes, unpooled, across)
+    if empty_of:
+        _empty_cells(strata, empty_of, population, keys, sizes)
+    return strata
+
+
+def _empty_cells(strata: PostStrata, empty_of, population, keys, sizes) -> None:
+    """Set ``empty_share``, ``empty_spread`` and ``agency_of`` of ``strata`` (see
+    :class:`PostStrata`) from its pooled empty population cells."""
+    n_h = len(strata.size)
+    empty_total, empty_sq = np.zeros(n_h), np.zeros(n_h)
+    for key, h in empty_of.items():
+        count = max(population.get(key, 0.0), 0.0)
+        empty_total[h] += count
+        empty_sq[h] += count * count
+    inside = strata.cell_of >= 0
+    h = strata.cell_of[inside]
+    sampled_sq = np.bincount(h, weights=sizes[inside] ** 2, minlength=n_h)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        strata.empty_share = np.where(
+            strata.population > 0, empty_total / strata.population, 0.0)
+        strata.empty_spread = np.where(empty_total > 0, empty_sq / empty_total**2, 0.0) + \
+            np.where(strata.size > 0, sampled_sq / strata.size**2, 0.0)
+    agencies = sorted({key[0] for key in keys})
+    position = {a: i for i, a in enumerate(agencies)}
+    strata.agency_of = np.array([position[key[0]] for key in keys], dtype=np.int64)
 
 
 def _fine_weights(keys, sizes, cell_of, population, sizes_h, population_h, empty_of=None):

@@ -15,6 +15,14 @@ field) holds 40% of all transactions and is 0.6 below its agency on the latent s
 outside statistician's case): about 3 respondents at 300 responses stand for 40% of the
 province, their cell is pooled, and the pooled estimate's bias rests on those 3.
 
+``--population dominant``: the province, except that one cell (an agency of four counters,
+one field) holds half of all transactions, is 0.6 below its agency, and its citizens hardly
+answer (about 0.5 respondents expected at 300 responses): an outside statistician's case.
+
+``--population onefield``: the province, except that a quarter of the agencies collect
+responses in their first service field only: their other fields' transactions have no
+respondent (an outside statistician's case).
+
 ``--population heavy``: an outside tester's harsher province, 10 agencies x 8 fields with
 heavy-tailed volumes (about 10 to 9,400 a cell; one cell holds 23% of the total), fields far
 apart (SD 0.8 on the latent scale, agency SD 0.4), responses spread evenly over agencies and
@@ -93,6 +101,7 @@ def population(kind: str = "province", seed: int | None = None):
     over agencies and fields: small cells pooled together differ in weight and in
     satisfaction, so pooling biases the estimate unless the interval allows for it.
     """
+    fields = None  # (A, F) the chance a response of an agency is in each field; None: equal
     if kind == "heavy":
         rng = np.random.default_rng(5 if seed is None else seed)
         volumes = np.round(np.exp(rng.normal(5.5, 1.5, (10, 8)))) + 1
@@ -122,6 +131,25 @@ def population(kind: str = "province", seed: int | None = None):
         agency = rng.normal(0, 0.3, N_AGENCIES)
         field = rng.normal(0, 0.25, (N_AGENCIES, N_FIELDS))
         base = 4.1
+        if kind == "dominant":
+            # one cell (an agency of four counters, its first field) holds half of the
+            # province's transactions, is 0.6 below its agency, and its citizens hardly
+            # answer: about 0.5 respondents expected at 300 responses
+            big = int(np.argmax(counters))
+            counters[big] = 4
+            rest = volumes.sum() - volumes[big, 0]
+            volumes[big, 0] = rest
+            field[big, 0] = -0.6
+            fields = np.full((N_AGENCIES, N_FIELDS), 1.0)
+            fields[big, 0] = 0.012
+        elif kind == "onefield":
+            # a quarter of the agencies collect responses in one service field only (their
+            # first); the rest of their transactions have no respondent
+            fields = np.full((N_AGENCIES, N_FIELDS), 1.0)
+            fields[::4, 1:] = 0.0
+    if fields is None:
+        fields = np.ones((len(counters), volumes.shape[1]))
+    fields = fields / fields.sum(axis=1, keepdims=True)
     difficulty = (np.arange(len(CRITERIA)) % 7 - 3) * 0.12
     mu = base + agency[:, None] + field  # (A, F)
     # satisfied = answer >= 4 = latent >= 3.5, latent ~ N(mu - difficulty, person^2 + item^2)
@@ -130,7 +158,7 @@ def population(kind: str = "province", seed: int | None = None):
     # and the mean answer: 1 + sum over k = 1..4 of P(latent >= k + 0.5), on (m - 1) / 4
     mean = sum(ndtr(centre - (k + 0.5) / np.hypot(SD_PERSON, SD_ITEM)) for k in range(1, 5)) / 4
     # one array: the satisfied shares (C) then the mean scores (C), both averaged alike
-    return volumes, counters, mu, difficulty, np.concatenate([p, mean], axis=2)
+    return volumes, counters, mu, difficulty, np.concatenate([p, mean], axis=2), fields
 
 
 def composite(crit: np.ndarray) -> np.ndarray:
@@ -142,11 +170,11 @@ def composite(crit: np.ndarray) -> np.ndarray:
     return np.concatenate([overall[..., None], np.stack(elems, axis=-1), crit], axis=-1)
 
 
-def truths(volumes, counters, p):
+def truths(volumes, counters, p, fields):
     """True indices (0-1) of KEYS: agencies (A, K) and the province (K,), per weighting."""
     served = (volumes[:, :, None] * p).sum(axis=1) / volumes.sum(axis=1)[:, None]  # (A, C)
     served_all = (volumes[:, :, None] * p).sum(axis=(0, 1)) / volumes.sum()
-    drawn = p.mean(axis=1)  # fields in equal shares
+    drawn = (fields[:, :, None] * p).sum(axis=1)  # fields as the responses are drawn
     share = counters / counters.sum()
     drawn_all = (share[:, None] * drawn).sum(axis=0)
     return {
@@ -170,11 +198,12 @@ def raked_truth(volumes, p, present):
     return composite(raked), composite(raked_all)
 
 
-def sample(rng, n, counters, mu, difficulty):
+def sample(rng, n, counters, mu, difficulty, fields):
     """One sample of n responses, drawn as the demo's quarters."""
     share = counters / counters.sum()
     agency = rng.choice(len(counters), size=n, p=share)
-    field = rng.integers(0, mu.shape[1], size=n)
+    cumulative = np.cumsum(fields, axis=1)[agency]
+    field = np.minimum((cumulative < rng.random(n)[:, None]).sum(axis=1), mu.shape[1] - 1)
     person = rng.normal(0, SD_PERSON, n)
     latent = (mu[agency, field] + person)[:, None] - difficulty + rng.normal(
         0, SD_ITEM, (n, len(CRITERIA)))
@@ -287,13 +316,13 @@ def summarise(rows: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
 def run(analysis, total: int, reps: int, min_cell_n: int, seed: int,
         weightings=("none", "poststrat"), kind: str = "province") -> pd.DataFrame:
     """All published rows of ``reps`` samples of about ``total`` responses."""
-    volumes, counters, mu, difficulty, p = population(kind)
-    truth = {**truths(volumes, counters, p), "volumes": volumes, "p": p}
+    volumes, counters, mu, difficulty, p, fields = population(kind)
+    truth = {**truths(volumes, counters, p, fields), "volumes": volumes, "p": p}
     totals = totals_table(volumes)
     rng = np.random.default_rng(seed)
     parts = []
     for _ in range(reps):
-        frame = sample(rng, total, counters, mu, difficulty)
+        frame = sample(rng, total, counters, mu, difficulty, fields)
         for weighting in weightings:
             parts.append(published_rows(analysis, frame, totals, truth, weighting, min_cell_n))
     return pd.concat(parts, ignore_index=True)
@@ -309,7 +338,8 @@ def main(argv=None) -> int:
                         help="pooling threshold (default: the library's)")
     parser.add_argument("--weighting", default="none,poststrat,rake")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--population", default="province", choices=("province", "heavy", "high"),
+    parser.add_argument("--population", default="province",
+                        choices=("province", "heavy", "high", "dominant", "onefield"),
                         help="the population sampled (see population())")
     parser.add_argument("--lib", help="import analysis from this directory (comparisons)")
     args = parser.parse_args(argv)

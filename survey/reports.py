@@ -949,7 +949,9 @@ NOTE_TEXTS = {
         "sơ đã giải quyết)."),
     "empty_cells_pooled": _l(
         "%(agency)s: không có phiếu nào ở %(cells)s; %(transactions)s hồ sơ của các ô này "
-        "được tính vào ô gộp của cơ quan (%(share)s%% số hồ sơ)."),
+        "được tính vào ô gộp của cơ quan (%(share)s%% số hồ sơ), như thể người dân ở đó hài "
+        "lòng như những người đã trả lời; khoảng tin cậy đã được nới rộng theo mức chênh lệch "
+        "giữa các lĩnh vực trong một cơ quan."),
     "fallback": _l(
         "%(agency)s: ô gộp vẫn quá ít phiếu nên cả cơ quan được gia quyền như một ô "
         "(%(cells)s)."),

@@ -243,6 +243,12 @@ METHOD = (
        "đã gộp; khoảng tin cậy còn tính cả sai số của chính độ lệch ước tính đó, vì nó dựa trên "
        "ít phiếu. Cột pooling_bias trong tệp tải về cho biết độ lệch ở từng chỉ số (điểm phần "
        "trăm; với điểm trung bình là điểm trên thang 1–5)."),
+    _l("Khi một lĩnh vực có hồ sơ nhưng không có phiếu nào, số hồ sơ của nó được tính vào ô "
+       "gộp của cơ quan, như thể người dân ở đó hài lòng như những người đã trả lời ở các lĩnh "
+       "vực khác; mẫu không cho biết điều đó. Vì vậy khoảng tin cậy 95%% (và kiểm định chênh "
+       "lệch) được nới rộng theo mức chênh lệch giữa các lĩnh vực trong một cơ quan, ước lượng "
+       "từ các cơ quan có phiếu ở nhiều lĩnh vực, và theo tỷ trọng hồ sơ không có phiếu; khi "
+       "ít cơ quan cho biết mức chênh lệch này, khoảng tin cậy rộng thêm (ít bậc tự do hơn)."),
     _l("Khi chỉ số yếu tố hoặc chỉ số chung có tiêu chí được ít người trả lời (dưới một nửa "
        "nhóm), khoảng tin cậy của nó được nới rộng để tính cả độ bất định của chính các tiêu "
        "chí đó, vì vài câu trả lời giống nhau không cho thấy hết sai số."),
