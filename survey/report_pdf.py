@@ -566,7 +566,7 @@ def _method(pdf: ReportPDF) -> None:
     METHODS.md adds on mean scores, intervals and flags."""
     pdf.add_page()
     pdf.heading(_("Cách tính chỉ số"), size=14)
-    method = [str(line) % {} for line in workbook.METHOD]
+    method = workbook.method_lines()
     sections = [
         (_("Tiêu chí, yếu tố và chỉ số hài lòng chung"),
          method[:2] + [str(line) for line in METHOD_EXTRA["indices"]]),

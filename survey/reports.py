@@ -890,6 +890,7 @@ def note_lines(report: Report, code: str | None = None) -> list[str]:
     if notes is None or notes.empty:
         return []
     names = _note_scope_names(report, notes)
+    labels = _field_labels(report)
     lines = []
     for note in notes.itertuples(index=False):
         if code is not None and note.scope not in (code, "ALL"):
@@ -899,7 +900,7 @@ def note_lines(report: Report, code: str | None = None) -> list[str]:
             if text:
                 lines.append(text)
             continue
-        lines.append(_note_text(note, names.get(note.scope, note.scope)))
+        lines.append(_note_text(note, names.get(note.scope, note.scope), labels))
     return lines
 
 
@@ -932,6 +933,18 @@ def _bias_text(report: Report, code: str | None) -> str | None:
         "unit": unit, "where": ", ".join(place)}
 
 
+def _field_labels(report: Report) -> dict[str, str]:
+    """The service fields' names by code, in the page's language ({} without them)."""
+    questionnaire = getattr(report, "questionnaire", None)
+    field = questionnaire.roles.get(SERVICE_FIELD) if questionnaire is not None else None
+    if field is None:
+        return {}
+    locale = str(get_locale() or "vi")
+    # the name without its examples: "Tư pháp – hộ tịch (khai sinh, …)" as "Tư pháp – hộ tịch"
+    return {str(option.code): option.text.get(locale).split(" (")[0].strip()
+            for option in field.options}
+
+
 def _note_scope_names(report: Report, notes: pd.DataFrame) -> dict[str, str]:
     """Agency names for the notes' scopes, also of agencies without respondents."""
     names = dict(report.agency_names)
@@ -944,20 +957,21 @@ def _note_scope_names(report: Report, notes: pd.DataFrame) -> dict[str, str]:
 
 NOTE_TEXTS = {
     "pooled_cells": _l(
-        "%(agency)s: các ô gia quyền có quá ít phiếu (%(cells)s; %(responses)s phiếu) được "
-        "gộp lại thành %(pools)s ô, các ô có trọng số gần nhau gộp với nhau (%(share)s%% số hồ "
-        "sơ đã giải quyết)."),
+        "%(agency)s: các ô gia quyền có dưới %(min_n)s phiếu (%(cells)s; %(responses)s phiếu) "
+        "được gộp thành %(pools)s ô gia quyền, ô có trọng số gần nhau gộp chung (các ô này "
+        "chiếm %(share)s%% số hồ sơ đã giải quyết của toàn phạm vi)."),
     "empty_cells_pooled": _l(
         "%(agency)s: không có phiếu nào ở %(cells)s; %(transactions)s hồ sơ của các ô này "
-        "được tính vào ô gộp của cơ quan (%(share)s%% số hồ sơ), như thể người dân ở đó hài "
-        "lòng như những người đã trả lời; khoảng tin cậy đã được nới rộng theo mức chênh lệch "
-        "giữa các lĩnh vực trong một cơ quan."),
+        "(%(own_share)s số hồ sơ của cơ quan, %(share)s%% của toàn phạm vi) được tính vào một ô "
+        "gộp của cơ quan, như thể người dân ở đó hài lòng như những người đã trả lời; khoảng "
+        "tin cậy đã được nới rộng theo mức chênh lệch giữa các lĩnh vực trong một cơ quan."),
     "fallback": _l(
         "%(agency)s: ô gộp vẫn quá ít phiếu nên cả cơ quan được gia quyền như một ô "
         "(%(cells)s)."),
     "unrepresented": _l(
-        "%(agency)s: có %(transactions)s hồ sơ đã giải quyết (%(share)s%%) nhưng không có "
-        "phiếu trả lời nào, nên không được đại diện trong các chỉ số có gia quyền."),
+        "%(agency)s: có %(transactions)s hồ sơ đã giải quyết (%(share)s%% số hồ sơ của toàn "
+        "phạm vi) nhưng không có phiếu trả lời nào, nên không được đại diện trong các chỉ số "
+        "có gia quyền."),
     "dropped_responses": _l(
         "%(responses)s phiếu không ghi lĩnh vực thủ tục nên không được tính trong kết quả "
         "có gia quyền."),
@@ -968,8 +982,8 @@ NOTE_TEXTS = {
         "%(agency)s: có %(responses)s phiếu nhưng tổng số hồ sơ đã giải quyết là 0, nên các "
         "phiếu này không được tính trong các chỉ số có gia quyền."),
     "empty_cells_dropped": _l(
-        "%(agency)s: không có phiếu nào ở %(cells)s; %(transactions)s hồ sơ (%(share)s%%) "
-        "không được đại diện."),
+        "%(agency)s: không có phiếu nào ở %(cells)s; %(transactions)s hồ sơ (%(share)s%% số hồ "
+        "sơ của toàn phạm vi) không được đại diện."),
     "pooling_bias": _l(
         "Khoảng tin cậy 95%% đã được nới rộng để tính đến độ lệch có thể có do gộp ô (ước "
         "tính bằng cách so với kết quả tính theo trọng số khi chưa gộp ô): %(overall)s điểm "
@@ -1026,11 +1040,14 @@ def _period_fallback_text(note, name: str) -> str | None:
 
 
 _POOLS = re.compile(r"pooled into (\d+) weighting cell")
+_MIN_N = re.compile(r"fewer than (\d+) respondents")
+_OWN_SHARE = re.compile(r"\((\d+)% of ")
 _SERVICE_FIELD_WORDS = _l("lĩnh vực")
 
 
-def _cells_words(cells: str) -> str:
-    """The library's cells ('field=10; field=2') in words: 'lĩnh vực 2, 10'. The pages
+def _cells_words(cells: str, labels: dict[str, str] | None = None) -> str:
+    """The library's cells ('field=10; field=2') in words: 'lĩnh vực 2, 10', or with the
+    service fields' ``labels`` (code -> name): 'lĩnh vực 2 (Đất đai), 10 (…)'. The pages
     weight by agency x service field only, so the one variable after the agency is the
     service field, whatever its question id."""
     by_variable: dict[str, list[str]] = {}
@@ -1042,20 +1059,26 @@ def _cells_words(cells: str) -> str:
     for variable, values in by_variable.items():
         values = sorted(dict.fromkeys(values), key=_field_key)
         label = str(_SERVICE_FIELD_WORDS) if variable else ""
+        if variable and labels:
+            values = [f"{v} ({labels[v]})" if v in labels else v for v in values]
         words.append(f"{label} {', '.join(values)}".strip())
     return "; ".join(words)
 
 
-def _note_text(note, name: str) -> str:
-    """One weighting note as a Vietnamese sentence (the library's own is English)."""
+def _note_text(note, name: str, labels: dict[str, str] | None = None) -> str:
+    """One weighting note as a Vietnamese sentence (the library's own is English);
+    ``labels``: the service fields' names by code."""
     if note.kind == "fallback":
         text = _period_fallback_text(note, name)
         if text is not None:
             return text
-    pools = _POOLS.search(str(note.detail or ""))
+    detail = str(note.detail or "")
+    pools, min_n, own = _POOLS.search(detail), _MIN_N.search(detail), _OWN_SHARE.search(detail)
     values = {
-        "agency": name, "cells": _cells_words(str(note.cells or "")),
+        "agency": name, "cells": _cells_words(str(note.cells or ""), labels),
         "pools": pools.group(1) if pools else "–",
+        "min_n": min_n.group(1) if min_n else "–",
+        "own_share": f"{own.group(1)}%" if own else "–",
         "responses": 0 if pd.isna(note.responses) else int(note.responses),
         "transactions": "–" if pd.isna(note.transactions)
         else format_count(note.transactions),
@@ -1134,4 +1157,4 @@ def with_flagged_notes(notes: pd.DataFrame | None, report: Report) -> pd.DataFra
 def methods():
     """How the indices, intervals, weighting and comparisons are computed, in words."""
     return render_template("reports/methods.html",
-                           method=[str(line) % {} for line in workbook.METHOD])
+                           method=workbook.method_lines())

@@ -16,7 +16,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from analysis import write_table
+from analysis import DEFAULT_MIN_CELL_N, write_table
 from analysis.io import safe_cell
 
 from .reports_data import LOCAL_TIME
@@ -232,23 +232,29 @@ METHOD = (
     _l("Gia quyền theo số hồ sơ: mỗi phiếu được nhân với số hồ sơ cơ quan đã giải quyết trong "
        "lĩnh vực đó chia cho số phiếu thu được của lĩnh vực đó, để kết quả đại diện cho người "
        "dân thực sự được phục vụ."),
-    _l("Khoảng tin cậy 95%% tính theo phương pháp tuyến tính hóa Taylor, cho kết quả trùng "
-       "với gói survey của R."),
-    _l("Khi gia quyền, các ô (cơ quan × lĩnh vực) có quá ít phiếu được gộp lại trong từng cơ "
-       "quan; mọi lần gộp, loại phiếu hay cơ quan không có phiếu được ghi rõ trong phần “Ghi "
-       "chú về gia quyền” và trong tệp tải về."),
+    _l("Sai số chuẩn (cột se) tính theo phương pháp tuyến tính hóa Taylor, trùng với gói "
+       "survey của R. Khoảng tin cậy 95%% tính trên thang logit với phân phối Student (số bậc tự "
+       "do ở cột df) nên không đối xứng quanh chỉ số, và có thêm các hiệu chỉnh cho nhóm nhỏ nêu "
+       "dưới đây, nên thường rộng hơn khoảng mặc định của R."),
+    _l("Khi gia quyền, các ô (cơ quan × lĩnh vực) có dưới %(min_cell_n)s phiếu được gộp lại "
+       "trong từng cơ quan; mọi lần gộp ô, loại bỏ phiếu hay cơ quan không có phiếu được ghi "
+       "rõ trong phần “Ghi chú về gia quyền” và trong tệp tải về."),
     _l("Gộp ô có thể làm lệch ước lượng khi các ô gộp với nhau khác nhau cả về trọng số lẫn mức "
        "hài lòng. Vì vậy khoảng tin cậy 95%% (và kiểm định chênh lệch) được nới rộng để tính cả "
        "độ lệch ước tính này, là hiệu giữa ước lượng theo trọng số khi chưa gộp ô và ước lượng "
        "đã gộp; khoảng tin cậy còn tính cả sai số của chính độ lệch ước tính đó, vì nó dựa trên "
        "ít phiếu. Cột pooling_bias trong tệp tải về cho biết độ lệch ở từng chỉ số (điểm phần "
        "trăm; với điểm trung bình là điểm trên thang 1–5)."),
-    _l("Khi một lĩnh vực có hồ sơ nhưng không có phiếu nào, số hồ sơ của nó được tính vào ô "
-       "gộp của cơ quan, như thể người dân ở đó hài lòng như những người đã trả lời ở các lĩnh "
-       "vực khác; mẫu không cho biết điều đó. Vì vậy khoảng tin cậy 95%% (và kiểm định chênh "
-       "lệch) được nới rộng theo mức chênh lệch giữa các lĩnh vực trong một cơ quan, ước lượng "
-       "từ các cơ quan có phiếu ở nhiều lĩnh vực, và theo tỷ trọng hồ sơ không có phiếu; khi "
-       "ít cơ quan cho biết mức chênh lệch này, khoảng tin cậy rộng thêm (ít bậc tự do hơn)."),
+    _l("Khi một lĩnh vực của một cơ quan có hồ sơ nhưng không có phiếu nào, số hồ sơ của nó "
+       "được tính vào một ô gộp của cơ quan, như thể người dân ở đó hài lòng như những người đã "
+       "trả lời ở các lĩnh vực khác; mẫu không cho biết điều đó."),
+    _l("Vì vậy khoảng tin cậy 95%% (và kiểm định chênh lệch) được nới rộng theo tỷ trọng hồ "
+       "sơ không có phiếu và theo mức chênh lệch thường thấy giữa các lĩnh vực trong một cơ "
+       "quan, ước lượng từ các cơ quan có phiếu ở nhiều lĩnh vực. Khi ít cơ quan cho biết mức "
+       "chênh lệch này, khoảng tin cậy rộng thêm (ít bậc tự do hơn). Điều này giả định các lĩnh "
+       "vực không có phiếu khác các lĩnh vực có phiếu như các lĩnh vực thường khác nhau, chứ "
+       "không phải vì cơ quan chọn thu phiếu ở nơi người dân hài lòng hơn: khi đó không khoảng "
+       "tin cậy nào chứa được độ lệch, và cách đúng là thu phiếu ở mọi lĩnh vực."),
     _l("Khi chỉ số yếu tố hoặc chỉ số chung có tiêu chí được ít người trả lời (dưới một nửa "
        "nhóm), khoảng tin cậy của nó được nới rộng để tính cả độ bất định của chính các tiêu "
        "chí đó, vì vài câu trả lời giống nhau không cho thấy hết sai số."),
@@ -259,6 +265,11 @@ METHOD = (
        "trị p sau hiệu chỉnh Holm dưới 0,05 và cơ quan không ít phiếu."),
 )
 
+
+
+def method_lines() -> list[str]:
+    """The sentences of METHOD in the current language, with the library's defaults."""
+    return [str(line) % {"min_cell_n": DEFAULT_MIN_CELL_N} for line in METHOD]
 
 def indices_workbook(report, tidy: pd.DataFrame, notes: pd.DataFrame | None,
                      note_sentences: list[str], scope_name: str, user_login: str,
@@ -285,7 +296,7 @@ def indices_workbook(report, tidy: pd.DataFrame, notes: pd.DataFrame | None,
     _text_sheet(book, _("Ghi chú"), [_("Ghi chú về gia quyền và phiếu bất thường")],
                 [[line] for line in sentences], [120])
     _text_sheet(book, _("Phương pháp"), [_("Cách tính chỉ số")],
-                [[str(line) % {}] for line in METHOD], [120])
+                [[line] for line in method_lines()], [120])
     if notes is not None and not notes.empty:
         _frame_sheet(book, "notes", notes)
     _frame_sheet(book, _("Bảng dài (tidy)"), tidy)

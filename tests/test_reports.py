@@ -297,11 +297,12 @@ def test_weighting_notes_on_the_pages_and_in_every_download(client, session, mak
     login_as(client, session, "analyst")
     html = client.get("/reports/?weighting=poststrat&period_kind=year").get_data(as_text=True)
     assert "Ghi chú về gia quyền" in html
-    assert "Sở Xây dựng: có 600 hồ sơ đã giải quyết (60,0%) nhưng không có phiếu" in html
-    assert "Sở Tư pháp: các ô gia quyền có quá ít phiếu" in html
+    assert ("Sở Xây dựng: có 600 hồ sơ đã giải quyết (60,0% số hồ sơ của toàn phạm vi) nhưng "
+            "không có phiếu") in html
+    assert "Sở Tư pháp: các ô gia quyền có dưới 5 phiếu" in html
     detail = client.get("/reports/agency/STP?weighting=poststrat&period_kind=year").get_data(
         as_text=True)
-    assert "Sở Tư pháp: các ô gia quyền có quá ít phiếu" in detail
+    assert "Sở Tư pháp: các ô gia quyền có dưới 5 phiếu" in detail
     assert "Sở Xây dựng" not in detail  # only the notes about this agency and the scope
     notes = pd.read_csv(io.BytesIO(client.get(
         "/reports/indices.csv?weighting=poststrat&period_kind=year&table=notes").data),
@@ -433,7 +434,8 @@ def test_a_zero_in_the_served_volumes_is_pooled_and_said_not_an_error(client, se
         html = client.get(url).get_data(as_text=True)
         assert "Không tính được chỉ số" not in html
         assert "Ghi chú về gia quyền" in html and "Sở Tư pháp:" in html
-        assert ("Sở Tư pháp: 1 phiếu ở lĩnh vực 2, nơi số hồ sơ đã giải quyết là 0 hoặc chưa "
+        assert ("Sở Tư pháp: 1 phiếu ở lĩnh vực 2 (Đất đai), nơi số hồ sơ đã giải quyết là 0 "
+                "hoặc chưa "
                 "có, được gộp với các ô khác của cơ quan") in html  # in Vietnamese
     notes = pd.read_csv(io.BytesIO(client.get(
         "/reports/indices.csv?weighting=poststrat&period_kind=year&table=notes").data),
