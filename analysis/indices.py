@@ -617,36 +617,24 @@ def _field_spread(design: SurveyDesign, element_of: Sequence[int]) -> tuple[np.n
     (Satterthwaite), since few agencies with answers in several fields tell little about
     tau.
     """
-    cached = getattr(design, "_field_spread_cache", None)
-    if cached is not None:
-        return cached
+    key = tuple(element_of)
+    cache = design.__dict__.setdefault("_field_spread_cache", {})
+    if key in cache:
+        return cache[key]
     fine, agency_of = design.fine_cell, design.fine_agency
     n_fine, n_agencies = len(agency_of), int(agency_of.max(initial=-1)) + 1
     freq = row_freq(design)
-    codes = design.answers.astype("float64")
-    answered = codes > 0
-    satisfied = (codes >= 4).astype("float64")
+    n_crit = design.answers.shape[1]
     element_of = np.asarray(element_of)
     n_elem = int(element_of.max(initial=-1)) + 1
-    onehot = np.eye(n_elem)[element_of]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        elem = (satisfied @ onehot) / (answered @ onehot)  # NaN: no criterion answered
-        known = ~np.isnan(elem)
-        overall = np.where(known, elem, 0.0).sum(axis=1) / known.sum(axis=1)
-    values = [*(satisfied[:, j] for j in range(codes.shape[1])),
-              *(codes[:, j] for j in range(codes.shape[1])),
-              *(elem[:, e] for e in range(n_elem)), overall]
-    asked = [answered[:, j] for j in range(codes.shape[1])]
-    present = [*asked, *asked, *(~np.isnan(elem[:, e]) for e in range(n_elem)),
-               ~np.isnan(overall)]
-    tau2, half_var = np.zeros(len(values)), np.zeros(len(values))
-    for k, (value, mask) in enumerate(zip(values, present, strict=True)):
-        weight = mask.astype("float64") if freq is None else mask * freq
-        value = np.where(mask, value, 0.0)
+
+    def anova(value: np.ndarray, present: np.ndarray) -> tuple[float, float]:
+        weight = present.astype("float64") if freq is None else present * freq
+        value = np.where(present, value, 0.0)
         n_c = np.bincount(fine, weights=weight, minlength=n_fine)
-        n_a = np.bincount(agency_of, weights=n_c, minlength=n_agencies)
         s_c = np.bincount(fine, weights=weight * value, minlength=n_fine)
         ss = float((weight * value * value).sum())
+        n_a = np.bincount(agency_of, weights=n_c, minlength=n_agencies)
         s_a = np.bincount(agency_of, weights=s_c, minlength=n_agencies)
         n_sq = np.bincount(agency_of, weights=n_c * n_c, minlength=n_agencies)
         cells, agencies, n = int((n_c > 0).sum()), int((n_a > 0).sum()), float(n_c.sum())
@@ -657,14 +645,37 @@ def _field_spread(design: SurveyDesign, element_of: Sequence[int]) -> tuple[np.n
             total = (ss - s_c.sum() ** 2 / n) / (n - 1) if n > 1 else 0.0
             n0 = (n - np.where(n_a > 0, n_sq / n_a, 0.0).sum()) / df_b if df_b >= 1 else 0.0
         if df_b < 1 or df_w < 1 or not n0 > 0:
-            tau2[k] = max(total, 0.0)  # not estimable: the values' own variance
-            continue
-        ms_b = (cell_ss - agency_ss) / df_b
-        ms_w = (ss - cell_ss) / df_w
-        tau2[k] = max((ms_b - ms_w) / n0, 0.0)
-        half_var[k] = (ms_b * ms_b / df_b + ms_w * ms_w / df_w) / (n0 * n0)
+            return max(total, 0.0), 0.0  # not estimable: the values' own variance
+        ms_b, ms_w = (cell_ss - agency_ss) / df_b, (ss - cell_ss) / df_w
+        return max((ms_b - ms_w) / n0, 0.0), (ms_b * ms_b / df_b + ms_w * ms_w / df_w) / n0**2
+
+    # one criterion at a time (the answers stay int8): their ANOVAs, and the elements' sums
+    rows = []
+    sat_sum = np.zeros((len(fine), n_elem), dtype=np.int16)  # counts: exact, small
+    ans_sum = np.zeros((len(fine), n_elem), dtype=np.int16)
+    for j in range(n_crit):
+        codes = design.answers[:, j]
+        answered = codes > 0
+        satisfied = codes >= 4
+        rows.append((j, anova(satisfied, answered)))
+        rows.append((n_crit + j, anova(codes.astype("float64"), answered)))
+        sat_sum[:, element_of[j]] += satisfied
+        ans_sum[:, element_of[j]] += answered
+    overall = np.zeros(len(fine))
+    n_known = np.zeros(len(fine))
+    for e in range(n_elem):
+        known = ans_sum[:, e] > 0
+        elem = np.divide(sat_sum[:, e], ans_sum[:, e], out=np.zeros(len(fine)), where=known)
+        rows.append((2 * n_crit + e, anova(elem, known)))
+        overall += elem
+        n_known += known
+    overall = np.divide(overall, n_known, out=np.zeros(len(fine)), where=n_known > 0)
+    rows.append((2 * n_crit + n_elem, anova(overall, n_known > 0)))
+    tau2, half_var = np.zeros(len(rows)), np.zeros(len(rows))
+    for k, (t, h) in rows:
+        tau2[k], half_var[k] = t, h
     result = (tau2, half_var)
-    object.__setattr__(design, "_field_spread_cache", result)
+    cache[key] = result
     return result
 
 
