@@ -802,12 +802,12 @@ def format_percent(value, digits=2) -> str:
 
 @bp.app_template_filter("pvalue")
 def format_p(value) -> str:
-    """A p-value with three decimals, "< 0,001" below that (never "0,000"), a dash when
-    there is none."""
+    """A p-value with three decimals, "< 0,001" below that (never "0,000"; "< 0.001" in
+    English), a dash when there is none."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if value < 0.001:
-        return "< 0,001"
+        return "< " + local_number("0.001")
     return format_percent(value, 3)
 
 

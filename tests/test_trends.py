@@ -171,8 +171,11 @@ def test_small_quarters_are_not_compared_on_page_and_pdf(app, client, session, m
     assert "Không khác biệt có ý nghĩa thống kê so với kỳ trước" not in text
 
 
-def test_p_values_below_a_thousandth_are_written_so():
-    """p-values: three decimals, "< 0,001" instead of "0,000", a dash for none."""
+def test_p_values_below_a_thousandth_are_written_so(app):
+    """p-values: three decimals, "< 0,001" instead of "0,000", a dash for none; in the
+    page's language's number style."""
     assert format_p(0.0004) == "< 0,001" and format_p(0.0) == "< 0,001"
     assert format_p(0.0172) == "0,017" and format_p(None) == "–"
     assert format_p(float("nan")) == "–"
+    with app.test_request_context("/reports/?lang=en"):
+        assert format_p(0.0004) == "< 0.001" and format_p(0.0172) == "0.017"
