@@ -65,14 +65,18 @@ def localized(text, lang: str | None = None) -> str:
     return text.get(lang or str(get_locale()))
 
 
+def in_english() -> bool:
+    """Whether the request's language is English (Vietnamese outside a request)."""
+    try:
+        return str(get_locale()).startswith("en")
+    except (RuntimeError, KeyError):
+        return False
+
+
 def number_marks() -> tuple[str, str]:
     """The decimal and thousands separators of the request's language: Vietnamese writes
     1.234,5 and English 1,234.5 (Vietnamese outside a request)."""
-    try:
-        english = str(get_locale()).startswith("en")
-    except (RuntimeError, KeyError):
-        english = False
-    return (".", ",") if english else (",", ".")
+    return (".", ",") if in_english() else (",", ".")
 
 
 def local_number(text: str) -> str:

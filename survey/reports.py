@@ -34,7 +34,7 @@ from . import integrity, report_cache, workbook
 from .auth import current_user, require_role, visible_agency_ids
 from .db import get_db
 from .domain import coverage
-from .i18n import local_number
+from .i18n import in_english, local_number
 from .models import Agency
 from .questionnaires import registry
 from .report_trends import (
@@ -822,8 +822,9 @@ def period_name(period: str) -> str:
     """'2026-Q4' -> 'Quý IV/2026', '2026-12' -> 'Tháng 12/2026', '2026' -> 'Năm 2026'."""
     period = str(period or "")
     if re.fullmatch(r"\d{4}-Q[1-4]", period):
-        return _("Quý %(quarter)s/%(year)s", quarter=ROMAN_QUARTERS[period[6]],
-                 year=period[:4])
+        # Vietnamese writes the quarter in Roman numerals (Quý IV/2026), English does not.
+        quarter = period[6] if in_english() else ROMAN_QUARTERS[period[6]]
+        return _("Quý %(quarter)s/%(year)s", quarter=quarter, year=period[:4])
     if re.fullmatch(r"\d{4}-\d{2}", period):
         return _("Tháng %(month)d/%(year)s", month=int(period[5:]), year=period[:4])
     if re.fullmatch(r"\d{4}", period):
@@ -833,8 +834,11 @@ def period_name(period: str) -> str:
 
 @bp.app_template_filter("period_words")
 def period_words(period: str) -> str:
-    """The period's name inside a sentence: 'quý IV/2026', 'tháng 12/2026', 'năm 2026'."""
+    """The period's name inside a sentence: 'quý IV/2026', 'tháng 12/2026', 'năm 2026'
+    (English names, 'Q4 2026', stay as they are)."""
     name = period_name(period)
+    if in_english():
+        return name
     return name[:1].lower() + name[1:]
 
 

@@ -603,6 +603,9 @@ def test_counts_have_thousands_dots_and_periods_are_lower_case_mid_sentence(
         assert period_words("2026") == "năm 2026"
         assert period_words("2026-Q4") == "quý IV/2026"
         assert period_words("2026-12") == "tháng 12/2026"
+    with app.test_request_context("/reports/?lang=en"):
+        assert [period_words(p) for p in ("2026", "2026-Q4", "2026-12")] == [
+            "2026", "Q4 2026", "12/2026"]
 
 
 def test_period_fallback_notes_name_periods_in_lower_case(client, session, make_counter):
