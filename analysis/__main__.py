@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cli import add_design_arguments, read_design_inputs
+from .cli import add_design_arguments, add_level_argument, read_design_inputs
 from .design import DEFAULT_MIN_CELL_N
 from .indices import compare_periods, compute_indices, parse_by
 from .io import (
@@ -60,9 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
         f"and empty ones (default {DEFAULT_MIN_CELL_N}; 1 = no pooling, as R's postStratify)",
     )
     ind.add_argument(
-        "--level", type=float, default=0.95, help="confidence level of the intervals (0.95)"
-    )
-    ind.add_argument(
         "--compare-periods",
         metavar="VAR",
         help="instead of the indices: each group of every --by against its previous value "
@@ -83,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     ss = commands.add_parser(
         "sample-size",
         help="respondents needed per agency for a margin of error",
-        description="Respondents needed for a 95% margin of error e, by the finite-population "
-        "formula and by the rule n = N/(1+N e^2).",
+        description="Respondents needed for a margin of error e (at 95% unless --level), by "
+        "the finite-population formula and by the rule n = N/(1+N e^2).",
     )
     volumes = ss.add_mutually_exclusive_group(required=True)
     volumes.add_argument(
@@ -104,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_argument(
         "--response-rate", type=float, default=1.0, help="expected response rate (1.0)"
     )
+    add_level_argument(ss)
     ss.add_argument("-o", "--output", metavar="OUT", help=".csv, .xlsx or .json (default: stdout)")
     return parser
 
@@ -167,6 +165,7 @@ def run_sample_size(args: argparse.Namespace) -> pd.DataFrame:
         by=by,
         design_effect=args.design_effect,
         response_rate=args.response_rate,
+        level=args.level,
     )
 
 

@@ -54,6 +54,24 @@ def add_design_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="ignore population cells without respondents instead of stopping",
     )
+    add_level_argument(parser)
+
+
+def add_level_argument(parser: argparse.ArgumentParser) -> None:
+    """``--level``: the confidence level of every interval (and margin of error)."""
+    parser.add_argument(
+        "--level", type=_level, default=0.95, help="confidence level of the intervals (0.95)"
+    )
+
+
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
 
 
 def read_design_inputs(args: argparse.Namespace) -> tuple[pd.DataFrame | None, list[pd.DataFrame]]:
@@ -74,8 +92,8 @@ def quick_main(argv: Sequence[str] | None = None) -> int:
     """``python -m analysis.quick``: the quick form's three tables; 2 on bad input."""
     parser = argparse.ArgumentParser(
         prog="python -m analysis.quick",
-        description="Counter quick form: share satisfied (weighted, logit 95%% interval; "
-        "unweighted, Wilson), reasons tallied, quick criteria indices.",
+        description="Counter quick form: share satisfied (weighted, logit interval; "
+        "unweighted, Wilson; 95%% unless --level), reasons tallied, quick criteria indices.",
     )
     parser.add_argument("responses", help="responses CSV (e.g. the paper form's template)")
     parser.add_argument(
@@ -107,6 +125,7 @@ def quick_main(argv: Sequence[str] | None = None) -> int:
             min_n=args.min_n,
             trim=args.trim,
             drop_empty_cells=args.drop_empty_cells,
+            level=args.level,
         )
         for name in ("satisfaction", "reasons", "criteria"):
             table = getattr(result, name)

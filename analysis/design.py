@@ -84,6 +84,9 @@ class SurveyDesign:
         With ``empty_share``: each respondent's post-stratum before pooling, and each such
         post-stratum's agency (a code): what the spread of satisfaction between an agency's
         service fields is estimated from.
+    cache : dict
+        Values derived from the design once and reused by every estimate made from it
+        (the raking leverage, the spread between service fields), keyed by name.
     notes : pandas.DataFrame
         What the weighting pooled, dropped or could not represent, one row each, with the
         columns ``kind``, ``scope``, ``cells``, ``responses``, ``transactions``, ``share``,
@@ -112,6 +115,7 @@ class SurveyDesign:
     empty_spread: np.ndarray | None = None
     fine_cell: np.ndarray | None = None
     fine_agency: np.ndarray | None = None
+    cache: dict = field(default_factory=dict, init=False, repr=False)  # not copied by replace
     _codes: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict, repr=False)
 
     @property
@@ -255,7 +259,7 @@ def make_design(
         if totals is None:
             raise AnalysisInputError("weighting poststrat needs a totals table (--totals)")
         variables = [c for c in totals.columns if c != "count"]
-        cell, cells, size = _cells(responses, variables, coded)
+        cell, cells, size = weighting_cells(responses, variables, coded)
         strata = poststratify(cells, size, totals, drop_empty_cells, min_cell_n)
         fine = cell
         cell, cells, size, weights = strata.cell_of[cell], strata.cells, strata.size, strata.weights
@@ -279,7 +283,7 @@ def make_design(
         variables: list[str] = []
         for margin in counted:
             variables += [c for c in margin.columns if c != "count" and c not in variables]
-        cell, cells, size = _cells(responses, variables, coded)
+        cell, cells, size = weighting_cells(responses, variables, coded)
         weights, levels, sizes = rake(cells, size, counted, drop_empty_cells)
         design_args = {"margin_levels": levels, "margin_sizes": sizes}
     calibrated = weights
@@ -361,7 +365,7 @@ def _drop_blank_strata(
     return responses[keep], np.asfortranarray(answers[keep]), [note]
 
 
-def _cells(
+def weighting_cells(
     responses: pd.DataFrame, variables: Sequence[str], coded: dict | None = None
 ) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
     """Weighting cell of each respondent; blank values are kept as a value ('') here.

@@ -369,7 +369,7 @@ def interval_variance(
 def _cell_leverage(design: SurveyDesign) -> np.ndarray:
     """Raking: leverage x_h' (X'X)^+ x_h of a respondent of each weighting cell, X the dummy
     columns of every margin (unweighted, as the variance's projection)."""
-    cached = getattr(design, "_leverage", None)
+    cached = design.cache.get("leverage")
     if cached is not None:
         return cached
     mg = margin_products(design)
@@ -385,7 +385,7 @@ def _cell_leverage(design: SurveyDesign) -> np.ndarray:
     for a in range(len(sizes)):
         for b in range(len(sizes)):
             leverage += inverse[offsets[a] + mg.levels[a], offsets[b] + mg.levels[b]]
-    design._leverage = leverage
+    design.cache["leverage"] = leverage
     return leverage
 
 

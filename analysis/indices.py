@@ -618,7 +618,7 @@ def _field_spread(design: SurveyDesign, element_of: Sequence[int]) -> tuple[np.n
     tau.
     """
     key = tuple(element_of)
-    cache = design.__dict__.setdefault("_field_spread_cache", {})
+    cache = design.cache.setdefault("field_spread", {})
     if key in cache:
         return cache[key]
     fine, agency_of = design.fine_cell, design.fine_agency

@@ -586,6 +586,8 @@ def write_table(
     path: PathLike | IO | None,
     *,
     format: str | None = None,  # noqa: A002 - the word the CLI and the web use
+    sheet_name: str = "indices",
+    sheets: Mapping[str, pd.DataFrame] | None = None,
 ) -> None:
     """Write a result table as CSV (UTF-8 with BOM, for Excel), XLSX or JSON records.
 
@@ -600,6 +602,10 @@ def write_table(
         download); ``None`` or ``-`` for CSV on stdout.
     format : {"csv", "xlsx", "json"}, optional
         Default: the extension of ``path`` (or of a file object's ``name``), else CSV.
+    sheet_name : str
+        XLSX only: the name of the table's sheet.
+    sheets : mapping of str to pandas.DataFrame, optional
+        XLSX only: more named sheets after the table (and its notes), written the same way.
 
     Notes
     -----
@@ -624,13 +630,14 @@ def write_table(
         return
     out = _for_output(table)
     if kind == "xlsx":
-        sheets = {"indices": out}
+        written = {sheet_name: out}
         notes = table.attrs.get("notes")
         if isinstance(notes, pd.DataFrame) and not notes.empty:
-            sheets["notes"] = _for_output(notes)
+            written["notes"] = _for_output(notes)
+        written.update({name: _for_output(frame) for name, frame in (sheets or {}).items()})
         if isinstance(path, io.TextIOBase):
             raise AnalysisInputError("output: XLSX needs a file name or a binary file object")
-        _write_xlsx(sheets, path)
+        _write_xlsx(written, path)
         return
     # CRLF rows (RFC 4180): the csv module then quotes every cell holding a CR or LF, which
     # with LF rows a lone CR would not be, and a reader would split the row there.

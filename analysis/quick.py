@@ -230,6 +230,7 @@ def quick_indices(
     min_n: int = 30,
     trim: float | None = None,
     drop_empty_cells: bool = False,
+    level: float = 0.95,
 ) -> QuickIndices:
     """Share satisfied, reasons and quick-criteria indices of the counter quick form.
 
@@ -255,6 +256,8 @@ def quick_indices(
         first.
     min_n : int, default 30
         Groups with fewer respondents get ``flag = "small_n"`` (as compute_indices).
+    level : float, default 0.95
+        Confidence level of every interval (the logit intervals and Wilson's).
 
     Returns
     -------
@@ -280,8 +283,9 @@ def quick_indices(
     sum w [satisfied] / sum w [rated], computed as a criterion index of
     :func:`compute_indices` on the rating recoded 3 -> 5, 2 -> 4, 1 -> 1: so its SE is the
     same Taylor linearization (with the calibration residuals of post-stratification or
-    raking, domains on the full design as R ``svyby``) and its 95% interval the same logit
-    interval as every criterion (METHODS section 4): logit(r) +- t(0.975, df) SE* /
+    raking, domains on the full design as R ``svyby``) and its interval (95% by default)
+    the same logit interval as every criterion (METHODS section 4): logit(r) +- t(0.975,
+    df) SE* /
     (r (1 - r)), SE* the stratified variance of the group's weighting cells with
     Satterthwaite's df (unweighted: SE sqrt(n (N - 1) / ((n - 1) N)), df = n - 1), with
     Clopper-Pearson where the SE is zero (0%, 100%, or everyone agrees). Post-strata pool
@@ -319,7 +323,7 @@ def quick_indices(
     )
     # The rating as one more criterion, in an element of its own whose name no file can use.
     pairs = [(overall, _RATING_ELEMENT), *element_of.items()]
-    table = compute_indices(design, pairs, by=by, min_n=min_n)
+    table = compute_indices(design, pairs, by=by, min_n=min_n, level=level)
     # The satisfaction rows of compute_indices give the groups, in order, with their columns.
     sat = table[(table["level"] == "criterion") & (table["key"] == overall)]
     sat = sat.reset_index(drop=True)
@@ -368,7 +372,7 @@ def quick_indices(
     very, satisfied_only, unhappy = (by_level[:, c] for c in (3, 2, 1))
     satisfied = very + satisfied_only
     rated = satisfied + unhappy
-    low, high = wilson_interval(satisfied, rated)
+    low, high = wilson_interval(satisfied, rated, level)
     with np.errstate(invalid="ignore", divide="ignore"):
         unweighted = 100 * satisfied / rated
     satisfaction = pd.concat(

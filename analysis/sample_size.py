@@ -41,7 +41,7 @@ def sample_size(
     volume: float | Sequence[float] | pd.DataFrame,
     margin_of_error: float = 0.05,
     proportion: float = 0.5,
-    confidence: float = 0.95,
+    level: float = 0.95,
     by: Sequence[str] | None = None,
     design_effect: float = 1.0,
     response_rate: float = 1.0,
@@ -57,7 +57,7 @@ def sample_size(
         Half-width e of the interval, as a proportion (0.05 = 5 percentage points).
     proportion : float, default 0.5
         Expected proportion p (0.5 is the most conservative).
-    confidence : float, default 0.95
+    level : float, default 0.95
         The confidence level (the ``level`` of the published intervals).
     design_effect : float, default 1.0
         Expected design effect of the weighting (e.g. the ``deff`` or ``deff_kish`` of a
@@ -92,8 +92,8 @@ def sample_size(
         raise AnalysisInputError(f"margin of error must be between 0 and 1, not {margin_of_error}")
     if not 0 < p < 1:
         raise AnalysisInputError(f"proportion must be between 0 and 1, not {proportion}")
-    if not 0 < confidence < 1:
-        raise AnalysisInputError(f"confidence must be between 0 and 1, not {confidence}")
+    if not 0 < level < 1:
+        raise AnalysisInputError(f"level must be between 0 and 1, not {level}")
     deff = float(design_effect)
     rate = float(response_rate)
     if not (math.isfinite(deff) and deff > 0):
@@ -121,21 +121,21 @@ def sample_size(
     big_n = table["N"].to_numpy(dtype="float64")
     if (~np.isfinite(big_n) | (big_n < 1)).any():
         raise AnalysisInputError("served volume N must be at least 1")
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    z = NormalDist().inv_cdf(0.5 + level / 2)
     n0 = z * z * p * (1 - p) / (e * e)
-    needed = _needed(e, p, deff, confidence, n0)
+    needed = _needed(e, p, deff, level, n0)
     finite = n0 / (1 + (n0 - 1) / big_n)
     yamane = big_n / (1 + big_n * e * e)
     table["N"] = big_n
     table["n_needed"] = needed
     table["n_to_invite"] = math.ceil(needed / rate - 1e-9)
     table["reachable"] = needed <= big_n
-    table["margin_at_N"] = 100 * published_margin(big_n, p, deff, confidence)
+    table["margin_at_N"] = 100 * published_margin(big_n, p, deff, level)
     table["n_infinite"] = math.ceil(n0 - 1e-9)
     table["n_finite_population"] = np.minimum(np.ceil(finite - 1e-9), big_n).astype("int64")
     table["n_yamane"] = np.minimum(np.ceil(yamane - 1e-9), big_n).astype("int64")
     table["margin_at_n_finite_population"] = 100 * published_margin(
-        table["n_finite_population"].to_numpy(), p, deff, confidence
+        table["n_finite_population"].to_numpy(), p, deff, level
     )
     return table
 

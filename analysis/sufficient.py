@@ -26,7 +26,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from .design import DEFAULT_MIN_CELL_N, SurveyDesign, _cells, factorize, unpooled
+from .design import DEFAULT_MIN_CELL_N, SurveyDesign, factorize, unpooled, weighting_cells
 from .indices import compute_indices
 from .io import AnalysisInputError, ElementMap
 from .weighting import notes_frame, poststratify
@@ -57,7 +57,8 @@ class VectorDesign(SurveyDesign):
 
     def groups(self, variables: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
         """Group of each row (see :meth:`SurveyDesign.groups`)."""
-        rows = SurveyDesign(**{f.name: getattr(self, f.name) for f in fields(SurveyDesign)})
+        rows = SurveyDesign(**{f.name: getattr(self, f.name) for f in fields(SurveyDesign)
+                                if f.init})
         return rows.groups(variables)
 
 
@@ -168,7 +169,7 @@ def vector_design(
             })  # fmt: skip
             keep = ~blank
             vectors, answers, freq = vectors[keep], answers[keep], freq[keep]
-        cell, cells, _ = _cells(vectors, variables)
+        cell, cells, _ = weighting_cells(vectors, variables)
         sample = np.bincount(cell, weights=freq, minlength=len(cells))
         strata = poststratify(cells, sample, totals, drop_empty_cells, min_cell_n)
         fine = cell

@@ -31,7 +31,7 @@ from analysis.quick import QuickIndices, quick_indices
 from analysis.weighting import NOTE_COLUMNS
 
 from . import integrity, report_cache, workbook
-from .auth import current_user, require_role, visible_agency_ids
+from .auth import current_user, require_role, visible_to
 from .db import get_db
 from .domain import coverage
 from .i18n import in_english, local_number
@@ -96,7 +96,8 @@ class ReportQuery:
         replaced by its default and explained in ``problems`` (or ``ignored``)."""
         ids = registry().ids()
         query = cls(
-            questionnaire_id=args.get("questionnaire", "sipas-service"),
+            questionnaire_id=args.get("questionnaire", current_app.config[
+                "DEFAULT_QUESTIONNAIRE"]),
             period_kind=args.get("period_kind", "quarter"),
             period=args.get("period", "").strip(),
             weighting=args.get("weighting", "none"),
@@ -109,7 +110,8 @@ class ReportQuery:
         if query.questionnaire_id not in ids:
             problems.append(_("Không có mẫu phiếu “%(value)s”: chọn một mẫu phiếu trong danh "
                               "sách.", value=_shown(query.questionnaire_id)))
-            query.questionnaire_id = "sipas-service" if "sipas-service" in ids else ids[0]
+            default = current_app.config["DEFAULT_QUESTIONNAIRE"]
+            query.questionnaire_id = default if default in ids else ids[0]
         if query.period_kind not in PERIODS:
             problems.append(_("Cách chia kỳ “%(value)s” không hợp lệ: chọn Tháng, Quý hoặc "
                               "Năm.", value=_shown(query.period_kind)))
@@ -236,7 +238,7 @@ def build_report(query: ReportQuery, by=("agency",), trend: bool = False,
     database cache when the data have not changed since (survey/report_cache.py)."""
     if not cached:
         return _build_report(query, by, trend)
-    scope = visible_agency_ids(current_user())
+    scope = visible_to(current_user())
     parts = {"query": query.args(), "by": list(by), "trend": trend,
              "scope": None if scope is None else sorted(scope),
              "locale": str(get_locale()), "min_n": _min_n(),
@@ -263,7 +265,7 @@ def _build_report(query: ReportQuery, by, trend: bool, questions=None) -> Report
         report.error = _("Phiếu này không có tiêu chí đánh giá theo thang 5 mức.")
         return report
     db = get_db()
-    scope = visible_agency_ids(current_user())
+    scope = visible_to(current_user())
     frame = responses_frame(db, questionnaire, agency_ids=scope,
                             period=query.period_kind, include_flagged=True,
                             questions=questions, **query.frame_filters())
@@ -296,7 +298,7 @@ def _build_report(query: ReportQuery, by, trend: bool, questions=None) -> Report
                 "Hãy chọn một kỳ để gia quyền theo số hồ sơ đã giải quyết của kỳ đó; kết quả "
                 "dưới đây không gia quyền."))
         else:
-            totals, report.volume_notes = _totals_for(db, period, query.scale_volumes, scope,
+            totals, report.volume_notes = served_totals(db, period, query.scale_volumes, scope,
                                                       field_question, frame)
         if period and totals is None:
             report.notices.append(_(
@@ -338,7 +340,7 @@ def _min_n() -> int:
     return int(current_app.config["MIN_GROUP_N"])
 
 
-def _totals_for(db, period: str, scale: bool, scope, field_question, frame: pd.DataFrame
+def served_totals(db, period: str, scale: bool, scope, field_question, frame: pd.DataFrame
                ) -> tuple[pd.DataFrame | None, list[dict]]:
     """Served transactions of exactly `period` for every agency in scope (see
     reports_data.resolve_volumes), per service field (the column named as the field
@@ -643,7 +645,7 @@ def agency_context(code: str, query: ReportQuery) -> tuple[Report, dict]:
 
 def _visible_agency(code: str) -> tuple[int, str] | None:
     query = select(Agency.id, Agency.name).where(Agency.code == code)
-    scope = visible_agency_ids(current_user())
+    scope = visible_to(current_user())
     if scope is not None:
         query = query.where(Agency.id.in_(scope or {-1}))
     row = get_db().execute(query).first()
@@ -687,7 +689,7 @@ def download(fmt):
     if decimal not in workbook.CSV_DECIMALS:
         abort(report_error(400, _("Kiểu số thập phân “%(value)s” không hợp lệ: dùng các liên "
                                   "kết tải trên trang báo cáo.", value=_shown(decimal))))
-    stem = _file_stem(stem, query)
+    stem = download_stem(stem, query)
     if fmt == "xlsx" and choice != "notes":
         # Made for Excel (survey/workbook.py): a wide sheet per level, filters, notes,
         # method, and the tidy table for analysts.
@@ -710,7 +712,7 @@ def download(fmt):
 def _scope_name() -> str:
     """The user's scope in words: every agency, or the user's agency and those below."""
     user = current_user()
-    if visible_agency_ids(user) is None:
+    if visible_to(user) is None:
         return _("Tất cả cơ quan")
     name = get_db().scalar(select(Agency.name).where(Agency.id == user.agency_id))
     return _("%(agency)s và các cơ quan trực thuộc", agency=name or "–")
@@ -747,19 +749,13 @@ def _send_table(table: pd.DataFrame, fmt: str, name: str, sheets: dict | None = 
     """A table as a CSV or XLSX download through write_table (formula-safe cells); `sheets`
     adds named sheets to an XLSX."""
     buffer = io.BytesIO()
-    if fmt == "xlsx" and sheets:
-        from analysis.io import _for_output, _write_xlsx
-
-        _write_xlsx({name.split("-")[0]: _for_output(table),
-                     **{k: _for_output(v) for k, v in sheets.items()}}, buffer)
-    else:
-        write_table(table, buffer, format=fmt)
+    write_table(table, buffer, format=fmt, sheet_name=name.split("-")[0], sheets=sheets)
     buffer.seek(0)
     return send_file(buffer, mimetype=DOWNLOADS[fmt][0], as_attachment=True,
                      download_name=name + DOWNLOADS[fmt][1], max_age=0)
 
 
-def _file_stem(kind: str, query: ReportQuery) -> str:
+def download_stem(kind: str, query: ReportQuery) -> str:
     weighting = "gia-quyen" if query.weighting == "poststrat" else "khong-gia-quyen"
     return f"{kind}-{query.questionnaire_id}-{query.period or 'tat-ca'}-{weighting}"
 
@@ -774,7 +770,7 @@ def responses_download(fmt):
     report = build_report(query)
     if report.frame is None:
         abort(unavailable(report))
-    return _send_table(microdata(report), fmt, _file_stem("phieu", query),
+    return _send_table(microdata(report), fmt, download_stem("phieu", query),
                        {"labels": microdata_labels(report)})
 
 
@@ -789,7 +785,7 @@ def volumes_download():
         abort(report_error(404, _(
             "Không có số hồ sơ đã giải quyết nào được dùng với các lựa chọn này: chọn “Gia "
             "quyền theo số hồ sơ đã giải quyết” và một kỳ đã có số liệu hồ sơ.")))
-    return _send_table(report.volumes, "csv", _file_stem("so-ho-so", query))
+    return _send_table(report.volumes, "csv", download_stem("so-ho-so", query))
 
 
 @bp.app_template_filter("pct")

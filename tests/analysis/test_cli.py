@@ -100,6 +100,14 @@ def test_sample_size_per_agency_from_volumes(tmp_path):
     assert (table["n_finite_population"] <= table["N"]).all()
 
 
+def test_sample_size_at_another_level(capsys):
+    """level= and --level: at 90% (z = 1.645) n0 = 1.645^2 * 0.25 / 0.05^2 = 270.6."""
+    assert main(["sample-size", "--volume", "1000", "-e", "5%", "--level", "0.9"]) == 0
+    out = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
+    assert list(out["n_infinite"]) == [271]
+    assert analysis.sample_size(1000, 0.05, level=0.9)["n_infinite"].iloc[0] == 271
+
+
 def test_sample_size_rejects_bad_margin(capsys):
     assert main(["sample-size", "--volume", "100", "-e", "1.5"]) == 2
     assert "margin of error" in capsys.readouterr().err

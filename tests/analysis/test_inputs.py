@@ -137,6 +137,27 @@ def test_output_formats_round_trip_vietnamese(tmp_path):
         analysis.write_table(table, tmp_path / "t.parquet")
 
 
+def test_xlsx_to_a_file_object_with_named_and_extra_sheets():
+    """A web download: a binary buffer, the table's sheet named, more sheets after its
+    notes, every sheet formula-safe."""
+    import io
+
+    from openpyxl import load_workbook
+
+    table = pd.DataFrame({"agency": ["=1+1", "Sở Tư pháp"], "n": [3, 4]})
+    table.attrs["notes"] = pd.DataFrame({"kind": ["pooled"], "detail": ["@SUM(A1)"]})
+    codebook = pd.DataFrame({"column": ["q1"], "label": ["+Thủ tục"]})
+    buffer = io.BytesIO()
+    analysis.write_table(table, buffer, format="xlsx", sheet_name="phieu",
+                         sheets={"codebook": codebook})
+    book = load_workbook(io.BytesIO(buffer.getvalue()))
+    assert book.sheetnames == ["phieu", "notes", "codebook"]
+    cells = [c for sheet in book for row in sheet.iter_rows() for c in row]
+    assert all(c.data_type != "f" for c in cells)
+    assert book["codebook"]["B2"].value.endswith("+Thủ tục")
+    assert book["phieu"]["B3"].value == 4
+
+
 def test_mapping_and_pairs_are_the_same_element_map():
     pairs = [("q1", "A"), ("q2", "A"), ("q3", "B")]
     assert analysis.ElementMap.coerce(ELEMENTS).criteria == analysis.ElementMap(pairs).criteria

@@ -278,6 +278,33 @@ def test_command_line_writes_three_tables(tmp_path):
     assert set(criteria["key"]) == {"Q", "q1", "q2", "q3", "q4"}
 
 
+def test_the_level_sets_every_interval(tmp_path):
+    """level= (and --level) reaches the logit interval and Wilson's: 90% is narrower."""
+    frame = synthetic()
+    wide = quick_indices(frame, QUICK, by="agency").satisfaction
+    narrow = quick_indices(frame, QUICK, by="agency", level=0.90).satisfaction
+    assert (narrow["ci_high"] - narrow["ci_low"] < wide["ci_high"] - wide["ci_low"]).all()
+    low, high = proportion_confint(narrow["satisfied"] + narrow["very_satisfied"],
+                                   narrow["n_answered"], alpha=0.10, method="wilson")
+    assert_allclose(narrow["wilson_low"], 100 * low, rtol=1e-12)
+    assert_allclose(narrow["wilson_high"], 100 * high, rtol=1e-12)
+    path = tmp_path / "quick.csv"
+    frame.to_csv(path, index=False, encoding="utf-8-sig")
+    assert quick_main([str(path), "--questionnaire", str(QUICK_FILE), "--by", "agency",
+                       "--level", "0.9", "-o", str(tmp_path / "out.csv")]) == 0
+    written = pd.read_csv(tmp_path / "out-satisfaction.csv", encoding="utf-8-sig")
+    assert_allclose(written["ci_low"], narrow["ci_low"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("level", ["0", "1", "95", "abc"])
+def test_a_level_outside_0_1_is_refused(tmp_path, capsys, level):
+    path = tmp_path / "quick.csv"
+    synthetic(20).to_csv(path, index=False)
+    with pytest.raises(SystemExit) as stop:
+        quick_main([str(path), "--questionnaire", str(QUICK_FILE), "--level", level])
+    assert stop.value.code == 2 and "--level" in capsys.readouterr().err
+
+
 def test_command_line_reports_bad_input(tmp_path, capsys):
     frame = synthetic(10)
     frame.loc[4, "overall"] = "5"
