@@ -20,7 +20,6 @@ from flask import (
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
@@ -41,7 +40,7 @@ from .auth import (
     can_see_agency,
     current_user,
     require_role,
-    visible_agency_ids,
+    visible_to,
 )
 from .db import get_db
 from .domain import activity as activity_rules
@@ -52,7 +51,7 @@ from .domain.audit import audit, user_snapshot
 from .domain.scope import subtree_ids
 from .domain.text import clean
 from .domain.users import login_error, normalize_login, password_error, role_agency_error
-from .forms import InvalidSubmission, form_class
+from .forms import InvalidSubmission, StaffForm, form_class
 from .models import (
     ROLES,
     Agency,
@@ -150,11 +149,12 @@ def agency_choices(tree, none_label=None, exclude: set[int] = frozenset()):
 # --- forms -------------------------------------------------------------------------------
 
 
-class AgencyForm(FlaskForm):
-    code = StringField(_l("Mã cơ quan"), validators=[InputRequired(), Length(max=40)],
+class AgencyForm(StaffForm):
+    # Lengths and characters are the domain rules' (after cleaning), as in the CSV import.
+    code = StringField(_l("Mã cơ quan"), validators=[InputRequired()],
                        description=_l("Ví dụ: SNV hoặc mã định danh của cơ quan. Không đổi "
                                       "được sau khi tạo."))
-    name = StringField(_l("Tên cơ quan"), validators=[InputRequired(), Length(max=200)])
+    name = StringField(_l("Tên cơ quan"), validators=[InputRequired()])
     parent_id = SelectField(_l("Cơ quan cấp trên"), coerce=int)
     level = SelectField(_l("Cấp"), choices=lambda: choices(agency_rules.LEVEL_LABELS.items()))
     feedback_contact = StringField(
@@ -164,32 +164,32 @@ class AgencyForm(FlaskForm):
                        "một dòng chữ, tối đa 200 ký tự. Để trống nếu chưa có."))
 
 
-class CounterForm(FlaskForm):
+class CounterForm(StaffForm):
     agency_id = SelectField(_l("Cơ quan"), coerce=int)
-    label = StringField(_l("Tên quầy"), validators=[InputRequired(), Length(max=200)],
+    label = StringField(_l("Tên quầy"), validators=[InputRequired()],
                         description=_l("Ví dụ: Quầy 3 – Tư pháp"))
     questionnaire_id = SelectField(_l("Mẫu phiếu khảo sát"),
                                    description=_l("Phiếu mà mã QR của quầy này mở ra."))
 
 
-class RevokeForm(FlaskForm):
+class RevokeForm(StaffForm):
     reason = StringField(_l("Lý do thu hồi"), validators=[InputRequired(), Length(max=200)],
                          description=_l("Ví dụ: áp phích bị hỏng, mã bị lạm dụng."))
     reissue = BooleanField(_l("Cấp ngay mã mới (cần in lại áp phích)"), default=True)
 
 
-class ActiveForm(FlaskForm):
+class ActiveForm(StaffForm):
     active = HiddenField()
 
 
-class ImportForm(FlaskForm):
+class ImportForm(StaffForm):
     file = FileField(_l("Tệp CSV (UTF-8)"), validators=[FileRequired()])
 
 
-class UserForm(FlaskForm):
-    login = StringField(_l("Tên đăng nhập"), validators=[InputRequired(), Length(max=80)],
+class UserForm(StaffForm):
+    login = StringField(_l("Tên đăng nhập"), validators=[InputRequired()],
                         render_kw={"autocomplete": "off", "autocapitalize": "none"})
-    name = StringField(_l("Họ và tên"), validators=[Optional(), Length(max=200)])
+    name = StringField(_l("Họ và tên"), filters=[clean], validators=[Optional(), Length(max=200)])
     role = SelectField(_l("Vai trò"), choices=lambda: choices(ROLE_LABELS.items()))
     agency_id = SelectField(
         _l("Cơ quan"), coerce=int,
@@ -248,7 +248,7 @@ def dashboard():
     """The staff home: what the signed-in user may do, with counts for staff."""
     user = current_user()
     db = get_db()
-    visible = visible_agency_ids(user)
+    visible = visible_to(user)
     agencies = counters = None
     if user.role in STAFF:
         agency_q = select(func.count()).select_from(Agency)
@@ -268,7 +268,7 @@ def dashboard():
 def agencies():
     """The agencies in the user's scope, as a tree."""
     db = get_db()
-    tree = agency_tree(db, visible_agency_ids(current_user()))
+    tree = agency_tree(db, visible_to(current_user()))
     counts = dict(db.execute(select(Counter.agency_id, func.count()).where(
         Counter.active.is_(True)).group_by(Counter.agency_id)).all())
     return render_template("admin/agencies.html", tree=tree, counts=counts)
@@ -276,7 +276,7 @@ def agencies():
 
 def _agency_form(db, agency: Agency | None):
     user = current_user()
-    visible = visible_agency_ids(user)
+    visible = visible_to(user)
     form = AgencyForm(obj=agency)
     tree = agency_tree(db, visible)
     exclude = subtree_ids(db, agency.id) if agency else set()
@@ -387,7 +387,7 @@ def agency_active(agency_id):
 def counters():
     """The counters in the user's scope."""
     db = get_db()
-    visible = visible_agency_ids(current_user())
+    visible = visible_to(current_user())
     query = (select(Counter).join(Counter.agency)
              .options(joinedload(Counter.agency), selectinload(Counter.tokens))
              .order_by(Agency.code, Counter.label, Counter.id))
@@ -403,7 +403,7 @@ def counters():
 
 def _counter_form(db, counter: Counter | None):
     form = CounterForm(obj=counter)
-    form.agency_id.choices = agency_choices(agency_tree(db, visible_agency_ids(current_user())))
+    form.agency_id.choices = agency_choices(agency_tree(db, visible_to(current_user())))
     form.questionnaire_id.choices = questionnaire_choices()
     if request.method == "GET" and counter is None:
         form.questionnaire_id.data = current_app.config["DEFAULT_QUESTIONNAIRE"]
@@ -611,7 +611,8 @@ def _printable(counter: Counter) -> bool:
     return bool(counter.active and counter.agency.active and counter.token)
 
 
-def _file(data: bytes, mimetype: str, name: str):
+def private_file(data: bytes, mimetype: str, name: str):
+    """A generated file (poster, QR code, slips) sent as a download no cache may keep."""
     response = send_file(io.BytesIO(data), mimetype=mimetype, download_name=name,
                          max_age=0)
     response.headers["Cache-Control"] = "private, no-store"
@@ -632,7 +633,7 @@ def counter_poster(counter_id, size):
     if not _printable(counter):
         return _not_printable(counter)
     data = posters.poster_pdf([posters.poster_for(counter)], size)
-    return _file(data, "application/pdf",
+    return private_file(data, "application/pdf",
                  f"ap-phich-{counter.agency.code}-{counter.id}-{size}.pdf")
 
 
@@ -646,8 +647,8 @@ def counter_qr(counter_id, fmt):
     url = posters.counter_url(counter.token)
     name = f"qr-{counter.agency.code}-{counter.id}.{fmt}"
     if fmt == "svg":
-        return _file(posters.qr_svg(url), "image/svg+xml", name)
-    return _file(posters.qr_png(url), "image/png", name)
+        return private_file(posters.qr_svg(url), "image/svg+xml", name)
+    return private_file(posters.qr_png(url), "image/png", name)
 
 
 @bp.get("/agencies/<int:agency_id>/posters-<any(A4,A5):size>.pdf")
@@ -659,7 +660,7 @@ def agency_posters(agency_id, size):
     ids = subtree_ids(db, agency.id) if request.args.get("sub") == "1" else {agency.id}
     counters = posters.printable_counters(db, ids)
     data = posters.poster_pdf((posters.poster_for(c) for c in counters), size)
-    return _file(data, "application/pdf", f"ap-phich-{agency.code}-{size}.pdf")
+    return private_file(data, "application/pdf", f"ap-phich-{agency.code}-{size}.pdf")
 
 
 @bp.get("/posters-<any(A4,A5):size>.pdf")
@@ -674,10 +675,10 @@ def all_posters(size):
         if len(raw) > imports.MAX_ROWS or not all(part.isdigit() for part in raw):
             abort(400)
         ids = {int(part) for part in raw}
-    counters = posters.printable_counters(db, visible_agency_ids(current_user()), ids)
+    counters = posters.printable_counters(db, visible_to(current_user()), ids)
     data = posters.poster_pdf((posters.poster_for(c) for c in counters), size)
     name = "moi" if ids is not None else "tat-ca"
-    return _file(data, "application/pdf", f"ap-phich-{name}-{size}.pdf")
+    return private_file(data, "application/pdf", f"ap-phich-{name}-{size}.pdf")
 
 
 # --- CSV imports -------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from flask.cli import with_appcontext
 from flask_babel import force_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from sqlalchemy import delete, select
 from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired, Length
@@ -38,6 +37,7 @@ from .domain.agencies import normalize_code
 from .domain.audit import audit, user_snapshot
 from .domain.text import clean
 from .domain.users import login_error, normalize_login, password_error, role_agency_error
+from .forms import StaffForm
 from .models import ROLES, Agency, RateEvent, StaffUser, utcnow
 
 bp = Blueprint("auth", __name__, url_prefix="/admin")
@@ -118,8 +118,8 @@ def require_role(*roles: str):
     return decorator
 
 
-def visible_agency_ids(user: StaffUser) -> set[int] | None:
-    """scope.visible_agency_ids, computed once per request and user."""
+def visible_to(user: StaffUser) -> set[int] | None:
+    """The agencies `user` sees (scope.visible_agency_ids), computed once per request."""
     cache = g.setdefault("visible_agencies", {})
     if user.id not in cache:
         cache[user.id] = scope.visible_agency_ids(get_db(), user)
@@ -127,7 +127,7 @@ def visible_agency_ids(user: StaffUser) -> set[int] | None:
 
 
 def can_see_agency(user: StaffUser, agency_id: int | None) -> bool:
-    visible = visible_agency_ids(user)
+    visible = visible_to(user)
     return visible is None or agency_id in visible
 
 
@@ -178,7 +178,7 @@ def _forget_failures(db, login: str) -> None:
 # --- views ----------------------------------------------------------------------------
 
 
-class LoginForm(FlaskForm):
+class LoginForm(StaffForm):
     login = StringField(_l("Tên đăng nhập"), validators=[InputRequired(), Length(max=80)],
                         render_kw={"autocomplete": "username", "autocapitalize": "none",
                                    "spellcheck": "false"})

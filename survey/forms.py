@@ -25,6 +25,54 @@ MESSAGES = {
 }
 
 
+# WTForms' own messages on the staff forms (required, too long, not a valid choice…): WTForms
+# has no Vietnamese catalogue, so each English message maps to one of ours.
+_REQUIRED = _l("Vui lòng điền mục này.")
+_CHOICE = _l("Lựa chọn không hợp lệ.")
+_NUMBER = _l("Vui lòng nhập một số.")
+WTFORMS_MESSAGES = {
+    "This field is required.": _REQUIRED,
+    "Field cannot be longer than %(max)d character.": _l("Tối đa %(max)d ký tự."),
+    "Field cannot be longer than %(max)d characters.": _l("Tối đa %(max)d ký tự."),
+    "Field must be at least %(min)d character long.": _l("Cần ít nhất %(min)d ký tự."),
+    "Field must be at least %(min)d characters long.": _l("Cần ít nhất %(min)d ký tự."),
+    "Field must be between %(min)d and %(max)d characters long.":
+        _l("Cần từ %(min)d đến %(max)d ký tự."),
+    "Number must be at least %(min)s.": _l("Số phải từ %(min)s trở lên."),
+    "Number must be at most %(max)s.": _l("Số không được lớn hơn %(max)s."),
+    "Number must be between %(min)s and %(max)s.": _l("Số phải từ %(min)s đến %(max)s."),
+    "Not a valid choice.": _CHOICE,
+    "Invalid Choice: could not coerce.": _CHOICE,
+    "Choices cannot be None.": _CHOICE,
+    "Invalid choice(s): one or more data inputs could not be coerced.": _CHOICE,
+    "'%(value)s' is not a valid choice for this field.": _CHOICE,
+    "'%(value)s' are not valid choices for this field.": _CHOICE,
+    "Not a valid integer value.": _l("Vui lòng nhập một số nguyên."),
+    "Not a valid decimal value.": _NUMBER,
+    "Not a valid float value.": _NUMBER,
+    "Not a valid date value.": _l("Ngày không hợp lệ."),
+    "Invalid input.": _l("Giá trị không hợp lệ."),
+}
+
+
+class _WTFormsMessages:
+    """The translations object WTForms asks for its messages (see StaffForm)."""
+
+    def gettext(self, string: str) -> str:
+        return str(WTFORMS_MESSAGES.get(string, string))
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return self.gettext(singular if n == 1 else plural)
+
+
+class StaffForm(FlaskForm):
+    """A staff page's form: WTForms' built-in messages in the page's language."""
+
+    class Meta:
+        def get_translations(self, form):
+            return _WTFormsMessages()
+
+
 class InvalidSubmission(Exception):
     """Something no browser rendering our page could send (tampering or a stale form)."""
 

@@ -24,7 +24,6 @@ from flask import (
 from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from sqlalchemy import bindparam, case, func, select, update
 from wtforms import HiddenField, IntegerField, StringField
 from wtforms.validators import InputRequired, Length, NumberRange
@@ -36,6 +35,7 @@ from .domain import activity as activity_rules
 from .domain import coverage
 from .domain.audit import audit
 from .domain.text import clean
+from .forms import StaffForm
 from .models import ApiKey, Counter, ReceiptCode, Response, normalize_token, utcnow
 
 bp = Blueprint("receipts", __name__, url_prefix="/admin")
@@ -226,11 +226,11 @@ def code_taken_page(counter, token: str):
 # --- staff pages: the setting, batches of slips -----------------------------------------
 
 
-class SettingForm(FlaskForm):
+class SettingForm(StaffForm):
     required = HiddenField()
 
 
-class BatchForm(FlaskForm):
+class BatchForm(StaffForm):
     count = IntegerField(_l("Số mã cần in"), default=20,
                          validators=[InputRequired(), NumberRange(min=1, max=500)],
                          description=_l("Từ 1 đến 500 mã; mỗi trang A4 có 10 phiếu để cắt."))
@@ -313,7 +313,7 @@ def receipt_slips(counter_id):
           {"count": len(codes), "days": batch.days.data})
     data = slips_pdf(counter, codes, expires)
     db.commit()
-    return admin._file(data, "application/pdf",
+    return admin.private_file(data, "application/pdf",
                  f"ma-bien-nhan-{counter.agency.code}-{counter.id}.pdf")
 
 
@@ -343,7 +343,7 @@ class SlipPDF(posters.PosterPDF):
         self.rect(x, y, side, side, style="F")
         self.set_fill_color(0, 0, 0)
         for row_index, row in enumerate(matrix):
-            for start, length in posters._runs(row):
+            for start, length in posters.dark_runs(row):
                 self.rect(x + start * module, y + row_index * module, length * module, module,
                           style="F")
 
@@ -403,13 +403,13 @@ def slips_pdf(counter, codes: list[str], expires) -> bytes:
 KEY_PREFIX = "sipas_"
 
 
-class ApiKeyForm(FlaskForm):
+class ApiKeyForm(StaffForm):
     label = StringField(_l("Tên gợi nhớ của khóa"),
                         validators=[InputRequired(), Length(max=200)],
                         description=_l("Ví dụ: Hệ thống một cửa điện tử của tỉnh."))
 
 
-class RevokeKeyForm(FlaskForm):
+class RevokeKeyForm(StaffForm):
     key_id = HiddenField()
 
 

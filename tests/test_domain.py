@@ -158,6 +158,27 @@ def test_same_counter_label_means_equal_after_cleaning_in_form_and_import(client
     assert session.get(Counter, stored.id).questionnaire_id == "counter-quick"
 
 
+@pytest.mark.parametrize("padding, accepted", [("\u200b" * 200, True), ("x" * 200, False)])
+def test_form_and_import_measure_a_label_after_cleaning(client, session, province, padding,
+                                                        accepted):
+    """Invisible characters do not count towards the 200-character limit, in the form as in
+    the import; visible ones do, with the same Vietnamese message."""
+    login(client, "canbo-stp")
+    label = "Quầy" + padding + " 1"
+    form = post(client, "/admin/counters/new", agency_id=province["stp"].id, label=label,
+                questionnaire_id="sipas-service")
+    imported = upload(client, "/admin/counters/import",
+                      f"agency,label,questionnaire\nSTP,{label} B,counter-quick\n")
+    if accepted:
+        assert form.status_code == 303 and imported.status_code == 303
+        assert count(session, Counter) == 2
+    else:
+        assert form.status_code == 422 and imported.status_code == 422
+        for page in (form, imported):
+            assert "dài quá 200 ký tự" in page.get_data(as_text=True)
+        assert count(session, Counter) == 0
+
+
 def test_admin_tied_to_an_agency_is_refused_by_form_and_cli(client, runner, session,
                                                             province, monkeypatch):
     login(client, "quantri")
@@ -247,3 +268,20 @@ def test_audit_log_words_cover_receipt_codes_api_keys_and_volumes():
         assert audit_words.value_words("requires_receipt", True) == "Có"
         assert audit_words.value_words("requires_receipt", False) == "Không"
         assert audit_words.value_words("periods", ["2026-07", "2026-08"]) == "2026-07, 2026-08"
+
+
+def test_staff_forms_speak_the_pages_language_not_wtforms_english(client, session, province):
+    """WTForms' own messages (required, not a valid choice) in Vietnamese, or in English on
+    an English page: never WTForms' English on a Vietnamese page."""
+    login(client, "canbo-stp")
+    for lang, required, choice in (("vi", "Vui lòng điền mục này.", "Lựa chọn không hợp lệ."),
+                                   ("en", "Please fill in this field.", "Not a valid choice.")):
+        client.get(f"/admin/?lang={lang}")
+        page = post(client, "/admin/counters/new", agency_id="abc", label="",
+                    questionnaire_id="no-such-form")
+        html = page.get_data(as_text=True)
+        assert page.status_code == 422
+        assert required in html and choice in html
+        assert "This field is required." not in html
+        assert "could not coerce" not in html
+    assert count(session, Counter) == 0
