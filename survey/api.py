@@ -58,9 +58,8 @@ def _json_error(status: int, message: str, errors: list | None = None):
     return response
 
 
-@bp.errorhandler(HTTPException)
 def json_error(exc: HTTPException):
-    """Every error raised by an API view answers JSON, never an HTML page."""
+    """An error under /api answers JSON, never an HTML page (registered in survey.errors)."""
     status = exc.code or 500
     if isinstance(exc, ApiError):
         return _json_error(status, exc.description, exc.errors)

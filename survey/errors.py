@@ -7,7 +7,7 @@ import time
 
 from flask import Flask, current_app, g, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import Gone, HTTPException
+from werkzeug.exceptions import Gone, HTTPException, InternalServerError
 
 # Statuses with a page of their own in templates/errors/; other 4xx/5xx get 400's or 500's.
 PAGES = (400, 403, 404, 405, 410, 413, 500)
@@ -28,10 +28,20 @@ def error_page(code: int, **context):
     return render_template(f"errors/{code}.html", **context), code
 
 
+def _in_api() -> bool:
+    """Under /api (also an unknown API path, which no view of the API matched)."""
+    return request.blueprint == "api" or request.path.startswith("/api/")
+
+
 def http_error(exc: HTTPException):
-    """Any aborted request: its page; routing redirects (e.g. a missing slash) pass through."""
+    """Any aborted request: its page (JSON under /api); routing redirects (e.g. a missing
+    slash) pass through."""
     if exc.code is None or exc.code < 400:
         return exc
+    if _in_api():
+        from .api import json_error
+
+        return json_error(exc)
     return error_page(exc.code)
 
 
@@ -57,6 +67,10 @@ def unhandled(exc: Exception):
         raise exc
     current_app.logger.error("Unhandled exception in %s %s", request.method,
                              request.endpoint or "-", exc_info=exc)
+    if _in_api():
+        from .api import json_error
+
+        return json_error(InternalServerError())
     return error_page(500)
 
 

@@ -267,3 +267,27 @@ def test_odd_bodies_on_the_volumes_endpoint(app, client, session, world, data, c
     assert session.scalar(select(func.count()).select_from(ServiceVolume)) == 0
     assert stored(session) == 0 and session.scalar(
         select(func.count()).select_from(Response)) == 0
+
+
+def test_unknown_api_paths_and_crashes_answer_json(app, client, session, world, monkeypatch,
+                                                   caplog):
+    """Errors under /api are JSON wherever they arise: an unknown path (no view matched), a
+    wrong method, and a bug or outage in a view (logged with its traceback, a JSON 500)."""
+    own, _child, _other = world
+    secret = new_key(app, session, own.agency)
+    for response in (client.get(f"{API}/no-such-thing", headers=bearer(secret)),
+                     client.get(f"{API}/counters/{own.id}/receipt-codes",
+                                headers=bearer(secret))):
+        assert response.status_code in (404, 405) and response.mimetype == "application/json"
+        assert "<html" not in response.get_data(as_text=True).lower()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(receipts, "issue_codes", broken)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    with caplog.at_level("ERROR"):
+        response = client.post(f"{API}/counters/{own.id}/receipt-codes", headers=bearer(secret))
+    assert response.status_code == 500 and response.mimetype == "application/json"
+    assert any(r.exc_info and "database gone" in str(r.exc_info[1]) for r in caplog.records)
+    assert codes_stored(session) == 0

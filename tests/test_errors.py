@@ -44,15 +44,22 @@ def failing_insert(monkeypatch, error):
     monkeypatch.setattr(respond, "postgres_store", store)
 
 
-@pytest.mark.parametrize("error", [
-    OperationalError("INSERT INTO response", {}, Exception("server closed the connection")),
-    IntegrityError("INSERT INTO response", {}, Exception("violates foreign key constraint")),
-], ids=["outage", "other-integrity-error"])
+@pytest.mark.parametrize("make_error", [
+    lambda dbapi: OperationalError("INSERT INTO response", {},
+                                   Exception("server closed the connection")),
+    lambda dbapi: dbapi.OperationalError("server closed the connection"),
+    lambda dbapi: IntegrityError("INSERT INTO response", {},
+                                 Exception("violates foreign key constraint")),
+    # The driver's own class, the one store_response catches for a repeated key: any
+    # other integrity error must still be a 500, never a 400 or "already stored".
+    lambda dbapi: dbapi.IntegrityError("violates foreign key constraint"),
+], ids=["outage", "driver-outage", "other-integrity-error", "driver-integrity-error"])
 def test_a_database_error_on_submit_is_a_logged_500_and_nothing_is_claimed_saved(
-        production_errors, client, session, make_counter, open_form, monkeypatch, caplog,
-        error):
+        production_errors, app, client, session, make_counter, open_form, monkeypatch, caplog,
+        make_error):
     counter = make_counter()
     hidden = open_form(counter.token)
+    error = make_error(app.extensions["survey_db"].engine.dialect.loaded_dbapi)
     failing_insert(monkeypatch, error)
     with caplog.at_level(logging.INFO, logger="survey"):
         response = client.post(f"/r/{counter.token}", data={**hidden, **complete_answers()})
