@@ -48,15 +48,17 @@ def _path(token: str) -> str:
 
 
 def save(response, token: str, questionnaire: Questionnaire, *,
-         show_errors: bool = False) -> bool:
+         show_errors: bool = False, expired: bool = False) -> bool:
     """Keep this POST's fields for the next GET of the counter's page; False when too large.
 
     ``show_errors``: the GET validates the answers again and shows the errors in place.
+    ``expired``: the page's submission key had expired; the GET issues a fresh one and says
+    why the answers were not sent.
     """
     fields = [[name, value] for name, values in request.form.lists() if name not in NOT_CARRIED
               for value in values if value != ""]
     value = _serializer().dumps({"t": token, "q": [questionnaire.id, questionnaire.version],
-                                 "f": fields, "e": show_errors})
+                                 "f": fields, "e": show_errors, "x": expired})
     if len(value) > MAX_VALUE_BYTES:
         return False
     response.set_cookie(COOKIE, value, max_age=MAX_AGE, path=_path(token), httponly=True,
@@ -86,7 +88,7 @@ def load(token: str, questionnaire: Questionnaire) -> dict | None:
             for pair in fields):
         return None
     return {"fields": MultiDict([tuple(pair) for pair in fields]),
-            "show_errors": draft.get("e") is True}
+            "show_errors": draft.get("e") is True, "expired": draft.get("x") is True}
 
 
 def clear(response, token: str) -> None:

@@ -289,6 +289,9 @@ def questionnaire(token):
         invalid = draft["show_errors"] and not form.validate()
     except InvalidSubmission:  # signed by us, so only if the form changed in between
         return render_form(counter, token, new_form(questionnaire, counter.id))
+    if draft["expired"]:  # the answers of a page kept open too long: a fresh key to send them
+        form.submission_key.data = integrity.issue_key(counter.id)
+        return render_form(counter, token, form, notice=csrf_notice(EXPIRED))
     return render_form(counter, token, form, status=422 if invalid else 200)
 
 
@@ -327,7 +330,7 @@ def check_submission_key(key: str, counter_id: int, *, expired_ok: bool = False)
     limit = current_app.config.get("WTF_CSRF_TIME_LIMIT")
     if (not expired_ok and limit is not None
             and verified.issued_at < integrity.now() - timedelta(seconds=limit)):
-        raise CSRFError("The CSRF token has expired.")
+        raise CSRFError(EXPIRED)
     # What Flask-WTF sets after its own check: PostedForm.validate and security.py read it.
     g.csrf_valid = True
     g.verified_key = (key, counter_id, verified)  # store_response needs it again
@@ -362,7 +365,9 @@ def posted_form(token, *, expired_ok: bool = False) -> Posted:
 @bp.post("/r/<token>")
 def submit(token):
     """Store a completed questionnaire, or show it again with its errors or in another language."""
-    counter, token, questionnaire, form = posted_form(token)
+    posted = posted_form(token)
+    counter, token, questionnaire, form = (posted.counter, posted.token, posted.questionnaire,
+                                           posted.form)
 
     # The language switch shows the page again in the other language with the answers kept
     # (i18n's after_request hook remembers the choice in a cookie). POST/redirect/GET, here
@@ -526,6 +531,9 @@ ORIGIN_REASONS = ("The referrer header is missing.", "The referrer does not matc
                   "The origin does not match the host.")
 
 
+EXPIRED = "The CSRF token has expired."
+
+
 def csrf_notice(reason: str) -> str:
     """Why the POST was refused, truthfully, and what will work."""
     if reason in ORIGIN_REASONS:
@@ -545,14 +553,21 @@ def csrf_failed(reason: str):
     """CSRF check failed on the public form: nothing stored, answers kept, the reason told."""
     # Runs as an error handler: an unknown or withdrawn code must still get its own page.
     try:
-        counter, token, _questionnaire, form = posted_form(request.view_args.get("token", ""),
-                                                           expired_ok=True)
+        posted = posted_form(request.view_args.get("token", ""), expired_ok=True)
     except HTTPException as exc:
         return http_error(exc)
+    counter, token, form = posted.counter, posted.token, posted.form
+    if reason == EXPIRED:
+        # A page kept open too long: POST/redirect/GET with the answers in a draft, so that
+        # going back from the thank-you page later never replays this POST (drafts.py).
+        response = redirect(url_for(".questionnaire", token=token), 303)
+        if drafts.save(response, token, posted.questionnaire, expired=True):
+            return response
     # A fresh key (nothing was stored under the old one); the respondent's own answers kept.
     form.submission_key.data = integrity.issue_key(counter.id)
-    # A refusal stays a 400 answering the POST itself (no POST/redirect/GET): a blocked
-    # cookie could not carry a draft, and monitoring sees security refusals as 4xx.
+    # A missing or foreign Referer/Origin stays a 400 answering the POST itself: the same
+    # browser cannot send the form until its setting changes, and monitoring sees security
+    # refusals as 4xx.
     return render_form(counter, token, form, status=400, notice=csrf_notice(reason))
 
 

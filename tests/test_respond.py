@@ -178,17 +178,21 @@ def test_the_signed_key_is_the_forms_csrf_protection_no_cookie_needed(app, sessi
     assert counts(session)[0] == 1
 
 
-def test_an_expired_key_gets_400_keeps_answers_and_a_fresh_key_works(
+def test_an_expired_key_keeps_answers_on_a_fresh_page_and_a_fresh_key_works(
         client, session, make_counter, open_form, monkeypatch):
     counter = make_counter()
     hidden = open_form(counter.token)
     later = utcnow() + timedelta(hours=8, minutes=1)  # WTF_CSRF_TIME_LIMIT is 8 h
     monkeypatch.setattr(integrity, "now", lambda: later)
-    response = client.post(f"/r/{counter.token}", data={**hidden, **complete_answers()})
-    html = response.get_data(as_text=True)
-    assert response.status_code == 400
-    assert "hết hạn" in html and 'name="b2" value="4" checked' in html
+    refused = client.post(f"/r/{counter.token}", data={**hidden, **complete_answers()})
+    # POST/redirect/GET: no refused POST stays in the history for "Back" to replay.
+    assert refused.status_code == 303
+    assert refused.headers["Location"].endswith(f"/r/{counter.token}")
     assert counts(session) == (0, 0)
+    response = client.get(refused.headers["Location"])
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "hết hạn" in html and 'name="b2" value="4" checked' in html
     # The re-rendered page carries a fresh key: sending it again saves the answers.
     fresh = form_fields(html)
     assert fresh["submission_key"] != hidden["submission_key"]
