@@ -18,7 +18,8 @@ from sqlalchemy import and_, func, select
 from analysis.questionnaire import OVERALL_RATING
 
 from . import workbook
-from .auth import current_user, require_role, visible_agency_ids
+from .auth import current_user, require_role, visible_to
+from .config import LOCAL_TIME
 from .db import get_db
 from .domain.scope import subtree_ids
 from .models import Agency, Answer, Counter, Response
@@ -31,7 +32,6 @@ from .reports import (
     check_format,
     report_error,
 )
-from .reports_data import LOCAL_TIME
 
 bp = Blueprint("comments", __name__, url_prefix="/reports/comments")
 
@@ -150,7 +150,7 @@ def _scope(code: str | None) -> tuple[set[int] | None, str | None]:
     """The agencies whose comments may be shown (None: all) and the agency's name; 404 for
     an agency outside the user's scope (it looks the same as one that does not exist)."""
     db = get_db()
-    scope = visible_agency_ids(current_user())
+    scope = visible_to(current_user())
     if code is None:
         return scope, None
     agency = db.execute(select(Agency.id, Agency.name).where(Agency.code == code)).first()

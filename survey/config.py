@@ -2,12 +2,14 @@
 
 import os
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from analysis.questionnaire import LANGUAGES as QUESTIONNAIRE_LANGUAGES
 
 PREFIX = "SURVEY_"
 # The province's local time: dates shown to staff and the months/quarters of the reports.
 TIMEZONE = "Asia/Ho_Chi_Minh"
+LOCAL_TIME = ZoneInfo(TIMEZONE)
 
 
 class Defaults:

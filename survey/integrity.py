@@ -23,8 +23,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from .config import LOCAL_TIME
 from .db import current_database, raw_execute, raw_statement
-from .domain.activity import LOCAL_TIME, as_utc, period_labels, window_starts
+from .domain.activity import as_utc, period_labels, window_starts
 from .models import Answer, RateEvent, Response, ServiceVolume, SubmissionCount, utcnow
 
 # Login-throttle events (RateEvent) are deleted after this.
@@ -541,8 +542,3 @@ def count_web_submission(cursor, counter, at: datetime) -> None:
     every submission from one client to one counter, and its lock is held until then.
     (PostgreSQL: respond.POSTGRES_STORE counts it in the statement that stores it.)"""
     count_submission(cursor, counter.id, client_key(f"submit:{counter.id}"), at)
-
-
-def reason_names(flags: str) -> list[str]:
-    """The Vietnamese names of a response's stored reason codes (unknown codes as given)."""
-    return [str(REASONS.get(code, code)) for code in flags.split()]

@@ -31,8 +31,6 @@ TOKEN_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 TOKEN_LENGTH = 10
 
 AGENCY_LEVELS = ("province", "department", "district", "commune", "vertical")
-# How a response reached us: scanned and answered online, or keyed in by staff from paper.
-CHANNELS = ("web", "paper")
 ROLES = ("admin", "agency", "analyst")
 
 

@@ -80,7 +80,7 @@ def qr_matrix(data: str) -> list[list[bool]]:
     return code.get_matrix()
 
 
-def _runs(row: Sequence[bool]) -> Iterable[tuple[int, int]]:
+def dark_runs(row: Sequence[bool]) -> Iterable[tuple[int, int]]:
     """(start, length) of each horizontal run of dark modules in a row."""
     start = None
     for x, dark in enumerate(row):
@@ -98,7 +98,7 @@ def qr_svg(data: str) -> bytes:
     matrix = qr_matrix(data)
     size = len(matrix)
     path = "".join(f"M{x} {y}h{n}v1h-{n}z" for y, row in enumerate(matrix)
-                   for x, n in _runs(row))
+                   for x, n in dark_runs(row))
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" '
         f'width="{size * 8}" height="{size * 8}" shape-rendering="crispEdges">'
@@ -318,7 +318,7 @@ class PosterPDF(FPDF):
         self.set_fill_color(0, 0, 0)
         for row_index, row in enumerate(matrix):
             top = y + row_index * module
-            for start, length in _runs(row):
+            for start, length in dark_runs(row):
                 self.rect(x + start * module, top, length * module, module, style="F")
 
     def add_poster(self, poster: Poster) -> None:

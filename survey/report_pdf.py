@@ -14,9 +14,9 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from . import reports, workbook
+from .config import LOCAL_TIME
 from .posters import FONT, PT, printable, register_fonts
 from .report_trends import trend_p, trend_versus
-from .reports_data import LOCAL_TIME
 
 A4 = (210.0, 297.0)
 MARGIN = 15.0
@@ -591,7 +591,7 @@ def _output(pdf: ReportPDF) -> bytes:
 
 
 def _file_name(kind: str, query) -> str:
-    name = reports._file_stem(kind, query)
+    name = reports.download_stem(kind, query)
     if query.include_flagged:
         name += "-ca-phieu-bat-thuong"
     return name + ".pdf"

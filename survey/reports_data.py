@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 import click
 import numpy as np
@@ -25,11 +24,10 @@ from sqlalchemy.orm import Session
 
 from analysis.questionnaire import NOT_APPLICABLE, SERVICE_FIELD, Questionnaire
 
-from .config import TIMEZONE
+from .config import LOCAL_TIME
 from .domain import vectors
 from .models import Agency, Answer, Counter, Response, ServiceVolume
 
-LOCAL_TIME = ZoneInfo(TIMEZONE)
 # At most this many missing response vectors are computed while a frame is built; the
 # rest (e.g. a large database just upgraded) are read from their Answer rows meanwhile.
 FILL_PER_FRAME = 50_000
@@ -46,7 +44,7 @@ def period_label(moment: pd.Series, period: str) -> pd.Series:
         raise ValueError(f"unknown period {period!r} (one of {', '.join(PERIODS)})")
     # The zone by name (pandas' own zone objects compute local times several times faster
     # than zoneinfo's), turned into local wall times once for the fields read below.
-    local = pd.to_datetime(moment, utc=True).dt.tz_convert(TIMEZONE).dt.tz_localize(None)
+    local = pd.to_datetime(moment, utc=True).dt.tz_convert(LOCAL_TIME).dt.tz_localize(None)
     if not len(local):
         return pd.Series([], index=local.index, dtype=object)
     # One label per distinct period, mapped back: formatting a million timestamps one by one

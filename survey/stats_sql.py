@@ -263,7 +263,7 @@ def read_vectors(db: Session, questionnaire: Questionnaire, registry, *, with_fi
 
 def _respondent_frame(vectors: Vectors) -> pd.DataFrame:
     """One row a response with its agency and field only: what the page's volume rules
-    (reports._totals_for) count respondents from."""
+    (reports.served_totals) count respondents from."""
     keys = ["agency"] + ([vectors.field_column] if vectors.field_column else [])
     cells = vectors.frame.groupby(keys, dropna=False, sort=False)[COUNT].sum().reset_index()
     repeat = cells[COUNT].to_numpy(dtype=np.int64)
@@ -289,7 +289,7 @@ def scope_indices(
     """The scope's table of indices (analysis.compute_indices' columns and notes) for one
     period (a label such as '2026-Q3', or None for everything), as the reports page
     computes it: flagged responses left out unless included; ``poststrat`` weighted by the
-    served volumes of the period, with the page's fallbacks (reports._totals_for).
+    served volumes of the period, with the page's fallbacks (reports.served_totals).
 
     ``rake`` (with ``margins``, as analysis.compute_indices) is computed from the wide
     frame: its calibration residuals need the respondents.
@@ -355,10 +355,10 @@ def _merge_rows(frame: pd.DataFrame, answers: np.ndarray, keys: list[str]) -> Ve
 
 
 def _totals(db, period, scale, agency_ids, questionnaire, frame):
-    """The page's served-volume totals and notes (survey.reports._totals_for)."""
-    from .reports import _totals_for
+    """The page's served-volume totals and notes (survey.reports.served_totals)."""
+    from .reports import served_totals
 
     if not period:
         return None, []
-    return _totals_for(db, period, scale, agency_ids, questionnaire.roles.get(SERVICE_FIELD),
+    return served_totals(db, period, scale, agency_ids, questionnaire.roles.get(SERVICE_FIELD),
                        frame)

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from analysis.questionnaire import SERVICE_FIELD
 
-from .auth import current_user, require_role, visible_agency_ids
+from .auth import current_user, require_role, visible_to
 from .db import get_db
+from .domain.agencies import normalize_code
 from .domain.audit import audit
-from .domain.scope import visible_agency_ids as scope_of
+from .domain.scope import visible_agency_ids
 from .imports import MAX_ROWS, ImportFailed, Row, RowError, read_rows
 from .models import Agency, ServiceVolume, StaffUser
 from .questionnaires import registry
@@ -105,7 +106,7 @@ def check_volume_rows(db: Session, rows: list[Row], user: StaffUser | None) -> l
     """Check served-volume rows (from a CSV file or the JSON API); raises ImportFailed with
     every row/column error, in Vietnamese. `user` None is the command line (every agency);
     an agency user may only give volumes of its own agency's subtree."""
-    visible = scope_of(db, user) if user is not None else None
+    visible = visible_agency_ids(db, user) if user is not None else None
     agencies = {a.code: a for a in db.scalars(select(Agency))}
     fields = service_field_codes()
     errors: list[RowError] = []
@@ -114,7 +115,7 @@ def check_volume_rows(db: Session, rows: list[Row], user: StaffUser | None) -> l
     for row in rows:
         problems = len(errors)
         raw_agency = row.cells.get("agency", "")
-        agency = agencies.get(raw_agency.upper())
+        agency = agencies.get(normalize_code(raw_agency))
         if agency is None or visible is not None and agency.id not in visible:
             # Same answer for unknown and out-of-scope codes: existence does not leak.
             errors.append(row.error("agency", _("không có cơ quan mã “%(code)s”.",
@@ -263,7 +264,7 @@ def index():
             status = 422
     example = list(csv.reader(io.StringIO(VOLUME_EXAMPLE)))
     return render_template("volumes/index.html", form=form, errors=errors, example=example,
-                           summary=_summary(db, visible_agency_ids(user)),
+                           summary=_summary(db, visible_to(user)),
                            fields=sorted(service_field_codes(), key=lambda c: (len(c), c))), \
         status
 

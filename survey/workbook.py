@@ -19,7 +19,7 @@ from openpyxl.utils import get_column_letter
 from analysis import DEFAULT_MIN_CELL_N, write_table
 from analysis.io import safe_cell
 
-from .reports_data import LOCAL_TIME
+from .config import LOCAL_TIME
 
 # Number formats: indices and intervals in percent points with two decimals (as the page
 # shows them), p-values with three, counts whole.

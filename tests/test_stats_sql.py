@@ -18,7 +18,7 @@ from analysis.questionnaire import (
 from survey.domain.vectors import fill_missing
 from survey.models import Response
 from survey.questionnaires import Registry, default_folder
-from survey.reports import _totals_for
+from survey.reports import served_totals
 from survey.reports_data import responses_frame
 from survey.stats_sql import period_bounds, read_vectors, scope_indices
 
@@ -70,7 +70,7 @@ def _in_memory(session, weighting: str, min_cell_n: int | None) -> pd.DataFrame:
     frame = responses_frame(session, SIPAS, date_from=first, date_to=last, registry=REGISTRY)
     options: dict = {}
     if weighting == "poststrat":
-        totals, _ = _totals_for(session, PERIOD, False, None, SIPAS.roles.get(SERVICE_FIELD),
+        totals, _ = served_totals(session, PERIOD, False, None, SIPAS.roles.get(SERVICE_FIELD),
                                 frame)
         options = {"weighting": "poststrat", "totals": totals}
     return compute_indices(frame, ELEMENTS, by=["agency"], min_n=10, min_cell_n=min_cell_n,

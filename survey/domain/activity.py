@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from ..config import TIMEZONE
+from ..config import LOCAL_TIME
 from ..models import Counter, Response, ServiceVolume, utcnow
 
-LOCAL_TIME = ZoneInfo(TIMEZONE)
 # A counter that used to receive responses and has had none for this many days is shown
 # with a warning: the poster may be torn, covered or its code revoked.
 QUIET_DAYS = 7
@@ -28,7 +26,7 @@ def as_utc(moment: datetime | None) -> datetime | None:
 
 def window_starts(now: datetime | None = None) -> dict[str, datetime]:
     """The start (in UTC) of today, this week (Monday), month, quarter and year, in local
-    time (config.TIMEZONE)."""
+    time (config.LOCAL_TIME)."""
     local = (now or utcnow()).astimezone(LOCAL_TIME)
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)
     starts = {
