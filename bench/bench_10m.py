@@ -248,7 +248,7 @@ def check(url: str, sample: int) -> dict:
     from survey.db import get_db
     from survey.models import Response
     from survey.questionnaires import registry
-    from survey.reports import _totals_for
+    from survey.reports import served_totals
     from survey.reports_data import responses_frame
     from survey.stats_sql import period_bounds, scope_indices
 
@@ -279,7 +279,7 @@ def check(url: str, sample: int) -> dict:
                                     date_to=last, registry=registry())
             options: dict = {}
             if weighting == "poststrat":
-                totals, _ = _totals_for(db, YEAR, False, scope,
+                totals, _ = served_totals(db, YEAR, False, scope,
                                         sipas.roles.get(SERVICE_FIELD), frame)
                 options = {"weighting": "poststrat", "totals": totals}
             want = compute_indices(frame, elements, by=["agency"], min_cell_n=min_cell_n,
