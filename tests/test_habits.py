@@ -47,3 +47,15 @@ def test_every_module_of_the_app_and_the_library_starts_with_a_docstring():
     missing = [str(path.relative_to(ROOT)) for path in modules
                if not summary_line(ast.get_docstring(ast.parse(path.read_text("utf-8"))))]
     assert missing == []
+
+
+def test_the_readme_architecture_names_every_module():
+    """A newcomer finds every module of the app and the library in the README's tree."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    tree = readme.split("## Architecture", 1)[1].split("```", 2)[1]
+    modules = sorted(path for package in PACKAGES for path in (ROOT / package).rglob("*.py")
+                     if "migrations" not in path.parts)
+    named = [path.parent.name + "/" if path.name == "__init__.py" and path.parent.name
+             not in PACKAGES else path.name for path in modules]
+    missing = [name for name in named if name not in tree]
+    assert missing == []
