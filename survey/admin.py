@@ -71,6 +71,8 @@ STAFF = ("admin", "agency")
 # Imports are the one place staff send more than a form; the app-wide limit stays small.
 IMPORT_MAX_BYTES = 4 * 1024 * 1024
 AUDIT_PAGE = 100
+# The staff home lists at most this many counters without responses of late.
+QUIET_SHOWN = 10
 
 
 # --- scope and lookups -------------------------------------------------------------------
@@ -250,14 +252,24 @@ def dashboard():
     db = get_db()
     visible = visible_to(user)
     agencies = counters = None
+    quiet: list[tuple[Counter, int]] = []
     if user.role in STAFF:
         agency_q = select(func.count()).select_from(Agency)
-        counter_q = select(func.count()).select_from(Counter).where(Counter.active.is_(True))
+        counter_q = (select(Counter).join(Counter.agency).options(joinedload(Counter.agency))
+                     .where(Counter.active.is_(True), Agency.active.is_(True)))
         if visible is not None:
             agency_q = agency_q.where(Agency.id.in_(visible))
             counter_q = counter_q.where(Counter.agency_id.in_(visible))
-        agencies, counters = db.scalar(agency_q), db.scalar(counter_q)
-    return render_template("admin/dashboard.html", agencies=agencies, counters=counters)
+        live = db.scalars(counter_q).all()
+        agencies, counters = db.scalar(agency_q), len(live)
+        # Posters that stopped bringing responses (torn, covered, revoked): the oldest first.
+        last = activity_rules.last_scanned(db, [c.id for c in live])
+        quiet = sorted(((c, days) for c in live
+                        if (days := activity_rules.quiet_days(last.get(c.id))) is not None),
+                       key=lambda pair: (-pair[1], pair[0].agency.code, pair[0].label))
+    return render_template("admin/dashboard.html", agencies=agencies, counters=counters,
+                           quiet=quiet, quiet_shown=QUIET_SHOWN,
+                           quiet_days=activity_rules.QUIET_DAYS)
 
 
 # --- agencies ----------------------------------------------------------------------------
@@ -398,7 +410,11 @@ def counters():
     wanted = {int(part) for part in request.args.get("new", "").split(",")[:imports.MAX_ROWS]
               if part.isdigit() and len(part) < 12}
     new_counters = sorted(c.id for c in rows if c.id in wanted)
-    return render_template("admin/counters.html", counters=rows, new_counters=new_counters)
+    last = activity_rules.last_scanned(db, [c.id for c in rows])
+    seen = {c.id: (last[c.id], activity_rules.quiet_days(last[c.id])) for c in rows
+            if c.id in last}
+    return render_template("admin/counters.html", counters=rows, new_counters=new_counters,
+                           seen=seen)
 
 
 def _counter_form(db, counter: Counter | None):

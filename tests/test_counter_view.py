@@ -36,7 +36,8 @@ def test_counts_per_window_last_response_and_moved_counters(app, session, make_c
                now - timedelta(days=5),  # March: this year, not this month or quarter
                now - timedelta(days=400)):  # last year
         make_response(session, busy, at=at, commit=False)
-    make_response(session, busy, at=now - timedelta(minutes=5), channel="paper", commit=False)
+    # Keyed in from paper after the last scan: counted, but it does not show the poster works.
+    make_response(session, busy, at=now + timedelta(minutes=5), channel="paper", commit=False)
     make_response(session, quiet, at=now - timedelta(days=9), commit=False)
     # A response stored while a counter of another agency belonged to this one.
     moved = make_counter(agency_code="SYT", label="Quầy chuyển đi")
@@ -99,7 +100,55 @@ def test_agency_and_counter_pages_show_what_was_received(app, client, session, m
     assert "không nhận được phiếu" not in page
     assert f"/r/{counter.token}/phieu" in page and f"/admin/counters/{counter.id}/paper" in page
     fresh = client.get(f"/admin/counters/{counter.id + 2}").get_data(as_text=True)
-    assert "Chưa nhận được phiếu nào." in fresh
+    assert "Chưa nhận được phiếu nào qua mã QR." in fresh
+
+
+def test_quiet_posters_show_on_the_staff_home_and_the_counter_list(client, session,
+                                                                    make_counter):
+    """A poster that stopped working is seen without opening every counter; paper sheets
+    keyed in by staff do not hide it."""
+    busy = make_counter(label="Quầy 1")
+    silent = make_counter(label="Quầy im lặng")
+    make_counter(label="Quầy chưa có phiếu")
+    now = utcnow()
+    make_response(session, busy, at=now, commit=False)
+    make_response(session, silent, at=now - timedelta(days=12), commit=False)
+    make_response(session, silent, at=now, channel="paper", commit=False)
+    session.commit()
+    make_user(session, "quantri", "admin")
+    login(client, "quantri")
+    home = client.get("/admin/").get_data(as_text=True)
+    assert "1 quầy đã từ 7 ngày trở lên không nhận được phiếu nào qua mã QR" in home
+    assert f"/admin/counters/{silent.id}" in home and "12 ngày không có phiếu" in home
+    assert f"/admin/counters/{busy.id}\"" not in home
+    listed = client.get("/admin/counters").get_data(as_text=True)
+    assert "Phiếu gần nhất qua mã QR" in listed
+    assert listed.count("12 ngày không có phiếu") == 1
+
+
+def test_quarter_and_year_shares_add_up_the_months_imported(app, session, make_counter):
+    """Without a quarterly or yearly row, the months from the period's start to this one,
+    when all are imported; a missing month leaves the window without a share."""
+    now = datetime(2026, 5, 20, 3, 0, tzinfo=UTC)  # May: Q2 = April + May
+    counter = make_counter()
+    for at in (now, now - timedelta(days=30), now - timedelta(days=60)):  # May, April, March
+        make_response(session, counter, at=at, commit=False)
+    session.commit()
+    for month, served in (("2026-04", 10), ("2026-05", 30), ("2026-02", 5), ("2026-03", 5)):
+        make_volume(session, counter.agency_id, "1", month, served)
+    with app.app_context():
+        from survey.db import get_db
+
+        db = get_db()
+        _per_counter, total = activity.activity(db, agency_id=counter.agency_id, now=now)
+        shares = activity.volume_shares(db, counter.agency_id, total, now=now)
+        assert shares["month"] == (30, 100 * 1 / 30)
+        assert shares["quarter"] == (40, 100 * 2 / 40)
+        assert "year" not in shares  # January was not imported
+        make_volume(session, counter.agency_id, "1", "2026-01", 50)
+        db.rollback()  # a fresh snapshot
+        shares = activity.volume_shares(db, counter.agency_id, total, now=now)
+        assert shares["year"] == (100, 100 * 3 / 100)
 
 
 def test_counters_moved_or_without_volumes_show_no_share(app, client, session, make_counter):

@@ -48,9 +48,19 @@ def period_labels(now: datetime | None = None) -> dict[str, str]:
             "year": str(local.year)}
 
 
+def quiet_days(last: datetime | None, now: datetime | None = None) -> int | None:
+    """Whole days since `last`, when that is QUIET_DAYS or more; else None."""
+    if last is None:
+        return None
+    days = ((now or utcnow()) - last).days
+    return days if days >= QUIET_DAYS else None
+
+
 @dataclass
 class Activity:
-    """Responses received by a counter or an agency in each window, and the last one."""
+    """Responses received by a counter or an agency in each window, and the last one that
+    came through the QR code (``last``; paper sheets keyed in by staff do not show that a
+    poster still works)."""
 
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(WINDOWS, 0))
     total: int = 0
@@ -66,11 +76,9 @@ class Activity:
             self.last = other.last
 
     def quiet_days(self, now: datetime | None = None) -> int | None:
-        """Whole days since the last response, when that is QUIET_DAYS or more; else None."""
-        if self.last is None:
-            return None
-        days = ((now or utcnow()) - self.last).days
-        return days if days >= QUIET_DAYS else None
+        """Whole days since the last response through the QR code, when that is QUIET_DAYS
+        or more; else None."""
+        return quiet_days(self.last, now)
 
 
 def activity(db: Session, agency_id: int | None = None,
@@ -96,7 +104,7 @@ def activity(db: Session, agency_id: int | None = None,
                  for name in WINDOWS]
     query = (select(Response.counter_id, Response.agency_id, *in_window, func.count(),
                     func.sum(case((Response.channel == "paper", 1), else_=0)),
-                    func.max(Response.submitted_at))
+                    func.max(case((Response.channel != "paper", Response.submitted_at))))
              .where(or_(*conditions))
              .group_by(Response.counter_id, Response.agency_id))
     per_counter: dict[int, Activity] = {}
@@ -111,19 +119,46 @@ def activity(db: Session, agency_id: int | None = None,
     return per_counter, total
 
 
+def last_scanned(db: Session, counter_ids: list[int]) -> dict[int, datetime]:
+    """The time of each counter's last response through its QR code (paper sheets left
+    out), for the counters that have one: one grouped query on the counter index."""
+    if not counter_ids:
+        return {}
+    rows = db.execute(select(Response.counter_id, func.max(Response.submitted_at))
+                      .where(Response.counter_id.in_(list(counter_ids)),
+                             Response.channel != "paper")
+                      .group_by(Response.counter_id))
+    return {counter_id: as_utc(last) for counter_id, last in rows}
+
+
 def volume_shares(db: Session, agency_id: int, received: Activity,
                   now: datetime | None = None) -> dict[str, tuple[int, float]]:
-    """{window: (dossiers served, share answered in %)} for this month, quarter and year,
-    where the agency's served volume for exactly that period was imported."""
+    """{window: (dossiers served, share answered in %)} for this month, quarter and year.
+
+    The dossiers are the agency's served volume for exactly that period or, for the quarter
+    and the year, the sum of its months from the period's first month to this one when
+    every one of them was imported (the responses counted run over the same months). A
+    window without either has no share.
+    """
     labels = period_labels(now)
+    local = (now or utcnow()).astimezone(LOCAL_TIME)
+    first_month = {"month": local.month, "quarter": 3 * ((local.month - 1) // 3) + 1,
+                   "year": 1}
+    months = {name: [f"{local.year}-{m:02d}" for m in range(first, local.month + 1)]
+              for name, first in first_month.items()}
+    wanted = set(labels.values()).union(*months.values())
     volumes = dict(db.execute(
         select(ServiceVolume.period, func.sum(ServiceVolume.transactions))
-        .where(ServiceVolume.agency_id == agency_id,
-               ServiceVolume.period.in_(list(labels.values())))
+        .where(ServiceVolume.agency_id == agency_id, ServiceVolume.period.in_(sorted(wanted)))
         .group_by(ServiceVolume.period)).all())
     shares = {}
     for name, label in labels.items():
-        served = int(volumes.get(label) or 0)
+        if label in volumes:
+            served = int(volumes[label] or 0)
+        elif all(month in volumes for month in months[name]):
+            served = sum(int(volumes[month] or 0) for month in months[name])
+        else:
+            continue
         if served > 0:
             shares[name] = (served, 100 * received.counts[name] / served)
     return shares
