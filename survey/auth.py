@@ -44,7 +44,7 @@ bp = Blueprint("auth", __name__, url_prefix="/admin")
 
 ROLE_LABELS = {
     "admin": _l("Quản trị hệ thống"),
-    "agency": _l("Cán bộ đơn vị"),
+    "agency": _l("Cán bộ cơ quan"),
     "analyst": _l("Cán bộ phân tích"),
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 from flask import current_app, request
 from flask_babel import Babel, get_locale
@@ -85,6 +86,13 @@ def local_number(text: str) -> str:
     return text.translate(str.maketrans({".": decimal, ",": thousands}))
 
 
+def language_url(lang: str) -> str:
+    """This page's address (path and query) in `lang`: what the pages' language link opens
+    (?lang= is remembered in a cookie by remember_locale)."""
+    args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+    return quote(request.path) + "?" + urlencode([*args, ("lang", lang)])
+
+
 def init_app(app) -> None:
     folder = SHIPPED_TRANSLATIONS if SHIPPED_TRANSLATIONS.is_dir() else TRANSLATIONS
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(folder))
@@ -93,6 +101,7 @@ def init_app(app) -> None:
     app.add_template_filter(localized, "loc")
     register_cli(app)
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale())
+    app.jinja_env.globals["language_url"] = language_url
 
 
 def _pybabel(*args: str) -> None:

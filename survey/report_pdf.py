@@ -662,7 +662,7 @@ def _scope_indices(pdf: ReportPDF, report, context: dict) -> None:
     element_w = min(9.0, 40.0 / max(len(elements), 1))
     pdf.grid(_("Chỉ số hài lòng chung theo cơ quan"),
              [_("Cơ quan"), _("Chỉ số (%%)") % {}, _("Khoảng tin cậy 95%%") % {},
-              _("Số phiếu"), _("So với toàn bộ"), _("Chênh lệch (điểm %%)") % {},
+              _("Số phiếu"), _("So với chỉ số chung"), _("Chênh lệch (điểm %%)") % {},
               _("p (hiệu chỉnh Holm)")] + [e.id for e in elements],
              rows, [34, 15, 26, 13, 28, 13, 12] + [element_w] * len(elements), size=6.5,
              words=(4,))
@@ -673,7 +673,7 @@ def _scope_indices(pdf: ReportPDF, report, context: dict) -> None:
                 for i, line in enumerate(group["lines"], start=1)]
         pdf.grid(f"{_('Xếp hạng theo cấp cơ quan')}: {group['label']} ({len(group['lines'])})",
                  [_("Hạng"), _("Cơ quan"), _("Chỉ số (%%)") % {},
-                  _("Khoảng tin cậy 95%%") % {}, _("Số phiếu"), _("So với toàn bộ")],
+                  _("Khoảng tin cậy 95%%") % {}, _("Số phiếu"), _("So với chỉ số chung")],
                  rows, [10, 58, 16, 36, 20, 40], size=7.5, first_left=2, words=(5,))
 
 

@@ -37,6 +37,8 @@ from .errors import CodeWithdrawn, http_error
 from .forms import BlankForm, InvalidSubmission, PostedForm, ResponseForm, form_class
 from .i18n import LANGUAGE_FIELD, select_locale
 from .models import (
+    TOKEN_ALPHABET,
+    TOKEN_LENGTH,
     Agency,
     Answer,
     Counter,
@@ -417,7 +419,11 @@ def page_already_used(counter, token):
 @bp.get("/quyen-rieng-tu")
 def privacy():
     """What is kept about a respondent, apart from the answers, and for how long."""
-    return render_template("respond/privacy.html",
+    # ?r=<token>: the questionnaire the respondent came from, offered as the way back.
+    back = normalize_token(request.args.get("r", ""))
+    if not re.fullmatch(f"[{TOKEN_ALPHABET}]{{{TOKEN_LENGTH}}}", back):
+        back = None
+    return render_template("respond/privacy.html", back=back,
                            hours=int(integrity.KEEP_COUNTS.total_seconds() // 3600))
 
 

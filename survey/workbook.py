@@ -123,7 +123,7 @@ def _level_sheet(book, report, level, title, value_header, value_format, with_di
     formats = [value_format, value_format, value_format, COUNT]
     if with_diff:
         per_key += [_("Chênh lệch so với toàn phạm vi (điểm %)"), _("p (hiệu chỉnh Holm)"),
-                    _("So với toàn bộ")]
+                    _("So với chỉ số chung")]
         formats += [PERCENT, P_VALUE, None]
     lead = [_("Mã cơ quan"), _("Cơ quan"), _("Số phiếu"), _("Ít phiếu")]
     # Row 1: each key's code over its columns; row 2: its text; row 3: the column headers.

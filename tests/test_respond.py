@@ -611,3 +611,27 @@ def test_a_dropped_database_connection_costs_one_500_then_the_page_works(
     assert client.post(f"/r/{counter.token}", data={**hidden, **complete_answers()}) \
         .status_code == 303
     assert counts(session)[0] == 1
+
+
+def test_every_public_page_offers_the_other_language_and_privacy_leads_back(
+        client, session, make_counter):
+    """Home, privacy, error and thank-you pages carry a link to the other language (the
+    questionnaire has its own switch, which keeps the answers); the privacy page opened
+    from a questionnaire leads back to it."""
+    counter = make_counter()
+    form = client.get(f"/r/{counter.token}").get_data(as_text=True)
+    assert 'class="lang-link' not in form and f"/quyen-rieng-tu?r={counter.token}" in form
+    for url, status in (("/", 200), (f"/quyen-rieng-tu?r={counter.token}", 200),
+                        ("/khong-co-trang-nay", 404), (f"/r/{counter.token}/cam-on", 200)):
+        response = client.get(url)
+        html = response.get_data(as_text=True)
+        assert response.status_code == status
+        assert 'lang="en" hreflang="en">English</a>' in html, url
+    privacy = client.get(f"/quyen-rieng-tu?r={counter.token}").get_data(as_text=True)
+    assert f'href="/r/{counter.token}">Quay lại phiếu khảo sát' in privacy
+    english = client.get(f"/quyen-rieng-tu?r={counter.token}&lang=en").get_data(as_text=True)
+    assert "Back to the questionnaire" in english and ">Tiếng Việt</a>" in english
+    for hostile in ("<script>", "../admin", "A" * 300, "%00"):
+        page = client.get("/quyen-rieng-tu", query_string={"r": hostile})
+        assert page.status_code in (200, 400)
+        assert "Quay lại phiếu khảo sát" not in page.get_data(as_text=True)
