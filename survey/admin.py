@@ -60,6 +60,7 @@ from .models import (
     CounterToken,
     StaffUser,
     issue_tokens,
+    parse_id,
     utcnow,
 )
 from .questionnaires import registry
@@ -309,8 +310,8 @@ def agency_new():
     """Create an agency (agency users: below their own)."""
     db = get_db()
     form, _locked = _agency_form(db, None)
-    if request.method == "GET" and request.args.get("parent", "").isdigit():
-        form.parent_id.data = int(request.args["parent"])
+    if request.method == "GET" and parse_id(request.args.get("parent")):
+        form.parent_id.data = parse_id(request.args["parent"])
     if form.validate_on_submit() and check_agency_form(db, form, None):
         agency = Agency(code=agency_rules.normalize_code(form.code.data), name=form.name.data,
                         level=form.level.data, parent_id=form.parent_id.data or None,
@@ -407,8 +408,7 @@ def counters():
         query = query.where(Counter.agency_id.in_(visible))
     rows = db.scalars(query).all()
     # After a CSV import: the counters it created (those in scope), offered for printing.
-    wanted = {int(part) for part in request.args.get("new", "").split(",")[:imports.MAX_ROWS]
-              if part.isdigit() and len(part) < 12}
+    wanted = {parse_id(part) for part in request.args.get("new", "").split(",")[:imports.MAX_ROWS]}
     new_counters = sorted(c.id for c in rows if c.id in wanted)
     last = activity_rules.last_scanned(db, [c.id for c in rows])
     seen = {c.id: (last[c.id], activity_rules.quiet_days(last[c.id])) for c in rows
@@ -423,8 +423,8 @@ def _counter_form(db, counter: Counter | None):
     form.questionnaire_id.choices = questionnaire_choices()
     if request.method == "GET" and counter is None:
         form.questionnaire_id.data = current_app.config["DEFAULT_QUESTIONNAIRE"]
-        if request.args.get("agency", "").isdigit():
-            form.agency_id.data = int(request.args["agency"])
+        if parse_id(request.args.get("agency")):
+            form.agency_id.data = parse_id(request.args["agency"])
     return form
 
 
@@ -688,9 +688,9 @@ def all_posters(size):
     ids = None
     if "ids" in request.args:
         raw = request.args["ids"].split(",")
-        if len(raw) > imports.MAX_ROWS or not all(part.isdigit() for part in raw):
+        ids = {parse_id(part) for part in raw}
+        if len(raw) > imports.MAX_ROWS or None in ids:
             abort(400)
-        ids = {int(part) for part in raw}
     counters = posters.printable_counters(db, visible_to(current_user()), ids)
     data = posters.poster_pdf((posters.poster_for(c) for c in counters), size)
     name = "moi" if ids is not None else "tat-ca"
@@ -875,7 +875,7 @@ def user_edit(user_id):
 def audit_log():
     """The audit log, newest first, a page at a time."""
     db = get_db()
-    page = max(1, request.args.get("page", 1, type=int))
+    page = parse_id(request.args.get("page")) or 1
     events = db.scalars(select(AuditEvent).options(joinedload(AuditEvent.user))
                         .order_by(AuditEvent.id.desc())
                         .offset((page - 1) * AUDIT_PAGE).limit(AUDIT_PAGE + 1)).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -12,7 +13,15 @@ from . import integrity, receipts, volumes
 from .db import get_db
 from .domain.scope import subtree_ids
 from .imports import ImportFailed
-from .models import ApiKey, Counter, CounterToken, StaffUser, normalize_token, utcnow
+from .models import (
+    ApiKey,
+    Counter,
+    CounterToken,
+    StaffUser,
+    normalize_token,
+    parse_id,
+    utcnow,
+)
 from .security import csrf
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -88,15 +97,31 @@ def authenticated_key() -> ApiKey:
     return key
 
 
+class RepeatedKey(ValueError):
+    """A JSON object names the same field twice."""
+
+
+def _no_repeated_keys(pairs: list) -> dict:
+    keys = [key for key, _value in pairs]
+    if len(set(keys)) != len(keys):
+        raise RepeatedKey(next(k for k in keys if keys.count(k) > 1))
+    return dict(pairs)
+
+
 def json_body(allowed: set[str]) -> dict:
-    """The body as a JSON object with only `allowed` fields (an empty body is {})."""
-    if not request.get_data(cache=True):
+    """The body as a JSON object with only `allowed` fields (an empty body is {}); a key
+    given twice in one object (which value was meant?) is refused."""
+    data = request.get_data(cache=True)
+    if not data:
         return {}
     if not request.is_json:
         raise ApiError(415)
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400)
+    try:
+        body = json.loads(data, object_pairs_hook=_no_repeated_keys)
+    except RepeatedKey as exc:
+        raise ApiError(422, f"Field given twice: {str(exc)[:40]!r}.") from None
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past all sense
+        raise ApiError(400) from None
     if not isinstance(body, dict):
         raise ApiError(422, "The body must be a JSON object.")
     unknown = sorted(set(body) - allowed)
@@ -110,8 +135,8 @@ def counter_in_scope(key: ApiKey, ident: str) -> Counter:
     agency and those below it."""
     db = get_db()
     counter = None
-    if ident.isdigit() and len(ident) < 12:
-        counter = db.get(Counter, int(ident))
+    if ident.isascii() and ident.isdigit():
+        counter = db.get(Counter, parse_id(ident)) if parse_id(ident) else None
     elif 0 < len(ident) <= 16:
         counter = db.scalar(select(Counter).join(CounterToken)
                             .where(CounterToken.token == normalize_token(ident)))

@@ -205,9 +205,10 @@ def check_agencies(db: Session, data: bytes, user: StaffUser) -> list[AgencyChan
     own agency but neither move it nor switch it on or off; the tree stays acyclic and at
     most agency_rules.MAX_DEPTH levels deep.
     """
+    rows = read_rows(data, AGENCY_COLUMNS, AGENCY_REQUIRED)
+    agency_rules.lock_tree(db)  # checked and written as one step (lock_tree)
     visible = visible_agency_ids(db, user)
     root_id = user.agency_id if visible is not None else None
-    rows = read_rows(data, AGENCY_COLUMNS, AGENCY_REQUIRED)
     by_code = {a.code: a for a in db.scalars(select(Agency))}
     errors: list[RowError] = []
     changes: dict[str, AgencyChange] = {}

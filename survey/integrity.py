@@ -17,7 +17,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from flask import current_app, g, request
 from flask_babel import lazy_gettext as _l
-from itsdangerous import URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import bindparam, case, delete, func, select, true
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -147,6 +147,17 @@ def start_stamp() -> str:
     if _stamp[:2] != (secret, second):
         _stamp = (secret, second, _serializer_for(secret).dumps(0))
     return _stamp[2]
+
+
+def stamp_is_ours(stamp: str) -> bool:
+    """Whether a posted start stamp is one start_stamp() signed (any age)."""
+    if not stamp or len(stamp) > 100:
+        return False
+    try:
+        _serializer().loads(stamp)
+    except BadData:
+        return False
+    return True
 
 
 # --- the client, as the repeat check sees it ---------------------------------------------

@@ -42,6 +42,19 @@ def new_token() -> str:
     return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
 
 
+# Row ids are 32-bit integers on PostgreSQL: a larger number in a URL names no row (404),
+# never a database error.
+MAX_ID = 2**31 - 1
+
+
+def parse_id(raw: str | None) -> int | None:
+    """A row id written in a URL or form (ASCII digits, 1..MAX_ID), else None."""
+    if not raw or not raw.isascii() or not raw.isdigit() or len(raw) > len(str(MAX_ID)):
+        return None
+    value = int(raw)
+    return value if 0 < value <= MAX_ID else None
+
+
 def normalize_token(raw: str) -> str:
     """Tokens are case-insensitive: a typed or uppercase-encoded link finds the same counter."""
     return raw.strip().upper()

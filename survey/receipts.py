@@ -36,7 +36,15 @@ from .domain import coverage
 from .domain.audit import audit
 from .domain.text import clean
 from .forms import StaffForm
-from .models import ApiKey, Counter, ReceiptCode, Response, normalize_token, utcnow
+from .models import (
+    ApiKey,
+    Counter,
+    ReceiptCode,
+    Response,
+    normalize_token,
+    parse_id,
+    utcnow,
+)
 
 bp = Blueprint("receipts", __name__, url_prefix="/admin")
 STAFF = ("admin", "agency")  # as admin.STAFF (imported late: respond imports this module)
@@ -463,7 +471,7 @@ def api_key_revoke(agency_id):
     agency = admin.get_agency(db, agency_id)
     form = RevokeKeyForm()
     key_id = form.key_id.data or ""
-    key = (db.get(ApiKey, int(key_id)) if form.validate_on_submit() and key_id.isdigit()
+    key = (db.get(ApiKey, parse_id(key_id)) if form.validate_on_submit() and parse_id(key_id)
            and len(key_id) < 12 else None)
     if key is None or key.agency_id != agency.id:
         flash(_("Không tìm thấy khóa này."), "error")

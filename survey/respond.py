@@ -302,8 +302,8 @@ def refuse_what_no_browser_sends(form: ResponseForm | PostedForm) -> None:
 
     No field the page does not have; one value per field except the checkboxes of a
     multiple-choice question; the submission key shaped as issued (its signature is
-    checked against the counter by posted_form). (File parts are refused before the form
-    reads the POST.)
+    checked against the counter by posted_form) and the start stamp as we signed it. (File
+    parts are refused before the form reads the POST.)
     (NULs and invalid UTF-8 anywhere are refused for every page by security.py.)
     """
     if set(request.form) - form.known_fields() - {LANGUAGE_FIELD}:
@@ -313,6 +313,8 @@ def refuse_what_no_browser_sends(form: ResponseForm | PostedForm) -> None:
            for name, values in request.form.lists()):
         abort(400)
     if not integrity.key_is_well_formed(request.form.get("submission_key", "")):
+        abort(400)
+    if not integrity.stamp_is_ours(request.form.get("started", "")):
         abort(400)
 
 
@@ -533,8 +535,9 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
 
 
 # Flask-WTF's reasons (CSRFError.description) and security.check_origin's.
-ORIGIN_REASONS = ("The referrer header is missing.", "The referrer does not match the host.",
-                  "The origin does not match the host.")
+ORIGIN_REASONS = ("The referrer header is missing.",)
+FOREIGN_REASONS = ("The referrer does not match the host.",
+                   "The origin does not match the host.")
 
 
 EXPIRED = "The CSRF token has expired."
@@ -548,6 +551,12 @@ def csrf_notice(reason: str) -> str:
             "chặn), nên để an toàn phiếu chưa được nhận. Các câu trả lời của ông/bà vẫn còn "
             "nguyên. Xin ông/bà mở đường link bằng trình duyệt khác (ví dụ Chrome, Safari), "
             "hoặc tắt chế độ chặn “Referer” cho trang này, rồi bấm “Gửi phiếu”."
+        )
+    if reason in FOREIGN_REASONS:
+        return _(
+            "Phiếu được gửi đến từ một trang khác, không phải trang khảo sát này, nên để an "
+            "toàn phiếu chưa được nhận. Nếu đây là câu trả lời của ông/bà, xin kiểm tra lại "
+            "rồi bấm “Gửi phiếu” trên trang này."
         )
     return _(
         "Phiên trả lời đã hết hạn nên phiếu chưa được gửi. Các câu trả lời của ông/bà vẫn "

@@ -9,6 +9,7 @@ import flask
 from flask import abort, g, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect, same_origin
+from werkzeug.routing import IntegerConverter
 from werkzeug.utils import cached_property
 
 csrf = CSRFProtect()
@@ -19,6 +20,18 @@ CSP = (
 )
 COMPRESSIBLE = ("text/html", "text/css", "text/csv", "text/javascript",
                 "application/javascript", "application/json", "image/svg+xml", "text/plain")
+
+
+class RowIdConverter(IntegerConverter):
+    """`<int:…>` in every route: a row id, 1..models.MAX_ID; a larger number matches no
+    route (404) instead of reaching the database (PostgreSQL: integer out of range)."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        from .models import MAX_ID
+
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def check_secret(app) -> None:
@@ -59,19 +72,26 @@ def _invalid_utf8(urlencoded: bytes) -> bool:
 
 
 def refuse_malformed_request():
-    """404 for a path holding a NUL or invalid UTF-8; on the public pages, 400 for a field.
+    """404 for a path holding a NUL or invalid UTF-8; 400 for such a query parameter on
+    any page, and on the public pages for such a field.
 
     Staff forms clean what they are given (survey/domain/text.py): a NUL in a login name
-    is a wrong login there, not a malformed request.
+    is a wrong login there, not a malformed request. Query parameters (the reports'
+    filters, a download's agency) reach the database as given, and PostgreSQL refuses NUL.
     """
     if _malformed(request.path):
         abort(404)
-    if request.routing_exception is not None or request.blueprint != "respond":
-        return  # 404/405 follow (the body is not read), or a staff page
+    if request.routing_exception is not None or request.blueprint is None:
+        return  # 404/405 follow (the body is not read), or a static file
     query = request.query_string
     if query and _invalid_utf8(query):
         abort(400)
     fields = [request.args] if query else []
+    if request.blueprint != "respond":  # staff forms clean their fields: the query only
+        if query and any(_malformed(name) or any(_malformed(value) for value in values)
+                         for name, values in request.args.lists()):
+            abort(400)
+        return
     if request.method in UNSAFE_METHODS:
         if request.mimetype != "application/x-www-form-urlencoded":
             fields.append(request.form)
@@ -104,16 +124,20 @@ def check_origin():
     current browser sends Origin on a POST, which proves the same thing; a request with
     neither is refused as before, and the public form says why and what works. The public
     form's POST is checked whatever its token (it carries none), and on http too when it
-    says where it comes from: a cross-site page cannot post answers through a visitor.
+    says where it comes from (its Origin, else its Referer): a cross-site page cannot post
+    answers through a visitor.
     """
     public_form = request.endpoint == PUBLIC_FORM and request.method in UNSAFE_METHODS
     if not (public_form or g.get("csrf_valid")):
         return
     origin = request.headers.get("Origin")
     if not request.is_secure:
-        if public_form and origin and origin != "null" and not same_origin(
-                origin, request.host_url):
-            raise CSRFError("The origin does not match the host.")
+        if public_form and origin and origin != "null":
+            if not same_origin(origin, request.host_url):
+                raise CSRFError("The origin does not match the host.")
+        elif public_form and request.referrer and not same_origin(request.referrer,
+                                                                  request.host_url):
+            raise CSRFError("The referrer does not match the host.")
         return
     own = f"https://{request.host}/"
     if origin and origin != "null":
@@ -197,6 +221,7 @@ class CookieSession(SecureCookieSessionInterface):
 
 def init_app(app) -> None:
     check_secret(app)
+    app.url_map.converters["int"] = RowIdConverter  # before any blueprint adds its routes
     app.request_class = Request
     app.session_interface = CookieSession()
     proxies = int(app.config.get("PROXY_COUNT") or 0)

@@ -256,6 +256,12 @@ def test_malformed_json_bodies_get_4xx_and_store_nothing(app, client, session, w
     ("[]", "application/json", 422),
     ('"text"', "application/json", 422),
     ("{}", "application/json", 422),
+    # Which count was meant? A key given twice is refused, in the body or in a row.
+    ('{"rows": [], "rows": []}', "application/json", 422),
+    ('{"rows": [{"agency": "STP", "service_field": "1", "period": "2026", "count": 1, '
+     '"count": 2}]}', "application/json", 422),
+    ("[" * 3_000 + "]" * 3_000, "application/json", 400),
+    (b'{"rows": "\xff"}', "application/json", 400),
 ])
 def test_odd_bodies_on_the_volumes_endpoint(app, client, session, world, data, content_type,
                                             status):

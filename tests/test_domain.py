@@ -285,3 +285,45 @@ def test_staff_forms_speak_the_pages_language_not_wtforms_english(client, sessio
         assert "This field is required." not in html
         assert "could not coerce" not in html
     assert count(session, Counter) == 0
+
+
+def test_two_concurrent_moves_cannot_build_a_loop(app, session, province):
+    """Check and write are one step under the tree's lock: while one move that is fine on
+    its own waits to commit, a second move that is also fine on its own but closes a loop
+    with the first waits, then sees the first and is refused (both engines)."""
+    import threading
+
+    from survey.domain.agencies import parent_error
+
+    p0 = make_agency(session, "P0", "P0", parent=province["stp"])
+    q0 = make_agency(session, "Q0", "Q0", parent=province["stp"])
+    p1 = make_agency(session, "P1", "P1", parent=p0)
+    q1 = make_agency(session, "Q1", "Q1", parent=q0)
+    maker = app.extensions["survey_db"].sessionmaker
+    first_checked, second_done, outcome = threading.Event(), threading.Event(), {}
+
+    def move(agency_id, parent_id, name, hold):
+        with app.test_request_context(), maker() as db:  # messages need a locale
+            problem = parent_error(db, agency_id, parent_id)
+            if hold:
+                first_checked.set()
+            if problem is None:
+                db.get(Agency, agency_id).parent_id = parent_id
+                if hold:  # the second move runs meanwhile, up to the lock
+                    second_done.wait(timeout=1.5)
+                db.commit()
+            outcome[name] = problem
+
+    first = threading.Thread(target=move, args=(p0.id, q1.id, "first", True))
+    first.start()
+    assert first_checked.wait(timeout=20)
+    second = threading.Thread(target=lambda: (move(q0.id, p1.id, "second", False),
+                                              second_done.set()))
+    second.start()
+    first.join(timeout=60)
+    second.join(timeout=60)
+    assert outcome["first"] is None
+    assert outcome["second"] is not None  # P0 is below Q1 now: Q0 under P1 closes a loop
+    session.expire_all()
+    assert session.get(Agency, p0.id).parent_id == q1.id
+    assert session.get(Agency, q0.id).parent_id == province["stp"].id

@@ -201,7 +201,8 @@ def test_an_expired_key_keeps_answers_on_a_fresh_page_and_a_fresh_key_works(
     assert counts(session)[0] == 1
 
 
-@pytest.mark.parametrize("attack", ["forged", "other-counter", "unsigned", "cross-site"])
+@pytest.mark.parametrize("attack", ["forged", "other-counter", "unsigned", "cross-site",
+                                    "cross-site-referer"])
 def test_a_forged_cross_counter_or_cross_site_post_is_refused(app, client, session,
                                                               make_counter, open_form, attack):
     # What a hostile page could make a visitor's browser send, or send itself.
@@ -216,15 +217,18 @@ def test_a_forged_cross_counter_or_cross_site_post_is_refused(app, client, sessi
             client.get(f"/r/{other.token}").get_data(as_text=True))["submission_key"]
     elif attack == "unsigned":
         hidden["submission_key"] = "0" * 32
-    else:  # a valid key, posted from another site's page
+    elif attack == "cross-site":  # a valid key, posted from another site's page
         headers = {"Origin": "http://evil.example"}
+    else:  # the same, from a client that sends no Origin (or "null") but a Referer
+        headers = {"Origin": "null", "Referer": "http://evil.example/form"}
     response = client.post(f"/r/{counter.token}", data={**hidden, **complete_answers()},
                            headers=headers)
     html = response.get_data(as_text=True)
     assert response.status_code == 400
     assert 'lang="vi"' in html and "Cảm ơn" not in html
-    if attack == "cross-site":  # told why, answers kept
-        assert "trình duyệt khác" in html and 'name="b2" value="4" checked' in html
+    if attack.startswith("cross-site"):  # told why, truthfully; answers kept
+        assert "từ một trang khác" in html and 'name="b2" value="4" checked' in html
+        assert "Referer" not in html
     assert counts(session) == (0, 0)
 
 
@@ -542,22 +546,23 @@ def test_https_post_from_our_page_is_stored(client, session, make_counter, heade
     assert counts(session)[0] == 1
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"Origin": "https://evil.example"},
-    {"Referer": "https://evil.example/r/TOKEN"},
-    {"Origin": "http://hailong.example.vn"},
-    {"Origin": "null"},
+@pytest.mark.parametrize("headers, why", [
+    ({}, "Referer"),
+    ({"Origin": "null"}, "Referer"),
+    ({"Origin": "https://evil.example"}, "từ một trang khác"),
+    ({"Referer": "https://evil.example/r/TOKEN"}, "từ một trang khác"),
+    ({"Origin": "http://hailong.example.vn"}, "từ một trang khác"),
 ])
 def test_https_post_without_proof_of_origin_is_told_why(client, session, make_counter,
-                                                         headers):
+                                                         headers, why):
     counter = make_counter()
     hidden = https_form(client, counter.token)
     response = client.post(f"/r/{counter.token}", base_url=HTTPS, headers=headers,
                            data={**hidden, **complete_answers()})
     html = response.get_data(as_text=True)
     assert response.status_code == 400
-    assert "Referer" in html and "trình duyệt khác" in html
+    assert why in html
+    assert ("trình duyệt khác" in html) == (why == "Referer")
     assert "hết hạn" not in html
     assert 'name="b2" value="4" checked' in html
     assert counts(session) == (0, 0)
@@ -635,3 +640,19 @@ def test_every_public_page_offers_the_other_language_and_privacy_leads_back(
         page = client.get("/quyen-rieng-tu", query_string={"r": hostile})
         assert page.status_code in (200, 400)
         assert "Quay lại phiếu khảo sát" not in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("started", [None, "", "MA.forged.sig", "x" * 500])
+def test_a_start_stamp_we_did_not_sign_is_refused(client, session, make_counter, open_form,
+                                                  started):
+    """No browser rendering our page sends the form without its start stamp, or with one
+    we did not sign: 400, nothing stored."""
+    counter = make_counter()
+    hidden = open_form(counter.token)
+    if started is None:
+        del hidden["started"]
+    else:
+        hidden["started"] = started
+    response = client.post(f"/r/{counter.token}", data={**hidden, **complete_answers()})
+    assert response.status_code == 400
+    assert counts(session) == (0, 0)

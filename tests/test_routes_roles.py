@@ -7,6 +7,7 @@ roles that may use it, and the walk checks them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pytest
@@ -209,3 +210,41 @@ def test_every_post_route_rejects_a_missing_csrf_token(app, client, world):
         if response.status_code != 400:
             failures.append(f"POST {url}: {response.status_code}")
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("number", ["2147483648", "99999999999", "9" * 30, "0"])
+def test_ids_no_row_can_have_are_a_404_never_a_database_error(app, client, world, number):
+    """A number beyond the database's integer (PostgreSQL: out of range; SQLite: above
+    2^63) in any route, or in a query parameter naming rows, names nothing: 404 or 400."""
+    users, _inside, _outside = world
+    login(client, users["admin"].login)
+    token = page_token(client)
+    failures, checked = [], []
+    for rule, method in rules(app):
+        if "<int:" not in rule.rule:
+            continue
+        checked.append(rule.rule)
+        url = re.sub(r"<int:\w+>", number, rule.rule)
+        url = re.sub(r"<(\w+:)?(\w+)>", lambda m: "x", url)  # other arguments: any value
+        response = (client.get(url) if method == "GET"
+                    else client.post(url, data={"csrf_token": token}))
+        if response.status_code != 404:
+            failures.append(f"{method} {url}: {response.status_code}")
+    for url in (f"/admin/posters-A4.pdf?ids={number}", f"/admin/audit?page={number}",
+                f"/admin/agencies/new?parent={number}", f"/admin/counters/new?agency={number}",
+                f"/admin/counters?new={number}"):
+        status = client.get(url).status_code
+        if status not in (200, 400, 404):
+            failures.append(f"GET {url}: {status}")
+    assert len(checked) > 20 and not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("value", ["%00", "A%00", "2026-Q4%00", "%FF"])
+def test_nul_or_invalid_utf8_in_a_staff_query_is_a_400(client, world, value):
+    users, _inside, _outside = world
+    login(client, users["analyst"].login)
+    for path in ("/reports/comments/comments.csv", "/reports/comments/comments.xlsx",
+                 "/reports/", "/reports/comments/"):
+        for name in ("agency", "period", "questionnaire"):
+            response = client.get(f"{path}?{name}={value}")
+            assert response.status_code == 400, (path, name, response.status_code)

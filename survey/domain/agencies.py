@@ -7,7 +7,7 @@ from collections.abc import Hashable
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from ..models import Agency, StaffUser
@@ -119,8 +119,25 @@ def parent_map(db: Session) -> dict[int, int | None]:
     return dict(db.execute(select(Agency.id, Agency.parent_id)).all())
 
 
+# pg_advisory_xact_lock's key for changes to the agency tree (any constant of our own).
+TREE_LOCK = 0x51_7A5_7EE
+
+
+def lock_tree(db: Session) -> None:
+    """Hold the agency tree until this transaction ends: whoever places agencies checks the
+    tree and writes it as one step, so two concurrent moves cannot build a loop or a branch
+    deeper than MAX_DEPTH that neither saw alone. PostgreSQL: an advisory lock; SQLite: its
+    write lock, taken by an update that changes nothing."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TREE_LOCK})
+    else:
+        db.execute(text("UPDATE agency SET id = id WHERE 0"))
+
+
 def parent_error(db: Session, agency_id: int | None, parent_id: int | None) -> str | None:
-    """Why `parent_id` cannot be the parent of agency `agency_id` (None: a new agency)."""
+    """Why `parent_id` cannot be the parent of agency `agency_id` (None: a new agency).
+    Takes the tree's lock (lock_tree) first: the caller writes and commits what it checked."""
+    lock_tree(db)
     parent_of = parent_map(db)
     if parent_id is not None and parent_id not in parent_of:
         return _("không có cơ quan cấp trên này.")
