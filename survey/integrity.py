@@ -284,6 +284,10 @@ class Rules:
     run_length: int = 4
     run_window: timedelta = timedelta(minutes=5)
     run_tolerance: int = 1
+    # A pattern of fewer coded answers (the quick form's one rating, say) tells nothing:
+    # honest citizens give the same one all day. It neither makes an identical run nor
+    # clears a repeat from one address.
+    pattern_min_answers: int = 8
     opens: time = time(7, 0)
     closes: time = time(17, 30)
     open_days: frozenset[int] = frozenset(range(6))
@@ -315,7 +319,8 @@ class Prior:
 
     answers None: not read, because the stored criteria vectors already show that it
     differs from the new response in more questions than the identical-run tolerance
-    (read_context); such a prior never completes a run.
+    (read_context), and it is not the response before a quick repeat from one address;
+    such a prior never completes a run.
     """
 
     at: datetime
@@ -353,8 +358,10 @@ def reasons(at: datetime, seconds: int | None, answers: Mapping, context: Contex
     """The reason codes (REASONS) for a web response submitted at `at`, in a fixed order.
 
     Deterministic: the same submission in the same context always gets the same reasons.
-    A client address alone never flags: only with quick succession at the counter or an
-    hourly count no single counter's honest queue reaches.
+    A client address alone never flags: only with an hourly count no single counter's
+    honest queue reaches, or with quick succession at the counter and, where the answers
+    form a telling pattern, answers like the counter's previous response's (many citizens
+    share one office Wi-Fi address; their answers differ).
     """
     flags = []
     if seconds is None:
@@ -363,14 +370,18 @@ def reasons(at: datetime, seconds: int | None, answers: Mapping, context: Contex
         flags.append("fast")
     previous = context.previous
     gap = at - previous[0].at if previous else None
+    pattern = coded(answers)
+    telling = len(pattern) >= rules.pattern_min_answers
     if context.client_submissions >= rules.repeat_hard_per_hour or (
             context.client_submissions >= rules.repeat_per_hour
-            and gap is not None and gap < rules.quick_succession):
+            and gap is not None and gap < rules.quick_succession
+            and (not telling or previous[0].answers is None
+                 or differences(pattern, previous[0].answers) <= len(pattern) // 4)):
         flags.append("repeat_client")
     run = previous[:rules.run_length - 1]
-    if (len(run) == rules.run_length - 1 and at - run[-1].at <= rules.run_window
+    if (telling and len(run) == rules.run_length - 1 and at - run[-1].at <= rules.run_window
             and all(prior.answers is not None
-                    and differences(coded(answers), prior.answers) <= rules.run_tolerance
+                    and differences(pattern, prior.answers) <= rules.run_tolerance
                     for prior in run)):
         flags.append("identical_run")
     if context.served is not None and context.counted >= context.served * rules.over_volume_ratio:
@@ -498,8 +509,12 @@ def read_context(cursor, counter_id: int, agency_id: int, client: str, at: datet
                     and len(vector) == len(codes)
                     and vector_differences(codes, vector) > rules.run_tolerance
                     for _id, _when, answered, vector in run))
+    # The repeat check compares a quick repeat from one address with the response before.
+    repeat_possible = (int(client_count) >= rules.repeat_per_hour and bool(recent)
+                       and at - recent[0][1] < rules.quick_succession)
     previous = tuple(
-        Prior(when, read_prior_answers(cursor, response_id) if possible and index < len(run)
+        Prior(when, read_prior_answers(cursor, response_id)
+              if (possible and index < len(run)) or (repeat_possible and index == 0)
               else None)
         for index, (response_id, when, _answered, _vector) in enumerate(recent))
     served = next((figure for figure in served_in if figure is not None), None)

@@ -107,12 +107,22 @@ def test_one_phone_in_quick_succession_is_flagged_from_the_fourth(count, gap, an
     assert all("repeat_client" in f for f in flags[3:])
 
 
+def criteria(*codes) -> dict:
+    """A telling pattern: one code per criterion c1, c2, ..."""
+    return {f"c{i}": code for i, code in enumerate(codes, 1)}
+
+
 def test_identical_runs_and_volume_and_hours():
-    answers = {"a1": 5, "a2": 5}
-    previous = tuple(Prior(MORNING - timedelta(seconds=60 * i), {"a1": 5, "a2": 4})
+    answers = criteria(*[5] * 10)
+    previous = tuple(Prior(MORNING - timedelta(seconds=60 * i), criteria(*[5] * 9, 4))
                      for i in range(1, 4))
     assert "identical_run" in reasons(MORNING, 60, answers, Context(previous=previous), RULES)
+    # The quick form's one rating is no pattern: four satisfied citizens are no run.
+    rating = {"overall": 3}
+    quick = tuple(Prior(MORNING - timedelta(seconds=60 * i), rating) for i in range(1, 4))
+    assert reasons(MORNING, 8, rating, Context(previous=quick), Rules(min_seconds=4)) == []
     spread = tuple(Prior(MORNING - timedelta(minutes=3 * i), answers) for i in range(1, 4))
+    answers = {"a1": 5, "a2": 5}
     assert reasons(MORNING, 60, answers, Context(previous=spread), RULES) == []
     assert reasons(MORNING, 60, answers, Context(served=10, counted=10), RULES) == [
         "over_volume"]
@@ -124,6 +134,27 @@ def test_identical_runs_and_volume_and_hours():
     # Opened at 17:45, inside the grace after closing, sent 20 minutes later.
     late = MORNING.replace(hour=11, minute=5)
     assert reasons(late, 20 * 60, answers, Context(), RULES) == []
+
+
+def test_one_address_weighed_with_timing_and_answers():
+    """Citizens on one office Wi-Fi, 30-60 s apart at a counter, answering differently, are
+    not flagged; one phone sending the best answers (or varying a few) that fast is."""
+    honest = [criteria(*map(int, codes)) for codes in (
+        "544354245344", "334524433521", "455543442253", "232435544335", "553442353414",
+        "425355424533")]
+    events = [(45 * i, "wifi", 90, answers) for i, answers in enumerate(honest)]
+    assert simulate(events) == [[] for _ in events]
+    best = [(40 * i, "phone", 50, criteria(*[5] * 12)) for i in range(8)]
+    flags = simulate(best)
+    assert not any(flags[:3]) and all("repeat_client" in f for f in flags[3:])
+    varied = [(45 * i, "phone", 50, criteria(*[5] * (12 - i % 4), *[4] * (i % 4)))
+              for i in range(8)]
+    flags = simulate(varied)
+    assert all("repeat_client" in f for f in flags[3:])
+    # The quick form's one rating tells nothing: address and timing decide alone.
+    quick = [(40 * i, "wifi", 8, {"overall": 3}) for i in range(5)]
+    assert [("repeat_client" in f) for f in simulate(quick, Rules(min_seconds=4))] == [
+        False, False, False, True, True]
 
 
 # --- the questionnaire's plausible minimum ------------------------------------------------
