@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cli import add_design_arguments, add_level_argument, read_design_inputs
+from .cli import add_design_arguments, add_level_argument, read_counted, read_design_inputs
 from .design import DEFAULT_MIN_CELL_N
 from .indices import compare_periods, compute_indices, parse_by
 from .io import (
     AnalysisInputError,
     read_elements,
     read_questionnaire,
-    read_responses,
     read_totals,
     write_table,
 )
@@ -128,7 +127,8 @@ def run_indices(args: argparse.Namespace) -> pd.DataFrame:
         needed += [c for c in table.columns if c not in ("count", "share")]
     if args.compare_periods:
         needed.append(args.compare_periods)
-    responses = read_responses(args.responses, emap.criteria, columns=list(dict.fromkeys(needed)))
+    responses = read_counted(args.responses, emap.criteria, args,
+                             columns=list(dict.fromkeys(needed)))
     options = {
         "weighting": args.weighting,
         "totals": totals,

@@ -15,7 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from .io import (
+    FLAGS,
     AnalysisInputError,
+    drop_flagged,
     load_questionnaire,
     read_margin,
     read_responses,
@@ -54,7 +56,28 @@ def add_design_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="ignore population cells without respondents instead of stopping",
     )
+    parser.add_argument(
+        "--include-flagged",
+        action="store_true",
+        help="keep the responses the web app flagged (a non-blank 'flags' column, as in its "
+        "responses download); by default they are left out, as on the report pages",
+    )
     add_level_argument(parser)
+
+
+def read_counted(path: str, criteria, args: argparse.Namespace,
+                 columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The responses file, without its flagged rows unless --include-flagged (what was left
+    out is said on stderr)."""
+    responses = read_responses(path, criteria, columns=columns, optional=[FLAGS])
+    if args.include_flagged:
+        return responses
+    kept, reasons = drop_flagged(responses)
+    if reasons:
+        tally = ", ".join(f"{code} {n}" for code, n in sorted(reasons.items()))
+        print(f"note: {len(responses) - len(kept)} flagged responses left out ({tally}); "
+              "--include-flagged keeps them", file=sys.stderr)
+    return kept
 
 
 def add_level_argument(parser: argparse.ArgumentParser) -> None:
@@ -116,7 +139,7 @@ def quick_main(argv: Sequence[str] | None = None) -> int:
         totals, margins = read_design_inputs(args)
         criteria = [q.id for q in questionnaire.criteria]
         result = quick_indices(
-            read_responses(args.responses, criteria),
+            read_counted(args.responses, criteria, args),
             questionnaire,
             weighting=args.weighting,
             totals=totals,

@@ -186,6 +186,7 @@ def read_responses(
     path: PathLike,
     criteria: Sequence[str] | None = None,
     columns: Sequence[str] | None = None,
+    optional: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Read a wide responses CSV: one row per response, one column per criterion.
 
@@ -200,6 +201,7 @@ def read_responses(
     columns : sequence of str, optional
         Read only these columns and the criteria, which saves time and memory on large
         files. ``response_id`` is then read only if an invalid answer has to be reported.
+        ``optional`` columns are read too where the file has them (e.g. ``flags``).
         A column that does not exist is reported.
 
     Returns
@@ -221,7 +223,7 @@ def read_responses(
     wanted = list(dict.fromkeys(criteria or ()))
     usecols = None
     if columns is not None:
-        keep = set(wanted) | set(columns)
+        keep = set(wanted) | set(columns) | {c for c in optional if c in header}
         absent = [c for c in columns if c not in header]
         if absent:
             raise AnalysisInputError(f"responses {path}: no column(s) {', '.join(absent)}")
@@ -579,6 +581,24 @@ def _file_mentions_quote(path) -> bool:
 
 
 FORMATS = ("csv", "xlsx", "json")
+
+
+FLAGS = "flags"
+
+
+def drop_flagged(responses: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The responses without those the web app flagged (a non-blank ``flags`` column, as
+    its responses download writes it: reason codes separated by spaces), and how many were
+    dropped for each reason. A file without the column is returned as it is."""
+    if FLAGS not in responses.columns:
+        return responses, {}
+    flags = responses[FLAGS].fillna("").astype(str).str.strip()
+    flagged = flags != ""
+    reasons: dict[str, int] = {}
+    for codes in flags[flagged]:
+        for code in codes.split():
+            reasons[code] = reasons.get(code, 0) + 1
+    return responses[~flagged], reasons
 
 
 def write_table(

@@ -154,3 +154,27 @@ def test_a_zero_in_the_totals_is_pooled_and_noted_or_named(tmp_path, capsys):
     assert main([*base, "--min-cell-n", "1", "-o", str(tmp_path / "r.csv")]) == 2
     err = capsys.readouterr().err
     assert "agency='Sở Xây dựng', field='Đất đai'" in err and "has a total of 0" in err
+
+
+def test_flagged_rows_are_left_out_unless_asked_for(tmp_path, capsys):
+    """A responses file with the web app's `flags` column (its download): the flagged rows
+    count only with --include-flagged, as on the report pages; stderr says what was left."""
+    frame = pd.read_csv(RESPONSES, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    frame["flags"] = ""
+    frame.loc[:29, "flags"] = "repeat_client"
+    frame.loc[30:34, "flags"] = "fast identical_run"
+    path = tmp_path / "with-flags.csv"
+    frame.to_csv(path, index=False)
+    elements = str(DATA / "elements.csv")
+    for args, n in (([], len(frame) - 35), (["--include-flagged"], len(frame))):
+        out = tmp_path / f"out{len(args)}.csv"
+        assert main(["indices", str(path), "--elements", elements, "-o", str(out), *args]) == 0
+        assert read_table(out).iloc[0]["n"] == n
+        err = capsys.readouterr().err
+        assert ("35 flagged responses left out (fast 5, identical_run 5, repeat_client 30)"
+                in err) == (not args)
+    clean = tmp_path / "clean.csv"
+    frame.drop(columns="flags").to_csv(clean, index=False)
+    assert main(["indices", str(clean), "--elements", elements, "-o",
+                 str(tmp_path / "c.csv")]) == 0
+    assert "flagged" not in capsys.readouterr().err
