@@ -742,14 +742,29 @@ def agency_document(report, context: dict, code: str) -> tuple[bytes, str]:
     if detail is not None:
         _criteria_tables(pdf, detail["elements"])
     if context.get("counters"):
+        def covered(line) -> str:
+            if not line.get("coverage"):
+                return "–"
+            responses, served = line["coverage"]
+            return _("%(responses)s / %(served)s hồ sơ (%(ratio)s%%)",
+                     responses=reports.format_count(responses),
+                     served=reports.format_count(served),
+                     ratio=reports.format_percent(100 * responses / served))
+
         rows = [[line["label"], f"{line['n']}{_small(line['small'])}",
-                 reports.format_percent(line["estimate"]), reports.format_interval(line)]
+                 reports.format_percent(line["estimate"]), reports.format_interval(line),
+                 covered(line)]
                 for line in context["counters"]]
         pdf.grid(_("Theo quầy (chỉ số hài lòng chung, không gia quyền)"),
                  [_("Quầy"), _("Số phiếu"), _("Chỉ số (%%)") % {},
-                  _("Khoảng tin cậy 95%%") % {}], rows, [90, 25, 20, 45])
+                  _("Khoảng tin cậy 95%%") % {}, _("Phiếu trên hồ sơ đã giải quyết")], rows,
+                 [60, 20, 20, 40, 40])
         pdf.para(_("Mỗi quầy thường có ít phiếu nên chỉ hiện số phiếu và chỉ số chung; chỉ số "
                    "theo tiêu chí của từng quầy không đủ tin cậy."), size=8.5, color=GREY)
+        pdf.para(_("Số hồ sơ của một quầy được biết khi quầy phát mã đánh giá (mỗi hồ sơ một "
+                   "mã) hoặc khi cơ quan chỉ có một quầy; số phiếu ở cột này gồm cả phiếu bất "
+                   "thường. Trên 100%% là dấu hiệu phiếu không phải của người dân đã được phục "
+                   "vụ.") % {}, size=8.5, color=GREY)
     for line in context.get("coverage", []):
         text = _("Tỷ lệ phản hồi kỳ %(period)s: %(responses)s phiếu trên %(served)s hồ sơ đã "
                  "giải quyết (%(ratio)s%%).", period=reports.period_name(line.period),

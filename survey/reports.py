@@ -633,11 +633,18 @@ def agency_context(code: str, query: ReportQuery) -> tuple[Report, dict]:
         if query.period:
             own = own[own["period"] == query.period]
         context["counters"] = counter_rows(own, report.questionnaire, _min_n())
+        ids = {line["counter"]: int(line["counter"]) for line in context["counters"]
+               if str(line["counter"]).isdigit()}  # the frame holds ids as text
+        known = coverage.counter_coverage(get_db(), agency_id, sorted(set(ids.values())),
+                                          query.period or None)
+        for line in context["counters"]:
+            line["coverage"] = known.get(ids.get(line["counter"]))
     context["chart"] = trend_chart(context["trend"])
     # Responses against the dossiers the agency served in the period (issue 10): 3 answers
     # for 2,000 dossiers and 400 for 400 are not equally credible; above 100% is a flag.
-    context["coverage"] = (coverage.agency_coverage(get_db(), {agency_id}, [query.period])
-                           if query.period else [])
+    # Without a period: the latest periods that have volumes; a quarter or a year without
+    # its own volume adds up its months when all were imported.
+    context["coverage"] = coverage.report_coverage(get_db(), agency_id, query.period or None)
     context.update(name=name, detail=agency_detail(report, code),
                    notes=note_lines(report, code), flagged=flagged_lines(report, code))
     return report, context

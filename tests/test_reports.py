@@ -401,9 +401,46 @@ def test_agency_page_shows_responses_against_dossiers_served(client, session, tw
         as_text=True)
     assert "1 phiếu trên 400 hồ sơ đã giải quyết (0,25%)" in text
     assert "Số phiếu vượt số hồ sơ" not in text
-    # Without a chosen period there is no period to set against.
-    assert "Tỷ lệ phản hồi kỳ" not in client.get("/reports/agency/SYT").get_data(
+    # Without a chosen period: the periods that have volumes.
+    assert f"Tỷ lệ phản hồi kỳ năm {year}: 1 phiếu trên 400 hồ sơ" in client.get(
+        "/reports/agency/SYT").get_data(as_text=True)
+
+
+def test_coverage_of_a_quarter_adds_up_its_months_and_shows_per_counter(
+        app, client, session, make_counter):
+    """Monthly volumes only: the quarter's coverage is the sum of its months when all were
+    imported; the agency's only counter shows its responses against those dossiers, and a
+    counter handing out receipt codes against the codes issued."""
+    from survey.domain.coverage import months_in
+    from survey.models import utcnow
+    from survey.receipts import issue_codes
+
+    counter = make_counter(agency_code="STN", agency_name="Sở Tài nguyên",
+                           label="Quầy TN")
+    now = utcnow()
+    local = now.astimezone(pd.Timestamp.now(tz="Asia/Ho_Chi_Minh").tzinfo)
+    quarter = f"{local.year}-Q{(local.month - 1) // 3 + 1}"
+    for _ in range(3):
+        make_response(session, counter, {"field": 1, "a1": 4}, at=now, commit=False)
+    session.commit()
+    months = months_in(quarter, now)
+    for month in months:
+        make_volume(session, counter.agency_id, "1", month, 10)
+    login_as(client, session, "analyst")
+    text = client.get(f"/reports/agency/STN?period_kind=quarter&period={quarter}").get_data(
         as_text=True)
+    served = 10 * len(months)
+    assert f"3 phiếu trên {served} hồ sơ đã giải quyết" in text
+    assert f"3 / {served} hồ sơ" in text  # the only counter: the agency's dossiers
+    # A second counter handing out codes: its responses against its codes.
+    coded = make_counter(agency_code="STN", agency_name="Sở Tài nguyên", label="Quầy mã")
+    with app.app_context():
+        issue_codes(session, coded.id, 4, "slip", 30)
+        session.commit()
+    make_response(session, coded, {"field": 1, "a1": 5}, at=now)
+    text = client.get(f"/reports/agency/STN?period_kind=quarter&period={quarter}").get_data(
+        as_text=True)
+    assert "1 / 4 hồ sơ (25,00%)" in text
 
 
 @pytest.mark.parametrize("args", ["date_to=9999-12-31", "date_from=0001-01-01",
