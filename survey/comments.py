@@ -153,6 +153,8 @@ def _scope(code: str | None) -> tuple[set[int] | None, str | None]:
     scope = visible_to(current_user())
     if code is None:
         return scope, None
+    if "\x00" in code or len(code) > 40:  # no agency code (PostgreSQL refuses a NUL)
+        abort(404)
     agency = db.execute(select(Agency.id, Agency.name).where(Agency.code == code)).first()
     if agency is None or (scope is not None and agency.id not in scope):
         abort(404)

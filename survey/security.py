@@ -71,9 +71,14 @@ def _invalid_utf8(urlencoded: bytes) -> bool:
     return False
 
 
+# Pages whose query holds filters they check themselves, answering a bad one with the page
+# (its filter form kept) and a sentence saying which value was not used.
+FILTER_PAGES = frozenset({"reports", "comments"})
+
+
 def refuse_malformed_request():
     """404 for a path holding a NUL or invalid UTF-8; 400 for such a query parameter on
-    any page, and on the public pages for such a field.
+    any page but the reports' (FILTER_PAGES), and on the public pages for such a field.
 
     Staff forms clean what they are given (survey/domain/text.py): a NUL in a login name
     is a wrong login there, not a malformed request. Query parameters (the reports'
@@ -87,6 +92,8 @@ def refuse_malformed_request():
     if query and _invalid_utf8(query):
         abort(400)
     fields = [request.args] if query else []
+    if request.blueprint in FILTER_PAGES:
+        return  # each hostile filter is named on the page, the filter form kept
     if request.blueprint != "respond":  # staff forms clean their fields: the query only
         if query and any(_malformed(name) or any(_malformed(value) for value in values)
                          for name, values in request.args.lists()):
