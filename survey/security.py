@@ -71,9 +71,9 @@ def _invalid_utf8(urlencoded: bytes) -> bool:
     return False
 
 
-# Pages whose query holds filters they check themselves, answering a bad one with the page
-# (its filter form kept) and a sentence saying which value was not used.
-FILTER_PAGES = frozenset({"reports", "comments"})
+# Pages that check their query themselves: the reports name a bad filter on the page (its
+# filter form kept); the login page ignores a `next` it cannot use and goes home.
+FILTER_PAGES = frozenset({"reports", "comments", "auth"})
 
 
 def refuse_malformed_request():
