@@ -611,6 +611,9 @@ def agency_pdf(code):
     return report_pdf.send(report_pdf.agency_document(report, context, code))
 
 
+# The agency page's response-rate lines without a chosen period: this many latest periods.
+COVERAGE_PERIODS = 4
+
 def agency_context(code: str, query: ReportQuery) -> tuple[Report, dict]:
     """What an agency's page shows (and its PDF prints); 404 outside the user's scope."""
     found = _visible_agency(code)
@@ -622,6 +625,7 @@ def agency_context(code: str, query: ReportQuery) -> tuple[Report, dict]:
     # counters.
     report = build_report(query, trend=True, cached=True)
     context = {"trend": [], "counters": [], "whole": None}
+    periods = [query.period] if query.period else []
     if report.quick is None and report.table is not None:
         whole = _rows(report.table, "ALL", "overall")
         context["whole"] = whole.iloc[0] if len(whole) else None
@@ -630,6 +634,8 @@ def agency_context(code: str, query: ReportQuery) -> tuple[Report, dict]:
                               with_counter=True, **query.frame_filters(),
                               questions=report_questions(report.questionnaire))
         context["trend"] = trend_points(own, report.questionnaire, _min_n())
+        if not query.period:  # the latest periods of the chosen kind with responses
+            periods = sorted(set(own["period"]))[-COVERAGE_PERIODS:]
         if query.period:
             own = own[own["period"] == query.period]
         context["counters"] = counter_rows(own, report.questionnaire, _min_n())
@@ -642,9 +648,14 @@ def agency_context(code: str, query: ReportQuery) -> tuple[Report, dict]:
     context["chart"] = trend_chart(context["trend"])
     # Responses against the dossiers the agency served in the period (issue 10): 3 answers
     # for 2,000 dossiers and 400 for 400 are not equally credible; above 100% is a flag.
-    # Without a period: the latest periods that have volumes; a quarter or a year without
-    # its own volume adds up its months when all were imported.
-    context["coverage"] = coverage.report_coverage(get_db(), agency_id, query.period or None)
+    # Without a period: the latest periods of the chosen kind that have responses (the quick
+    # form: those with volumes); a quarter or a year without its own volume adds up its
+    # months when all were imported.
+    context["coverage"] = ([row for label in periods
+                            for row in coverage.report_coverage(get_db(), agency_id, label)]
+                           if periods or query.period else
+                           [row for row in coverage.report_coverage(get_db(), agency_id, None)
+                            if row.responses])
     context.update(name=name, detail=agency_detail(report, code),
                    notes=note_lines(report, code), flagged=flagged_lines(report, code))
     return report, context

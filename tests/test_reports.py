@@ -401,9 +401,9 @@ def test_agency_page_shows_responses_against_dossiers_served(client, session, tw
         as_text=True)
     assert "1 phiếu trên 400 hồ sơ đã giải quyết (0,25%)" in text
     assert "Số phiếu vượt số hồ sơ" not in text
-    # Without a chosen period: the periods that have volumes.
+    # Without a chosen period: the latest periods of the chosen kind with responses.
     assert f"Tỷ lệ phản hồi kỳ năm {year}: 1 phiếu trên 400 hồ sơ" in client.get(
-        "/reports/agency/SYT").get_data(as_text=True)
+        "/reports/agency/SYT?period_kind=year").get_data(as_text=True)
 
 
 def test_coverage_of_a_quarter_adds_up_its_months_and_shows_per_counter(
