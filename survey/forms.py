@@ -65,12 +65,15 @@ class _WTFormsMessages:
         return self.gettext(singular if n == 1 else plural)
 
 
+_WTFORMS_TRANSLATIONS = _WTFormsMessages()
+
+
 class StaffForm(FlaskForm):
     """A staff page's form: WTForms' built-in messages in the page's language."""
 
     class Meta:
         def get_translations(self, form):
-            return _WTFormsMessages()
+            return _WTFORMS_TRANSLATIONS
 
 
 class InvalidSubmission(Exception):

@@ -762,9 +762,10 @@ def agency_document(report, context: dict, code: str) -> tuple[bytes, str]:
         pdf.para(_("Mỗi quầy thường có ít phiếu nên chỉ hiện số phiếu và chỉ số chung; chỉ số "
                    "theo tiêu chí của từng quầy không đủ tin cậy."), size=8.5, color=GREY)
         pdf.para(_("Số hồ sơ của một quầy được biết khi quầy phát mã đánh giá (mỗi hồ sơ một "
-                   "mã) hoặc khi cơ quan chỉ có một quầy; số phiếu ở cột này gồm cả phiếu bất "
-                   "thường. Trên 100%% là dấu hiệu phiếu không phải của người dân đã được phục "
-                   "vụ.") % {}, size=8.5, color=GREY)
+                   "mã; khi đó chỉ tính phiếu từ lúc quầy phát mã đầu tiên) hoặc khi cơ quan chỉ "
+                   "có một quầy; số phiếu ở cột này gồm cả phiếu bất thường. Trên 100%% là dấu "
+                   "hiệu phiếu không phải của người dân đã được phục vụ.") % {},
+                 size=8.5, color=GREY)
     for line in context.get("coverage", []):
         text = _("Tỷ lệ phản hồi kỳ %(period)s: %(responses)s phiếu trên %(served)s hồ sơ đã "
                  "giải quyết (%(ratio)s%%).", period=reports.period_name(line.period),

@@ -651,11 +651,12 @@ def agency_context(code: str, query: ReportQuery) -> tuple[Report, dict]:
     # Without a period: the latest periods of the chosen kind that have responses (the quick
     # form: those with volumes); a quarter or a year without its own volume adds up its
     # months when all were imported.
-    context["coverage"] = ([row for label in periods
-                            for row in coverage.report_coverage(get_db(), agency_id, label)]
-                           if periods or query.period else
-                           [row for row in coverage.report_coverage(get_db(), agency_id, None)
-                            if row.responses])
+    if periods:
+        context["coverage"] = [row for label in periods
+                               for row in coverage.report_coverage(get_db(), agency_id, label)]
+    else:
+        context["coverage"] = [row for row in coverage.report_coverage(get_db(), agency_id,
+                                                                       None) if row.responses]
     context.update(name=name, detail=agency_detail(report, code),
                    notes=note_lines(report, code), flagged=flagged_lines(report, code))
     return report, context

@@ -432,12 +432,14 @@ def test_coverage_of_a_quarter_adds_up_its_months_and_shows_per_counter(
     served = 10 * len(months)
     assert f"3 phiếu trên {served} hồ sơ đã giải quyết" in text
     assert f"3 / {served} hồ sơ" in text  # the only counter: the agency's dossiers
-    # A second counter handing out codes: its responses against its codes.
+    # A second counter handing out codes: its responses since its first code against its
+    # codes (a response from before it handed out codes has no code to count against).
     coded = make_counter(agency_code="STN", agency_name="Sở Tài nguyên", label="Quầy mã")
+    make_response(session, coded, {"field": 1, "a1": 2}, at=now - pd.Timedelta(minutes=5))
     with app.app_context():
         issue_codes(session, coded.id, 4, "slip", 30)
         session.commit()
-    make_response(session, coded, {"field": 1, "a1": 5}, at=now)
+    make_response(session, coded, {"field": 1, "a1": 5}, at=utcnow())
     text = client.get(f"/reports/agency/STN?period_kind=quarter&period={quarter}").get_data(
         as_text=True)
     assert "1 / 4 hồ sơ (25,00%)" in text

@@ -636,6 +636,11 @@ def test_every_public_page_offers_the_other_language_and_privacy_leads_back(
     assert f'href="/r/{counter.token}">Quay lại phiếu khảo sát' in privacy
     english = client.get(f"/quyen-rieng-tu?r={counter.token}&lang=en").get_data(as_text=True)
     assert "Back to the questionnaire" in english and ">Tiếng Việt</a>" in english
+    # The language link repeats the page's query, encoded: nothing in it becomes markup.
+    page = client.get("/", query_string={"q": '"><script>alert(1)</script>', "lang": "vi"})
+    assert "<script>alert" not in page.get_data(as_text=True)
+    assert "q=%22%3E%3Cscript%3Ealert%281%29%3C%2Fscript%3E&amp;lang=en" in page.get_data(
+        as_text=True)
     for hostile in ("<script>", "../admin", "A" * 300, "%00"):
         page = client.get("/quyen-rieng-tu", query_string={"r": hostile})
         assert page.status_code in (200, 400)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -54,6 +55,23 @@ def quiet_days(last: datetime | None, now: datetime | None = None) -> int | None
         return None
     days = ((now or utcnow()) - last).days
     return days if days >= QUIET_DAYS else None
+
+
+def months_in(label: str, now: datetime | None = None) -> list[str]:
+    """The month labels of a quarter or year label ('2026-Q4' -> 2026-10..12), up to the
+    current month; [] for a month label or another shape."""
+    match = re.fullmatch(r"(\d{4})(?:-Q([1-4]))?", label or "")
+    if match is None:
+        return []
+    year = int(match[1])
+    first, count = (3 * (int(match[2]) - 1) + 1, 3) if match[2] else (1, 12)
+    local = (now or utcnow()).astimezone(LOCAL_TIME)
+    last = first + count - 1
+    if year == local.year:
+        last = min(last, local.month)
+    elif year > local.year:
+        return []
+    return [f"{year}-{month:02d}" for month in range(first, last + 1)]
 
 
 @dataclass
@@ -141,11 +159,7 @@ def volume_shares(db: Session, agency_id: int, received: Activity,
     window without either has no share.
     """
     labels = period_labels(now)
-    local = (now or utcnow()).astimezone(LOCAL_TIME)
-    first_month = {"month": local.month, "quarter": 3 * ((local.month - 1) // 3) + 1,
-                   "year": 1}
-    months = {name: [f"{local.year}-{m:02d}" for m in range(first, local.month + 1)]
-              for name, first in first_month.items()}
+    months = {name: months_in(label, now) or [label] for name, label in labels.items()}
     wanted = set(labels.values()).union(*months.values())
     volumes = dict(db.execute(
         select(ServiceVolume.period, func.sum(ServiceVolume.transactions))

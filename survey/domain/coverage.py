@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ..config import LOCAL_TIME
 from ..models import Counter, ReceiptCode, Response, ServiceVolume
-from .activity import Activity, volume_shares, window_starts
+from .activity import Activity, months_in, volume_shares, window_starts
 
 PERIOD = re.compile(r"(?P<year>\d{4})(?:-Q(?P<quarter>[1-4])|-(?P<month>0[1-9]|1[0-2]))?")
 
@@ -132,23 +132,6 @@ def counter_shares(db: Session, counter: Counter, received: Activity,
     return {}
 
 
-def months_in(label: str, now: datetime | None = None) -> list[str]:
-    """The month labels of a quarter or year label ('2026-Q4' -> 2026-10..12), up to the
-    current month; [] for a month label or another shape."""
-    match = PERIOD.fullmatch(label or "")
-    if match is None or match["month"]:
-        return []
-    year = int(match["year"])
-    first, count = ((3 * (int(match["quarter"]) - 1) + 1, 3) if match["quarter"] else (1, 12))
-    local = (now or datetime.now(UTC)).astimezone(LOCAL_TIME)
-    last = first + count - 1
-    if year == local.year:
-        last = min(last, local.month)
-    elif year > local.year:
-        return []
-    return [f"{year}-{month:02d}" for month in range(first, last + 1)]
-
-
 def report_coverage(db: Session, agency_id: int, period: str | None,
                     now: datetime | None = None, latest: int = 12) -> list[Coverage]:
     """What the agency's report page shows: for a period, its own volume or, for a quarter
@@ -171,7 +154,9 @@ def counter_coverage(db: Session, agency_id: int, counter_ids: list[int],
                      period: str | None) -> dict[int, tuple[int, int]]:
     """{counter: (responses, dossiers)} in the period (None: all time) for the counters
     whose dossiers are known: the receipt codes issued to a counter that hands them out
-    (one per dossier), else the agency's served volume when it has only one counter."""
+    (one per dossier), against its responses since its first code (earlier ones had no
+    code to count them against); else the agency's served volume when it has only one
+    counter."""
     span = period_range(period) if period else None
     if period and span is None:
         return {}
@@ -183,7 +168,6 @@ def counter_coverage(db: Session, agency_id: int, counter_ids: list[int],
         select(ReceiptCode.counter_id, func.count())
         .where(ReceiptCode.counter_id.in_(counter_ids or [-1]), within(ReceiptCode.created_at))
         .group_by(ReceiptCode.counter_id)).all())
-    only = None
     if not issued and len(counter_ids) == 1 and db.scalar(
             select(func.count()).select_from(Counter)
             .where(Counter.agency_id == agency_id)) == 1:
@@ -191,9 +175,12 @@ def counter_coverage(db: Session, agency_id: int, counter_ids: list[int],
         if period is None or len(only) != 1:
             return {}
         return {counter_ids[0]: (only[0].responses, only[0].served)}
+    first_code = (select(func.min(ReceiptCode.created_at))
+                  .where(ReceiptCode.counter_id == Response.counter_id).scalar_subquery())
     responses = dict(db.execute(
         select(Response.counter_id, func.count())
-        .where(Response.counter_id.in_(list(issued) or [-1]), within(Response.submitted_at))
+        .where(Response.counter_id.in_(list(issued) or [-1]), within(Response.submitted_at),
+               Response.submitted_at >= first_code)
         .group_by(Response.counter_id)).all())
     return {counter: (int(responses.get(counter, 0)), int(count))
             for counter, count in issued.items() if count}
