@@ -84,6 +84,19 @@ def test_admin_creates_edits_and_deactivates_an_agency_with_an_audit_trail(
     assert '<a href="tel:02333822123">0233 3822 123</a>' in page
 
 
+def test_english_navigation_names_the_lists_not_one_record(client, session, province):
+    """"Cơ quan" is both a form's field (one agency) and the list's link (all of them)."""
+    login(client, "quantri")
+    html = client.get("/admin/agencies?lang=en").get_data(as_text=True)
+    nav = html.split('<nav aria-label="', 1)[1].split("</nav>", 1)[0]
+    assert ">Agencies</a>" in nav and ">Agency</a>" not in nav
+    crumbs = client.get("/admin/counters/import").get_data(as_text=True)
+    assert ">Counters</a></p>" in crumbs
+    form = client.get("/admin/counters/new").get_data(as_text=True)
+    assert ">Agency</label>" in form  # the field still names one record
+    vietnamese = client.get("/admin/agencies?lang=vi").get_data(as_text=True)
+    assert ">Cơ quan</a></li>" in vietnamese
+
 def test_agency_form_rejects_duplicates_and_cycles(client, session, province):
     login(client, "quantri")
     response = post(client, "/admin/agencies/new", code="SYT", name="Sở Y tế 2",
