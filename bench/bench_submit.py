@@ -9,7 +9,10 @@ with wrk (compiled, event-driven; `./dev bench` installs it):
    figures (wrk's own CPU time is printed too);
 2. the questionnaire page, GET /r/<token> (a fresh page with a new signed key);
 3. valid submissions, POST /r/<token>, each with its own signed submission key as a served
-   page carries it (minted by this script with the server's secret) and random answers.
+   page carries it (minted by this script with the server's secret) and random answers;
+4. the same page and submissions against bench/floor_app.py, the least any implementation
+   must do per request (read the counter; parse and store the response and its answers):
+   its ratios are the ceiling for the app's in this setup.
 
 Halfway through the submissions one worker is killed (SIGKILL). Then it counts acknowledged
 submissions (303 to the thank-you page) against the responses stored: none may be lost.
@@ -350,6 +353,8 @@ def run(args, url: str, folder: Path) -> dict:
     server = start_gunicorn("wsgi:app", port, env, log)
     try:
         page = f"http://127.0.0.1:{port}/r/{token}"
+        with urllib.request.urlopen(page) as response:
+            page_bytes = len(response.read())
         wrk(server, page, WARM_UP, connections, threads, counting)
         figures["page"] = wrk(server, page, seconds, connections, threads, counting)
         warm, bodies = folder / "warm.txt", folder / "bodies.txt"
@@ -370,6 +375,20 @@ def run(args, url: str, folder: Path) -> dict:
     if args.keep_log:
         shutil.copy(log, args.keep_log)
     figures["stored"] = stored_count(url, counter_id)
+
+    # The floor, on the same database, page size and bodies (its rows are not counted).
+    port = free_port()
+    server = start_gunicorn("bench.floor_app:app", port,
+                            {**env, "FLOOR_PAGE_BYTES": str(page_bytes)}, log)
+    try:
+        page = f"http://127.0.0.1:{port}/r/{token}"
+        wrk(server, page, WARM_UP, connections, threads, counting)
+        figures["floor_page"] = wrk(server, page, seconds, connections, threads, counting)
+        wrk(server, page, WARM_UP, connections, threads, script, str(warm), str(threads))
+        figures["floor_submit"] = wrk(server, page, seconds, connections, threads, script,
+                                      str(bodies), str(threads))
+    finally:
+        stop(server)
     figures["load"] = load
     return figures
 
@@ -469,12 +488,19 @@ def report(args, url: str, figures: dict) -> None:
     line("hello, 4x conns", more)
     line("questionnaire page", page, 0.70)
     line("valid submission", submit, 0.50)
+    floor_page, floor_submit = figures["floor_page"], figures["floor_submit"]
+    line("floor: page", floor_page)
+    line("floor: submission", floor_submit)
     gain = more["rate"] / hello["rate"]
     verdict = "not the limit" if gain < 1.15 else "MAY BE THE LIMIT"
     print(f"load generator: wrk used {hello['cpu_share']:.0%} of a core for the hello route; "
           f"4x connections and 2x threads gave {gain:.2f}x the rate: {verdict}")
+    print(f"the app against the floor (bench/floor_app.py: what any implementation must do): "
+          f"page {page['rate'] / floor_page['rate']:.2f}, submission "
+          f"{submit['rate'] / floor_submit['rate']:.2f} of its rate")
     print(f"not 200 on the page: {page['other']}; not acknowledged: {submit['other']}; "
-          f"socket errors: {sum(figures[k]['socket_errors'] for k in ('page', 'submit'))}")
+          f"floor not 200/303: {floor_page['other'] + floor_submit['other']}; socket errors: "
+          f"{sum(figures[k]['socket_errors'] for k in ('page', 'submit'))}")
     if submit["exhausted"] or figures["warm_submit"]["exhausted"]:
         print("WARNING: prepared bodies ran out: raise --max-rate")
     # The warm-up's submissions are stored too: counted on both sides.
