@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+import re
+from datetime import date, datetime, time, timedelta
 
 from flask import (
     Blueprint,
@@ -33,7 +34,7 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, Optional
 
-from . import imports, posters
+from . import imports, integrity, posters
 from . import respond as public
 from .auth import (
     ROLE_LABELS,
@@ -42,6 +43,7 @@ from .auth import (
     require_role,
     visible_to,
 )
+from .config import LOCAL_TIME
 from .db import get_db
 from .domain import activity as activity_rules
 from .domain import agencies as agency_rules
@@ -577,10 +579,76 @@ def token_issue(counter_id):
 # --- paper responses keyed in by staff ---------------------------------------------------
 
 
-def _entry_page(counter, questionnaire, form, status=200, stored=None):
+# The date written on the sheet: the response counts in that day's month, quarter and year.
+SHEET_DATE = "sheet_date"
+# How far back a sheet may be dated when keyed in (older sheets: the analysis CSV import).
+SHEET_MAX_AGE = timedelta(days=366)
+
+
+def _sheet_days() -> tuple[date, date]:
+    """The earliest and the latest date a sheet keyed in today may carry (local days)."""
+    today = integrity.now().astimezone(LOCAL_TIME).date()
+    return today - SHEET_MAX_AGE, today
+
+
+def _parse_day(value: str) -> date | None:
+    """YYYY-MM-DD (what a date input sends) or day/month/year (what a clerk types where the
+    browser has no date picker: 25/11/2026, 25-11-2026, 25.11.2026); None if not a day."""
+    iso = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", value, re.ASCII)
+    typed = re.fullmatch(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})", value, re.ASCII)
+    try:
+        if iso:
+            return date(*map(int, iso.groups()))
+        if typed:
+            day, _separator, month, year = typed.groups()
+            return date(int(year), int(month), int(day))
+    except ValueError:
+        return None
+    return None
+
+
+def sheet_date(value: str | None) -> tuple[date | None, str | None]:
+    """The sheet's date from the form, or the error to show."""
+    earliest, today = _sheet_days()
+    if value is None:  # a client without the field: keyed in today, as before the field
+        return today, None
+    value = value.strip()
+    if not value:
+        return None, _("Xin nhập ngày ghi trên phiếu (nếu phiếu không ghi ngày, nhập ngày "
+                       "hôm nay).")
+    day = _parse_day(value)
+    if day is None:
+        return None, _("Ngày ghi trên phiếu không hợp lệ: xin nhập một ngày có thật, theo dạng "
+                       "ngày/tháng/năm (ví dụ 25/11/2026).")
+    if day > today:
+        return None, _("Ngày ghi trên phiếu không thể sau hôm nay (%(today)s).",
+                       today=today.strftime("%d/%m/%Y"))
+    if day < earliest:
+        return None, _(
+            "Phiếu ghi ngày trước %(earliest)s: quá một năm, không nhập ở đây được. Phiếu cũ "
+            "hơn xin nhập bằng tệp CSV và phân tích bằng lệnh python -m analysis.",
+            earliest=earliest.strftime("%d/%m/%Y"))
+    return day, None
+
+
+def sheet_moment(day: date) -> datetime:
+    """When a sheet of that date counts as submitted: now if dated today, else noon local
+    time that day (the hour is unknown; noon keeps it inside the day and its periods)."""
+    now = integrity.now()
+    if day == now.astimezone(LOCAL_TIME).date():
+        return now
+    return datetime.combine(day, time(12), LOCAL_TIME).astimezone(now.tzinfo)
+
+
+def _entry_page(counter, questionnaire, form, status=200, stored=None, day=None,
+                date_error=None, date_value=None):
+    earliest, today = _sheet_days()
     response = current_app.make_response((render_template(
         "admin/paper_entry.html", counter=counter, questionnaire=questionnaire, form=form,
-        answers=form.raw_answers(), stored=stored), status))
+        answers=form.raw_answers(), stored=stored, earliest=earliest, today=today,
+        date_error=date_error,
+        date_value=date_value if date_value is not None else (day or today).isoformat()),
+        status))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -598,26 +666,33 @@ def paper_entry(counter_id):
         abort(404)
     stored = request.args.get("stored", type=int)
     if request.method == "GET":
+        # The batch's date carried from the sheet before (?date=), if still a valid one.
+        day, error = sheet_date(request.args.get("date"))
         return _entry_page(counter, questionnaire, public.new_form(questionnaire, counter.id),
-                           stored=stored)
+                           stored=stored, day=None if error else day)
     if request.files:
         abort(400)
     try:
         form = form_class(questionnaire)()
-        public.refuse_what_no_browser_sends(form)
+        public.refuse_what_no_browser_sends(form, also={SHEET_DATE})
         valid = form.validate()
     except InvalidSubmission:
         abort(400)
-    if not valid:
-        return _entry_page(counter, questionnaire, form, status=422)
-    response_id = public.store_response(counter, questionnaire, form, channel="paper")
+    posted_date = request.form.get(SHEET_DATE)
+    day, date_error = sheet_date(posted_date)
+    if not valid or date_error:
+        return _entry_page(counter, questionnaire, form, status=422, stored=stored,
+                           date_error=date_error, date_value=posted_date)
+    response_id = public.store_response(counter, questionnaire, form, channel="paper",
+                                        submitted_at=sheet_moment(day))
     if response_id is not None:  # None: the same sheet sent twice, stored once already
         audit(db, current_user(), "paper_entry", "response", response_id, None,
               {"counter": counter.label, "agency": counter.agency.code,
-               "questionnaire": questionnaire.id, "version": questionnaire.version})
+               "questionnaire": questionnaire.id, "version": questionnaire.version,
+               "sheet_date": day.isoformat()})
         db.commit()
     return redirect(url_for(".paper_entry", counter_id=counter.id,
-                            stored=(stored or 0) + 1), 303)
+                            stored=(stored or 0) + 1, date=day.isoformat()), 303)
 
 
 # --- posters -----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import json
 import re
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import NamedTuple
 
@@ -297,7 +297,8 @@ def questionnaire(token):
     return render_form(counter, token, form, status=422 if invalid else 200)
 
 
-def refuse_what_no_browser_sends(form: ResponseForm | PostedForm) -> None:
+def refuse_what_no_browser_sends(form: ResponseForm | PostedForm,
+                                 also: set[str] | frozenset[str] = frozenset()) -> None:
     """400 unless the POST has the shape our page produces (tampering or a broken client).
 
     No field the page does not have; one value per field except the checkboxes of a
@@ -305,8 +306,9 @@ def refuse_what_no_browser_sends(form: ResponseForm | PostedForm) -> None:
     checked against the counter by posted_form) and the start stamp as we signed it. (File
     parts are refused before the form reads the POST.)
     (NULs and invalid UTF-8 anywhere are refused for every page by security.py.)
+    `also`: the page's own fields beside the questionnaire's (paper entry's sheet date).
     """
-    if set(request.form) - form.known_fields() - {LANGUAGE_FIELD}:
+    if set(request.form) - form.known_fields() - {LANGUAGE_FIELD} - also:
         abort(400)
     multi_valued = form.multi_valued_fields()
     if any(len(values) > 1 and name not in multi_valued
@@ -444,7 +446,8 @@ def postgres_store(cursor, parameters: dict) -> int:
     return cursor.fetchone()[0]
 
 
-def store_response(counter, questionnaire, form, channel: str = "web") -> int | None:
+def store_response(counter, questionnaire, form, channel: str = "web",
+                   submitted_at: datetime | None = None) -> int | None:
     """Store the response and its answers in one transaction; its id, or None when the same
     page sent the same answers before (a retried POST: stored once, acknowledged again).
 
@@ -455,7 +458,7 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
     the same transaction: receipts.CodeTaken when another response took it first.
 
     `channel="paper"`: keyed in by staff from a paper sheet (survey/admin.py): not timed,
-    never flagged, not counted by the repeat check.
+    never flagged, not counted by the repeat check, dated `submitted_at` (the sheet's date).
 
     The hot path of the public side: statements built once, run on the pooled DBAPI
     connection (db.raw_connection), the answers in one executemany; on SQLite the write
@@ -470,7 +473,9 @@ def store_response(counter, questionnaire, form, channel: str = "web") -> int | 
         abort(400)
     answers = form.answers()
     digest = integrity.answers_digest(answers)
-    at = integrity.now()
+    if submitted_at is not None and not paper_sheet:
+        raise ValueError("only a paper sheet carries its own date")
+    at = submitted_at or integrity.now()
     seconds = None if paper_sheet else max(0, int((at - key.issued_at).total_seconds()))
     row = {
         "counter_id": counter.id,

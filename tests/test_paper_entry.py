@@ -4,11 +4,14 @@ flagged or throttled, audited, once per sheet; hostile values refused; both engi
 from __future__ import annotations
 
 import secrets
+from datetime import date, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from survey import integrity
+from survey.config import LOCAL_TIME
 from survey.models import Agency, Answer, AuditEvent, RateEvent, Response
 
 from .conftest import form_fields
@@ -50,7 +53,9 @@ def test_a_sheet_is_stored_once_as_paper_unflagged_and_audited(client, session,
     data = {**hidden, "overall": "1", "reasons": ["1", "4"], "reason_text": "Chờ lâu"}
     first = client.post(f"/admin/counters/{counter.id}/paper", data=data)
     assert first.status_code == 303
-    assert first.headers["Location"].endswith(f"/admin/counters/{counter.id}/paper?stored=1")
+    today = integrity.now().astimezone(LOCAL_TIME).date().isoformat()
+    assert first.headers["Location"].endswith(
+        f"/admin/counters/{counter.id}/paper?stored=1&date={today}")
     again = client.post(f"/admin/counters/{counter.id}/paper", data=data)  # a double click
     assert again.status_code == 303
     [response] = session.scalars(select(Response)).all()
@@ -107,6 +112,78 @@ def test_missing_and_tampered_answers_are_refused_and_store_nothing(client, sess
     assert counts(session) == before
 
 
+def local_day(response) -> tuple:
+    moment = integrity.as_utc(response.submitted_at).astimezone(LOCAL_TIME)
+    return moment.date(), moment.hour
+
+
+def test_a_sheet_counts_on_the_date_written_on_it(client, session, make_counter):
+    """A sheet filled in last month and keyed in today belongs to last month's figures."""
+    counter = make_counter(questionnaire_id="counter-quick")
+    make_user(session, "quantri", "admin")
+    login(client, "quantri")
+    today = integrity.now().astimezone(LOCAL_TIME).date()
+    page = client.get(f"/admin/counters/{counter.id}/paper").get_data(as_text=True)
+    assert f'name="sheet_date" value="{today.isoformat()}"' in page
+    assert "Ngày ghi trên phiếu" in page
+
+    written = today - timedelta(days=40)
+    sent = key_in(client, counter.id, overall="3", sheet_date=written.isoformat())
+    assert sent.status_code == 303
+    assert sent.headers["Location"].endswith(f"stored=1&date={written.isoformat()}")
+    [response] = session.scalars(select(Response)).all()
+    assert local_day(response) == (written, 12)  # noon: the hour is not on the sheet
+    [event] = session.scalars(select(AuditEvent).where(AuditEvent.entity == "response")).all()
+    assert written.isoformat() in str(event.after)
+    # The next sheet of the batch keeps the date; a date in the address is checked again.
+    following = client.get(sent.headers["Location"]).get_data(as_text=True)
+    assert f'name="sheet_date" value="{written.isoformat()}"' in following
+    future = (today + timedelta(days=1)).isoformat()
+    forged = client.get(f"/admin/counters/{counter.id}/paper?date={future}")
+    assert f'value="{today.isoformat()}"' in forged.get_data(as_text=True)
+
+    # Typed where the browser has no date picker: day/month/year, as written in Vietnam.
+    typed = written - timedelta(days=1)
+    assert key_in(client, counter.id, overall="1", reasons=["1"],
+                  sheet_date=typed.strftime("%d/%m/%Y")).status_code == 303
+    newest = session.scalars(select(Response).order_by(Response.id.desc())).first()
+    assert local_day(newest) == (typed, 12)
+
+    # Keyed in on the day it was filled in: the moment of keying in, as before the field.
+    assert key_in(client, counter.id, overall="2", sheet_date=today.isoformat()
+                  ).status_code == 303
+    latest = session.scalars(select(Response).order_by(Response.id.desc())).first()
+    assert local_day(latest)[0] == today
+    assert abs(integrity.as_utc(latest.submitted_at) - integrity.now()) < timedelta(minutes=5)
+
+
+def test_a_wrong_sheet_date_is_named_and_stores_nothing(client, session, make_counter):
+    counter = make_counter(questionnaire_id="counter-quick")
+    make_user(session, "quantri", "admin")
+    login(client, "quantri")
+    today = integrity.now().astimezone(LOCAL_TIME).date()
+    before = counts(session)
+    cases = {
+        "": "Xin nhập ngày ghi trên phiếu",
+        "  ": "Xin nhập ngày ghi trên phiếu",
+        "2026-02-30": "không hợp lệ",
+        "31/11/2026": "không hợp lệ",
+        "2026/11/25": "không hợp lệ",
+        "25/11-2026": "không hợp lệ",
+        "20261202": "không hợp lệ",
+        "２０２６-０１-０１": "không hợp lệ",
+        (today + timedelta(days=1)).isoformat(): "không thể sau hôm nay",
+        (today - timedelta(days=367)).isoformat(): "quá một năm",
+    }
+    for value, message in cases.items():
+        refused = key_in(client, counter.id, overall="3", sheet_date=value)
+        assert refused.status_code == 422, value
+        html = refused.get_data(as_text=True)
+        assert message in html, value
+        assert 'href="#sheet-date"' in html and 'value="3" checked' in html, value
+    assert counts(session) == before
+
+
 # Values a typist, a broken scanner or a hostile client could send for each field.
 hostile = st.one_of(
     st.sampled_from(["", "0", "1", "2", "3", "4", "9", "-1", "+1", " 1", "01", "1.0", "٣",
@@ -121,6 +198,10 @@ answers = st.fixed_dictionaries({}, optional={
     "started": hostile,
     "submission_key": st.one_of(st.just("KEEP"), hostile),
     "unknown": hostile,
+    "sheet_date": st.one_of(hostile, st.dates().map(date.isoformat),
+                            st.integers(-400, 5).map(lambda days: (
+                                integrity.now().astimezone(LOCAL_TIME).date()
+                                + timedelta(days=days)).isoformat())),
 })
 
 
@@ -145,6 +226,10 @@ def test_paper_entry_takes_hostile_values(client, session, make_counter):
             stored = session.scalars(select(Response).order_by(Response.id.desc())).first()
             assert stored.channel == "paper" and stored.flags == ""
             assert stored.seconds_taken is None
+            day = local_day(stored)[0]
+            today = integrity.now().astimezone(LOCAL_TIME).date()
+            assert today - timedelta(days=366) <= day <= today
+            assert sent.get("sheet_date") in (None, day.isoformat(), day.strftime("%d/%m/%Y"))
         else:
             assert after == before
 
