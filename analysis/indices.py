@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -31,9 +32,11 @@ __all__ = [
     "PERIOD_COLUMNS",
     "compare_periods",
     "compute_indices",
+    "criteria_used_text",
     "holm",
     "interval",
     "parse_by",
+    "parse_criteria_used",
 ]
 
 OVERALL_KEY = "SIPAS"
@@ -68,6 +71,19 @@ COLUMNS = (
 SCORES = np.arange(6, dtype="float64")  # answer codes 0 (blank) .. 5
 SATISFIED = (SCORES >= 4).astype("float64")
 ANSWERED = (SCORES >= 1).astype("float64")
+
+
+def criteria_used_text(defined: int, total: int) -> str:
+    """The ``criteria_used`` value: "4 of 5", not "4/5", which a spreadsheet opening the CSV
+    reads as a date (4 May, or 5 April)."""
+    return f"{defined} of {total}"
+
+
+def parse_criteria_used(text: object) -> tuple[int, int] | None:
+    """(defined, total) from a ``criteria_used`` value ("4 of 5", or "4/5" as files and
+    cached reports written before 2026-12 have it); None for anything else."""
+    found = re.fullmatch(r"(\d+)(?: of |/)(\d+)", text, re.ASCII) if isinstance(text, str) else None
+    return (int(found[1]), int(found[2])) if found else None
 
 
 def parse_by(by: str | Sequence[str | Sequence[str]] | None) -> list[tuple[str, ...]]:
@@ -179,7 +195,8 @@ def compute_indices(
         - ``n``, ``n_answered``, ``weight_sum``, ``weight_sum_answered``, ``kish_neff``,
           ``deff_kish``, ``deff``, ``flag`` (``small_n`` below ``min_n``);
         - ``criteria_used``: composites, criteria defined in the group / criteria of the
-          element or questionnaire (``"4/5"``); None on criterion rows;
+          element or questionnaire (``"4 of 5"``: :func:`criteria_used_text`); None on
+          criterion rows;
         - ``diff`` (group minus the whole file, same unit as the estimate), ``diff_se``
           (linearized SE of the difference, covariance included: R's), ``diff_p``
           (two-sided test with the intervals' small-sample rule: logit scale, stratified
@@ -1126,7 +1143,8 @@ class _Grouping:
         )
         of = np.r_[n_crit, sizes]
         used_text = np.array(
-            [[f"{u}/{o}" for u, o in zip(row, of, strict=True)] for row in used], dtype=object
+            [[criteria_used_text(u, o) for u, o in zip(row, of, strict=True)] for row in used],
+            dtype=object
         ).reshape(n_groups, 1 + n_elem)
         none_c = np.full((n_groups, 2 * n_crit), None, dtype=object)
         mean_scale = lambda a: 1 + 4 * a  # noqa: E731

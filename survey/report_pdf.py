@@ -71,11 +71,9 @@ def _get(row, name):
 
 
 def _criteria_note(used) -> str:
-    """The page's '(tính trên 4/5 tiêu chí)' as plain text ('' when all criteria count)."""
-    if not isinstance(used, str) or "/" not in used:
-        return ""
-    defined, total = used.split("/", 1)
-    return "" if defined == total else " " + _("(tính trên %(used)s tiêu chí)", used=used)
+    """The page's note as plain text, after a space ('' when all criteria count)."""
+    note = reports.criteria_note(used)
+    return " " + note if note else ""
 
 
 def _small(small: bool) -> str:

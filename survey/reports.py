@@ -26,6 +26,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from analysis import AnalysisInputError, compute_indices, write_table
+from analysis.indices import parse_criteria_used
 from analysis.questionnaire import COUNTER_QUICK, SERVICE_FIELD
 from analysis.quick import QuickIndices, quick_indices
 from analysis.weighting import NOTE_COLUMNS
@@ -890,16 +891,20 @@ def format_interval(row) -> str:
     return shown
 
 
+def criteria_note(used) -> str:
+    """'(tính trên 4/5 tiêu chí)' when a composite averages fewer criteria than it has
+    (`criteria_used`), else ''."""
+    parsed = parse_criteria_used(used)
+    if parsed is None or parsed[0] == parsed[1]:
+        return ""
+    return _("(tính trên %(used)s tiêu chí)", used=f"{parsed[0]}/{parsed[1]}")
+
+
 @bp.app_template_filter("criteria_note")
 def format_criteria_note(used) -> Markup | str:
-    """' (tính trên 4/5 tiêu chí)' when a composite averages fewer criteria than it has."""
-    if not isinstance(used, str) or "/" not in used:
-        return ""
-    defined, total = used.split("/", 1)
-    if defined == total:
-        return ""
-    return Markup(' <span class="warn">%s</span>') % _(
-        "(tính trên %(used)s tiêu chí)", used=used)
+    """criteria_note on a page, marked as a warning."""
+    note = criteria_note(used)
+    return Markup(' <span class="warn">%s</span>') % note if note else ""
 
 
 def note_lines(report: Report, code: str | None = None) -> list[str]:

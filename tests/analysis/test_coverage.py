@@ -399,7 +399,7 @@ def test_an_element_answered_by_few_is_covered():
         rows = rows[rows["ci_method"] != "none"]
         unit = rows["agency"].str[1:].astype(int).to_numpy()
         truth = 100 * (base[unit] + 0.3) / 2
-        defined = rows["criteria_used"] == "5/5"  # B answered: the truth above applies
+        defined = rows["criteria_used"] == "5 of 5"  # B answered: the truth above applies
         ok = (rows["ci_low"] <= truth) & (truth <= rows["ci_high"])
         hits.append(ok[defined.to_numpy()].to_numpy())
     covered = np.concatenate(hits).mean()

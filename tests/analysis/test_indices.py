@@ -94,7 +94,7 @@ def test_unweighted_whole_file_variance_is_the_textbook_one():
     overall = row(table, "overall", "SIPAS")
     low, high = logit_interval(overall["estimate"] / 100, overall["se"] / 100)
     assert (overall["ci_low"], overall["ci_high"]) == pytest.approx((100 * low, 100 * high))
-    assert overall["df"] == n - 1 and overall["criteria_used"] == "3/3"
+    assert overall["df"] == n - 1 and overall["criteria_used"] == "3 of 3"
 
 
 def test_edge_intervals():
@@ -124,10 +124,10 @@ def test_edge_intervals():
     assert elem["ci_low"] == pytest.approx(100 * 0.025 ** (1 / 10)) and elem["ci_high"] == 100
     missing = row(table, "element", "B", by="agency", agency="one")
     assert np.isnan(missing["estimate"]) and missing["ci_method"] == "none"
-    assert missing["criteria_used"] == "0/1" and missing["note"] == "no answers"
+    assert missing["criteria_used"] == "0 of 1" and missing["note"] == "no answers"
     overall = row(table, "overall", "SIPAS", by="agency", agency="one")
     assert overall["estimate"] == pytest.approx(50.0)  # only element A is defined
-    assert overall["criteria_used"] == "2/3"
+    assert overall["criteria_used"] == "2 of 3"
 
 
 def test_small_groups_are_flagged_not_hidden():
@@ -151,3 +151,19 @@ def test_unknown_grouping_variable():
     frame = pd.DataFrame({"q1": [4, 5], "q2": [4, 5], "q3": [4, 5]})
     with pytest.raises(analysis.AnalysisInputError, match="district"):
         table_for(frame, by="district")
+
+
+@pytest.mark.parametrize(("text", "parsed"), [
+    ("4 of 5", (4, 5)), ("4/5", (4, 5)), ("0 of 1", (0, 1)), ("12 of 12", (12, 12)),
+    ("4 / 5", None), ("4 of", None), ("", None), (None, None), (float("nan"), None),
+    ("٤ of ٥", None), ("4 of 5 ", None), ("=4/5", None),
+])
+def test_criteria_used_reads_back_and_no_spreadsheet_takes_it_for_a_date(text, parsed):
+    from analysis.indices import criteria_used_text, parse_criteria_used
+
+    assert parse_criteria_used(text) == parsed
+    if parsed is not None:
+        written = criteria_used_text(*parsed)
+        assert parse_criteria_used(written) == parsed
+        # Excel reads d/m, m/d, d-m and h:m as dates or times: none of those characters.
+        assert not set(written) & set("/-:.")
