@@ -154,6 +154,9 @@ class Response(Base):
     __tablename__ = "response"
     __table_args__ = (
         Index("ix_response_agency_submitted", "agency_id", "submitted_at"),
+        # A counter's newest responses, read from the end (integrity.RECENT on the submit
+        # path, activity.last_scanned on the staff pages): the id orders them.
+        Index("ix_response_counter_latest", "counter_id", "id"),
         # The responses whose vector is still to be computed (survey/domain/vectors.py):
         # a partial index, empty once every response is encoded, so finding them is cheap.
         Index("ix_response_unencoded", "id", sqlite_where=text("criteria_codes IS NULL"),
@@ -164,7 +167,7 @@ class Response(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    counter_id: Mapped[int] = mapped_column(ForeignKey("counter.id"), index=True)
+    counter_id: Mapped[int] = mapped_column(ForeignKey("counter.id"))
     # Copied at submit time: moving a counter to another agency later does not rewrite history.
     agency_id: Mapped[int] = mapped_column(ForeignKey("agency.id"))
     questionnaire_id: Mapped[str] = mapped_column(String(80))

@@ -159,3 +159,50 @@ def test_counters_moved_or_without_volumes_show_no_share(app, client, session, m
     page = client.get(f"/admin/agencies/{counter.agency_id}").get_data(as_text=True)
     assert "Tỷ lệ hồ sơ có phiếu hiện ra khi đã nhập số hồ sơ" in page
     assert session.get(Counter, counter.id) is not None
+
+
+def test_last_scanned_is_each_counters_newest_response_through_its_code(app, session,
+                                                                        make_counter):
+    """The newest non-paper response per counter, read from the end of the counter's index:
+    a paper sheet keyed in later (and dated earlier, as written on it) does not count."""
+    from survey.db import get_db
+
+    first, second, paper_only = (make_counter(label=label)
+                                 for label in ("Quầy 1", "Quầy 2", "Quầy giấy"))
+    empty = make_counter(label="Quầy mới")
+    now = utcnow().replace(microsecond=0)
+    for days in (30, 9, 3):
+        make_response(session, first, at=now - timedelta(days=days), commit=False)
+    make_response(session, first, at=now - timedelta(days=40), channel="paper", commit=False)
+    make_response(session, second, at=now - timedelta(hours=2), commit=False)
+    make_response(session, paper_only, at=now, channel="paper", commit=False)
+    session.commit()
+    with app.app_context():
+        seen = activity.last_scanned(get_db(), [first.id, second.id, paper_only.id,
+                                                empty.id, 2_000_000])
+        assert activity.last_scanned(get_db(), []) == {}
+    assert seen == {first.id: now - timedelta(days=3), second.id: now - timedelta(hours=2)}
+    assert all(moment.tzinfo is not None for moment in seen.values())
+
+
+def test_migration_0008_swaps_the_counter_index_both_ways(database_url):
+    from alembic import command
+    from sqlalchemy import create_engine, inspect
+
+    from survey.db import alembic_config, upgrade
+
+    engine = create_engine(database_url)
+
+    def indexes() -> dict:
+        return {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("response")}
+
+    try:
+        assert indexes()["ix_response_counter_latest"] == ["counter_id", "id"]
+        assert "ix_response_counter_id" not in indexes()
+        command.downgrade(alembic_config(database_url), "0007")
+        assert indexes()["ix_response_counter_id"] == ["counter_id"]
+        assert "ix_response_counter_latest" not in indexes()
+        upgrade(database_url)
+        assert indexes()["ix_response_counter_latest"] == ["counter_id", "id"]
+    finally:
+        engine.dispose()
