@@ -7,12 +7,13 @@ import subprocess
 import sys
 
 import pytest
+from alembic.script import ScriptDirectory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
 from survey import create_app
-from survey.db import upgrade
+from survey.db import alembic_config, upgrade
 
 from .conftest import ROOT
 
@@ -50,13 +51,37 @@ def test_healthz_is_503_before_the_migrations_run(tmp_path):
     app.extensions["survey_db"].engine.dispose()
 
 
+def set_revision(app, revision):
+    with app.extensions["survey_db"].engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = :revision"),
+                      {"revision": revision})
+
+
 def test_healthz_is_503_when_the_schema_is_behind_the_code(app, client):
-    engine = app.extensions["survey_db"].engine
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '0000_older'"))
+    # A new release installed, `flask db upgrade` not run yet: the code's last migration
+    # is missing, the server must not serve.
+    script = ScriptDirectory.from_config(alembic_config(app.config["DATABASE_URL"]))
+    (head,) = script.get_heads()
+    previous = script.get_revision(head).down_revision
+    set_revision(app, previous)
     response = client.get("/healthz")
     assert response.status_code == 503
-    assert response.get_json()["revision"] == ["0000_older"]
+    assert response.get_json() == {"status": "error", "database": "ok",
+                                    "migrations": "pending",
+                                    "revision": [previous], "head": [head]}
+
+
+def test_healthz_stays_200_when_a_newer_release_migrated_the_database(app, client):
+    # Rolling upgrade: `flask db upgrade` of the next release ran, this server still runs
+    # the previous code. The migrations keep the previous release working, so the load
+    # balancer must not take every server not yet restarted out at once.
+    (head,) = ScriptDirectory.from_config(alembic_config(app.config["DATABASE_URL"])).get_heads()
+    set_revision(app, "9999_next_release")
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok", "migrations": "ahead",
+                                   "revision": ["9999_next_release"], "head": [head],
+                                   "unknown": ["9999_next_release"]}
 
 
 def test_healthz_is_503_when_the_database_is_unreachable(tmp_path):
