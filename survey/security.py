@@ -34,20 +34,53 @@ class RowIdConverter(IntegerConverter):
         super().__init__(url_map, *args, **kwargs)
 
 
-def check_secret(app) -> None:
-    if app.config.get("SECRET_KEY"):
-        return
-    if app.debug or app.testing:
-        # Development only: a fresh key per process (sessions do not survive a restart).
-        import secrets
+# The example value of deploy/sipas.env starts so: a string published with the code, which
+# would let anyone sign a staff session. Refused whatever the mode.
+SECRET_PLACEHOLDER = "replace-with"
+# A public (https) site's key: at least this many characters (token_hex(32) gives 64).
+MIN_SECRET_LENGTH = 32
+GENERATE_SECRET = "python3 -c 'import secrets; print(secrets.token_hex(32))'"
 
-        app.config["SECRET_KEY"] = secrets.token_hex(32)
+
+def check_secret(app) -> None:
+    """Refuse to start without a usable SECRET_KEY (debug and testing make up their own).
+
+    Refused: no key outside debug/testing; deploy/sipas.env's example value, always; a key
+    shorter than MIN_SECRET_LENGTH when the site is public (PUBLIC_URL is https) outside
+    debug/testing. A short key on a plain-http address (a demo or a test server) is logged.
+    """
+    key = app.config.get("SECRET_KEY")
+    development = app.debug or app.testing
+    if not key:
+        if development:
+            # Development only: a fresh key per process (sessions do not survive a restart).
+            import secrets
+
+            app.config["SECRET_KEY"] = secrets.token_hex(32)
+            return
+        raise RuntimeError(
+            "SURVEY_SECRET_KEY is not set. Generate one with "
+            f"`{GENERATE_SECRET}` and set it in the environment "
+            "or in the instance folder's survey.env (`./dev demo` writes one there)."
+        )
+    text = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+    if text.strip().lower().startswith(SECRET_PLACEHOLDER):
+        raise RuntimeError(
+            "SURVEY_SECRET_KEY is still the example value from deploy/sipas.env, a public "
+            "string anyone could sign staff sessions with. Generate a key with "
+            f"`{GENERATE_SECRET}` and put it in /etc/sipas/sipas.env (or wherever "
+            "SURVEY_SECRET_KEY is set)."
+        )
+    if len(text.strip()) >= MIN_SECRET_LENGTH or development:
         return
-    raise RuntimeError(
-        "SURVEY_SECRET_KEY is not set. Generate one with "
-        "`python -c 'import secrets; print(secrets.token_hex(32))'` and set it in the environment "
-        "or in the instance folder's survey.env (`./dev demo` writes one there)."
-    )
+    if app.config.get("PUBLIC_URL", "").startswith("https://"):
+        raise RuntimeError(
+            f"SURVEY_SECRET_KEY is only {len(text.strip())} characters long; a public "
+            f"(https) site needs at least {MIN_SECRET_LENGTH} random characters. Generate one "
+            f"with `{GENERATE_SECRET}`."
+        )
+    app.logger.warning("SURVEY_SECRET_KEY is shorter than %d characters: fine for a test "
+                       "server, not for a public site", MIN_SECRET_LENGTH)
 
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

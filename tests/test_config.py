@@ -8,6 +8,8 @@ import pytest
 
 from survey import config, create_app
 
+from .conftest import ROOT
+
 
 def test_environment_overrides_with_the_default_types():
     loaded = config.load({"SURVEY_MIN_GROUP_N": "50", "SURVEY_COOKIE_SECURE": "false",
@@ -25,8 +27,45 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path, monkeypatch)
         create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite"})
 
 
+SIPAS_ENV = ROOT / "deploy" / "sipas.env"
+GOOD_KEY = "0123456789abcdef" * 4  # 64 characters, as token_hex(32) gives
+
+
+def production_app(tmp_path, key, public_url="https://hailong.example.vn", **extra):
+    app = create_app({"SECRET_KEY": key, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite",
+                      "PUBLIC_URL": public_url, **extra})
+    app.extensions["survey_db"].engine.dispose()
+    return app
+
+
+def test_the_example_key_of_sipas_env_is_refused(tmp_path):
+    # The operator copied deploy/sipas.env and left its example value: a string published
+    # with the code, with which anyone could sign a staff session.
+    example = config.read_env_file(SIPAS_ENV)["SURVEY_SECRET_KEY"]
+    for mode in ({}, {"TESTING": True}, {"DEBUG": True}):
+        with pytest.raises(RuntimeError, match="example value from deploy/sipas.env") as error:
+            production_app(tmp_path, example, **mode)
+        assert "secrets.token_hex(32)" in str(error.value)
+
+
+def test_a_public_site_refuses_a_short_key(tmp_path):
+    with pytest.raises(RuntimeError, match="SURVEY_SECRET_KEY is only 6 characters") as error:
+        production_app(tmp_path, "sipas1")
+    assert "secrets.token_hex(32)" in str(error.value)
+    assert production_app(tmp_path, GOOD_KEY).config["SECRET_KEY"] == GOOD_KEY
+
+
+def test_a_short_key_is_allowed_in_tests_and_on_plain_http(tmp_path, caplog):
+    # The test suite and ./dev's servers (http://127.0.0.1) use short fixed keys.
+    assert production_app(tmp_path, "t", TESTING=True).config["SECRET_KEY"] == "t"
+    assert production_app(tmp_path, "t", DEBUG=True).config["SECRET_KEY"] == "t"
+    with caplog.at_level("WARNING", logger="survey"):
+        assert production_app(tmp_path, "t", "http://127.0.0.1:5000").config["SECRET_KEY"] == "t"
+    assert "shorter than 32 characters" in caplog.text
+
+
 def test_cookies_are_secure_exactly_when_the_public_url_is_https(tmp_path):
-    base = {"SECRET_KEY": "k", "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite"}
+    base = {"SECRET_KEY": GOOD_KEY, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite"}
     https = create_app({**base, "PUBLIC_URL": "https://hailong.example.vn"})
     plain = create_app({**base, "PUBLIC_URL": "http://127.0.0.1:5000"})
     assert https.config["SESSION_COOKIE_SECURE"] is True
