@@ -142,9 +142,9 @@ def last_scanned(db: Session, counter_ids: list[int]) -> dict[int, datetime]:
     out), for the counters that have one.
 
     The last one received: for each counter, its newest non-paper response on the
-    (counter_id, id) index, read from the end (a grouped max over every response of every
-    counter took 8 s for 10,000 counters and 3 million responses on PostgreSQL; this takes
-    0.08 s). Web responses are dated when stored, so the newest is also the latest in time.
+    (counter_id, id) index, read from the end instead of a grouped max over every response
+    (bench/bench_counters.py: 10,000 counters, 3 million responses on PostgreSQL, 530 ->
+    148 ms). Web responses are dated when stored, so the newest is also the latest in time.
     """
     if not counter_ids:
         return {}

@@ -3,10 +3,11 @@
 Two reads ask for a counter's newest responses: the submit path's recent responses
 (integrity.RECENT: the counter's last three web responses, newest first) and the staff
 pages' last QR response per counter (domain/activity.last_scanned). With an index on
-counter_id alone, PostgreSQL read every response of the counter and sorted them; on
-(counter_id, id) it reads the newest entries and stops. 3 million responses over 10,000
-counters: the staff home's last responses 8.1 s -> 0.08 s, the recent read 1.5 -> 0.5 ms
-(SQLite's index already ended with the rowid; it changes nothing there).
+counter_id alone, PostgreSQL read every response of the counter; on (counter_id, id) it
+reads the newest entries and stops. bench/bench_counters.py, 3 million responses over 10,000
+counters: the last QR response of every counter 530 -> 148 ms, of one agency's ten counters
+4.7 -> 0.8 ms, the submit path's recent read 0.41 -> 0.23 ms, and these no longer grow with a
+counter's history (SQLite's index already ended with the rowid; nothing changes there).
 
 The new index replaces ix_response_counter_id, which it makes redundant. Built inside the
 upgrade's transaction: about 2 s per 3 million responses on PostgreSQL, while submissions
