@@ -213,6 +213,16 @@ def demo_command(responses, reset):
         # Restarting the demo must not pile up another batch of synthetic answers.
         responses = 0
     else:
+        # Staff accounts but no agencies: most likely a real installation's database after
+        # `create-user admin`, not a demo one. Seeding there would add the demo province
+        # and fail on the existing login (or hand it the demo's public password).
+        taken = db.scalars(select(StaffUser.login).where(
+            StaffUser.login.in_([login for login, *_rest in DEMO_USERS]))).all()
+        if taken:
+            raise click.ClickException(
+                f"this database already has the staff account(s) {', '.join(sorted(taken))}; "
+                "the demo province goes into an empty database (a new SURVEY_DATABASE_URL, "
+                "or --reset on a demo database)")
         counters = seed_agencies(db, current_app.config["DEFAULT_QUESTIONNAIRE"])
         db.flush()
         agency_ids = dict(db.execute(select(Agency.code, Agency.id)).all())

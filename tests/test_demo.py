@@ -52,3 +52,21 @@ def test_real_submissions_after_seeding_are_stored(runner, session, client, open
         response = client.post(f"/r/{token}", data={**hidden, **complete_answers()})
         assert response.status_code == 303
     assert count(session, Response) == 33
+
+
+def test_demo_on_a_database_with_a_real_admin_stops_with_one_line(runner, session, client):
+    # deploy.md step 5 created `admin`; `flask demo` on that database used to end in an
+    # IntegrityError traceback (or could have handed the account the demo's password).
+    created = runner.invoke(args=["create-user", "admin", "--role", "admin",
+                                  "--password", "mật-khẩu-thật-2026"])
+    assert created.exit_code == 0, created.output
+    result = runner.invoke(args=["demo", "--responses", "20"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: this database already has the staff account(s) admin; the demo province goes "
+        "into an empty database (a new SURVEY_DATABASE_URL, or --reset on a demo database)"]
+    assert isinstance(result.exception, SystemExit)  # no traceback
+    assert count(session, Agency) == 0 and count(session, Response) == 0
+    # The real account keeps its own password.
+    login(client, ADMIN_LOGIN, ADMIN_PASSWORD, expect=422)
+    login(client, ADMIN_LOGIN, "mật-khẩu-thật-2026")
