@@ -1,11 +1,17 @@
 """Restore drill: dump the database, restore it into a new one, compare, serve from it.
 
 Run it on the database server (or anywhere with pg_dump/pg_restore of the server's major
-version and a role allowed to CREATE DATABASE), as the service's environment:
+version and a role allowed to CREATE DATABASE), with the app's virtual environment
+(docs/deploy.md installs this file as /opt/sipas/restore_drill.py, readable by postgres):
 
-    SURVEY_DATABASE_URL=postgresql+psycopg://sipas@/sipas?host=/run/postgresql \\
-        /opt/sipas/venv/bin/python restore_drill.py [--target NAME] [--keep]
-    ... restore_drill.py --dump-file /var/backups/sipas/sipas-2026-01-31.dump
+    SURVEY_DATABASE_URL='postgresql+psycopg://postgres@/sipas?host=/run/postgresql' \\
+        /opt/sipas/venv/bin/python /opt/sipas/restore_drill.py [--target NAME] [--keep]
+    ... restore_drill.py --dump-file /var/backups/sipas/sipas-2026-01-31T0230.dump
+    ... restore_drill.py --dump-file - < /var/backups/sipas/sipas-2026-01-31T0230.dump
+
+`--dump-file -` reads the backup from standard input: the role that may create databases
+(postgres) need not be able to read the backup folder, which belongs to the service user;
+the shell that runs the command opens the file.
 
 Without --dump-file it takes a fresh dump (same flags as the nightly backup in
 docs/deploy.md) inside a snapshot whose row counts it records, so the counts compare exactly
@@ -86,8 +92,13 @@ def database_exists(url: URL, name: str) -> bool:
         engine.dispose()
 
 
+# `--dump-file -`: the dump comes on standard input.
+STDIN = Path("-")
+
+
 def restore(url: URL, target: str, path: Path) -> URL:
-    """CREATE DATABASE target, pg_restore the dump into it; the target's URL."""
+    """CREATE DATABASE target, pg_restore the dump into it (STDIN: from standard input,
+    which pg_restore inherits); the target's URL."""
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
@@ -95,8 +106,9 @@ def restore(url: URL, target: str, path: Path) -> URL:
     finally:
         engine.dispose()
     args, env = libpq_args(url)
+    source = [] if path == STDIN else [str(path)]
     subprocess.run(["pg_restore", "--exit-on-error", "--no-owner", "--no-privileges",
-                    *args, "--dbname", target, str(path)], check=True, env=env)
+                    *args, "--dbname", target, *source], check=True, env=env)
     return url.set(database=target)
 
 
@@ -145,7 +157,8 @@ def main(argv=None) -> int:
     parser.add_argument("--database-url", default=os.environ.get("SURVEY_DATABASE_URL"),
                         help="the live database (default: SURVEY_DATABASE_URL)")
     parser.add_argument("--dump-file", type=Path,
-                        help="restore this backup instead of taking a fresh dump")
+                        help="restore this backup instead of taking a fresh dump "
+                             "('-': read it from standard input)")
     parser.add_argument("--target", default=f"restore_drill_{secrets.token_hex(4)}",
                         help="name of the database to restore into (must not exist)")
     parser.add_argument("--keep", action="store_true", help="keep the restored database")
@@ -153,6 +166,9 @@ def main(argv=None) -> int:
     if not options.database_url or not options.database_url.startswith("postgresql"):
         parser.error("a PostgreSQL --database-url (or SURVEY_DATABASE_URL) is required")
     url = make_url(options.database_url)
+    if options.dump_file == STDIN and sys.stdin.isatty():
+        parser.error("--dump-file - reads the backup from standard input: redirect it from "
+                     "the file (... --dump-file - < /var/backups/sipas/sipas-....dump)")
 
     if database_exists(url, options.target):
         parser.error(f"database {options.target} exists; choose another --target")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -11,20 +12,28 @@ from alembic.script import ScriptDirectory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from survey import create_app
 from survey.db import alembic_config, upgrade
 
 from .conftest import ROOT
 
+# deploy/restore_drill.py is a script, not a module of the package: loaded from its file.
+DRILL = ROOT / "deploy" / "restore_drill.py"
+_spec = importlib.util.spec_from_file_location("restore_drill", DRILL)
+drill = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(drill)
+
 POSTGRES = [pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
-def run_drill(*args) -> subprocess.CompletedProcess:
+def run_drill(*args, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
     """deploy/restore_drill.py as an operator runs it, on this checkout's code."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, ROOT / "deploy" / "restore_drill.py", *args],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    return subprocess.run([sys.executable, DRILL, *args],
+                          stdin=stdin, capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env=env)
 
 
 def test_healthz_is_ok_on_a_migrated_database(client):
@@ -148,3 +157,26 @@ def test_restore_drill_reports_a_backup_file_that_is_not_a_dump(app, database_ur
         after = {row[0] for row in conn.execute(text("SELECT datname FROM pg_database"))}
     engine.dispose()
     assert after == before
+
+
+@pytest.mark.parametrize("database_url", POSTGRES, indirect=True)
+def test_restore_drill_reads_last_nights_backup_from_standard_input(app, runner, database_url,
+                                                                   tmp_path):
+    # deploy.md step 10: the backups belong to sipas (0750), the drill runs as postgres;
+    # root's shell opens the file and hands it over as standard input.
+    assert runner.invoke(args=["demo", "--responses", "25"]).exit_code == 0
+    url = make_url(database_url)
+    backup = tmp_path / "sipas-2026-01-31T0230.dump"
+    args, env = drill.libpq_args(url)
+    # The nightly backup's command (deploy/sipas-backup.service).
+    subprocess.run(["pg_dump", "--format=custom", "--compress=6", "--file", str(backup), *args,
+                    url.database], check=True, env=env)
+
+    with backup.open("rb") as dump:
+        result = run_drill("--database-url", database_url, "--dump-file", "-", stdin=dump)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.split() == ["response", "25"] for line in lines), result.stdout
+    assert "  /healthz: 200" in result.stdout
+    assert lines[-1] == "restore drill passed"
