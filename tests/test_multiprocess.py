@@ -24,6 +24,7 @@ pytestmark = pytest.mark.parametrize(
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 MAX_FAILURES = 3
+SECRET = "one-secret-for-every-server"
 
 
 def free_port() -> int:
@@ -42,7 +43,7 @@ class Server:
                "PYTHONPATH": str(ROOT),
                "SURVEY_DATABASE_URL": database_url,
                # The same secret on every server: sessions and throttle keys are shared.
-               "SURVEY_SECRET_KEY": "one-secret-for-every-server",
+               "SURVEY_SECRET_KEY": SECRET,
                "SURVEY_PUBLIC_URL": "http://127.0.0.1",
                "SURVEY_LOGIN_MAX_FAILURES": str(MAX_FAILURES),
                "GUNICORN_BIND": f"127.0.0.1:{self.port}",
@@ -149,3 +150,78 @@ def test_two_servers_share_sessions_and_the_login_throttle(servers, make_counter
     assert [r["status"] for r in records if r["path"] == "/admin/login"][-1] == 429
     assert "127.0.0.1" not in log.replace(f"127.0.0.1:{a.port}", "")
     assert counter.token not in log
+
+
+def hidden_fields(page: str) -> dict:
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+
+
+def test_two_servers_share_receipt_codes_served_pages_and_the_report_cache(
+        servers, session, database_url, make_counter):
+    from sqlalchemy import func, select
+
+    from survey import create_app, receipts
+    from survey.db import get_db
+    from survey.models import ReportCache, Response
+
+    from .factories import make_response
+
+    a, b = servers
+    # A receipt code is one response, whichever server each page came from and went to.
+    counter = make_counter(questionnaire_id="counter-quick")
+    counter.requires_receipt = True
+    session.commit()
+    # Issued as the one-stop system's API would, under the servers' secret (codes are
+    # stored as keyed hashes).
+    issuer = create_app({"SECRET_KEY": SECRET, "DATABASE_URL": database_url})
+    with issuer.app_context():
+        db = get_db()
+        (code,), _expires = receipts.issue_codes(db, counter.id, 1, "slip", 30)
+        db.commit()
+    issuer.extensions["survey_db"].engine.dispose()
+    path = f"/r/{counter.token}?ma={code}"
+    first = hidden_fields(a.request("GET", path, {})[1])
+    second = hidden_fields(b.request("GET", path, {})[1])
+    status, _, location = b.request("POST", path, {}, {**first, "overall": "3"})
+    assert status == 303 and location.endswith("/cam-on")  # A's page, sent to B
+    status, page, _ = a.request("POST", path, {}, {**second, "overall": "2"})
+    assert status == 409 and "Mã này đã được dùng" in page
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Response)) == 1
+
+    # The report cache: computed through A, served by B as it is; refreshed through B after
+    # new data, served by A as B left it.
+    for _ in range(4):
+        make_response(session, counter, {"overall": 3}, commit=False)
+    session.commit()
+    cookies: dict = {}
+    assert a.login(cookies, "canbo-mot", PASSWORD) == 303
+
+    def cache_rows() -> dict:
+        session.expire_all()
+        return {row.key: (row.version, row.created_at)
+                for row in session.scalars(select(ReportCache))}
+
+    report = "/reports/?questionnaire=counter-quick"
+    status, through_a, _ = a.request("GET", report, cookies)
+    # These four (the code's response, sent at once, is flagged "fast": not counted).
+    assert status == 200 and "Số lượt đánh giá: 4." in through_a
+    computed = cache_rows()
+    assert computed
+    status, through_b, _ = b.request("GET", report, cookies)
+    assert status == 200 and cache_rows() == computed  # B read A's rows, wrote nothing
+    assert strip_tokens(through_b) == strip_tokens(through_a)
+
+    make_response(session, counter, {"overall": 1, "reasons": [1]})
+    status, refreshed_b, _ = b.request("GET", report, cookies)
+    refreshed = cache_rows()
+    assert status == 200 and refreshed != computed  # new data: B recomputed and stored
+    status, refreshed_a, _ = a.request("GET", report, cookies)
+    assert status == 200 and cache_rows() == refreshed  # A served B's refreshed rows
+    assert strip_tokens(refreshed_a) == strip_tokens(refreshed_b)
+    assert "Số lượt đánh giá: 5." in refreshed_a
+
+
+def strip_tokens(page: str) -> str:
+    """A page without what differs per request (CSRF tokens, nonces)."""
+    return re.sub(r'(value|nonce)="[^"]*"', "", page)
