@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -14,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from survey import create_app
+from survey import config, create_app
 from survey.db import alembic_config, upgrade
 
 from .conftest import ROOT
@@ -180,3 +183,55 @@ def test_restore_drill_reads_last_nights_backup_from_standard_input(app, runner,
     assert any(line.split() == ["response", "25"] for line in lines), result.stdout
     assert "  /healthz: 200" in result.stdout
     assert lines[-1] == "restore drill passed"
+
+
+SIPAS_ENV = ROOT / "deploy" / "sipas.env"
+
+
+def sourced_by_sh(env_file) -> dict[str, str]:
+    """SURVEY_* as `set -a; . sipas.env` exports them (deploy/sipas-flask does so)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SURVEY_")}
+    script = ('set -a; . "$1"; exec "$2" -c "import json, os; print(json.dumps('
+              '{k: v for k, v in os.environ.items() if k.startswith(\'SURVEY_\')}))"')
+    out = subprocess.run(["sh", "-c", script, "sh", str(env_file), sys.executable], env=env,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_sipas_env_reads_the_same_in_sh_and_in_systemd(tmp_path):
+    # systemd's EnvironmentFile (like config.read_env_file) strips the quotes of a quoted
+    # value; sh needs them: unquoted, `...?host=/x&port=5433` ended at `&` for sh.
+    lines = [line for line in SIPAS_ENV.read_text(encoding="utf-8").splitlines()
+             if line and not line.startswith("#")]
+    assert lines and all(re.fullmatch(r"SURVEY_[A-Z_]+='[^']*'", line) for line in lines), lines
+    assert sourced_by_sh(SIPAS_ENV) == config.read_env_file(SIPAS_ENV)
+
+    url = "postgresql+psycopg://sipas@/sipas?host=/run/postgresql&port=5433"
+    edited = tmp_path / "sipas.env"
+    edited.write_text(SIPAS_ENV.read_text(encoding="utf-8").replace(
+        "'postgresql+psycopg://sipas@/sipas?host=/run/postgresql'", f"'{url}'"),
+        encoding="utf-8")
+    assert sourced_by_sh(edited)["SURVEY_DATABASE_URL"] == url
+    assert config.read_env_file(edited)["SURVEY_DATABASE_URL"] == url
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runuser"),
+                    reason="runuser runs as root only")
+def test_sipas_flask_runs_a_command_with_the_env_file_only(tmp_path):
+    """deploy/sipas-flask db upgrade, as root runs it from a checkout (here as root itself)."""
+    database = tmp_path / "sipas.sqlite"
+    env_file = tmp_path / "sipas.env"
+    env_file.write_text(f"SURVEY_SECRET_KEY='{'k' * 64}'\n"
+                        f"SURVEY_DATABASE_URL='sqlite:///{database}'\n"
+                        "SURVEY_PUBLIC_URL='https://hailong.example.gov.vn'\n", encoding="utf-8")
+    # Nothing from the caller's shell reaches the command: not even a database URL.
+    env = {**os.environ, "SIPAS_USER": "root", "SIPAS_ENV": str(env_file),
+           "SIPAS_VENV": sys.prefix, "SURVEY_DATABASE_URL": f"sqlite:///{tmp_path}/other.sqlite"}
+    result = subprocess.run([ROOT / "deploy" / "sipas-flask", "db", "upgrade"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert database.exists() and not (tmp_path / "other.sqlite").exists()
+    engine = create_engine(f"sqlite:///{database}")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    engine.dispose()
