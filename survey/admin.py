@@ -681,8 +681,10 @@ def paper_entry(counter_id):
     posted_date = request.form.get(SHEET_DATE)
     day, date_error = sheet_date(posted_date)
     if not valid or date_error:
+        # A valid date as the date input takes it (it drops "25/11/2026"), else as typed.
         return _entry_page(counter, questionnaire, form, status=422, stored=stored,
-                           date_error=date_error, date_value=posted_date)
+                           date_error=date_error,
+                           date_value=day.isoformat() if day else posted_date)
     response_id = public.store_response(counter, questionnaire, form, channel="paper",
                                         submitted_at=sheet_moment(day))
     if response_id is not None:  # None: the same sheet sent twice, stored once already

@@ -135,6 +135,8 @@ def test_a_sheet_counts_on_the_date_written_on_it(client, session, make_counter)
     assert local_day(response) == (written, 12)  # noon: the hour is not on the sheet
     [event] = session.scalars(select(AuditEvent).where(AuditEvent.entity == "response")).all()
     assert written.isoformat() in str(event.after)
+    log = client.get("/admin/audit").get_data(as_text=True)
+    assert "Ngày ghi trên phiếu" in log and written.strftime("%d/%m/%Y") in log
     # The next sheet of the batch keeps the date; a date in the address is checked again.
     following = client.get(sent.headers["Location"]).get_data(as_text=True)
     assert f'name="sheet_date" value="{written.isoformat()}"' in following
@@ -181,6 +183,11 @@ def test_a_wrong_sheet_date_is_named_and_stores_nothing(client, session, make_co
         html = refused.get_data(as_text=True)
         assert message in html, value
         assert 'href="#sheet-date"' in html and 'value="3" checked' in html, value
+    # A typed date that is right, with an answer missing: the date input gets it as ISO.
+    typed = (today - timedelta(days=3)).strftime("%d/%m/%Y")
+    missing = key_in(client, counter.id, overall="1", sheet_date=typed)  # reasons missing
+    assert missing.status_code == 422
+    assert f'value="{(today - timedelta(days=3)).isoformat()}"' in missing.get_data(as_text=True)
     assert counts(session) == before
 
 

@@ -76,6 +76,7 @@ FIELD_LABELS = {
     "created": _l("Thêm mới"),
     "updated": _l("Cập nhật"),
     "periods": _l("Kỳ"),
+    "sheet_date": _l("Ngày ghi trên phiếu"),
 }
 PASSWORD_WORDS = {"set": _l("đã đặt"), "changed": _l("đã đổi")}
 
@@ -99,6 +100,9 @@ def value_words(key: str, value, questionnaire_title=str, role_label=str, level_
         return level_label(value)
     if key == "password":
         return str(PASSWORD_WORDS.get(value, value))
+    if key == "sheet_date" and isinstance(value, str) and len(value) == 10:
+        year, month, day = value.split("-")  # stored as YYYY-MM-DD, read as written in Vietnam
+        return f"{day}/{month}/{year}"
     if isinstance(value, bool):
         return str(_l("Có") if value else _l("Không"))
     if isinstance(value, list | tuple):
