@@ -235,3 +235,31 @@ def test_sipas_flask_runs_a_command_with_the_env_file_only(tmp_path):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
+
+
+NGINX = os.environ.get("SIPAS_TEST_NGINX") or shutil.which("nginx")
+
+
+@pytest.mark.skipif(not NGINX or not shutil.which("openssl"),
+                    reason="nginx (or SIPAS_TEST_NGINX=path) and openssl needed")
+def test_nginx_site_passes_nginx_t(tmp_path):
+    # `http2 on;` exists only from nginx 1.25.1: Debian 12's 1.22 failed `nginx -t` on it.
+    certs = tmp_path / "live"
+    certs.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=hailong.example.gov.vn",
+                    "-keyout", certs / "privkey.pem", "-out", certs / "fullchain.pem"],
+                   check=True, capture_output=True)
+    site = (ROOT / "deploy" / "nginx-sipas.conf").read_text(encoding="utf-8").replace(
+        "/etc/letsencrypt/live/hailong.example.gov.vn", str(certs))
+    (tmp_path / "site.conf").write_text(site, encoding="utf-8")
+    temp = " ".join(f"{name}_temp_path {tmp_path / name};"
+                    for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path / 'nginx.pid'}; error_log stderr; events {{}}\n"
+        f"http {{ access_log off; {temp} include {tmp_path / 'site.conf'}; }}\n",
+        encoding="utf-8")
+    result = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
