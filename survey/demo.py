@@ -28,8 +28,11 @@ from .models import (
 from .questionnaires import registry
 
 PROVINCE = ("QT", "UBND tỉnh Quảng Trị", "province")
-# (code, name, level, counters): the addressees of the 2020 letter, then the provincial
-# public administration service centre that hosts most counters today.
+# (code, name, level, counters) on the map since 1 July 2025 (two tiers of local government;
+# Quảng Bình merged into Quảng Trị): the provincial public administration service centre
+# that hosts most counters, the departments and agencies the 2020 letter addressed, the
+# wards' and the special zone's one-stop counters in place of the district People's
+# Committees it addressed (abolished), and the vertically organised agencies.
 AGENCIES = [
     ("TTPVHCC", "Trung tâm Phục vụ hành chính công tỉnh", "province",
      ["Quầy 1 – Tiếp nhận chung", "Quầy 2 – Trả kết quả", "Quầy 3 – Tư pháp"]),
@@ -44,19 +47,18 @@ AGENCIES = [
     ("SGDDT", "Sở Giáo dục và Đào tạo", "department", ["Quầy Giáo dục"]),
     ("SYT", "Sở Y tế", "department", ["Quầy Y tế", "Quầy Dược"]),
     ("BQLKKT", "Ban Quản lý Khu kinh tế tỉnh", "department", ["Quầy Khu kinh tế"]),
-    ("DONGHA", "UBND thành phố Đông Hà", "district", ["Quầy 1 – Đất đai", "Quầy 2 – Hộ tịch"]),
-    ("TXQT", "UBND thị xã Quảng Trị", "district", ["Quầy Một cửa"]),
-    ("VINHLINH", "UBND huyện Vĩnh Linh", "district", ["Quầy Một cửa"]),
-    ("GIOLINH", "UBND huyện Gio Linh", "district", ["Quầy Một cửa"]),
-    ("CAMLO", "UBND huyện Cam Lộ", "district", ["Quầy Một cửa"]),
-    ("TRIEUPHONG", "UBND huyện Triệu Phong", "district", ["Quầy Một cửa"]),
-    ("HAILANG", "UBND huyện Hải Lăng", "district", ["Quầy Một cửa", "Quầy Đất đai"]),
-    ("HUONGHOA", "UBND huyện Hướng Hóa", "district", ["Quầy Một cửa"]),
-    ("DAKRONG", "UBND huyện Đakrông", "district", ["Quầy Một cửa"]),
-    ("CONCO", "UBND huyện Cồn Cỏ", "district", ["Quầy Một cửa"]),
+    ("DONGHOI", "UBND phường Đồng Hới", "commune", ["Quầy 1 – Đất đai", "Quầy 2 – Hộ tịch"]),
+    ("DONGTHUAN", "UBND phường Đồng Thuận", "commune", ["Quầy Một cửa"]),
+    ("DONGSON", "UBND phường Đồng Sơn", "commune", ["Quầy Một cửa"]),
+    ("BADON", "UBND phường Ba Đồn", "commune", ["Quầy Một cửa"]),
+    ("BACGIANH", "UBND phường Bắc Gianh", "commune", ["Quầy Một cửa"]),
+    ("DONGHA", "UBND phường Đông Hà", "commune", ["Quầy 1 – Đất đai", "Quầy 2 – Hộ tịch"]),
+    ("NAMDONGHA", "UBND phường Nam Đông Hà", "commune", ["Quầy Một cửa"]),
+    ("QUANGTRI", "UBND phường Quảng Trị", "commune", ["Quầy Một cửa"]),
+    ("CONCO", "UBND đặc khu Cồn Cỏ", "commune", ["Quầy Một cửa"]),
     ("CAT", "Công an tỉnh", "vertical", ["Quầy Cư trú", "Quầy Căn cước", "Quầy Xuất nhập cảnh"]),
     ("BCHQS", "Bộ Chỉ huy Quân sự tỉnh", "vertical", ["Quầy Một cửa"]),
-    ("CTHUE", "Cục Thuế tỉnh", "vertical", ["Quầy Thuế"]),
+    ("THUE", "Thuế tỉnh Quảng Trị", "vertical", ["Quầy Thuế"]),
     ("CHQ", "Cục Hải quan tỉnh", "vertical", ["Quầy Hải quan"]),
     ("BHXH", "Bảo hiểm xã hội tỉnh", "vertical", ["Quầy Bảo hiểm xã hội"]),
     ("BUUDIEN", "Bưu điện tỉnh", "vertical", ["Quầy Bưu chính công ích"]),
