@@ -54,6 +54,7 @@ from .domain.scope import subtree_ids
 from .domain.text import clean
 from .domain.users import login_error, normalize_login, password_error, role_agency_error
 from .forms import InvalidSubmission, StaffForm, form_class
+from .i18n import in_english
 from .models import (
     ROLES,
     Agency,
@@ -591,6 +592,17 @@ def _sheet_days() -> tuple[date, date]:
     return today - SHEET_MAX_AGE, today
 
 
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _written(day: date) -> str:
+    """A date in a message: 03/12/2026 in Vietnamese; in English 3 Dec 2026, which no
+    reader takes for 12 March."""
+    if in_english():
+        return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+    return day.strftime("%d/%m/%Y")
+
+
 def _parse_day(value: str) -> date | None:
     """YYYY-MM-DD (what a date input sends) or day/month/year (what a clerk types where the
     browser has no date picker: 25/11/2026, 25-11-2026, 25.11.2026); None if not a day."""
@@ -622,12 +634,12 @@ def sheet_date(value: str | None) -> tuple[date | None, str | None]:
                        "ngày/tháng/năm (ví dụ 25/11/2026).")
     if day > today:
         return None, _("Ngày ghi trên phiếu không thể sau hôm nay (%(today)s).",
-                       today=today.strftime("%d/%m/%Y"))
+                       today=_written(today))
     if day < earliest:
         return None, _(
-            "Phiếu ghi ngày trước %(earliest)s: quá một năm, không nhập ở đây được. Phiếu cũ "
-            "hơn xin nhập bằng tệp CSV và phân tích bằng lệnh python -m analysis.",
-            earliest=earliest.strftime("%d/%m/%Y"))
+            "Phiếu ghi ngày trước %(earliest)s: quá một năm, không nhập ở đây được. Xin "
+            "chuyển các phiếu cũ hơn cho cán bộ phân tích (họ nhập bằng tệp CSV theo mẫu).",
+            earliest=_written(earliest))
     return day, None
 
 

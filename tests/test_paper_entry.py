@@ -126,6 +126,9 @@ def test_a_sheet_counts_on_the_date_written_on_it(client, session, make_counter)
     page = client.get(f"/admin/counters/{counter.id}/paper").get_data(as_text=True)
     assert f'name="sheet_date" value="{today.isoformat()}"' in page
     assert "Ngày ghi trên phiếu" in page
+    # Back after a save shows a blank sheet, not the last one's ticks ready to be saved
+    # again; the numbers stay the printed sheet's (survey.js leaves them).
+    assert 'autocomplete="off" data-fixed-numbers' in page
 
     written = today - timedelta(days=40)
     sent = key_in(client, counter.id, overall="3", sheet_date=written.isoformat())
@@ -188,6 +191,11 @@ def test_a_wrong_sheet_date_is_named_and_stores_nothing(client, session, make_co
     missing = key_in(client, counter.id, overall="1", sheet_date=typed)  # reasons missing
     assert missing.status_code == 422
     assert f'value="{(today - timedelta(days=3)).isoformat()}"' in missing.get_data(as_text=True)
+    english = key_in(client, counter.id, overall="3",
+                     sheet_date=(today + timedelta(days=1)).isoformat(), _lang="en")
+    assert english.status_code == 422
+    assert f"cannot be after today ({today.day} {today:%b} {today.year})" in english.get_data(
+        as_text=True)  # not 12/03/2026, which reads as 12 March in English
     assert counts(session) == before
 
 

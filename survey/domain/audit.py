@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 from sqlalchemy.orm import Session
 
 from ..models import AuditEvent, StaffUser
@@ -38,7 +39,8 @@ ACTION_LABELS = {
     "issue_token": _l("Cấp mã QR mới"),
     "import": _l("Nhập từ tệp CSV"),
     "login": _l("Đăng nhập"),
-    "paper_entry": _l("Nhập phiếu giấy"),
+    # (Contexts: one record in the log, where the same words elsewhere name a page or list.)
+    "paper_entry": lazy_pgettext("audit", "Nhập phiếu giấy"),
     "receipt_batch": _l("In lô mã biên nhận"),
     "issue_api_key": _l("Cấp khóa API"),
     "revoke_api_key": _l("Thu hồi khóa API"),
@@ -46,8 +48,8 @@ ACTION_LABELS = {
 ENTITY_LABELS = {
     "agency": _l("Cơ quan"),
     "counter": _l("Quầy"),
-    "staff_user": _l("Tài khoản"),
-    "response": _l("Phiếu"),
+    "staff_user": lazy_pgettext("audit", "Tài khoản"),
+    "response": lazy_pgettext("audit", "Phiếu"),
     "api_key": _l("Khóa API"),
     "service_volume": _l("Số hồ sơ đã giải quyết"),
 }

@@ -39,6 +39,8 @@
   // The same questions carry the numbers 1..n (the server numbers every question, as on
   // paper: without this script every question is on the page).
   var template = form.getAttribute("data-progress");
+  // Staff keying in a paper sheet follow the printed numbers: every question keeps its own.
+  var fixedNumbers = form.hasAttribute("data-fixed-numbers");
   var progress = null;
   if (template) {
     progress = document.createElement("p");
@@ -55,7 +57,9 @@
       if (!shown(q)) continue;
       total++;
       var number = q.querySelector(".n");
-      if (number && number.textContent !== String(total)) number.textContent = total;
+      if (number && !fixedNumbers && number.textContent !== String(total)) {
+        number.textContent = total;
+      }
       var text = q.querySelector("textarea");
       if (text ? text.value.replace(/\s+/g, "") !== "" : q.querySelector("input:checked")) done++;
     }
